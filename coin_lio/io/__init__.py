@@ -1,0 +1,1 @@
+"""Message <-> numpy conversions, duck-typed so they serve rclpy messages and rosbags messages alike."""

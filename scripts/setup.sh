@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Idempotent set-up of the development venv (.venv): pinned ROS 2 Kilted wheels + Python deps,
+# the suite's interfaces built into the venv with colcon, the Python packages installed editable.
+# Each step is skipped when the inputs it depends on are unchanged (a second run takes seconds).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+VENV=${VENV:-$ROOT/.venv}
+PY=${PYTHON:-python3}
+STAMPS=$VENV/.stamps
+log() { printf '[setup] %s\n' "$*"; }
+hash_of() { cat "$@" 2>/dev/null | sha256sum | cut -c1-16; }
+t0=$(date +%s)
+
+# 1. System tools (Debian): only what is missing, only when we may install.
+missing=()
+for tool in cmake:cmake g++:g++ make:make; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
+done
+if ((${#missing[@]})); then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing Debian packages: ${missing[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+  else
+    echo "[setup] missing tools: ${missing[*]} (install them, e.g. sudo apt-get install ${missing[*]})" >&2
+    exit 1
+  fi
+fi
+
+# 2. The venv and its pinned packages.
+[ -x "$VENV/bin/python" ] || { log "creating $VENV"; "$PY" -m venv "$VENV"; }
+mkdir -p "$STAMPS"
+req_hash=$(hash_of requirements/*.txt)
+if [ "$(cat "$STAMPS/pip" 2>/dev/null)" != "$req_hash" ]; then
+  log "installing pinned Python packages (ROS 2 Kilted wheels, numpy, torch CPU, ...)"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
+    -c requirements/constraints.txt -r requirements/ros.txt -r requirements/base.txt 2>&1 \
+    | { grep -v "^WARNING: Location" || true; }
+  if "$VENV/bin/python" -m pip show -q torchvision >/dev/null 2>&1; then
+    echo "[setup] torchvision got installed: it breaks torch and transformers here; remove it" >&2
+    exit 1
+  fi
+  echo "$req_hash" > "$STAMPS/pip"
+fi
+
+# 3. The wheels' exported CMake targets name the wheel builder's include dirs; point them at ours.
+PYINC=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
+NPINC=$("$VENV/bin/python" -c 'import numpy; print(numpy.get_include())')
+grep -rl '/opt/python/cp311-cp311/' "$VENV/share" --include='*.cmake' 2>/dev/null | xargs -r sed -i \
+  -e "s#/opt/python/cp311-cp311/include/python3.11#$PYINC#g" \
+  -e "s#/opt/python/cp311-cp311/lib/python3.11/site-packages/numpy/_core/include#$NPINC#g" || true
+
+# 4. Build this package (interfaces, executables, launch/config) into the venv with colcon.
+build_hash=$( { hash_of package.xml CMakeLists.txt msg/* srv/* action/*; ls launch config; } | sha256sum | cut -c1-16)
+if [ "$(cat "$STAMPS/colcon" 2>/dev/null)" != "$build_hash" ]; then
+  log "building coin_lio_suite (interfaces) with colcon"
+  mkdir -p "$ROOT/.colcon"
+  AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV" PATH="$VENV/bin:$PATH" \
+    "$VENV/bin/colcon" --log-base "$ROOT/.colcon/log" build --base-paths "$ROOT" \
+      --build-base "$ROOT/.colcon/build" --merge-install --install-base "$VENV" --symlink-install \
+      --event-handlers console_direct- \
+      --cmake-args -DPython3_EXECUTABLE="$VENV/bin/python" -DBUILD_TESTING=OFF \
+        -DCOIN_LIO_SUITE_INSTALL_PYTHON=OFF > "$ROOT/.colcon/last_build.log" 2>&1 \
+    || { tail -40 "$ROOT/.colcon/last_build.log"; echo "[setup] colcon build failed (full log: .colcon/last_build.log)" >&2; exit 1; }
+  echo "$build_hash" > "$STAMPS/colcon"
+fi
+
+# 5. The Python packages, editable, with their console scripts (offline tools).
+py_hash=$(hash_of setup.py)
+if [ "$(cat "$STAMPS/editable" 2>/dev/null)" != "$py_hash" ]; then
+  log "installing coin_lio, learned_nodes, suite_tools (editable)"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e "$ROOT" 2>&1 | { grep -v "^WARNING: Location" || true; }
+  echo "$py_hash" > "$STAMPS/editable"
+fi
+
+log "ready in $(( $(date +%s) - t0 )) s: $VENV"

@@ -1,0 +1,29 @@
+"""Python-only install of the suite: `pip install .` gives the offline tools without ROS.
+
+On a robot the package is built with colcon (CMakeLists.txt), which installs the same Python
+packages and wraps the node executables into lib/coin_lio_suite for `ros2 run`/`ros2 launch`.
+"""
+from setuptools import find_packages, setup
+
+# Node executables: keep in step with SUITE_EXECUTABLES in CMakeLists.txt.
+NODES = [
+    "suite_probe_node=suite_tools.probe_node:main",
+    "suite_echo_service_node=suite_tools.echo_service_node:main",
+]
+TOOLS = [
+    "coin-lio-suite-launch=suite_tools.launcher.cli:main",
+    "coin-lio-suite-play=suite_tools.bag_player:main",
+    "coin-lio-suite-demo=suite_tools.demo:main",
+]
+
+setup(
+    # Not "coin_lio_suite": that distribution name belongs to the generated interface package.
+    name="coin-lio-suite-python",
+    version="0.1.0",
+    description="COIN-LIO odometry and learned-model servers for ROS 2",
+    packages=find_packages(include=["coin_lio*", "learned_nodes*", "suite_tools*"]),
+    python_requires=">=3.10",
+    install_requires=["numpy", "scipy", "pyyaml", "rosbags", "tqdm"],
+    extras_require={"learned": ["torch", "safetensors", "transformers"]},
+    entry_points={"console_scripts": NODES + TOOLS},
+)
