@@ -7,8 +7,8 @@ from setuptools import find_packages, setup
 
 # Node executables: keep in step with SUITE_EXECUTABLES in CMakeLists.txt.
 NODES = [
-    "suite_probe_node=suite_tools.probe_node:main",
-    "suite_echo_service_node=suite_tools.echo_service_node:main",
+    "topic_monitor=suite_tools.topic_monitor:main",
+    "bag_player=suite_tools.bag_player:main",
 ]
 TOOLS = [
     "coin-lio-suite-launch=suite_tools.launcher.cli:main",

@@ -55,6 +55,7 @@ build_hash=$( { hash_of package.xml CMakeLists.txt msg/* srv/* action/*; ls laun
 if [ "$(cat "$STAMPS/colcon" 2>/dev/null)" != "$build_hash" ]; then
   log "building coin_lio_suite (interfaces) with colcon"
   mkdir -p "$ROOT/.colcon"
+  rm -rf "$VENV/lib/coin_lio_suite"  # wrappers of executables that no longer exist must go
   AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV" PATH="$VENV/bin:$PATH" \
     "$VENV/bin/colcon" --log-base "$ROOT/.colcon/log" build --base-paths "$ROOT" \
       --build-base "$ROOT/.colcon/build" --merge-install --install-base "$VENV" --symlink-install \

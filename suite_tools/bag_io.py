@@ -157,4 +157,4 @@ def read_bag(path: str | Path, topics: Iterable[str] | None = None,
 def bag_time_range(path: str | Path) -> tuple[int, int]:
     """(first, last) message time of a bag in ns."""
     with AnyReader([Path(path)], default_typestore=suite_typestore()) as reader:
-        return int(reader.start_time), int(reader.end_time)
+        return int(reader.start_time), int(reader.end_time) - 1  # rosbags: end is exclusive

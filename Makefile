@@ -1,0 +1,35 @@
+# coin_lio_suite: the two commands are `make demo` and `make test`; both set up first.
+SHELL := /bin/bash
+VENV ?= $(CURDIR)/.venv
+PY := $(VENV)/bin/python
+export OPENBLAS_NUM_THREADS := 1
+export AMENT_PREFIX_PATH := $(VENV)$(if $(AMENT_PREFIX_PATH),:$(AMENT_PREFIX_PATH),)
+PYTEST_ARGS ?=
+
+.PHONY: setup test demo test-fast lock clean help
+
+help:
+	@echo "make demo   - set up, then run the demo graph (bag -> launcher -> nodes)"
+	@echo "make test   - set up, then run the whole test suite (pure + multi-process graph tests)"
+	@echo "make setup  - idempotent: .venv with pinned ROS 2 Kilted wheels + deps, interfaces built"
+	@echo "make lock   - rewrite requirements/constraints.txt from the current venv"
+
+setup:
+	@bash scripts/setup.sh
+
+test: setup
+	$(PY) -m pytest test -q -p no:cacheprovider --timeout 600 $(PYTEST_ARGS)
+
+test-fast: setup
+	$(PY) -m pytest test -q -p no:cacheprovider --timeout 600 -m "not graph" $(PYTEST_ARGS)
+
+demo: setup
+	$(VENV)/bin/coin-lio-suite-demo --out $(CURDIR)/out/demo
+
+lock:
+	{ echo "# Pinned versions of everything the venv holds (make lock rewrites it)."; \
+	  $(PY) -m pip freeze --exclude-editable | grep -v -E '^(pip|coin-lio-suite-python)==' \
+	  | sed -E 's/^torch==([0-9.]+)\+cpu$$/torch==\1/'; } > requirements/constraints.txt
+
+clean:
+	rm -rf .colcon out

@@ -1,0 +1,40 @@
+"""Shared fixtures. Graph tests get an isolated DDS domain (suite_tools.testing.Graph);
+in-process rclpy tests get the same isolation through `ros_context`.
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+
+@pytest.fixture
+def graph(tmp_path):
+    """An isolated multi-process graph; every process is stopped at teardown."""
+    from suite_tools.testing import Graph
+
+    with Graph(tmp_path / "logs") as g:
+        yield g
+
+
+@pytest.fixture
+def ros_context(graph):
+    """rclpy (default context) in this process on the graph's domain (same isolation as `graph`)."""
+    rclpy = pytest.importorskip("rclpy")
+    for key in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "FASTDDS_DEFAULT_PROFILES_FILE",
+                "AMENT_PREFIX_PATH", "RMW_IMPLEMENTATION"):
+        os.environ[key] = graph.env[key]
+    rclpy.init(domain_id=graph.domain_id)
+    try:
+        yield rclpy.get_default_context()
+    finally:
+        rclpy.try_shutdown()
+
+
+def pytest_configure(config):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))  # test helpers (bag_fixtures, nodes)

@@ -1,0 +1,90 @@
+"""The package is what colcon, ros2 run and pip expect, and the import rules hold:
+coin_lio and learned_nodes never import each other, torch only under learned_nodes."""
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _setup_entry_points() -> dict[str, str]:
+    tree = ast.parse((ROOT / "setup.py").read_text())
+    out = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and node.targets[0].id in ("NODES", "TOOLS"):
+            for elt in node.value.elts:
+                name, target = elt.value.split("=")
+                out[name.strip()] = target.strip()
+    return out
+
+
+def _cmake_executables() -> dict[str, str]:
+    text = (ROOT / "CMakeLists.txt").read_text()
+    block = re.search(r"set\(SUITE_EXECUTABLES(.*?)\)", text, re.S).group(1)
+    return dict(entry.split("=") for entry in re.findall(r'"([^"]+)"', block))
+
+
+def test_package_xml_is_format_3_ament_cmake():
+    root = ET.parse(ROOT / "package.xml").getroot()
+    assert root.get("format") == "3" and root.findtext("name") == "coin_lio_suite"
+    assert root.find("export/build_type").text == "ament_cmake"
+    assert root.find("member_of_group").text == "rosidl_interface_packages"
+
+
+def test_every_cmake_executable_is_a_console_script_with_the_same_target():
+    scripts = _setup_entry_points()
+    for exe, target in _cmake_executables().items():
+        assert scripts.get(exe) == target, f"{exe}: CMake says {target}, setup.py {scripts.get(exe)}"
+
+
+def test_every_entry_point_resolves():
+    import importlib
+
+    for name, target in _setup_entry_points().items():
+        module, func = target.split(":")
+        if module.startswith(("learned_nodes",)) and importlib.util.find_spec("torch") is None:
+            continue
+        assert callable(getattr(importlib.import_module(module), func)), name
+
+
+def test_interfaces_listed_in_cmake_exist():
+    text = (ROOT / "CMakeLists.txt").read_text()
+    for rel in re.findall(r'"((?:msg|srv|action)/\w+\.(?:msg|srv|action))"', text):
+        assert (ROOT / rel).exists(), rel
+    assert {p.name for p in (ROOT / "srv").glob("*.srv")} == {"ClassifyImage.srv", "EmbedImage.srv",
+                                                               "GenerateText.srv"}
+
+
+def _imports(package: str) -> set[str]:
+    found = set()
+    for path in (ROOT / package).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found.add(node.module.split(".")[0])
+    return found
+
+
+@pytest.mark.parametrize("package, forbidden", [
+    ("coin_lio", {"learned_nodes", "torch", "transformers", "safetensors"}),
+    ("learned_nodes", {"coin_lio"}),
+    ("suite_tools", {"torch", "learned_nodes", "transformers"}),
+])
+def test_import_rules_in_source(package, forbidden):
+    assert not (_imports(package) & forbidden), f"{package} imports {_imports(package) & forbidden}"
+
+
+def test_import_coin_lio_loads_neither_torch_nor_rclpy():
+    code = ("import sys, coin_lio, coin_lio.io.pointcloud2; "
+            "bad = [m for m in ('torch', 'rclpy', 'learned_nodes') if m in sys.modules]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stdout + res.stderr
