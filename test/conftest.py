@@ -38,3 +38,10 @@ def pytest_configure(config):
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).parent))  # test helpers (bag_fixtures, nodes)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests that bring up processes on a DDS domain are marked `graph` (deselect: -m 'not graph')."""
+    for item in items:
+        if "graph" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.graph)

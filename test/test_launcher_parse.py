@@ -208,6 +208,8 @@ def test_package_executable_resolution(tmp_path):
     ("- node: {exec: /bin/echo, param: [{name: p, vale: 1}]}", r"param\[0\]: unknown key"),
     ("- include: {file: nowhere.launch.yaml}", "included file not found"),
     ("- node: {exec: /bin/echo, name: 'bad-name'}", "invalid node name"),
+    ("- node: {exec: /bin/echo, param: [{from: /etc/hostname, allow_substs: true}]}",
+     "not supported"),
 ])
 def test_clear_errors(tmp_path, body, message):
     with pytest.raises(LaunchError, match=message):

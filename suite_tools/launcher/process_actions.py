@@ -144,6 +144,8 @@ def node_params(entries: list[Entity], scope: Scope, key: str) -> list[ParamSour
         if "from" in e.attrs:
             if "name" in e.attrs:
                 raise e.error("'name' and 'from' are mutually exclusive")
+            if e.attrs.get("allow_substs") is True:
+                raise e.error("'allow_substs: true' is not supported by this launcher")
             path = Path(evaluate(e.attrs["from"], scope)).expanduser().absolute()
             if not path.is_file():
                 raise e.error(f"parameter file not found: {path}")

@@ -151,6 +151,9 @@ class Supervisor:
             self._started.set()
             while not self._step():
                 time.sleep(self._interval)
+        except BaseException:
+            self._exit_code = 1  # a supervisor bug must not look like a clean run
+            raise
         finally:
             self._started.set()
             self._cleanup()

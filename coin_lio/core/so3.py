@@ -1,0 +1,43 @@
+"""SO(3) helpers, batched over leading dimensions. Rotation vectors in rad."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def skew(v: np.ndarray) -> np.ndarray:
+    """[v]x for v of shape (..., 3) -> (..., 3, 3)."""
+    v = np.asarray(v, dtype=np.float64)
+    out = np.zeros(v.shape[:-1] + (3, 3))
+    out[..., 0, 1], out[..., 0, 2] = -v[..., 2], v[..., 1]
+    out[..., 1, 0], out[..., 1, 2] = v[..., 2], -v[..., 0]
+    out[..., 2, 0], out[..., 2, 1] = -v[..., 1], v[..., 0]
+    return out
+
+
+def exp(w: np.ndarray) -> np.ndarray:
+    """Rodrigues: rotation vector(s) (..., 3) -> rotation matrices (..., 3, 3)."""
+    w = np.asarray(w, dtype=np.float64)
+    theta = np.linalg.norm(w, axis=-1)[..., None, None]
+    K = skew(w)
+    small = theta < 1e-8
+    safe = np.where(small, 1.0, theta)
+    a = np.where(small, 1.0 - theta**2 / 6.0, np.sin(safe) / safe)
+    b = np.where(small, 0.5 - theta**2 / 24.0, (1.0 - np.cos(safe)) / safe**2)
+    return np.eye(3) + a * K + b * (K @ K)
+
+
+def log(R: np.ndarray) -> np.ndarray:
+    """Rotation matrix (3, 3) -> rotation vector (3,), robust near 0 and pi."""
+    from scipy.spatial.transform import Rotation
+
+    return Rotation.from_matrix(R).as_rotvec()
+
+
+def orthonormalize(R: np.ndarray) -> np.ndarray:
+    """Nearest rotation matrix (removes numerical drift after many products)."""
+    u, _, vt = np.linalg.svd(R)
+    out = u @ vt
+    if np.linalg.det(out) < 0:
+        u[:, -1] *= -1
+        out = u @ vt
+    return out

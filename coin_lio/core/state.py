@@ -1,0 +1,75 @@
+"""Filter state of the FAST-LIO2 error-state Kalman filter, and the error-state layout.
+
+Navigation frame: the odometry world W (gravity-aligned at initialisation). Body = IMU frame I.
+p_W = R_WI (R_IL p_L + t_IL) + p_WI: the LiDAR-IMU extrinsic (R_IL, t_IL) is part of the state.
+Error state (24): position, rotation (right perturbation R Exp(d)), extrinsic rotation, extrinsic
+translation, velocity, gyro bias, accel bias, gravity.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from coin_lio.core import so3
+
+POS, ROT, ROT_IL, POS_IL, VEL, BG, BA, GRAV = (slice(3 * i, 3 * i + 3) for i in range(8))
+DIM = 24
+GRAVITY_NORM = 9.81
+
+
+@dataclass
+class NavState:
+    pos: np.ndarray = field(default_factory=lambda: np.zeros(3))          # p_WI, m
+    rot: np.ndarray = field(default_factory=lambda: np.eye(3))            # R_WI
+    rot_il: np.ndarray = field(default_factory=lambda: np.eye(3))         # R_IL
+    pos_il: np.ndarray = field(default_factory=lambda: np.zeros(3))       # t_IL, m
+    vel: np.ndarray = field(default_factory=lambda: np.zeros(3))          # v_W, m/s
+    bg: np.ndarray = field(default_factory=lambda: np.zeros(3))           # gyro bias, rad/s
+    ba: np.ndarray = field(default_factory=lambda: np.zeros(3))           # accel bias, m/s^2
+    grav: np.ndarray = field(default_factory=lambda: np.array([0.0, 0.0, -GRAVITY_NORM]))  # g_W
+
+    def copy(self) -> "NavState":
+        return NavState(*(np.array(getattr(self, k)) for k in self.__dataclass_fields__))
+
+    def boxplus(self, dx: np.ndarray) -> "NavState":
+        """x [+] dx for an error-state vector dx (24,)."""
+        out = self.copy()
+        out.pos = self.pos + dx[POS]
+        out.rot = self.rot @ so3.exp(dx[ROT])
+        out.rot_il = self.rot_il @ so3.exp(dx[ROT_IL])
+        out.pos_il = self.pos_il + dx[POS_IL]
+        out.vel = self.vel + dx[VEL]
+        out.bg = self.bg + dx[BG]
+        out.ba = self.ba + dx[BA]
+        g = self.grav + dx[GRAV]
+        out.grav = g * (GRAVITY_NORM / max(np.linalg.norm(g), 1e-9))  # gravity keeps its norm
+        return out
+
+    def boxminus(self, other: "NavState") -> np.ndarray:
+        """self [-] other: the error-state vector dx with other [+] dx = self."""
+        dx = np.zeros(DIM)
+        dx[POS] = self.pos - other.pos
+        dx[ROT] = so3.log(other.rot.T @ self.rot)
+        dx[ROT_IL] = so3.log(other.rot_il.T @ self.rot_il)
+        dx[POS_IL] = self.pos_il - other.pos_il
+        dx[VEL] = self.vel - other.vel
+        dx[BG] = self.bg - other.bg
+        dx[BA] = self.ba - other.ba
+        dx[GRAV] = self.grav - other.grav
+        return dx
+
+    def lidar_pose(self) -> np.ndarray:
+        """T_WL (4x4): pose of the LiDAR in the world."""
+        T = np.eye(4)
+        T[:3, :3] = self.rot @ self.rot_il
+        T[:3, 3] = self.rot @ self.pos_il + self.pos
+        return T
+
+    def imu_pose(self) -> np.ndarray:
+        T = np.eye(4)
+        T[:3, :3], T[:3, 3] = self.rot, self.pos
+        return T
+
+    def is_finite(self) -> bool:
+        return all(np.all(np.isfinite(getattr(self, k))) for k in self.__dataclass_fields__)

@@ -1,0 +1,125 @@
+"""Config dataclasses <-> ROS parameters <-> YAML, one schema for nodes and offline tools.
+
+A component's config is a (nested) dataclass validated in __post_init__. Its YAML lives under
+`<node>: ros__parameters:` with nested mappings (ROS turns them into dotted parameter names:
+`lio.map.voxel_size`). Offline tools read the same file with `load_node_params`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from pathlib import Path
+from typing import Any, Mapping, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A configuration value is unknown, of the wrong type, or out of range."""
+
+
+def flatten(cfg: Any, prefix: str = "") -> dict[str, Any]:
+    """{'a.b.c': value} for a nested dataclass instance (lists stay lists)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        key = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            out.update(flatten(value, key + "."))
+        else:
+            out[key] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def nest(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """{'a.b': 1} -> {'a': {'b': 1}}."""
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        node = out
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"'{key}' conflicts with a value at '{p}'")
+        node[leaf] = value
+    return out
+
+
+def build(cls: type[T], values: Mapping[str, Any] | None = None, path: str = "") -> T:
+    """cls from nested or dotted values over its defaults; unknown keys and bad types raise."""
+    values = nest(values or {}) if any("." in k for k in (values or {})) else dict(values or {})
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(values) - set(fields)
+    if unknown:
+        raise ConfigError(f"unknown parameter(s) {sorted(path + k for k in unknown)}; "
+                          f"known at this level: {sorted(fields)}")
+    kwargs = {}
+    for name, value in values.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"'{path}{name}' must be a mapping of parameters")
+            kwargs[name] = build(hint, value, f"{path}{name}.")
+        else:
+            kwargs[name] = _coerce(value, hint, f"{path}{name}")
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{path or cls.__name__}: {exc}") from None
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"'{key}' must be a number, got {value!r}")
+        return float(value)
+    if hint is int:
+        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float)
+                                                                       and value.is_integer())):
+            raise ConfigError(f"'{key}' must be an integer, got {value!r}")
+        return int(value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"'{key}' must be true or false, got {value!r}")
+        return value
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"'{key}' must be a string, got {value!r}")
+        return value
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"'{key}' must be a list, got {value!r}")
+        (item,) = typing.get_args(hint)[:1] or (Any,)
+        items = [v if item is Any else _coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    return value
+
+
+def load_node_params(path: str | Path, node_name: str) -> dict[str, Any]:
+    """The `ros__parameters` mapping for `node_name` in a ROS 2 params YAML ('/**' applies too)."""
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of node names")
+    merged: dict[str, Any] = {}
+    for key in ("/**", f"/{node_name}", node_name, f"/**/{node_name}"):
+        section = data.get(key)
+        if isinstance(section, dict):
+            params = section.get("ros__parameters")
+            if not isinstance(params, dict):
+                raise ConfigError(f"{path}: '{key}' has no ros__parameters mapping")
+            _deep_update(merged, params)
+    if not merged:
+        raise ConfigError(f"{path}: no parameters for node '{node_name}' (keys: {sorted(data)})")
+    return merged
+
+
+def _deep_update(dst: dict, src: Mapping) -> None:
+    for k, v in src.items():
+        if isinstance(v, Mapping) and isinstance(dst.get(k), dict):
+            _deep_update(dst[k], v)
+        else:
+            dst[k] = v
