@@ -3,8 +3,11 @@
 (no deserialisation), so 1.5 MB point clouds cost ~1 ms each.
 
   coin-lio-suite-play BAG [--rate R] [--loop] [--start SEC] [--topics T ...] [--clock [HZ]]
-                          [--remap FROM:=TO ...] [--qos reliable|best_effort]
-                          [--wait-subscribers N] [--delay SEC]
+                          [--qos reliable|best_effort] [--wait-subscribers N] [--delay SEC]
+                          [--ros-args -r /ouster/points:=/other/points ...]
+
+Topics are renamed with ordinary ROS remapping (`--ros-args -r FROM:=TO`, or `remap:` in a
+launch file), as for any node.
 
 Also an executable of the package (`bag_player`), so launch files can start it as a node.
 """
@@ -34,7 +37,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--topics", nargs="+", help="play only these topics")
     p.add_argument("--clock", type=float, nargs="?", const=100.0, default=0.0,
                    help="publish /clock (bag time) at HZ (default 100 when given)")
-    p.add_argument("--remap", nargs="+", default=[], metavar="FROM:=TO", help="rename topics")
     p.add_argument("--qos", choices=["reliable", "best_effort"], default="reliable",
                    help="publisher reliability (reliable also serves best-effort subscribers)")
     p.add_argument("--wait-subscribers", type=int, default=0, metavar="N",
@@ -48,16 +50,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if args.start < 0 or args.delay < 0 or args.clock < 0:
         p.error("--start, --delay and --clock must be >= 0")
     return args
-
-
-def parse_remaps(remaps: list[str]) -> dict[str, str]:
-    out = {}
-    for r in remaps:
-        src, sep, dst = r.partition(":=")
-        if not sep or not src or not dst:
-            raise ValueError(f"remap '{r}' is not FROM:=TO")
-        out[src] = dst
-    return out
 
 
 def prefetch(messages, max_bytes: int = 256 << 20, max_count: int = 2000):
@@ -110,11 +102,10 @@ def play(args: argparse.Namespace, node) -> dict:
     missing = set(args.topics or ()) - set(topics)
     if missing:
         raise ValueError(f"bag has no topics {sorted(missing)}; it has {sorted(topics)}")
-    remaps = parse_remaps(args.remap)
     qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100,
                      reliability=ReliabilityPolicy.RELIABLE if args.qos == "reliable"
                      else ReliabilityPolicy.BEST_EFFORT)
-    pubs = {t: node.create_publisher(message_type(topics[t][0]), remaps.get(t, t), qos) for t in played}
+    pubs = {t: node.create_publisher(message_type(topics[t][0]), t, qos) for t in played}
     clock_pub = None
     if args.clock > 0:
         clock_cls = message_type("rosgraph_msgs/msg/Clock")
