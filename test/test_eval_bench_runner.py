@@ -97,10 +97,11 @@ def test_runner_outputs_and_table(seq_dir, tmp_path, oracles, capsys):
                          parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
     assert set(summary) == set(methods)
     assert summary["oracle"]["metrics"]["kitti"]["t_err_pct"] is None   # 2 m: no 100 m segment
-    assert summary["oracle"]["gt_frame"] == "imu"
+    assert summary["oracle"]["gt_frame"] == "imu" and summary["oracle"]["cloud_frame"] == "os_lidar"
     assert (out / "trajectories.png").stat().st_size > 10_000
     text = capsys.readouterr().out
-    assert "| sequence | method |" in text and "RPE 1 m [%]" in text and "[synthetic_room] oracle: APE" in text
+    assert "| sequence | method |" in text and "RPE 1 m [%]" in text
+    assert "[synthetic_room] oracle: APE" in text
 
 
 def test_unavailable_method_is_a_row_not_a_crash(seq_dir, monkeypatch):
@@ -160,6 +161,9 @@ def test_extrinsic_and_gt_frame_from_sequence_json_variants(caplog):
     assert np.allclose(read_lidar_imu_extrinsic({"extrinsics": {"T_lidar_imu": T.tolist()}}, None)[0], T)
     assert np.allclose(read_lidar_imu_extrinsic({"T_imu_lidar": T.reshape(-1).tolist()}, None)[0],
                        np.linalg.inv(T))
+    # coin_lio.sim writes both; the cloud-frame one wins (T_lidar_imu there is os_lidar's).
+    both = {"extrinsics": {"T_imu_cloud": T.tolist(), "T_lidar_imu": np.eye(4).tolist()}}
+    assert np.allclose(read_lidar_imu_extrinsic(both, None)[0], np.linalg.inv(T))
     q = Rotation.from_matrix(T[:3, :3]).as_quat()
     as_dict = {"extrinsics": {"T_lidar_imu": {"translation": [0.1, 0.2, 0.3], "quat_xyzw": list(q)}}}
     assert np.allclose(read_lidar_imu_extrinsic(as_dict, None)[0], T)
@@ -169,10 +173,16 @@ def test_extrinsic_and_gt_frame_from_sequence_json_variants(caplog):
     meta = {"lidar_to_sensor_transform": _yaw180([0, 0, 36.18]).reshape(-1).tolist(),
             "imu_to_sensor_transform": np.array([[1, 0, 0, 6.253], [0, 1, 0, -11.775], [0, 0, 1, 7.645],
                                                  [0, 0, 0, 1]]).reshape(-1).tolist()}
-    T_li, source = read_lidar_imu_extrinsic({}, meta)
+    T_li, source = read_lidar_imu_extrinsic({}, meta)                 # points in os_lidar
     assert source.startswith("metadata.json")
     np.testing.assert_allclose(T_li[:3, 3], [-0.006253, 0.011775, 0.007645 - 0.03618], atol=1e-9)
     np.testing.assert_allclose(T_li[:3, :3], np.diag([-1.0, -1.0, 1.0]), atol=1e-12)
+    T_si, _ = read_lidar_imu_extrinsic({}, meta, cloud_frame="os_sensor")  # points in os_sensor
+    np.testing.assert_allclose(T_si[:3, 3], [0.006253, -0.011775, 0.007645], atol=1e-9)
+    np.testing.assert_allclose(T_si[:3, :3], np.eye(3), atol=1e-12)
+    # GT of os_sensor, points in os_lidar: inv(lidar_to_sensor).
+    _, T_lg, _ = read_gt_frame({"gt_frame": "os_sensor"}, T_li, meta, "os_lidar")
+    np.testing.assert_allclose(T_lg[:3, 3], [0, 0, -0.03618], atol=1e-9)
     with caplog.at_level(logging.WARNING):
         T_id, source = read_lidar_imu_extrinsic({}, None)
     assert np.allclose(T_id, np.eye(4)) and "identity" in source and "extrinsic" in caplog.text
@@ -184,3 +194,39 @@ def test_extrinsic_and_gt_frame_from_sequence_json_variants(caplog):
     with caplog.at_level(logging.WARNING):
         frame, T_lg, note = read_gt_frame({}, T)
     assert frame == "lidar" and np.allclose(T_lg, np.eye(4)) and "assum" in caplog.text
+
+
+@pytest.mark.parametrize("sensor, cloud_frame, gt_frame", [
+    ("ouster", "os_lidar", "imu"), ("ouster", "os_sensor", "lidar"), ("velodyne", None, "imu")])
+def test_oracle_on_the_simulators_own_sequences(tmp_path, monkeypatch, sensor, cloud_frame, gt_frame):
+    """coin_lio.sim's sequence.json (extrinsics.T_imu_cloud, ground_truth.frame): the frame chain
+    through the runner is exact for the simulator's cloud frames and GT frames."""
+    sim_seq = pytest.importorskip("coin_lio.sim.sequence", reason="simulator not available")
+    from coin_lio.sim.lidar_model import OusterConfig, VelodyneConfig
+
+    cfg = sim_seq.SequenceConfig(scene="corridor", duration=3.5, sensor=sensor, gt_frame=gt_frame,
+                                 ouster=OusterConfig(rows=16, cols=512, cloud_frame=cloud_frame or
+                                                     "os_lidar"), velodyne=VelodyneConfig())
+    sim_seq.generate_sequence(cfg, tmp_path / "seq", progress=False)
+    _, traj, _, frames = sim_seq.build(cfg)
+    T_imu_cloud, t0 = frames["T_body"]["cloud"], cfg.start_time_ns * 1e-9
+
+    class SimOracle:
+        name = "sim_oracle"
+
+        def __init__(self, setup, **kw):
+            np.testing.assert_allclose(setup.T_lidar_imu, np.linalg.inv(T_imu_cloud), atol=1e-9)
+
+        def add_imu(self, t_s, gyro, acc):
+            pass
+
+        def add_scan(self, t_s, points, point_times):
+            R, p = traj.pose(point_times.max() - t0)
+            T = np.eye(4)
+            T[:3, :3], T[:3, 3] = R[0], p[0]
+            return T @ T_imu_cloud
+
+    monkeypatch.setitem(ODOMETRY_FACTORIES, "sim_oracle", SimOracle)
+    res = bench_runner.run_sequence(tmp_path / "seq", ["sim_oracle"], progress=False)["sim_oracle"]
+    assert res["n_poses"] == res["timing"]["n_scans"] == 35
+    assert res["metrics"]["ape_m"]["rmse"] < 1e-3    # GT at scan starts, poses at scan ends

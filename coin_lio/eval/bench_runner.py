@@ -20,6 +20,7 @@ import csv
 import json
 import logging
 import time
+from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -33,12 +34,28 @@ from coin_lio.eval.trajectory import Trajectory, associate, read_tum, write_tum
 log = logging.getLogger(__name__)
 
 
-def run_method(info: SequenceInfo, method: str, options: dict | None = None, threads: int = 0,
-               progress: bool = True) -> tuple[Trajectory, list[dict], float]:
-    """Feed the whole sequence to one odometry.
+@dataclass
+class MethodRun:
+    trajectory: Trajectory   # T_odom_lidar at each scan's last point time
+    scans: list[dict]        # per scan: stamp, end, n_valid, wall_ms (add_scan), pose, error
+    imu_s: float             # total seconds spent in add_imu
+    config: dict             # the method's effective configuration, when it exposes one
 
-    Returns (T_odom_lidar at each scan end, per-scan rows with wall_ms of add_scan, total seconds
-    spent in add_imu)."""
+
+def _config_dict(odom: Any) -> dict:
+    cfg = getattr(odom, "config", None)
+    if cfg is None:
+        return {}
+    if hasattr(cfg, "model_dump"):      # pydantic (kiss-icp)
+        return cfg.model_dump()
+    if is_dataclass(cfg):               # dataclasses (rko_lio, ours)
+        return asdict(cfg)
+    return dict(cfg) if isinstance(cfg, dict) else {"repr": repr(cfg)}
+
+
+def run_method(info: SequenceInfo, method: str, options: dict | None = None, threads: int = 0,
+               progress: bool = True) -> MethodRun:
+    """Feed the whole sequence, in time order, to one odometry and time every call."""
     from tqdm import tqdm
 
     from suite_tools.bag_io import bag_topics
@@ -77,7 +94,7 @@ def run_method(info: SequenceInfo, method: str, options: dict | None = None, thr
         bar.update(1)
     bar.close()
     traj = Trajectory.from_poses(stamps, np.reshape(poses, (-1, 4, 4)), name=method)
-    return traj, rows, imu_time
+    return MethodRun(traj, rows, imu_time, _config_dict(odom))
 
 
 def to_gt_frames(est_lidar: Trajectory, gt: Trajectory, T_lidar_gt: np.ndarray,
@@ -93,7 +110,8 @@ def timing_stats(rows: list[dict], imu_s: float, duration_s: float) -> dict:
     """Per-scan wall time statistics; rtf = sequence duration / (all add_scan + add_imu time)."""
     wall = np.array([r["wall_ms"] for r in rows], float)
     total_s = wall.sum() * 1e-3 + imu_s
-    return {"imu_s": imu_s, "n_scans": len(rows), "median_ms": float(np.median(wall)) if wall.size else None,
+    return {"imu_s": imu_s, "n_scans": len(rows),
+            "median_ms": float(np.median(wall)) if wall.size else None,
             "p95_ms": float(np.percentile(wall, 95)) if wall.size else None,
             "max_ms": float(wall.max()) if wall.size else None, "processing_s": total_s,
             "sequence_s": duration_s, "rtf": duration_s / total_s if total_s > 0 else None}
@@ -114,17 +132,21 @@ def run_sequence(seq_dir: str | Path, methods: Sequence[str], out_dir: str | Pat
     estimates: dict[str, Trajectory] = {}
     for method in methods:
         summary: dict[str, Any] = {"sequence": info.name, "method": method, "notes": list(info.notes),
-                                   "gt_frame": info.gt_frame, "T_lidar_imu": info.T_lidar_imu.tolist(),
+                                   "cloud_frame": info.cloud_frame, "gt_frame": info.gt_frame,
+                                   "T_lidar_imu": info.T_lidar_imu.tolist(),
+                                   "T_lidar_gt": info.T_lidar_gt.tolist(),
                                    "options": (options or {}).get(method, {})}
         try:
-            est_lidar, rows, imu_s = run_method(info, method, (options or {}).get(method), threads, progress)
+            run = run_method(info, method, (options or {}).get(method), threads, progress)
         except ImportError as exc:
             summary["error"] = f"unavailable: {exc}"
             results[method] = summary
             print(f"[{info.name}] {method}: {summary['error']}")
             continue
+        rows, est_lidar = run.scans, run.trajectory
+        summary["config"] = run.config
         duration = (rows[-1]["end"] - rows[0]["stamp"]) if rows else 0.0
-        summary["timing"] = timing_stats(rows, imu_s, duration)
+        summary["timing"] = timing_stats(rows, run.imu_s, duration)
         summary["n_failed_scans"] = sum(1 for r in rows if r["error"])
         summary["n_poses"] = len(est_lidar)
         try:

@@ -81,6 +81,7 @@ class RkoLioOdometry:
     def __init__(self, setup: SensorSetup, base: str = "imu", **options: Any) -> None:
         from rko_lio.config import LIOConfig
         from rko_lio.lio import LIO
+        from rko_lio.rko_lio_pybind import InputError
 
         if base not in ("imu", "lidar"):
             raise ValueError(f"base must be 'imu' or 'lidar', got '{base}'")
@@ -89,6 +90,7 @@ class RkoLioOdometry:
             config.max_num_threads = int(setup.max_num_threads)
         self.config = config
         self._lio = LIO(config)
+        self._input_error = InputError
         T_lidar_imu = setup.T_lidar_imu
         if base == "imu":
             self._imu2base, self._lidar2base = None, np.linalg.inv(T_lidar_imu)
@@ -101,8 +103,6 @@ class RkoLioOdometry:
                                       int(round(t_s * 1e9)), extrinsic_imu2base=self._imu2base)
 
     def add_scan(self, t_s: float, points: np.ndarray, point_times: np.ndarray) -> np.ndarray | None:
-        from rko_lio.rko_lio_pybind import InputError
-
         if len(points) == 0:
             return None
         t_ns = np.round(np.asarray(point_times, np.float64) * 1e9).astype(np.int64)
@@ -112,6 +112,6 @@ class RkoLioOdometry:
             self._lio.register_scan(np.ascontiguousarray(points, dtype=np.float64), t_ns,
                                     extrinsic_lidar2base=self._lidar2base,
                                     start_time_ns=start_ns, end_time_ns=end_ns)
-        except InputError:
+        except self._input_error:  # rko_lio rejects the scan (e.g. too few points): no pose
             return None
         return np.asarray(self._lio.pose(), dtype=np.float64) @ self._T_base_lidar

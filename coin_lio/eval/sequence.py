@@ -2,7 +2,8 @@
 
 `load_sequence` finds topics, the LiDAR-IMU extrinsic and the frame the ground truth describes;
 `iter_sensor_events` yields IMU samples and scans in time order (scans keyed by their last point).
-Frames: p_lidar = T_lidar_imu @ p_imu; ground truth is T_gtworld_gtbody, p_lidar = T_lidar_gt @ p_gtbody.
+Frames: "lidar" is the frame of the published points (header.frame_id: os_lidar or os_sensor);
+p_lidar = T_lidar_imu @ p_imu; ground truth is T_gtworld_gtbody and p_lidar = T_lidar_gt @ p_gtbody.
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ class SequenceInfo:
     T_lidar_imu: np.ndarray
     T_lidar_gt: np.ndarray
     gt_frame: str
+    cloud_frame: str
     metadata: dict | None = None
     sequence: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -78,63 +80,98 @@ def _lookup(doc: dict, path: str) -> Any:
     return node
 
 
-# Where sequence.json may keep T_lidar_imu: (key path, stored inverted?). First hit wins.
-# Adapt here when the simulator's schema settles.
-_T_LIDAR_IMU_KEYS = [("extrinsics.T_lidar_imu", False), ("T_lidar_imu", False),
-                     ("extrinsics.lidar_imu", False), ("extrinsics.T_imu_lidar", True),
-                     ("T_imu_lidar", True), ("extrinsics.imu_to_lidar", False),
-                     ("extrinsics.lidar_to_imu", True)]
+# Where sequence.json may keep T_lidar_imu ("lidar" = the frame of the published points):
+# (key path, stored inverted?). First hit wins. coin_lio.sim (format coin_lio_sim/1) writes
+# extrinsics.T_imu_cloud (cloud frame in the IMU frame) and, for Ouster, extrinsics.T_lidar_imu
+# of os_lidar -- which is the cloud frame only when clouds are published in os_lidar, hence the
+# cloud keys come first.
+_T_LIDAR_IMU_KEYS = [("extrinsics.T_cloud_imu", False), ("extrinsics.T_imu_cloud", True),
+                     ("extrinsics.T_lidar_imu", False), ("T_lidar_imu", False),
+                     ("extrinsics.T_imu_lidar", True), ("T_imu_lidar", True)]
+_GT_FRAME_KEYS = ("frames.ground_truth", "ground_truth.frame", "ground_truth_frame", "gt_frame",
+                  "frames.gt")
 
 
-def read_lidar_imu_extrinsic(sequence: dict, metadata: dict | None) -> tuple[np.ndarray, str]:
-    """(T_lidar_imu, where it came from): sequence.json, else Ouster metadata
-    (inv(lidar_to_sensor) @ imu_to_sensor, mm -> m), else identity with a warning."""
+def ouster_frames(metadata: dict | None) -> dict[str, np.ndarray]:
+    """{os_sensor, os_lidar, os_imu: T_sensor_frame (4x4, m)} from Ouster metadata, or {}."""
+    if not metadata:
+        return {}
+    l2s = _lookup(metadata, "lidar_to_sensor_transform") or _lookup(
+        metadata, "calibration_status.lidar_to_sensor_transform")
+    i2s = _lookup(metadata, "imu_to_sensor_transform") or _lookup(
+        metadata, "imu_intrinsics.imu_to_sensor_transform")
+    if l2s is None or i2s is None:
+        return {}
+    L, I = parse_transform(l2s), parse_transform(i2s)
+    L[:3, 3] *= 1e-3
+    I[:3, 3] *= 1e-3
+    return {"os_sensor": np.eye(4), "os_lidar": L, "os_imu": I}
+
+
+def read_lidar_imu_extrinsic(sequence: dict, metadata: dict | None,
+                             cloud_frame: str = "os_lidar") -> tuple[np.ndarray, str]:
+    """(T_lidar_imu, where it came from), "lidar" being the point cloud's frame: sequence.json,
+    else Ouster metadata (os_lidar clouds: inv(lidar_to_sensor) @ imu_to_sensor; os_sensor
+    clouds: imu_to_sensor; mm -> m), else identity with a warning."""
     for key, inverted in _T_LIDAR_IMU_KEYS:
         value = _lookup(sequence, key)
         if value is not None:
             T = parse_transform(value)
             return (np.linalg.inv(T) if inverted else T), f"sequence.json:{key}"
-    if metadata:
-        l2s = _lookup(metadata, "lidar_to_sensor_transform") or _lookup(
-            metadata, "calibration_status.lidar_to_sensor_transform")
-        i2s = _lookup(metadata, "imu_to_sensor_transform") or _lookup(
-            metadata, "imu_intrinsics.imu_to_sensor_transform")
-        if l2s is not None and i2s is not None:
-            L, I = parse_transform(l2s), parse_transform(i2s)
-            L[:3, 3] *= 1e-3
-            I[:3, 3] *= 1e-3
-            return np.linalg.inv(L) @ I, "metadata.json:inv(lidar_to_sensor) @ imu_to_sensor"
+    frames = ouster_frames(metadata)
+    if frames and cloud_frame in frames:
+        T = np.linalg.inv(frames[cloud_frame]) @ frames["os_imu"]
+        return T, f"metadata.json: {cloud_frame} <- os_imu"
     log.warning("no LiDAR-IMU extrinsic in sequence.json or metadata.json: using identity")
     return np.eye(4), "identity (missing)"
 
 
-def read_gt_frame(sequence: dict, T_lidar_imu: np.ndarray) -> tuple[str, np.ndarray, str]:
-    """(gt frame, T_lidar_gt, note). The GT frame is 'lidar', 'imu' or a frame id; default 'lidar'."""
-    frame = None
-    for key in ("frames.ground_truth", "ground_truth.frame", "ground_truth_frame", "gt_frame",
-                "frames.gt"):
-        frame = _lookup(sequence, key)
-        if frame is not None:
-            break
+def read_gt_frame(sequence: dict, T_lidar_imu: np.ndarray, metadata: dict | None = None,
+                  cloud_frame: str = "os_lidar",
+                  imu_frame: str = "os_imu") -> tuple[str, np.ndarray, str]:
+    """(GT frame, T_lidar_gt, note). The GT frame is 'lidar' (= the cloud frame), 'imu', the
+    cloud's or the IMU's frame id, an Ouster frame (os_sensor/os_lidar/os_imu, via metadata) or a
+    frame with an `extrinsics.T_lidar_<frame>` entry; if sequence.json names none: the cloud frame."""
+    frame = next((f for f in (_lookup(sequence, k) for k in _GT_FRAME_KEYS) if f is not None), None)
     if frame is None:
         log.warning("sequence.json does not say which frame ground_truth.tum describes: assuming LiDAR")
         return "lidar", np.eye(4), "gt frame missing: assumed lidar"
     frames = sequence.get("frames", {}) if isinstance(sequence.get("frames"), dict) else {}
-    kind = {"lidar": "lidar", "imu": "imu", frames.get("lidar"): "lidar", frames.get("imu"): "imu"}.get(frame)
-    if kind == "lidar":
+    lidar_names = {"lidar", "cloud", cloud_frame, frames.get("cloud"),
+                   frames.get("cloud_frame")} - {None}       # "lidar" = the points' frame here
+    imu_names = {"imu", imu_frame, frames.get("imu"), frames.get("imu_frame")} - {None}
+    if frame in lidar_names:
         return str(frame), np.eye(4), ""
-    if kind == "imu":
+    if frame in imu_names:
         return str(frame), T_lidar_imu.copy(), ""
-    for key in (f"extrinsics.T_lidar_{frame}", "extrinsics.T_lidar_gt", "extrinsics.T_lidar_base"):
+    for key in (f"extrinsics.T_lidar_{frame}", "extrinsics.T_lidar_gt", "extrinsics.T_lidar_body"):
         value = _lookup(sequence, key)
         if value is not None:
             return str(frame), parse_transform(value), ""
+    ouster = ouster_frames(metadata)
+    if frame in ouster and cloud_frame in ouster:
+        return str(frame), np.linalg.inv(ouster[cloud_frame]) @ ouster[frame], ""
     log.warning("no transform from GT frame '%s' to the LiDAR: assuming identity", frame)
     return str(frame), np.eye(4), f"T_lidar_{frame} missing: identity"
 
 
+def _first_frame_ids(bag: Path, points_topic: str, imu_topic: str) -> dict[str, str]:
+    """{topic: header.frame_id} of the first message on each topic."""
+    from suite_tools.bag_io import read_bag
+
+    found: dict[str, str] = {}
+    for m in read_bag(bag, [points_topic, imu_topic]):
+        if m.topic not in found:
+            found[m.topic] = str(m.decode().header.frame_id)
+            if len(found) == 2:
+                break
+    return found
+
+
 def load_sequence(root: str | Path, points_topic: str | None = None,
                   imu_topic: str | None = None) -> SequenceInfo:
+    """Paths, topics and frames of a sequence directory (frame ids from sequence.json, else from
+    the first messages' headers)."""
     root = Path(root)
     bag, gt = root / "bag", root / "ground_truth.tum"
     for p in (bag, gt):
@@ -144,12 +181,18 @@ def load_sequence(root: str | Path, points_topic: str | None = None,
     sequence = json.loads(seq_path.read_text()) if seq_path.exists() else {}
     metadata = json.loads(meta_path.read_text()) if meta_path.exists() else None
     topics = sequence.get("topics", {}) if isinstance(sequence.get("topics"), dict) else {}
-    T_lidar_imu, source = read_lidar_imu_extrinsic(sequence, metadata)
-    gt_frame, T_lidar_gt, note = read_gt_frame(sequence, T_lidar_imu)
-    notes = [f"T_lidar_imu from {source}"] + ([note] if note else [])
-    return SequenceInfo(root, bag, gt, points_topic or topics.get("points", DEFAULT_POINTS_TOPIC),
-                        imu_topic or topics.get("imu", DEFAULT_IMU_TOPIC), T_lidar_imu, T_lidar_gt,
-                        gt_frame, metadata, sequence, notes)
+    points_topic = points_topic or topics.get("points", DEFAULT_POINTS_TOPIC)
+    imu_topic = imu_topic or topics.get("imu", DEFAULT_IMU_TOPIC)
+    frames = sequence.get("frames", {}) if isinstance(sequence.get("frames"), dict) else {}
+    ids = _first_frame_ids(bag, points_topic, imu_topic)
+    cloud_frame = (frames.get("cloud") or frames.get("cloud_frame") or ids.get(points_topic)
+                   or "os_lidar")
+    imu_frame = frames.get("imu") or frames.get("imu_frame") or ids.get(imu_topic) or "os_imu"
+    T_lidar_imu, source = read_lidar_imu_extrinsic(sequence, metadata, cloud_frame)
+    gt_frame, T_lidar_gt, note = read_gt_frame(sequence, T_lidar_imu, metadata, cloud_frame, imu_frame)
+    notes = [f"cloud frame {cloud_frame}, T_lidar_imu from {source}"] + ([note] if note else [])
+    return SequenceInfo(root, bag, gt, points_topic, imu_topic, T_lidar_imu, T_lidar_gt, gt_frame,
+                        cloud_frame, metadata, sequence, notes)
 
 
 @dataclass
@@ -180,10 +223,14 @@ class Scan:
 def decode_scan(msg: Any) -> Scan:
     from coin_lio.io.pointcloud2 import pointcloud2_to_array
 
-    cloud = pointcloud2_to_array(msg)
+    cloud = pointcloud2_to_array(msg)                  # (H, W); unorganised clouds: (1, N)
     stamp_ns = int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
-    if "t" in (cloud.dtype.names or ()):
+    names = cloud.dtype.names or ()
+    if "t" in names:                                   # Ouster: uint32 ns since the stamp
         times = (stamp_ns + cloud["t"].astype(np.int64)) * 1e-9
+    elif "time" in names or "timestamp" in names:      # Velodyne/Hesai: float s, relative or absolute
+        rel = cloud["time" if "time" in names else "timestamp"].astype(np.float64)
+        times = rel if np.nanmax(np.abs(rel), initial=0.0) > 1e6 else stamp_ns * 1e-9 + rel
     else:
         times = np.full(cloud.shape, stamp_ns * 1e-9)
     x, y, z = (cloud[c].astype(np.float64) for c in ("x", "y", "z"))
