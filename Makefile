@@ -28,6 +28,7 @@ demo: setup
 
 lock:
 	{ echo "# Pinned versions of everything the venv holds (make lock rewrites it)."; \
+	  echo "setuptools==$$($(PY) -c 'import setuptools; print(setuptools.__version__)')"; \
 	  $(PY) -m pip freeze --exclude-editable | grep -v -E '^(pip|coin-lio-suite-python)==' \
 	  | sed -E 's/^torch==([0-9.]+)\+cpu$$/torch==\1/'; } > requirements/constraints.txt
 
