@@ -1,0 +1,148 @@
+"""Configuration of coin_lio: one dataclass per component, validated on construction.
+
+config/coin_lio.yaml mirrors it under `coin_lio_node: ros__parameters: lio:`; the node and the
+offline runner both read it (`load_lio_config`). Defaults are FAST-LIO2's / COIN-LIO's.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from suite_tools.config_params import ConfigError, build, load_node_params
+
+
+def _check(cond: bool, msg: str) -> None:
+    if not cond:
+        raise ValueError(msg)
+
+
+@dataclass
+class PreprocessConfig:
+    blind: float = 0.65             # m: closer points are dropped (housing, robot)
+    max_range: float = 150.0        # m
+    point_stride: int = 4           # keep every k-th valid point (FAST-LIO point_filter_num)
+    scan_voxel: float = 0.5         # m: voxel filter of the scan before registration
+    time_field: str = "t"           # per-point time field ('t' Ouster ns, 'time' Velodyne s)
+    time_scale: float = 1e-9        # seconds per unit of that field
+    max_points: int = 4000          # cap on registered points per scan (uniform subsample)
+
+    def __post_init__(self) -> None:
+        _check(0 <= self.blind < self.max_range, "need 0 <= blind < max_range")
+        _check(self.point_stride >= 1, "point_stride must be >= 1")
+        _check(self.scan_voxel > 0 and self.time_scale > 0, "scan_voxel and time_scale must be > 0")
+        _check(self.max_points >= 100, "max_points must be >= 100")
+
+
+@dataclass
+class ImuConfig:
+    acc_noise: float = 0.1          # FAST-LIO acc_cov
+    gyr_noise: float = 0.1          # gyr_cov
+    acc_bias_noise: float = 1e-4    # b_acc_cov
+    gyr_bias_noise: float = 1e-4    # b_gyr_cov
+    init_samples: int = 20          # static samples for gravity and gyro bias
+    gravity: float = 9.81           # m/s^2; accelerations are rescaled to it at initialisation
+    max_gap: float = 0.5            # s: a larger gap in IMU data resets the filter
+
+    def __post_init__(self) -> None:
+        _check(min(self.acc_noise, self.gyr_noise, self.acc_bias_noise, self.gyr_bias_noise) > 0,
+               "IMU noise densities must be > 0")
+        _check(self.init_samples >= 10, "init_samples must be >= 10")
+        _check(self.gravity > 0 and self.max_gap > 0, "gravity and max_gap must be > 0")
+
+
+@dataclass
+class MapConfig:
+    voxel_size: float = 0.5         # m: at most one map point per voxel (filter_size_map)
+    half_extent: float = 150.0      # m: the map keeps points within this box around the sensor
+    trim_distance: float = 20.0     # m of travel between trims of the box
+    rebuild_fraction: float = 0.25  # rebuild the k-d tree when this share of points is new
+
+    def __post_init__(self) -> None:
+        _check(self.voxel_size > 0 and self.half_extent > 10 * self.voxel_size, "bad map sizes")
+        _check(0 < self.rebuild_fraction <= 1 and self.trim_distance > 0, "bad map rebuild/trim")
+
+
+@dataclass
+class GeometryConfig:
+    num_neighbors: int = 5          # map points per plane
+    max_neighbor_sq_dist: float = 5.0   # m^2: reject if the farthest neighbour is farther
+    plane_threshold: float = 0.1    # m: every neighbour within this of the plane
+    min_score: float = 0.9          # keep if 1 - 0.9 |pd| / sqrt(|p|) > min_score
+
+    def __post_init__(self) -> None:
+        _check(self.num_neighbors >= 3, "num_neighbors must be >= 3")
+        _check(self.max_neighbor_sq_dist > 0 and self.plane_threshold > 0, "bad plane thresholds")
+
+
+@dataclass
+class UpdateConfig:
+    max_iterations: int = 5         # iterated EKF iterations
+    convergence_eps: float = 1e-3   # every state step below this -> converged
+    lidar_noise: float = 1e-3       # m^2, variance of a point-to-plane residual
+    research_distance: float = 0.05  # m: re-search neighbours when the pose moved more than this
+    estimate_extrinsic: bool = False
+
+    def __post_init__(self) -> None:
+        _check(1 <= self.max_iterations <= 20, "max_iterations must be in 1..20")
+        _check(self.convergence_eps > 0 and self.lidar_noise > 0, "bad update tolerances")
+
+
+@dataclass
+class ExtrinsicConfig:
+    """LiDAR pose in the IMU frame: p_imu = R p_lidar + t (FAST-LIO extrinsic_R / extrinsic_T)."""
+
+    translation: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    rotation: list[float] = field(default_factory=lambda: [1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0])  # row-major
+
+    def __post_init__(self) -> None:
+        _check(len(self.translation) == 3 and len(self.rotation) == 9, "extrinsic needs 3 + 9 numbers")
+        R = np.asarray(self.rotation, float).reshape(3, 3)
+        _check(np.allclose(R @ R.T, np.eye(3), atol=1e-4) and np.linalg.det(R) > 0,
+               "extrinsic rotation is not a rotation matrix")
+
+    def matrix(self) -> np.ndarray:
+        """T_imu_lidar (4x4)."""
+        T = np.eye(4)
+        T[:3, :3] = np.asarray(self.rotation, float).reshape(3, 3)
+        T[:3, 3] = self.translation
+        return T
+
+    @classmethod
+    def from_matrix(cls, T_imu_lidar: np.ndarray) -> "ExtrinsicConfig":
+        T = np.asarray(T_imu_lidar, float)
+        return cls(translation=T[:3, 3].tolist(), rotation=T[:3, :3].reshape(-1).tolist())
+
+
+@dataclass
+class DegeneracyConfig:
+    weak_threshold: float = 25.0    # a direction is weak if sum of |n . v| (terms > min) < this
+    min_component: float = 0.5
+
+    def __post_init__(self) -> None:
+        _check(self.weak_threshold > 0 and 0 <= self.min_component < 1, "bad degeneracy thresholds")
+
+
+@dataclass
+class LioConfig:
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    imu: ImuConfig = field(default_factory=ImuConfig)
+    map: MapConfig = field(default_factory=MapConfig)
+    geometry: GeometryConfig = field(default_factory=GeometryConfig)
+    update: UpdateConfig = field(default_factory=UpdateConfig)
+    extrinsic: ExtrinsicConfig = field(default_factory=ExtrinsicConfig)
+    degeneracy: DegeneracyConfig = field(default_factory=DegeneracyConfig)
+
+
+NODE_NAME = "coin_lio_node"
+
+
+def load_lio_config(path: str | Path | None, node_name: str = NODE_NAME) -> LioConfig:
+    """LioConfig from the `lio` section of a node params YAML (defaults when path is None)."""
+    if path is None:
+        return LioConfig()
+    params = load_node_params(path, node_name)
+    if "lio" not in params:
+        raise ConfigError(f"{path}: '{node_name}' has no 'lio' parameters")
+    return build(LioConfig, params["lio"], "lio.")

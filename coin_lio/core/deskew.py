@@ -1,0 +1,43 @@
+"""Motion compensation: every point moved to the LiDAR frame at scan end using the IMU track.
+
+Points are grouped by distinct time (an Ouster scan has one per column), so the transforms are
+computed once per time, not once per point. The per-time transforms are kept so points of the
+deskewed cloud can be mapped back into the raw (distorted) scan, as COIN-LIO's photometric
+residuals need.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from coin_lio.core.imu_propagation import ImuTrack
+from coin_lio.core.state import NavState
+
+
+@dataclass
+class DeskewResult:
+    points: np.ndarray       # (N, 3) LiDAR frame at scan end
+    times: np.ndarray        # (U,) distinct point times, s
+    index: np.ndarray        # (N,) which distinct time each point has
+    R_end_t: np.ndarray      # (U, 3, 3) rotation LiDAR(t) -> LiDAR(end)
+    t_end_t: np.ndarray      # (U, 3) translation of the same transform
+
+    def redistort(self, points_end: np.ndarray, time_index: np.ndarray) -> np.ndarray:
+        """Map scan-end-frame points back into the LiDAR frame at their own time."""
+        R = self.R_end_t[time_index]
+        return np.einsum("nji,nj->ni", R, points_end - self.t_end_t[time_index])
+
+
+def deskew(points: np.ndarray, point_times: np.ndarray, track: ImuTrack, end: NavState) -> DeskewResult:
+    """points (N, 3) LiDAR frame at their times point_times (N,) s -> scan-end LiDAR frame."""
+    times, index = np.unique(point_times, return_inverse=True)
+    R_wi, p_wi = track.poses_at(times)                       # (U, 3, 3), (U, 3)
+    R_il, t_il = end.rot_il, end.pos_il
+    # T_L(end) <- L(t) = T_IL^-1 T_WI(end)^-1 T_WI(t) T_IL
+    R_ie_it = np.einsum("ji,ujk->uik", end.rot, R_wi)        # R_WI(end)^T R_WI(t)
+    t_ie_it = (p_wi - end.pos) @ end.rot                      # R_WI(end)^T (p(t) - p(end))
+    R = np.einsum("ji,ujk,kl->uil", R_il, R_ie_it, R_il)
+    t = (np.einsum("uij,j->ui", R_ie_it, t_il) + t_ie_it - t_il) @ R_il
+    out = np.einsum("nij,nj->ni", R[index], points) + t[index]
+    return DeskewResult(out, times, index, R, t)

@@ -1,0 +1,136 @@
+"""IMU initialisation and forward propagation of the error-state Kalman filter (FAST-LIO2).
+
+Propagation keeps the pose at every IMU sample of the scan (`ImuTrack`), which deskewing uses
+to move each point to the scan-end frame (and the photometric part to move it back).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from coin_lio.config import ImuConfig
+from coin_lio.core import so3
+from coin_lio.core.state import BA, BG, DIM, GRAV, POS, POS_IL, ROT, ROT_IL, VEL, NavState
+
+
+@dataclass
+class ImuSample:
+    t: float             # s
+    gyro: np.ndarray     # (3,) rad/s, IMU frame
+    acc: np.ndarray      # (3,) m/s^2 (or g: rescaled at initialisation), IMU frame
+
+
+@dataclass
+class ImuTrack:
+    """Piecewise-constant-acceleration motion over a scan; segment k starts at times[k]."""
+
+    times: np.ndarray    # (K,) s
+    rot: np.ndarray      # (K, 3, 3) R_WI at segment start
+    pos: np.ndarray      # (K, 3)
+    vel: np.ndarray      # (K, 3)
+    acc_w: np.ndarray    # (K, 3) world acceleration over the segment (gravity included)
+    omega: np.ndarray    # (K, 3) body angular rate over the segment (bias removed)
+
+    def poses_at(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """R_WI (M, 3, 3) and p_WI (M, 3) at times t (M,), extrapolating the nearest segment."""
+        k = np.clip(np.searchsorted(self.times, t, side="right") - 1, 0, len(self.times) - 1)
+        dt = (t - self.times[k])[:, None]
+        R = self.rot[k] @ so3.exp(self.omega[k] * dt)
+        p = self.pos[k] + self.vel[k] * dt + 0.5 * self.acc_w[k] * dt**2
+        return R, p
+
+
+class ImuInitializer:
+    """Gravity direction, gyro bias and accelerometer scale from the first (static) samples."""
+
+    def __init__(self, cfg: ImuConfig) -> None:
+        self.cfg = cfg
+        self.samples: list[ImuSample] = []
+
+    def add(self, s: ImuSample) -> None:
+        self.samples.append(s)
+
+    @property
+    def ready(self) -> bool:
+        return len(self.samples) >= self.cfg.init_samples
+
+    def initial_state(self) -> tuple[NavState, np.ndarray, float]:
+        """(state, covariance (24, 24), accelerometer scale)."""
+        acc = np.array([s.acc for s in self.samples])
+        gyr = np.array([s.gyro for s in self.samples])
+        mean_acc = acc.mean(axis=0)
+        norm = np.linalg.norm(mean_acc)
+        if not np.isfinite(norm) or norm < 1e-3:
+            raise ValueError("IMU initialisation: mean acceleration is zero or invalid")
+        state = NavState()
+        state.grav = -mean_acc / norm * self.cfg.gravity   # world = first IMU frame
+        state.bg = gyr.mean(axis=0)
+        P = np.eye(DIM)
+        P[ROT_IL, ROT_IL] *= 1e-5
+        P[POS_IL, POS_IL] *= 1e-5
+        P[BG, BG] *= 1e-4
+        P[BA, BA] *= 1e-3
+        P[GRAV, GRAV] *= 1e-5
+        P[POS, POS] *= 1e-6   # the world frame is defined by the first pose
+        P[ROT, ROT] *= 1e-6
+        return state, P, self.cfg.gravity / norm
+
+
+def propagate(state: NavState, P: np.ndarray, samples: list[ImuSample], t0: float, t1: float,
+              cfg: ImuConfig, acc_scale: float) -> tuple[NavState, np.ndarray, ImuTrack]:
+    """Propagate mean and covariance from t0 to t1 through the samples (midpoint inputs).
+
+    `samples` must cover t0..t1 as well as the data allows: the last sample before t0 first,
+    then the ones inside; beyond the last sample the last input is held.
+    """
+    if not samples:
+        raise ValueError("propagation needs at least one IMU sample")
+    x = state.copy()
+    P = P.copy()
+    times = np.array([s.t for s in samples])
+    gyro = np.array([s.gyro for s in samples])
+    acc = np.array([s.acc for s in samples]) * acc_scale
+    # Input knots: t0, every sample strictly inside (t0, t1), t1; inputs interpolated linearly.
+    knots = np.concatenate([[t0], times[(times > t0) & (times < t1)], [t1]])
+    g_k = _interp(knots, times, gyro)
+    a_k = _interp(knots, times, acc)
+    Q = np.diag(np.r_[np.full(3, cfg.gyr_noise), np.full(3, cfg.acc_noise),
+                      np.full(3, cfg.gyr_bias_noise), np.full(3, cfg.acc_bias_noise)])
+    K = len(knots) - 1
+    tr = ImuTrack(knots[:-1].copy(), np.zeros((K, 3, 3)), np.zeros((K, 3)), np.zeros((K, 3)),
+                  np.zeros((K, 3)), np.zeros((K, 3)))
+    I3 = np.eye(3)
+    for k in range(K):
+        dt = knots[k + 1] - knots[k]
+        w = 0.5 * (g_k[k] + g_k[k + 1]) - x.bg
+        a = 0.5 * (a_k[k] + a_k[k + 1]) - x.ba
+        acc_w = x.rot @ a + x.grav
+        tr.rot[k], tr.pos[k], tr.vel[k], tr.acc_w[k], tr.omega[k] = x.rot, x.pos, x.vel, acc_w, w
+        if dt <= 0:
+            continue
+        F = np.eye(DIM)
+        F[ROT, ROT] = so3.exp(-w * dt)
+        F[ROT, BG] = -I3 * dt
+        F[POS, VEL] = I3 * dt
+        F[VEL, ROT] = -x.rot @ so3.skew(a) * dt
+        F[VEL, BA] = -x.rot * dt
+        F[VEL, GRAV] = I3 * dt
+        G = np.zeros((DIM, 12))
+        G[ROT, 0:3] = -I3 * dt
+        G[VEL, 3:6] = -x.rot * dt
+        G[BG, 6:9] = I3 * dt
+        G[BA, 9:12] = I3 * dt
+        P = F @ P @ F.T + G @ Q @ G.T
+        x.pos = x.pos + x.vel * dt + 0.5 * acc_w * dt * dt
+        x.vel = x.vel + acc_w * dt
+        x.rot = x.rot @ so3.exp(w * dt)
+    x.rot = so3.orthonormalize(x.rot)
+    return x, 0.5 * (P + P.T), tr
+
+
+def _interp(t: np.ndarray, ts: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Linear interpolation of (M, 3) samples at times t, held constant outside."""
+    if len(ts) == 1:
+        return np.repeat(values, len(t), axis=0)
+    return np.stack([np.interp(t, ts, values[:, j]) for j in range(values.shape[1])], axis=1)

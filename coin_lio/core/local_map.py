@@ -1,0 +1,111 @@
+"""Local map for point-to-plane registration: at most one point per voxel, bounded to a box
+around the sensor, with k-nearest-neighbour queries.
+
+scipy has no incremental k-d tree (FAST-LIO2's ikd-tree), so the map keeps a k-d tree over
+most points and a small tree over the points added since, rebuilding the big one when the
+recent share grows past `rebuild_fraction`. Memory stays flat: points leaving the box are dropped.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from coin_lio.config import MapConfig
+
+_BITS = 21
+_OFFSET = 1 << (_BITS - 1)
+
+
+def voxel_keys(points: np.ndarray, size: float) -> np.ndarray:
+    """int64 key of the voxel of each point (N, 3); 21 bits per axis (+-1M voxels)."""
+    idx = np.floor(points / size).astype(np.int64) + _OFFSET
+    if idx.size and (idx.min() < 0 or idx.max() >= (1 << _BITS)):
+        raise ValueError("point outside the representable voxel range")
+    return (idx[:, 0] << (2 * _BITS)) | (idx[:, 1] << _BITS) | idx[:, 2]
+
+
+def voxel_downsample(points: np.ndarray, size: float) -> np.ndarray:
+    """Indices of one point per voxel: the one nearest the voxel centre."""
+    if len(points) == 0:
+        return np.zeros(0, dtype=np.int64)
+    keys = voxel_keys(points, size)
+    centre = (np.floor(points / size) + 0.5) * size
+    d = np.einsum("ij,ij->i", points - centre, points - centre)
+    order = np.lexsort((d, keys))
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = keys[order[1:]] != keys[order[:-1]]
+    return order[first]
+
+
+class LocalMap:
+    def __init__(self, cfg: MapConfig) -> None:
+        self.cfg = cfg
+        self.points = np.zeros((0, 3))
+        self.keys = np.zeros(0, dtype=np.int64)       # sorted; keys[i] is not aligned with points
+        self._tree: cKDTree | None = None
+        self._n_tree = 0                               # points[:n_tree] are in the big tree
+        self._recent: cKDTree | None = None
+        self._trim_centre: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.points)
+
+    def insert(self, points_w: np.ndarray) -> int:
+        """Add world points whose voxel is still empty; returns how many were added."""
+        if len(points_w) == 0:
+            return 0
+        sel = voxel_downsample(points_w, self.cfg.voxel_size)
+        pts = points_w[sel]
+        keys = voxel_keys(pts, self.cfg.voxel_size)
+        if len(self.keys):
+            pos = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
+            fresh = self.keys[pos] != keys
+            pts, keys = pts[fresh], keys[fresh]
+        if len(pts) == 0:
+            return 0
+        self.points = np.vstack([self.points, pts])
+        self.keys = np.insert(self.keys, np.searchsorted(self.keys, keys), keys)
+        self._refresh_trees()
+        return len(pts)
+
+    def trim(self, centre: np.ndarray) -> int:
+        """Drop points outside the box around `centre` once the sensor moved trim_distance."""
+        if self._trim_centre is not None and np.linalg.norm(centre - self._trim_centre) < self.cfg.trim_distance:
+            return 0
+        self._trim_centre = np.array(centre, dtype=float)
+        keep = np.all(np.abs(self.points - centre) <= self.cfg.half_extent, axis=1)
+        dropped = int((~keep).sum())
+        if dropped:
+            self.points = self.points[keep]
+            self.keys = np.sort(voxel_keys(self.points, self.cfg.voxel_size))
+            self._tree, self._n_tree, self._recent = None, 0, None
+            self._refresh_trees()
+        return dropped
+
+    def _refresh_trees(self) -> None:
+        n = len(self.points)
+        if self._tree is None or (n - self._n_tree) > self.cfg.rebuild_fraction * max(self._n_tree, 1):
+            self._tree = cKDTree(self.points, balanced_tree=False, compact_nodes=False) if n else None
+            self._n_tree, self._recent = n, None
+        elif n > self._n_tree:
+            self._recent = cKDTree(self.points[self._n_tree:])
+
+    def knn(self, queries: np.ndarray, k: int, max_dist: float = np.inf) -> tuple[np.ndarray, np.ndarray]:
+        """(squared distances (Q, k), indices (Q, k) into self.points); inf/len when missing.
+
+        max_dist bounds the search (m): neighbours farther are reported missing, which prunes
+        the tree walk a lot.
+        """
+        Q = len(queries)
+        if self._tree is None or Q == 0:
+            return np.full((Q, k), np.inf), np.full((Q, k), len(self.points), dtype=np.int64)
+        d, i = self._tree.query(queries, k=k, distance_upper_bound=max_dist)
+        d, i = d.reshape(Q, -1), i.reshape(Q, -1)
+        if self._recent is not None:
+            kr = min(k, self._recent.n)
+            d2, i2 = self._recent.query(queries, k=kr, distance_upper_bound=max_dist)
+            d = np.hstack([d, d2.reshape(Q, -1)])
+            i = np.hstack([i, i2.reshape(Q, -1) + self._n_tree])
+            order = np.argsort(d, axis=1)[:, :k]
+            d, i = np.take_along_axis(d, order, 1), np.take_along_axis(i, order, 1)
+        return d**2, i

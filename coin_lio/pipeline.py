@@ -1,0 +1,254 @@
+"""LiDAR-inertial odometry pipeline (FAST-LIO2 geometric core): IMU initialisation and
+propagation, deskewing, voxel downsampling, iterated point-to-plane update, local map.
+
+Pure numpy/scipy. `LioPipeline` also satisfies coin_lio.eval's Odometry protocol
+(add_imu / add_scan), so the benchmark runner runs it beside the peers.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from coin_lio.config import LioConfig
+from coin_lio.core.degeneracy import Degeneracy, analyse
+from coin_lio.core.deskew import deskew
+from coin_lio.core.iekf import Measurements, information_6, iterated_update
+from coin_lio.core.imu_propagation import ImuInitializer, ImuSample, propagate
+from coin_lio.core.local_map import LocalMap, voxel_downsample
+from coin_lio.core.plane_residuals import Planes, fit_planes
+from coin_lio.core.state import NavState
+
+
+@dataclass
+class ScanResult:
+    t_end: float                       # s, time of the pose (last point of the scan)
+    status: str                        # 'initialising' | 'mapped' | 'tracked' | 'degraded'
+    T_world_lidar: np.ndarray | None   # 4x4
+    state: NavState | None
+    degeneracy: Degeneracy | None = None
+    num_points: int = 0                # registered (downsampled) points
+    num_residuals: int = 0
+    iterations: int = 0
+    converged: bool = False
+    timings_ms: dict = field(default_factory=dict)
+    points_world: np.ndarray | None = None   # (M, 3) registered points, world frame
+
+
+class LioPipeline:
+    name = "coin_lio_geometric"
+
+    def __init__(self, cfg: LioConfig | None = None, T_imu_lidar: np.ndarray | None = None) -> None:
+        self.cfg = cfg or LioConfig()
+        self.T_imu_lidar = (np.asarray(T_imu_lidar, float) if T_imu_lidar is not None
+                            else self.cfg.extrinsic.matrix())
+        self.events: list[tuple[str, str]] = []   # (kind, message) for the caller to log
+        self.reset()
+
+    # ---- state -------------------------------------------------------------------------
+    def reset(self) -> None:
+        self.imu: list[ImuSample] = []
+        self.init = ImuInitializer(self.cfg.imu)
+        self.state: NavState | None = None
+        self.P: np.ndarray | None = None
+        self.acc_scale = 1.0
+        self.t_state: float | None = None          # time the state refers to
+        self.map = LocalMap(self.cfg.map)
+        self.last_imu_t: float | None = None
+
+    @property
+    def initialised(self) -> bool:
+        return self.state is not None
+
+    # ---- inputs --------------------------------------------------------------------------
+    def add_imu(self, t_s: float, gyro: np.ndarray, acc: np.ndarray) -> bool:
+        """One IMU sample; returns False (and records why) when it is rejected."""
+        gyro, acc = np.asarray(gyro, float), np.asarray(acc, float)
+        if not (np.isfinite(t_s) and np.all(np.isfinite(gyro)) and np.all(np.isfinite(acc))):
+            self.events.append(("imu_nan", "IMU sample with NaN/inf dropped"))
+            return False
+        if np.abs(acc).max() > 500 or np.abs(gyro).max() > 100:
+            self.events.append(("imu_range", "IMU sample beyond physical range dropped"))
+            return False
+        if self.last_imu_t is not None:
+            if t_s < self.last_imu_t - 1.0:
+                self.events.append(("time_jump", f"IMU time jumped back {self.last_imu_t - t_s:.2f} s: reset"))
+                self.reset()
+            elif t_s <= self.last_imu_t:
+                self.events.append(("imu_order", "IMU sample out of order or duplicated: dropped"))
+                return False
+            elif t_s - self.last_imu_t > self.cfg.imu.max_gap and self.initialised:
+                self.events.append(("imu_gap", f"IMU gap of {t_s - self.last_imu_t:.2f} s: reset"))
+                self.reset()
+        self.last_imu_t = t_s
+        sample = ImuSample(t_s, gyro, acc)
+        if self.state is None:
+            self.init.add(sample)
+        self.imu.append(sample)
+        return True
+
+    def add_scan(self, t_s: float, points: np.ndarray, point_times: np.ndarray) -> np.ndarray | None:
+        """Odometry protocol: returns T_world_lidar at the scan end, or None."""
+        return self.process_scan(points, point_times).T_world_lidar
+
+    # ---- the scan ------------------------------------------------------------------------
+    def preprocess(self, points: np.ndarray, point_times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        c = self.cfg.preprocess
+        pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+        times = np.asarray(point_times, dtype=np.float64).reshape(-1)
+        r = np.linalg.norm(pts, axis=1)
+        ok = np.isfinite(r) & np.isfinite(times) & (r > c.blind) & (r < c.max_range)
+        idx = np.flatnonzero(ok)[:: c.point_stride]
+        return pts[idx], times[idx]
+
+    def process_scan(self, points: np.ndarray, point_times: np.ndarray) -> ScanResult:
+        tm: dict[str, float] = {}
+        t0 = time.perf_counter()
+        pts, times = self.preprocess(points, point_times)
+        tm["preprocess"] = _ms(t0)
+        if len(pts) < 10:
+            self.events.append(("scan_empty", f"scan with {len(pts)} usable points skipped"))
+            return ScanResult(float(np.max(point_times)) if np.size(point_times) else float("nan"),
+                              "skipped", None, None, timings_ms=tm)
+        t_end = float(times.max())
+        if self.state is None:
+            if not self.init.ready:
+                return ScanResult(t_end, "initialising", None, None, timings_ms=tm)
+            self.state, self.P, self.acc_scale = self.init.initial_state()
+            self.t_state = self.init.samples[-1].t
+        if t_end <= self.t_state:
+            self.events.append(("scan_order", "scan ends before the filter time: skipped"))
+            return ScanResult(t_end, "skipped", None, None, timings_ms=tm)
+        t1 = time.perf_counter()
+        x_prop, P_prop, track = propagate(self.state, self.P, self._imu_window(self.t_state, t_end),
+                                          self.t_state, t_end, self.cfg.imu, self.acc_scale)
+        tm["propagate"] = _ms(t1)
+        t1 = time.perf_counter()
+        desk = deskew(pts, times, track, x_prop)
+        tm["deskew"] = _ms(t1)
+        t1 = time.perf_counter()
+        sel = voxel_downsample(desk.points, self.cfg.preprocess.scan_voxel)
+        if len(sel) > self.cfg.preprocess.max_points:
+            sel = np.sort(np.random.default_rng(len(sel)).choice(sel, self.cfg.preprocess.max_points, False))
+        body = desk.points[sel]
+        tm["downsample"] = _ms(t1)
+
+        if len(self.map) == 0:   # first scan: it becomes the map
+            self._commit(x_prop, P_prop, t_end)
+            self.map.insert(_to_world(x_prop, body))
+            return ScanResult(t_end, "mapped", x_prop.lidar_pose(), x_prop, num_points=len(body),
+                              timings_ms=tm, points_world=_to_world(x_prop, body))
+
+        geo = _GeometricResiduals(body, self.map, self.cfg)
+        t1 = time.perf_counter()
+        try:
+            res = iterated_update(x_prop, P_prop, geo, self.cfg.update)
+        except (np.linalg.LinAlgError, FloatingPointError) as exc:
+            self.events.append(("update_failed", f"update failed ({exc}): IMU-only pose"))
+            res = None
+        tm["update"] = _ms(t1) - geo.search_ms
+        tm["nearest_neighbours"] = geo.search_ms
+        status = "tracked"
+        if res is None or not res.state.is_finite() or len(geo.planes) < 20:
+            status = "degraded"
+            if res is not None and len(geo.planes) < 20:
+                self.events.append(("few_residuals", f"only {len(geo.planes)} plane matches: IMU-only pose"))
+            x_new, P_new, meas = x_prop, P_prop, None
+        else:
+            x_new, P_new, meas = res.state, res.P, res.meas
+        self._commit(x_new, P_new, t_end)
+        t1 = time.perf_counter()
+        world = _to_world(x_new, body)
+        self.map.insert(world)
+        self.map.trim(x_new.lidar_pose()[:3, 3])
+        tm["map"] = _ms(t1)
+        degen = None
+        if meas is not None and len(meas.h):
+            degen = analyse(information_6(meas.H, meas.var), geo.last_normals, self.cfg.degeneracy)
+        tm["total"] = _ms(t0)
+        return ScanResult(t_end, status, x_new.lidar_pose(), x_new, degen, len(body), len(geo.planes),
+                          res.iterations if res else 0, bool(res and res.converged), tm, world)
+
+    def _commit(self, x: NavState, P: np.ndarray, t: float) -> None:
+        self.state, self.P, self.t_state = x, P, t
+        keep_from = max(0, np.searchsorted([s.t for s in self.imu], t) - 1)
+        self.imu = self.imu[keep_from:]
+
+    def _imu_window(self, t0: float, t1: float) -> list[ImuSample]:
+        ts = np.array([s.t for s in self.imu])
+        lo = max(0, int(np.searchsorted(ts, t0, side="right")) - 1)
+        hi = int(np.searchsorted(ts, t1, side="right")) + 1
+        window = self.imu[lo:hi]
+        if not window:
+            raise ValueError("no IMU data")
+        if window[-1].t < t1 - self.cfg.imu.max_gap:
+            self.events.append(("imu_behind", f"IMU ends {t1 - window[-1].t:.2f} s before the scan"))
+        return window
+
+
+class _GeometricResiduals:
+    """Point-to-plane measurements, re-searching neighbours only when the pose moved."""
+
+    def __init__(self, body: np.ndarray, local_map: LocalMap, cfg: LioConfig) -> None:
+        self.body, self.map, self.cfg = body, local_map, cfg
+        self.planes = Planes(np.zeros(0, int), np.zeros((0, 3)), np.zeros(0))
+        self.search_pose: np.ndarray | None = None
+        self.search_ms = 0.0
+        self.last_normals = np.zeros((0, 3))
+
+    def __call__(self, x: NavState, iteration: int) -> Measurements:
+        T = x.lidar_pose()
+        world = self.body @ T[:3, :3].T + T[:3, 3]
+        if self.search_pose is None or _moved(self.search_pose, T) > self.cfg.update.research_distance:
+            t0 = time.perf_counter()
+            self.planes = fit_planes(world, self.body, self.map, self.cfg.geometry)
+            self.search_pose = T
+            self.search_ms += _ms(t0)
+        pl = self.planes
+        p_l = self.body[pl.point_index]
+        p_i = p_l @ x.rot_il.T + x.pos_il
+        n = pl.normal
+        h = np.einsum("mj,mj->m", world[pl.point_index], n) + pl.d
+        Rt_n = n @ x.rot                                   # R^T n, (M, 3)
+        cols = 12 if self.cfg.update.estimate_extrinsic else 6
+        H = np.zeros((len(h), cols))
+        H[:, 0:3] = n
+        H[:, 3:6] = np.cross(p_i, Rt_n)
+        if cols == 12:
+            H[:, 6:9] = np.cross(p_l, Rt_n @ x.rot_il)
+            H[:, 9:12] = Rt_n
+        self.last_normals = n
+        return Measurements(h, H, np.full(len(h), self.cfg.update.lidar_noise))
+
+
+def _moved(T_a: np.ndarray, T_b: np.ndarray) -> float:
+    """Translation change plus rotation change (rad x 10 m lever) between two poses."""
+    dR = T_a[:3, :3].T @ T_b[:3, :3]
+    angle = np.arccos(np.clip((np.trace(dR) - 1) / 2, -1, 1))
+    return float(np.linalg.norm(T_a[:3, 3] - T_b[:3, 3]) + 10.0 * angle)
+
+
+def _to_world(x: NavState, body: np.ndarray) -> np.ndarray:
+    T = x.lidar_pose()
+    return body @ T[:3, :3].T + T[:3, 3]
+
+
+def _ms(t0: float) -> float:
+    return (time.perf_counter() - t0) * 1e3
+
+
+
+
+def make_geometric_odometry(setup, config: str | None = None, **overrides) -> LioPipeline:
+    """Factory for coin_lio.eval: the geometric core with the rig's extrinsic.
+
+    config: a params YAML (config/coin_lio.yaml); overrides: dotted LioConfig keys.
+    """
+    from coin_lio.config import load_lio_config
+    from suite_tools.config_params import build, flatten
+
+    cfg = load_lio_config(config)
+    if overrides:
+        cfg = build(LioConfig, {**flatten(cfg), **overrides})
+    return LioPipeline(cfg, T_imu_lidar=np.linalg.inv(setup.T_lidar_imu))
