@@ -14,6 +14,8 @@ TOOLS = [
     "coin-lio-suite-launch=suite_tools.launcher.cli:main",
     "coin-lio-suite-play=suite_tools.bag_player:main",
     "coin-lio-suite-demo=suite_tools.demo:main",
+    "coin-lio-sim=coin_lio.sim.cli:main",
+    "coin-lio-bench=coin_lio.eval.bench_runner:main",
 ]
 
 setup(

@@ -47,8 +47,8 @@ def test_128x1024_clouds_and_200hz_imu_arrive_complete_and_on_time(graph, tmp_pa
         err = np.abs(timing_errors_ms(rec, bag_times))[warm]
         # A 6 MB cloud costs rclpy ~5-9 ms to take, so an IMU message due at the same instant
         # waits behind it: the median is the player's precision, the tail the subscriber's load.
-        assert np.median(err) < 3.0, f"{topic}: median timing error {np.median(err):.2f} ms"
-        assert np.percentile(err, 90) < 15.0, f"{topic}: p90 timing error {np.percentile(err, 90):.2f} ms"
+        assert np.median(err) < 5.0, f"{topic}: median timing error {np.median(err):.2f} ms"
+        assert np.percentile(err, 90) < 20.0, f"{topic}: p90 timing error {np.percentile(err, 90):.2f} ms"
         assert err.max() < 100.0, f"{topic}: max timing error {err.max():.2f} ms"
 
 

@@ -32,7 +32,8 @@ class ImuConfig:
 
     def __post_init__(self) -> None:
         if not 50.0 <= self.rate_hz <= 2000.0:
-            raise ValueError(f"rate_hz must be in [50, 2000] (100-400 is typical), got {self.rate_hz}")
+            raise ValueError(f"rate_hz must be in [50, 2000] (100-400 is typical), "
+                             f"got {self.rate_hz}")
         for name in ("acc_noise_density", "gyr_noise_density", "acc_bias_rw", "gyr_bias_rw",
                      "acc_bias_init_sigma", "gyr_bias_init_sigma"):
             if getattr(self, name) < 0:
@@ -62,7 +63,8 @@ class ImuSamples:
     bias_acc: np.ndarray   # (N, 3) true accelerometer bias
 
 
-def ideal_imu(trajectory: Trajectory, t: np.ndarray, gravity: float = 9.81) -> tuple[np.ndarray, np.ndarray]:
+def ideal_imu(trajectory: Trajectory, t: np.ndarray,
+              gravity: float = 9.81) -> tuple[np.ndarray, np.ndarray]:
     """Noise-free (gyro (N, 3), acc (N, 3)) of the body frame at times t (s)."""
     st = trajectory.state(np.atleast_1d(np.asarray(t, dtype=np.float64)))
     g = np.array([0.0, 0.0, -gravity])

@@ -17,9 +17,7 @@ import numpy as np
 
 from coin_lio.sim.metadata import IMU_TO_SENSOR_MM, LIDAR_TO_SENSOR_MM, OusterMetadata
 
-# ouster-ros "original" point (the layout coin_lio.io.pointcloud2 also defines).
-from coin_lio.io.pointcloud2 import OUSTER_ORIGINAL_DTYPE  # noqa: E402
-
+# Ouster points use coin_lio.io.pointcloud2.OUSTER_ORIGINAL_DTYPE (ouster-ros "original").
 # velodyne_pointcloud PointcloudXYZIRT (packed fields, set with PointCloud2Modifier).
 VELODYNE_DTYPE = np.dtype({
     "names": ["x", "y", "z", "intensity", "ring", "time"],
@@ -89,12 +87,14 @@ class OusterConfig:
             raise ValueError(f"lidar mode {self.cols}x{self.frequency_hz} does not exist "
                              "(512/1024 at 10 or 20 Hz, 2048 at 10 Hz)")
         if self.family not in OUSTER_FAMILIES:
-            raise ValueError(f"family must be one of {sorted(OUSTER_FAMILIES)}, got '{self.family}'")
+            raise ValueError(f"family must be one of {sorted(OUSTER_FAMILIES)}, "
+                             f"got '{self.family}'")
         if self.azimuth_layout not in ("staggered", "uniform"):
             raise ValueError(f"azimuth_layout must be 'staggered' or 'uniform', got "
                              f"'{self.azimuth_layout}'")
         if self.cloud_frame not in CLOUD_FRAMES:
-            raise ValueError(f"cloud_frame must be one of {CLOUD_FRAMES}, got '{self.cloud_frame}'")
+            raise ValueError(f"cloud_frame must be one of {CLOUD_FRAMES}, "
+                             f"got '{self.cloud_frame}'")
         if not 0 <= self.min_range < self.max_range:
             raise ValueError(f"need 0 <= min_range < max_range, got {self.min_range}, "
                              f"{self.max_range}")
@@ -150,7 +150,7 @@ class VelodyneConfig:
         return int(round(1e9 / self.frequency_hz))
 
     def altitudes_deg(self) -> np.ndarray:
-        """(rings,) in firing order: VLP-16 interleaves low and high lasers (-15, 1, -13, 3, ...)."""
+        """(rings,) in firing order: low and high lasers interleave (VLP-16: -15, 1, -13, ...)."""
         lo, hi = {16: (-15.0, 15.0), 32: (-30.67, 10.67), 64: (-24.9, 2.0)}[self.rings]
         asc = np.linspace(lo, hi, self.rings)
         half = self.rings // 2

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from coin_lio.sim.lidar_model import (OUSTER_ORIGINAL_DTYPE, VELODYNE_DTYPE, LidarNoiseConfig,
-                                      OusterConfig, VelodyneConfig, beam_origins_m, ouster_xyz_lut)
+from coin_lio.io.pointcloud2 import OUSTER_ORIGINAL_DTYPE
+from coin_lio.sim.lidar_model import (VELODYNE_DTYPE, LidarNoiseConfig, OusterConfig,
+                                      VelodyneConfig, beam_origins_m, ouster_xyz_lut)
 from coin_lio.sim.metadata import destagger
 from coin_lio.sim.scene import Scene
 from coin_lio.sim.trajectory import Trajectory
@@ -21,7 +22,8 @@ class LidarSimulator:
     """Casts sweeps of an Ouster or Velodyne model; `T_body_lidar` (4x4, m) places the LiDAR
     frame in the trajectory's body (IMU) frame."""
 
-    def __init__(self, sensor: OusterConfig | VelodyneConfig, noise: LidarNoiseConfig | None = None,
+    def __init__(self, sensor: OusterConfig | VelodyneConfig,
+                 noise: LidarNoiseConfig | None = None,
                  T_body_lidar: np.ndarray | None = None) -> None:
         self.sensor = sensor
         self.noise = noise if noise is not None else LidarNoiseConfig()
@@ -39,7 +41,8 @@ class LidarSimulator:
             self.point_offsets_s = np.broadcast_to(self.col_offsets_ns * 1e-9, (h, w))
         else:
             self.meta = None
-            self.T_body_lidar = np.eye(4) if T_body_lidar is None else np.asarray(T_body_lidar, float)
+            self.T_body_lidar = (np.eye(4) if T_body_lidar is None
+                                 else np.asarray(T_body_lidar, float))
             h, w = sensor.rings, sensor.cols
             alt = np.radians(sensor.altitudes_deg())[:, None]            # (H, 1) firing order
             rot = -np.arange(w) * (2 * np.pi / w)                          # clockwise from +x
@@ -57,12 +60,13 @@ class LidarSimulator:
     def period_ns(self) -> int:
         return self.sensor.period_ns
 
-    def cast(self, scene: Scene, trajectory: Trajectory, t_start: float) -> dict[str, np.ndarray]:
-        """Noise-free sweep: per pixel (H, W) the distance along the beam, incidence cosine,
-        surface reflectivity and whether anything was hit."""
+    def rays(self, trajectory: Trajectory, t_start: float) -> tuple[np.ndarray, np.ndarray]:
+        """World (origins (H, W, 3), unit directions (H, W, 3)) of a sweep, each beam from the
+        LiDAR pose at its firing time (raw column order)."""
         h, w = self.shape
-        r_wb, p_wb = trajectory.pose(t_start + self.point_offsets_s.reshape(-1)
-                                     if not self.is_ouster else t_start + self.col_offsets_ns * 1e-9)
+        times = (t_start + self.col_offsets_ns * 1e-9 if self.is_ouster
+                 else t_start + self.point_offsets_s.reshape(-1))
+        r_wb, p_wb = trajectory.pose(times)
         r_bl, p_bl = self.T_body_lidar[:3, :3], self.T_body_lidar[:3, 3]
         r_wl = r_wb @ r_bl
         p_wl = np.einsum("nij,j->ni", r_wb, p_bl) + p_wb
@@ -74,6 +78,13 @@ class LidarSimulator:
             r_wl, p_wl = r_wl.reshape(h, w, 3, 3), p_wl.reshape(h, w, 3)
             d = np.einsum("hwij,hwj->hwi", r_wl, self.dirs)
             o = p_wl
+        return o, d
+
+    def cast(self, scene: Scene, trajectory: Trajectory, t_start: float) -> dict[str, np.ndarray]:
+        """Noise-free sweep: per pixel (H, W) the distance along the beam, incidence cosine,
+        surface reflectivity and whether anything was hit."""
+        h, w = self.shape
+        o, d = self.rays(trajectory, t_start)
         t_max = self.sensor.max_range - self.range_offset + 1.0
         hits = scene.cast(o.reshape(-1, 3), d.reshape(-1, 3), t_max)
         cos_inc = np.abs(np.einsum("ij,ij->i", hits.normal, d.reshape(-1, 3)))
@@ -90,7 +101,7 @@ class LidarSimulator:
         c = self.cast(scene, trajectory, t_start)
         nz = self.noise
         h, w = self.shape
-        rng_r, rng_s, rng_d, rng_f, rng_a = (rng.standard_normal((h, w)) for _ in range(5))
+        rng_r, rng_s, rng_f, rng_a = (rng.standard_normal((h, w)) for _ in range(4))
         rng_u = rng.random((h, w))
         dist = np.where(c["hit"], c["dist"], 0.0)
         range_m = dist + self.range_offset + nz.range_sigma * rng_r

@@ -15,7 +15,8 @@ from typing import Any, Mapping
 import numpy as np
 
 # Sensor frame <- LiDAR frame on real units: 180-degree yaw and the LiDAR origin 36.18 mm up.
-LIDAR_TO_SENSOR_MM = np.array([[-1.0, 0, 0, 0], [0, -1.0, 0, 0], [0, 0, 1.0, 36.18], [0, 0, 0, 1.0]])
+LIDAR_TO_SENSOR_MM = np.array([[-1.0, 0, 0, 0], [0, -1.0, 0, 0], [0, 0, 1.0, 36.18],
+                               [0, 0, 0, 1.0]])
 # Sensor frame <- IMU frame (the value every OS unit in ouster-sdk's test data reports).
 IMU_TO_SENSOR_MM = np.array([[1.0, 0, 0, 6.253], [0, 1.0, 0, -11.775], [0, 0, 1.0, 7.645],
                              [0, 0, 0, 1.0]])
@@ -38,7 +39,8 @@ class OusterMetadata:
     columns_per_frame: int
     lidar_origin_to_beam_origin_mm: float
     lidar_mode: str = ""                          # "1024x10"; derived from columns when empty
-    lidar_to_sensor_transform: np.ndarray = field(default_factory=lambda: LIDAR_TO_SENSOR_MM.copy())
+    lidar_to_sensor_transform: np.ndarray = field(
+        default_factory=lambda: LIDAR_TO_SENSOR_MM.copy())
     imu_to_sensor_transform: np.ndarray = field(default_factory=lambda: IMU_TO_SENSOR_MM.copy())
     beam_to_lidar_transform: np.ndarray | None = None  # (4, 4) mm; None: from the beam offset
     column_window: tuple[int, int] | None = None
@@ -73,7 +75,8 @@ class OusterMetadata:
         self.column_window = (int(self.column_window[0]), int(self.column_window[1]))
         self.lidar_to_sensor_transform = _mat4(self.lidar_to_sensor_transform,
                                                "lidar_to_sensor_transform")
-        self.imu_to_sensor_transform = _mat4(self.imu_to_sensor_transform, "imu_to_sensor_transform")
+        self.imu_to_sensor_transform = _mat4(self.imu_to_sensor_transform,
+                                             "imu_to_sensor_transform")
         if self.beam_to_lidar_transform is not None:
             self.beam_to_lidar_transform = _mat4(self.beam_to_lidar_transform,
                                                  "beam_to_lidar_transform")
@@ -101,7 +104,7 @@ class OusterMetadata:
         return out
 
     def T_imu_lidar(self) -> np.ndarray:
-        """(4, 4) m: pose of the LiDAR frame in the IMU frame (FAST-LIO extrinsic_R / extrinsic_T)."""
+        """(4, 4) m: pose of the LiDAR frame in the IMU frame (FAST-LIO extrinsic_R/T)."""
         return np.linalg.inv(self.T_lidar_imu())
 
     def T_sensor(self, frame: str) -> np.ndarray:
@@ -145,7 +148,8 @@ class OusterMetadata:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "OusterMetadata":
-        """Accepts the flat (legacy) layout and the nested one (beam_intrinsics, lidar_data_format, ...)."""
+        """Accepts the flat (legacy) layout and the nested one (beam_intrinsics, lidar_data_format,
+        lidar_intrinsics, imu_intrinsics, config_params)."""
         def pick(*paths: str, default: Any = KeyError) -> Any:
             for path in paths:
                 node: Any = data
@@ -166,7 +170,8 @@ class OusterMetadata:
         beam_to_lidar = pick("beam_to_lidar_transform", "beam_intrinsics/beam_to_lidar_transform",
                              default=None)
         return cls(
-            beam_altitude_angles=pick("beam_altitude_angles", "beam_intrinsics/beam_altitude_angles"),
+            beam_altitude_angles=pick("beam_altitude_angles",
+                                      "beam_intrinsics/beam_altitude_angles"),
             beam_azimuth_angles=pick("beam_azimuth_angles", "beam_intrinsics/beam_azimuth_angles"),
             pixel_shift_by_row=fmt["pixel_shift_by_row"],
             columns_per_frame=fmt["columns_per_frame"],
@@ -206,6 +211,10 @@ def destagger(image: np.ndarray, pixel_shift_by_row: Any, inverse: bool = False)
     shifts = np.asarray(pixel_shift_by_row, dtype=np.int64)
     if image.shape[0] != shifts.size:
         raise ValueError(f"image has {image.shape[0]} rows, pixel_shift_by_row {shifts.size}")
+    if image.dtype.names is not None and image.ndim == 2:   # move whole points, padding included
+        arr = np.ascontiguousarray(image)
+        raw = arr.view(np.uint8).reshape(arr.shape[0], arr.shape[1], arr.dtype.itemsize)
+        return destagger(raw, shifts, inverse).reshape(arr.shape[0], -1).view(arr.dtype)
     out = np.empty_like(image)
     for u, s in enumerate(shifts):
         out[u] = np.roll(image[u], int(-s if inverse else s), axis=0)

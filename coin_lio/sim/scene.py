@@ -1,261 +1,18 @@
-"""Analytic primitives and vectorised ray casting: planes, boxes, cylinders, height fields.
+"""Scenes: primitives plus lighting, and the vectorised nearest-hit ray cast over all of them.
 
-Rays come as origins O (N, 3) and unit directions D (N, 3) in the world frame (primitives get
-them transposed, (3, N), so every per-axis operation runs on contiguous rows). Each primitive
-returns the distance t (N,) to its first hit in (EPS, t_max], inf where it is missed; after the
-nearest primitive is known, it gives the normal and its surface coordinates (u, v) in metres,
-on which its texture (coin_lio.sim.textures) is evaluated.
+Per primitive the rays are first culled (a view cone for boxes, a bounding sphere otherwise,
+nothing for unbounded primitives), then intersected; after the nearest hit is known, normals,
+surface coordinates and the texture are evaluated only on the rays that primitive won.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from coin_lio.sim.textures import Constant, Texture
+from coin_lio.sim.primitives import Box, Cylinder, HeightField, Plane, Primitive
 
-EPS = 1e-6
-
-
-def _unit(v) -> np.ndarray:
-    v = np.asarray(v, dtype=np.float64)
-    return v / np.linalg.norm(v)
-
-
-def _basis(normal: np.ndarray, hint=(1.0, 0.0, 0.0)) -> tuple[np.ndarray, np.ndarray]:
-    """Two unit axes spanning the plane orthogonal to `normal`, the first near `hint`."""
-    e1 = np.asarray(hint, dtype=np.float64) - np.dot(hint, normal) * normal
-    if np.linalg.norm(e1) < 1e-6:
-        e1 = np.array([0.0, 1.0, 0.0]) - normal[1] * normal
-    e1 = _unit(e1)
-    return e1, np.cross(normal, e1)
-
-
-@dataclass
-class Primitive:
-    texture: Texture = field(default_factory=Constant)
-
-    def bound(self) -> tuple[np.ndarray, float] | None:
-        """(centre, radius) of a bounding sphere, None for unbounded primitives."""
-        return None
-
-    def intersect(self, o: np.ndarray, d: np.ndarray, t_max: float) -> np.ndarray:
-        """Distances (N,) along rays with origins o (3, N) and unit directions d (3, N)."""
-        raise NotImplementedError
-
-    def surface(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(normals (M, 3), uv (M, 2)) at points p (M, 3) on the surface."""
-        raise NotImplementedError
-
-
-@dataclass
-class Plane(Primitive):
-    """Plane through `point` with `normal`; finite when half_extent = (hu, hv) along (e_u, e_v)."""
-
-    point: tuple = (0.0, 0.0, 0.0)
-    normal: tuple = (0.0, 0.0, 1.0)
-    u_axis: tuple = (1.0, 0.0, 0.0)
-    half_extent: tuple | None = None
-
-    def __post_init__(self) -> None:
-        self._c = np.asarray(self.point, dtype=np.float64)
-        self._n = _unit(self.normal)
-        self._eu, self._ev = _basis(self._n, self.u_axis)
-
-    def bound(self):
-        if self.half_extent is None:
-            return None
-        return self._c, float(np.hypot(*self.half_extent))
-
-    def intersect(self, o, d, t_max):
-        denom = self._n @ d
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t = (self._n @ self._c - self._n @ o) / denom
-        ok = (np.abs(denom) > 1e-12) & (t > EPS) & (t <= t_max)
-        if self.half_extent is not None:
-            tt = np.where(ok, t, 0.0)
-            rel_u = self._eu @ o + tt * (self._eu @ d) - self._eu @ self._c
-            rel_v = self._ev @ o + tt * (self._ev @ d) - self._ev @ self._c
-            ok &= (np.abs(rel_u) <= self.half_extent[0]) & (np.abs(rel_v) <= self.half_extent[1])
-        return np.where(ok, t, np.inf)
-
-    def surface(self, p):
-        rel = p - self._c
-        uv = np.stack([rel @ self._eu, rel @ self._ev], axis=1)
-        return np.broadcast_to(self._n, p.shape).copy(), uv
-
-
-@dataclass
-class Box(Primitive):
-    """Oriented box: centre, half sizes along its axes, yaw (deg) about z; hit from outside or inside."""
-
-    center: tuple = (0.0, 0.0, 0.0)
-    half_size: tuple = (0.5, 0.5, 0.5)
-    yaw_deg: float = 0.0
-
-    def __post_init__(self) -> None:
-        self._c = np.asarray(self.center, dtype=np.float64)
-        self._h = np.asarray(self.half_size, dtype=np.float64)
-        c, s = np.cos(np.radians(self.yaw_deg)), np.sin(np.radians(self.yaw_deg))
-        self._r = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])  # world <- box
-
-    def bound(self):
-        return self._c, float(np.linalg.norm(self._h))
-
-    def intersect(self, o, d, t_max):
-        ol = self._r.T @ o - (self._r.T @ self._c)[:, None]     # (3, N) box frame
-        dl = self._r.T @ d
-        t_near = np.full(o.shape[1], -np.inf)
-        t_far = np.full(o.shape[1], np.inf)
-        for k in range(3):
-            dk = dl[k]
-            inv = 1.0 / np.where(np.abs(dk) < 1e-12, 1e-12, dk)
-            t1, t2 = (-self._h[k] - ol[k]) * inv, (self._h[k] - ol[k]) * inv
-            np.maximum(t_near, np.minimum(t1, t2), out=t_near)
-            np.minimum(t_far, np.maximum(t1, t2), out=t_far)
-        t = np.where(t_near > EPS, t_near, t_far)
-        ok = (t_far >= np.maximum(t_near, EPS)) & (t <= t_max)
-        return np.where(ok, t, np.inf)
-
-    def surface(self, p):
-        pl = (p - self._c) @ self._r
-        ratio = np.abs(pl) / self._h
-        axis = np.argmax(ratio, axis=1)
-        sign = np.sign(pl[np.arange(len(pl)), axis])
-        nl = np.zeros_like(pl)
-        nl[np.arange(len(pl)), axis] = sign
-        others = np.array([[1, 2], [0, 2], [0, 1]])[axis]
-        uv = np.take_along_axis(pl, others, axis=1)
-        uv[:, 0] += 1000.0 * (2 * axis + (sign > 0))   # each face its own texture region
-        return nl @ self._r.T, uv
-
-
-@dataclass
-class Cylinder(Primitive):
-    """Cylinder around the axis through `point` along `axis`; finite (uncapped) with half_length."""
-
-    point: tuple = (0.0, 0.0, 0.0)
-    axis: tuple = (0.0, 0.0, 1.0)
-    radius: float = 1.0
-    half_length: float | None = None
-    ref_dir: tuple = (0.0, 0.0, 1.0)   # angle 0 of the arc coordinate (projected off the axis)
-
-    def __post_init__(self) -> None:
-        self._c = np.asarray(self.point, dtype=np.float64)
-        self._a = _unit(self.axis)
-        hint = np.asarray(self.ref_dir, dtype=np.float64)
-        if abs(np.dot(_unit(hint), self._a)) > 0.99:
-            hint = np.array([1.0, 0.0, 0.0]) if abs(self._a[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
-        self._e1, self._e2 = _basis(self._a, hint)
-
-    def bound(self):
-        if self.half_length is None:
-            return None
-        return self._c, float(np.hypot(self.radius, self.half_length))
-
-    def intersect(self, o, d, t_max):
-        w = o - self._c[:, None]
-        da, wa = self._a @ d, self._a @ w
-        dp, wp = d - self._a[:, None] * da, w - self._a[:, None] * wa
-        a = (dp * dp).sum(axis=0)
-        b = 2.0 * (dp * wp).sum(axis=0)
-        c = (wp * wp).sum(axis=0) - self.radius ** 2
-        disc = b * b - 4 * a * c
-        ok = (disc >= 0) & (a > 1e-14)
-        sq = np.sqrt(np.where(ok, disc, 0.0))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            roots = np.stack([(-b - sq) / (2 * a), (-b + sq) / (2 * a)])
-        t = np.full(o.shape[1], np.inf)
-        for r in roots[::-1]:   # nearer root last, so it wins when both are valid
-            good = ok & (r > EPS) & (r <= t_max)
-            if self.half_length is not None:
-                good &= np.abs(wa + r * da) <= self.half_length
-            t = np.where(good, r, t)
-        return t
-
-    def surface(self, p):
-        rel = p - self._c
-        ax = rel @ self._a
-        radial = rel - ax[:, None] * self._a
-        n = radial / np.maximum(np.linalg.norm(radial, axis=1, keepdims=True), 1e-12)
-        ang = np.arctan2(n @ self._e2, n @ self._e1)
-        return n, np.stack([ax, self.radius * ang], axis=1)
-
-
-@dataclass
-class HeightField(Primitive):
-    """Terrain z = h(x, y) on a regular grid (bilinear); ray marching plus bisection."""
-
-    origin: tuple = (0.0, 0.0)          # (x, y) of heights[0, 0]
-    cell: float = 1.0
-    heights: np.ndarray = field(default_factory=lambda: np.zeros((2, 2)))  # (ny, nx)
-    steps: int = 48
-    refine: int = 12
-
-    def __post_init__(self) -> None:
-        self._z = np.asarray(self.heights, dtype=np.float64)
-        ny, nx = self._z.shape
-        self._x0, self._y0 = map(float, self.origin)
-        self._x1 = self._x0 + (nx - 1) * self.cell
-        self._y1 = self._y0 + (ny - 1) * self.cell
-        self._zmin, self._zmax = float(self._z.min()), float(self._z.max())
-
-    def height(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(h, dh/dx, dh/dy) by bilinear interpolation (clamped at the border)."""
-        ny, nx = self._z.shape
-        gx = np.clip((x - self._x0) / self.cell, 0, nx - 1 - 1e-9)
-        gy = np.clip((y - self._y0) / self.cell, 0, ny - 1 - 1e-9)
-        ix, iy = np.floor(gx).astype(np.int64), np.floor(gy).astype(np.int64)
-        fx, fy = gx - ix, gy - iy
-        z00, z10 = self._z[iy, ix], self._z[iy, ix + 1]
-        z01, z11 = self._z[iy + 1, ix], self._z[iy + 1, ix + 1]
-        h = (z00 * (1 - fx) + z10 * fx) * (1 - fy) + (z01 * (1 - fx) + z11 * fx) * fy
-        dhx = ((z10 - z00) * (1 - fy) + (z11 - z01) * fy) / self.cell
-        dhy = ((z01 - z00) * (1 - fx) + (z11 - z10) * fx) / self.cell
-        return h, dhx, dhy
-
-    def _above(self, o, d, t):
-        x, y, z = o[0] + d[0] * t, o[1] + d[1] * t, o[2] + d[2] * t
-        inside = (x >= self._x0) & (x <= self._x1) & (y >= self._y0) & (y <= self._y1)
-        return z - self.height(x, y)[0], inside
-
-    def intersect(self, o, d, t_max):
-        t = np.full(o.shape[1], np.inf)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ta = np.where(np.abs(d[2]) > 1e-12, (self._zmax - o[2]) / d[2], -np.inf)
-            tb = np.where(np.abs(d[2]) > 1e-12, (self._zmin - o[2]) / d[2], np.inf)
-        flat = np.abs(d[2]) <= 1e-12
-        t_lo = np.where(flat, 0.0, np.minimum(ta, tb))
-        t_hi = np.where(flat, t_max, np.maximum(ta, tb))
-        t_lo, t_hi = np.maximum(t_lo, EPS), np.minimum(t_hi, t_max)
-        idx = np.flatnonzero(t_hi > t_lo)
-        if idx.size == 0:
-            return t
-        oo, dd, lo, hi = o[:, idx], d[:, idx], t_lo[idx], t_hi[idx]
-        prev_t = lo
-        prev_f, _ = self._above(oo, dd, lo)
-        found = np.zeros(idx.size, bool)
-        a, b = np.zeros(idx.size), np.zeros(idx.size)
-        for k in range(1, self.steps + 1):
-            tk = lo + (hi - lo) * (k / self.steps)
-            fk, _ = self._above(oo, dd, tk)
-            cross = ~found & (prev_f > 0) & (fk <= 0)
-            a[cross], b[cross] = prev_t[cross], tk[cross]
-            found |= cross
-            prev_t, prev_f = tk, fk
-        for _ in range(self.refine):
-            mid = 0.5 * (a + b)
-            fm, _ = self._above(oo, dd, mid)
-            a, b = np.where(fm > 0, mid, a), np.where(fm > 0, b, mid)
-        _, inside = self._above(oo, dd, b)
-        hit = found & inside
-        t[idx[hit]] = b[hit]
-        return t
-
-    def surface(self, p):
-        _, dhx, dhy = self.height(p[:, 0], p[:, 1])
-        n = np.stack([-dhx, -dhy, np.ones_like(dhx)], axis=1)
-        return n / np.linalg.norm(n, axis=1, keepdims=True), p[:, :2].copy()
+__all__ = ["Box", "Cylinder", "HeightField", "Hits", "Plane", "Primitive", "Scene"]
 
 
 @dataclass
@@ -294,6 +51,7 @@ class Scene:
         prim = np.full(n, -1, dtype=np.int32)
         centre = o3.mean(axis=1)
         spread = float(np.sqrt(((o3 - centre[:, None]) ** 2).sum(axis=0).max(initial=0.0)))
+        az = el = None
         for k, p in enumerate(self.primitives):
             b = p.bound()
             if b is None:
@@ -304,9 +62,19 @@ class Scene:
             c, r = b
             if np.linalg.norm(c - centre) - r - spread > t_max:
                 continue
-            proj = c @ d3 - od                               # (c - o) . d
-            dist2 = c @ c - 2.0 * (c @ o3) + oo               # |c - o|^2
-            idx = np.flatnonzero((dist2 - proj * proj <= r * r) & (proj + r > 0))
+            view = p.view_bounds(centre, spread) if hasattr(p, "view_bounds") else None
+            if view is not None:
+                if az is None:
+                    az, el = np.arctan2(d3[1], d3[0]), np.arcsin(np.clip(d3[2], -1.0, 1.0))
+                az_c, half, el_lo, el_hi = view
+                keep = (el >= el_lo) & (el <= el_hi)
+                if half < np.pi:
+                    keep &= np.abs(np.mod(az - az_c + np.pi, 2 * np.pi) - np.pi) <= half
+                idx = np.flatnonzero(keep)
+            else:
+                proj = c @ d3 - od                               # (c - o) . d
+                dist2 = c @ c - 2.0 * (c @ o3) + oo               # |c - o|^2
+                idx = np.flatnonzero((dist2 - proj * proj <= r * r) & (proj + r > 0))
             if idx.size == 0:
                 continue
             t = p.intersect(o3[:, idx], d3[:, idx], t_max)

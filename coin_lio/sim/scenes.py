@@ -17,7 +17,8 @@ from typing import Callable
 import numpy as np
 
 from coin_lio.sim import textures as tx
-from coin_lio.sim.scene import Box, Cylinder, HeightField, Plane, Scene
+from coin_lio.sim.primitives import Box, Cylinder, HeightField, Plane
+from coin_lio.sim.scene import Scene
 
 SCENES: dict[str, Callable[[int, float], "SceneSpec"]] = {}
 
@@ -44,7 +45,7 @@ def make_scene(name: str, seed: int = 0, path_length: float = 300.0) -> SceneSpe
 
 
 def _rounded_rect(hx: float, hy: float, r: float, step: float = 1.0) -> np.ndarray:
-    """(K, 2) points around a rectangle |x| <= hx, |y| <= hy with corner radius r, counter-clockwise."""
+    """(K, 2) points around the rectangle |x| <= hx, |y| <= hy, corner radius r, anticlockwise."""
     pts = []
     corners = [(hx - r, hy - r, 0.0), (-hx + r, hy - r, 0.5 * np.pi),
                (-hx + r, -hy + r, np.pi), (hx - r, -hy + r, 1.5 * np.pi)]
@@ -70,16 +71,19 @@ def tunnel(seed: int, path_length: float) -> SceneSpec:
                                      size=(0.5, 1.4), seed=seed + 21)
     markers = tx.Stripes(positions=(4.2, -4.2), width=0.15, value=1.4, dash_period=25.0,
                          dash_duty=0.04)
-    wall = tx.Layered([tx.Noise(0.22, 0.45, 1.5, 3, seed + 1), tx.Blobs(0.07, 2.5, 0.7, 0.05, seed + 2),
+    wall = tx.Layered([tx.Noise(0.22, 0.45, 1.5, 3, seed + 1),
+                       tx.Blobs(0.07, 2.5, 0.7, 0.05, seed + 2),
                        tx.Blobs(0.6, 1.2, 0.8, 0.03, seed + 3), posters, posters_r, markers,
                        tx.Stripes(positions=(2.8, -2.8), width=0.1, value=0.85)])
-    floor = tx.Layered([tx.Noise(0.08, 0.22, 0.8, 3, seed + 4), tx.Blobs(0.03, 1.8, 0.72, 0.05, seed + 5),
+    floor = tx.Layered([tx.Noise(0.08, 0.22, 0.8, 3, seed + 4),
+                        tx.Blobs(0.03, 1.8, 0.72, 0.05, seed + 5),
                         tx.Stripes(positions=(0.0,), width=0.12, value=0.9, dash_period=6.0,
                                    dash_duty=0.5),
                         tx.Stripes(positions=(-2.2, 2.2), width=0.1, value=0.8)])
     prims = [Cylinder(point=(0.0, 0.0, axis_z), axis=(1.0, 0.0, 0.0), radius=radius,
                       ref_dir=(0.0, 0.0, 1.0), texture=wall),
-             Plane(point=(0.0, 0.0, 0.0), normal=(0.0, 0.0, 1.0), u_axis=(1.0, 0.0, 0.0), texture=floor)]
+             Plane(point=(0.0, 0.0, 0.0), normal=(0.0, 0.0, 1.0), u_axis=(1.0, 0.0, 0.0),
+                   texture=floor)]
     x = np.arange(-path_length / 2, path_length / 2 + 1e-9, 5.0)
     ph = rng.uniform(0, 2 * np.pi, 2)
     y = 0.5 * np.sin(2 * np.pi * x / 37.0 + ph[0]) + 0.2 * np.sin(2 * np.pi * x / 13.0 + ph[1])
@@ -91,10 +95,13 @@ def tunnel(seed: int, path_length: float) -> SceneSpec:
 @register("field")
 def field(seed: int, path_length: float) -> SceneSpec:
     rng = np.random.default_rng([seed, 2])
-    ground = tx.Layered([tx.Noise(0.18, 0.42, 3.0, 4, seed + 1), tx.Noise(0.15, 0.5, 0.35, 2, seed + 2),
-                         tx.Blobs(0.55, 7.0, 0.66, 0.05, seed + 3), tx.Blobs(0.08, 4.0, 0.75, 0.05, seed + 4),
+    ground = tx.Layered([tx.Noise(0.18, 0.42, 3.0, 4, seed + 1),
+                         tx.Noise(0.15, 0.5, 0.35, 2, seed + 2),
+                         tx.Blobs(0.55, 7.0, 0.66, 0.05, seed + 3),
+                         tx.Blobs(0.08, 4.0, 0.75, 0.05, seed + 4),
                          tx.Stripes(positions=(-30.0, 30.0), width=0.12, value=0.95),
-                         tx.Stripes(positions=(-45.0, 0.0, 45.0), width=0.12, value=0.95, along="v")])
+                         tx.Stripes(positions=(-45.0, 0.0, 45.0), width=0.12, value=0.95,
+                                    along="v")])
     prims = [Plane(point=(0.0, 0.0, 0.0), normal=(0.0, 0.0, 1.0), texture=ground)]
     ang = np.linspace(0, 2 * np.pi, 40, endpoint=False)
     k = rng.uniform(0, 2 * np.pi, 3)
@@ -110,12 +117,14 @@ def corridor(seed: int, path_length: float) -> SceneSpec:
     hx, hy, width, height = 22.0, 14.0, 3.0, 3.0
     posters = tx.Grid(period=(5.3, 10.0), size=(0.8, 1.1), offset=(0.4, 1.0), lo=0.05, hi=0.9,
                       fill=0.6, seed=seed + 1)
-    wall = tx.Layered([tx.Noise(0.45, 0.7, 1.0, 3, seed + 2), tx.Blobs(0.2, 1.5, 0.75, 0.05, seed + 3),
+    wall = tx.Layered([tx.Noise(0.45, 0.7, 1.0, 3, seed + 2),
+                       tx.Blobs(0.2, 1.5, 0.75, 0.05, seed + 3),
                        posters, tx.Stripes(positions=(0.1,), width=0.2, value=0.15)])
     floor = tx.Layered([tx.Bricks((0.6, 0.6), 0.01, 0.25, 0.45, 0.1, seed + 4),
                         tx.Blobs(0.08, 1.0, 0.78, 0.05, seed + 5)])
     ceiling = tx.Layered([tx.Noise(0.5, 0.7, 0.5, 2, seed + 6),
-                          tx.Grid(period=(4.0, 4.0), size=(1.2, 0.3), lo=1.2, hi=1.4, seed=seed + 7)])
+                          tx.Grid(period=(4.0, 4.0), size=(1.2, 0.3), lo=1.2, hi=1.4,
+                                  seed=seed + 7)])
     prims = [Plane(point=(0, 0, 0), normal=(0, 0, 1), texture=floor),
              Plane(point=(0, 0, height), normal=(0, 0, -1), texture=ceiling),
              Box(center=(0, 0, height / 2), half_size=(hx - width, hy - width, height / 2 + 0.5),
@@ -155,7 +164,8 @@ def corridor(seed: int, path_length: float) -> SceneSpec:
 def urban(seed: int, path_length: float) -> SceneSpec:
     rng = np.random.default_rng([seed, 4])
     hx, hy = 35.0, 25.0
-    asphalt = tx.Layered([tx.Noise(0.06, 0.18, 1.0, 3, seed + 1), tx.Blobs(0.03, 2.0, 0.75, 0.05, seed + 2),
+    asphalt = tx.Layered([tx.Noise(0.06, 0.18, 1.0, 3, seed + 1),
+                          tx.Blobs(0.03, 2.0, 0.75, 0.05, seed + 2),
                           tx.Stripes(positions=(-hy, hy), width=0.12, value=0.9, dash_period=5.0),
                           tx.Stripes(positions=(-hx, hx), width=0.12, value=0.9, dash_period=5.0,
                                      along="v"),
@@ -184,7 +194,9 @@ def urban(seed: int, path_length: float) -> SceneSpec:
                          texture=facade(k)))
         k += 1
     pole_tex = tx.Noise(0.3, 0.5, 0.4, 2, seed + 50)
-    for px, py in _rounded_rect(hx + 5.5, hy + 5.5, 2.0, step=15.0)[::1]:
+    poles = [(x, sy * (hy + 5.5)) for x in np.arange(-hx + 3, hx, 14.0) for sy in (-1, 1)]
+    poles += [(sx * (hx + 5.5), y) for y in np.arange(-hy + 5, hy, 14.0) for sx in (-1, 1)]
+    for px, py in poles:
         prims.append(Cylinder(point=(px, py, 3.0), axis=(0, 0, 1), radius=0.12, half_length=3.0,
                               texture=pole_tex))
     car_tex = tx.Layered([tx.Noise(0.2, 0.8, 2.0, 1, seed + 60),
@@ -208,7 +220,8 @@ def stairs(seed: int, path_length: float) -> SceneSpec:
     n_steps, rise, run, width = 15, 0.17, 0.3, 8.0
     x0 = 0.0
     x_top, top = x0 + n_steps * run, n_steps * rise
-    stone = tx.Layered([tx.Noise(0.3, 0.55, 0.6, 3, seed + 1), tx.Blobs(0.12, 1.0, 0.75, 0.05, seed + 2)])
+    stone = tx.Layered([tx.Noise(0.3, 0.55, 0.6, 3, seed + 1),
+                        tx.Blobs(0.12, 1.0, 0.75, 0.05, seed + 2)])
     nosing = tx.Layered([tx.Noise(0.3, 0.55, 0.6, 3, seed + 3),
                          tx.Grid(period=(run, 100.0), size=(0.05, 100.0), lo=0.9, hi=0.9)])
     paving = tx.Layered([tx.Bricks((0.5, 0.5), 0.015, 0.25, 0.5, 0.1, seed + 4),
@@ -219,9 +232,8 @@ def stairs(seed: int, path_length: float) -> SceneSpec:
     for i in range(n_steps - 1):
         x_front = x0 + i * run
         h = (i + 1) * rise
-        prims.append(Box(center=((x_front + x_top) / 2, 0, h / 2), half_size=((x_top - x_front) / 2,
-                                                                               width / 2, h / 2),
-                         texture=nosing))
+        prims.append(Box(center=((x_front + x_top) / 2, 0, h / 2),
+                         half_size=((x_top - x_front) / 2, width / 2, h / 2), texture=nosing))
     for sy in (-1, 1):   # balustrade walls along the flight
         prims.append(Box(center=(x_top / 2, sy * (width / 2 + 0.15), (top + 1.0) / 2),
                          half_size=(x_top / 2 + 1.0, 0.15, (top + 1.0) / 2), texture=stone))
@@ -234,13 +246,15 @@ def stairs(seed: int, path_length: float) -> SceneSpec:
         prims.append(Box(center=(6.0, sy * 16.0, 4.0), half_size=(24.0, 1.0, 4.0), yaw_deg=0.0,
                          texture=facade))
     for px in rng.uniform(-10, -3, 3):
-        prims.append(Cylinder(point=(px, rng.choice([-1, 1]) * rng.uniform(6, 9), 2.0), axis=(0, 0, 1),
-                              radius=0.25, half_length=2.0, texture=stone))
+        py = rng.choice([-1, 1]) * rng.uniform(6, 9)
+        prims.append(Cylinder(point=(px, py, 2.0), axis=(0, 0, 1), radius=0.25, half_length=2.0,
+                              texture=stone))
     # loop: up the flight on y = -2, turn on the upper plaza, down on y = +2, turn below
     xs_up = np.arange(-8.0, x_top + 8.0, 0.5)
     turn = np.linspace(-0.5 * np.pi, 0.5 * np.pi, 9)
     xy = np.vstack([np.column_stack([xs_up, np.full(xs_up.size, -2.0)]),
-                    np.column_stack([x_top + 8.0 + 2.0 * np.cos(turn[1:-1]), 2.0 * np.sin(turn[1:-1])]),
+                    np.column_stack([x_top + 8.0 + 2.0 * np.cos(turn[1:-1]),
+                                     2.0 * np.sin(turn[1:-1])]),
                     np.column_stack([xs_up[::-1], np.full(xs_up.size, 2.0)]),
                     np.column_stack([-8.0 - 2.0 * np.cos(turn[1:-1]), -2.0 * np.sin(turn[1:-1])])])
     f = np.clip((xy[:, 0] - (x0 - 0.8)) / (x_top - x0 + 1.6), 0, 1)
@@ -260,14 +274,14 @@ def terrain(seed: int, path_length: float) -> SceneSpec:
                                          tx.Blobs(0.5, 6.0, 0.68, 0.05, seed + 3)]))
     prims = [hf]
     bark = tx.Noise(0.15, 0.3, 0.3, 2, seed + 4)
-    for _ in range(10):
+    for _ in range(10):    # trees off the elliptic path x = 33.6 cos, y = 28 sin
         r, a = rng.uniform(8, 45), rng.uniform(0, 2 * np.pi)
-        if abs(r - 28) < 4:
-            r += 8
-        x, y = r * np.cos(a), r * np.sin(a)
+        if abs(r - 28) < 5:
+            r += 10 * np.sign(r - 28 + 1e-9)
+        x, y = 1.2 * r * np.cos(a), r * np.sin(a)
         h0 = float(hf.height(np.array([x]), np.array([y]))[0][0])
-        prims.append(Cylinder(point=(x, y, h0 + 2.5), axis=(0, 0, 1), radius=rng.uniform(0.15, 0.4),
-                              half_length=3.0, texture=bark))
+        prims.append(Cylinder(point=(x, y, h0 + 2.5), axis=(0, 0, 1),
+                              radius=rng.uniform(0.15, 0.4), half_length=3.0, texture=bark))
     ang = np.linspace(0, 2 * np.pi, 48, endpoint=False)
     xy = np.column_stack([28 * np.cos(ang) * 1.2, 28 * np.sin(ang)])
     ground = hf.height(xy[:, 0], xy[:, 1])[0]

@@ -27,7 +27,8 @@ def hash01(ix: np.ndarray, iy: np.ndarray, seed: int) -> np.ndarray:
     return h.astype(np.float64) / 4294967296.0
 
 
-def value_noise(u: np.ndarray, v: np.ndarray, scale: float, seed: int, octaves: int = 1) -> np.ndarray:
+def value_noise(u: np.ndarray, v: np.ndarray, scale: float, seed: int,
+                octaves: int = 1) -> np.ndarray:
     """Smooth lattice noise in [0, 1]; `scale` is the cell size of the first octave in metres."""
     total = np.zeros(np.shape(u))
     norm = 0.0
@@ -97,7 +98,7 @@ class Blobs(Texture):
 
 @dataclass
 class Stripes(Texture):
-    """Painted lines along u at fixed v (along='v': along v at fixed u); dashed if dash_period > 0."""
+    """Painted lines along u at fixed v (along='v': along v at fixed u); dashed if dash_period."""
 
     positions: Sequence[float] = (0.0,)
     width: float = 0.12

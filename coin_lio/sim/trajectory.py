@@ -34,10 +34,10 @@ class TrajectoryConfig:
     static_duration: float = 1.5         # s at rest before moving (IMU initialisation)
     ramp_duration: float = 2.0           # s from rest to cruise speed
     speed: float | None = None           # m/s cruise (smooth 1.2, dynamic 1.6)
-    yaw_rate_peak_deg: float | None = None   # deg/s of the added yaw swings (smooth 0, dynamic 105)
+    yaw_rate_peak_deg: float | None = None   # deg/s of the added yaw swings (smooth 0, dynamic 90)
     tilt_deg: float | None = None        # roll/pitch sway amplitude (smooth 2, dynamic 5)
     shake_deg: float | None = None       # fast roll/pitch shake (smooth 0, dynamic 1.5)
-    bob_m: float | None = None           # vertical/lateral shake amplitude (smooth 0, dynamic 0.015)
+    bob_m: float | None = None           # m, vertical/lateral shake (smooth 0, dynamic 0.015)
     initial_tilt_deg: float = 3.0        # max |roll|, |pitch| at rest (random per seed)
 
     def __post_init__(self) -> None:
@@ -57,7 +57,7 @@ class TrajectoryConfig:
 
     def resolved(self) -> dict:
         dyn = self.profile == "dynamic"
-        defaults = {"speed": 1.6 if dyn else 1.2, "yaw_rate_peak_deg": 105.0 if dyn else 0.0,
+        defaults = {"speed": 1.6 if dyn else 1.2, "yaw_rate_peak_deg": 90.0 if dyn else 0.0,
                     "tilt_deg": 5.0 if dyn else 2.0, "shake_deg": 1.5 if dyn else 0.0,
                     "bob_m": 0.015 if dyn else 0.0}
         out = asdict(self)
@@ -142,7 +142,8 @@ def _ramp(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray
 class SplineTrajectory(Trajectory):
     """Scene path + motion profile; deterministic for a seed."""
 
-    def __init__(self, path: Path, config: TrajectoryConfig, duration: float, seed: int = 0) -> None:
+    def __init__(self, path: Path, config: TrajectoryConfig, duration: float,
+                 seed: int = 0) -> None:
         self.path, self.config, self.duration = path, config, float(duration)
         prm = config.resolved()
         self.t0, self.tr, self.v = config.static_duration, config.ramp_duration, prm["speed"]
@@ -167,8 +168,8 @@ class SplineTrajectory(Trajectory):
                            2 * np.pi * rng.uniform(3.0, 4.5, (1, 3))])
         self.angles = _Sines(amp, omega, rng.uniform(0, 2 * np.pi, amp.shape))
         bob = prm["bob_m"]
-        self.shake = _Sines(np.array([[bob / 2, bob / 2, bob]]),
-                            2 * np.pi * np.array([[0.9, 0.9, 1.8]]) * rng.uniform(0.9, 1.1, (1, 3)),
+        bob_w = 2 * np.pi * np.array([[0.9, 0.9, 1.8]]) * rng.uniform(0.9, 1.1, (1, 3))
+        self.shake = _Sines(np.array([[bob / 2, bob / 2, bob]]), bob_w,
                             rng.uniform(0, 2 * np.pi, (1, 3)))
 
     def state(self, t):
