@@ -9,6 +9,8 @@ from setuptools import find_packages, setup
 NODES = [
     "topic_monitor=suite_tools.topic_monitor:main",
     "bag_player=suite_tools.bag_player:main",
+    "coin_lio_node=coin_lio.node:main",
+    "classifier_node=learned_nodes.classifier_node:main",
 ]
 TOOLS = [
     "coin-lio-suite-launch=suite_tools.launcher.cli:main",
@@ -16,6 +18,9 @@ TOOLS = [
     "coin-lio-suite-demo=suite_tools.demo:main",
     "coin-lio-sim=coin_lio.sim.cli:main",
     "coin-lio-bench=coin_lio.eval.bench_runner:main",
+    "coin-lio-run=coin_lio.offline_runner:main",
+    "cocoop-train=learned_nodes.cocoop.train:main",
+    "cocoop-eval=learned_nodes.cocoop.evaluate:main",
 ]
 
 setup(

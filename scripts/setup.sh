@@ -27,14 +27,32 @@ if ((${#missing[@]})); then
   fi
 fi
 
+# 1b. Debian packages the suite needs (data sets, libraries), listed in requirements/debian.txt.
+debs=()
+while read -r pkg; do
+  [ -n "$pkg" ] && ! dpkg -s "$pkg" >/dev/null 2>&1 && debs+=("$pkg")
+done < <(grep -v '^\s*#' requirements/debian.txt 2>/dev/null | awk '{print $1}')
+if ((${#debs[@]})); then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing Debian packages: ${debs[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${debs[@]}" >/dev/null
+  else
+    echo "[setup] warning: Debian packages missing (${debs[*]}); tests that need them will skip" >&2
+  fi
+fi
+
 # 2. The venv and its pinned packages.
 [ -x "$VENV/bin/python" ] || { log "creating $VENV"; "$PY" -m venv "$VENV"; }
 mkdir -p "$STAMPS"
 req_hash=$(hash_of requirements/*.txt)
 if [ "$(cat "$STAMPS/pip" 2>/dev/null)" != "$req_hash" ]; then
   log "installing pinned Python packages (ROS 2 Kilted wheels, numpy, torch CPU, ...)"
+  req_args=()
+  for f in requirements/*.txt; do
+    case "$f" in */constraints.txt|*/debian.txt) ;; *) req_args+=(-r "$f") ;; esac
+  done
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
-    -c requirements/constraints.txt -r requirements/ros.txt -r requirements/base.txt 2>&1 \
+    -c requirements/constraints.txt "${req_args[@]}" 2>&1 \
     | { grep -v "^WARNING: Location" || true; }
   if "$VENV/bin/python" -m pip show -q torchvision >/dev/null 2>&1; then
     echo "[setup] torchvision got installed: it breaks torch and transformers here; remove it" >&2
