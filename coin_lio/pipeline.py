@@ -116,6 +116,8 @@ class LioPipeline:
             if not self.init.ready:
                 return ScanResult(t_end, "initialising", None, None, timings_ms=tm)
             self.state, self.P, self.acc_scale = self.init.initial_state()
+            self.state.rot_il = self.T_imu_lidar[:3, :3].copy()
+            self.state.pos_il = self.T_imu_lidar[:3, 3].copy()
             self.t_state = self.init.samples[-1].t
         if t_end <= self.t_state:
             self.events.append(("scan_order", "scan ends before the filter time: skipped"))
@@ -223,10 +225,10 @@ class _GeometricResiduals:
 
 
 def _moved(T_a: np.ndarray, T_b: np.ndarray) -> float:
-    """Translation change plus rotation change (rad x 10 m lever) between two poses."""
+    """Translation change plus rotation change (rad x 5 m lever) between two poses."""
     dR = T_a[:3, :3].T @ T_b[:3, :3]
     angle = np.arccos(np.clip((np.trace(dR) - 1) / 2, -1, 1))
-    return float(np.linalg.norm(T_a[:3, 3] - T_b[:3, 3]) + 10.0 * angle)
+    return float(np.linalg.norm(T_a[:3, 3] - T_b[:3, 3]) + 5.0 * angle)
 
 
 def _to_world(x: NavState, body: np.ndarray) -> np.ndarray:

@@ -85,7 +85,7 @@ class LocalMap:
     def _refresh_trees(self) -> None:
         n = len(self.points)
         if self._tree is None or (n - self._n_tree) > self.cfg.rebuild_fraction * max(self._n_tree, 1):
-            self._tree = cKDTree(self.points, balanced_tree=False, compact_nodes=False) if n else None
+            self._tree = cKDTree(self.points, balanced_tree=False, compact_nodes=True) if n else None
             self._n_tree, self._recent = n, None
         elif n > self._n_tree:
             self._recent = cKDTree(self.points[self._n_tree:])

@@ -221,21 +221,13 @@ class Scan:
 
 
 def decode_scan(msg: Any) -> Scan:
+    """A bag's PointCloud2 (rosbags message) as a Scan; times and validity as the node reads them."""
     from coin_lio.io.pointcloud2 import pointcloud2_to_array
+    from coin_lio.io.scan import scan_from_cloud
 
-    cloud = pointcloud2_to_array(msg)                  # (H, W); unorganised clouds: (1, N)
     stamp_ns = int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
-    names = cloud.dtype.names or ()
-    if "t" in names:                                   # Ouster: uint32 ns since the stamp
-        times = (stamp_ns + cloud["t"].astype(np.int64)) * 1e-9
-    elif "time" in names or "timestamp" in names:      # Velodyne/Hesai: float s, relative or absolute
-        rel = cloud["time" if "time" in names else "timestamp"].astype(np.float64)
-        times = rel if np.nanmax(np.abs(rel), initial=0.0) > 1e6 else stamp_ns * 1e-9 + rel
-    else:
-        times = np.full(cloud.shape, stamp_ns * 1e-9)
-    x, y, z = (cloud[c].astype(np.float64) for c in ("x", "y", "z"))
-    valid = np.isfinite(x) & np.isfinite(y) & np.isfinite(z) & ((x != 0) | (y != 0) | (z != 0))
-    return Scan(stamp_ns * 1e-9, cloud, times, valid)
+    scan = scan_from_cloud(pointcloud2_to_array(msg), stamp_ns)
+    return Scan(scan.stamp, scan.cloud, scan.times, scan.valid)
 
 
 def iter_sensor_events(info: SequenceInfo, reorder_window_s: float = 0.5) -> Iterator[ImuSample | Scan]:
