@@ -94,7 +94,7 @@ class ExtrinsicConfig:
     """LiDAR pose in the IMU frame: p_imu = R p_lidar + t (FAST-LIO extrinsic_R / extrinsic_T)."""
 
     translation: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
-    rotation: list[float] = field(default_factory=lambda: [1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0])  # row-major
+    rotation: list[float] = field(default_factory=lambda: [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0])
 
     def __post_init__(self) -> None:
         _check(len(self.translation) == 3 and len(self.rotation) == 9, "extrinsic needs 3 + 9 numbers")

@@ -34,6 +34,7 @@ class ScanResult:
     converged: bool = False
     timings_ms: dict = field(default_factory=dict)
     points_world: np.ndarray | None = None   # (M, 3) registered points, world frame
+    covariance: np.ndarray | None = None     # (6, 6) of [position, rotation] (IMU body, world)
 
 
 class LioPipeline:
@@ -140,7 +141,8 @@ class LioPipeline:
             self._commit(x_prop, P_prop, t_end)
             self.map.insert(_to_world(x_prop, body))
             return ScanResult(t_end, "mapped", x_prop.lidar_pose(), x_prop, num_points=len(body),
-                              timings_ms=tm, points_world=_to_world(x_prop, body))
+                              timings_ms=tm, points_world=_to_world(x_prop, body),
+                              covariance=P_prop[:6, :6].copy())
 
         geo = _GeometricResiduals(body, self.map, self.cfg)
         t1 = time.perf_counter()
@@ -170,7 +172,8 @@ class LioPipeline:
             degen = analyse(information_6(meas.H, meas.var), geo.last_normals, self.cfg.degeneracy)
         tm["total"] = _ms(t0)
         return ScanResult(t_end, status, x_new.lidar_pose(), x_new, degen, len(body), len(geo.planes),
-                          res.iterations if res else 0, bool(res and res.converged), tm, world)
+                          res.iterations if res else 0, bool(res and res.converged), tm, world,
+                          P_new[:6, :6].copy())
 
     def _commit(self, x: NavState, P: np.ndarray, t: float) -> None:
         self.state, self.P, self.t_state = x, P, t

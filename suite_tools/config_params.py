@@ -123,3 +123,24 @@ def _deep_update(dst: dict, src: Mapping) -> None:
             _deep_update(dst[k], v)
         else:
             dst[k] = v
+
+
+def ros_parameter_default(value: Any) -> Any:
+    """A default ROS accepts: lists of numbers become all-float when any item is a float."""
+    if isinstance(value, (list, tuple)):
+        items = list(value)
+        if any(isinstance(v, float) for v in items) and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in items):
+            return [float(v) for v in items]
+        return items
+    return value
+
+
+def declare_and_build(node: Any, cls: type[T]) -> T:
+    """Declare every field of config dataclass `cls` as a ROS parameter (dotted names, the
+    dataclass defaults) on `node`, read them back (params files and -p overrides applied) and
+    build the validated config. Raises ConfigError naming the bad parameter."""
+    defaults = flatten(cls())
+    for name, value in defaults.items():
+        node.declare_parameter(name, ros_parameter_default(value))
+    return build(cls, {name: node.get_parameter(name).value for name in defaults})

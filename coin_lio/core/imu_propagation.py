@@ -64,7 +64,9 @@ class ImuInitializer:
         if not np.isfinite(norm) or norm < 1e-3:
             raise ValueError("IMU initialisation: mean acceleration is zero or invalid")
         state = NavState()
-        state.grav = -mean_acc / norm * self.cfg.gravity   # world = first IMU frame
+        # World frame: gravity along -z, yaw and position of the first IMU pose (REP-105 odom).
+        state.rot = gravity_aligned_rotation(mean_acc / norm)
+        state.grav = np.array([0.0, 0.0, -self.cfg.gravity])
         state.bg = gyr.mean(axis=0)
         P = np.eye(DIM)
         P[ROT_IL, ROT_IL] *= 1e-5
@@ -75,6 +77,17 @@ class ImuInitializer:
         P[POS, POS] *= 1e-6   # the world frame is defined by the first pose
         P[ROT, ROT] *= 1e-6
         return state, P, self.cfg.gravity / norm
+
+
+def gravity_aligned_rotation(up_body: np.ndarray) -> np.ndarray:
+    """R_WI with zero yaw that maps the measured 'up' (unit specific force at rest, IMU frame)
+    onto +z of the world."""
+    z = np.array([0.0, 0.0, 1.0])
+    axis = np.cross(up_body, z)
+    s, c = np.linalg.norm(axis), float(np.dot(up_body, z))
+    if s < 1e-12:
+        return np.eye(3) if c > 0 else np.diag([1.0, -1.0, -1.0])
+    return so3.exp(axis / s * np.arctan2(s, c))
 
 
 def propagate(state: NavState, P: np.ndarray, samples: list[ImuSample], t0: float, t1: float,

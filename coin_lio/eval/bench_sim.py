@@ -66,17 +66,25 @@ DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
 }
 
 
+# IMU noise of the generated sequences (--imu). "sim": coin_lio.sim's defaults (white noise
+# 0.01 m/s^2/sqrt(Hz) and 0.01 rad/s/sqrt(Hz): 0.1 per sample at 100 Hz, FAST-LIO's assumption);
+# "icm20948": the datasheet white noise of the InvenSense ICM-20948 inside Ouster OS units
+# (230 ug/sqrt(Hz), 0.015 deg/s/sqrt(Hz)), sim biases kept; "ideal": no noise, no bias.
+IMU_PRESETS = ("sim", "icm20948", "ideal")
+
+
 @dataclass(frozen=True)
 class SeqSpec:
     scene: str
     profile: str
+    imu: str = "sim"
 
     @property
     def name(self) -> str:
-        return f"{self.scene}_{self.profile}"
+        return f"{self.scene}_{self.profile}" + ("" if self.imu == "sim" else f"_imu-{self.imu}")
 
 
-def parse_sequences(text: str) -> list[SeqSpec]:
+def parse_sequences(text: str, imu: str = "sim") -> list[SeqSpec]:
     """'tunnel,field_dynamic' -> specs; 'all' (or '') -> the default set."""
     from coin_lio.sim.scenes import SCENES
     from coin_lio.sim.trajectory import PROFILES
@@ -85,7 +93,7 @@ def parse_sequences(text: str) -> list[SeqSpec]:
     out: list[SeqSpec] = []
     for item in items:
         if item == "all":
-            out += [parse_sequences(s)[0] for s in DEFAULT_SEQUENCES]
+            out += [parse_sequences(s, imu)[0] for s in DEFAULT_SEQUENCES]
             continue
         scene, profile = item.replace(":", "_"), "smooth"
         for p in PROFILES:
@@ -94,7 +102,9 @@ def parse_sequences(text: str) -> list[SeqSpec]:
         if scene not in SCENES:
             raise ValueError(f"unknown scene '{scene}' in '{item}'; scenes: {sorted(SCENES)}, "
                              f"profiles: {list(PROFILES)}")
-        spec = SeqSpec(scene, profile)
+        if imu not in IMU_PRESETS:
+            raise ValueError(f"unknown IMU preset '{imu}', choose from {IMU_PRESETS}")
+        spec = SeqSpec(scene, profile, imu)
         if spec not in out:
             out.append(spec)
     return out
@@ -147,11 +157,16 @@ def sim_source_hash() -> str:
 
 
 def make_config(spec: SeqSpec, duration: float, rows: int = 128, cols: int = 1024, seed: int = 0):
+    from coin_lio.sim.imu import ImuConfig
     from coin_lio.sim.lidar_model import OusterConfig
     from coin_lio.sim.sequence import SequenceConfig
 
+    imu = {"sim": ImuConfig(), "ideal": ImuConfig.noiseless(),
+           "icm20948": ImuConfig(acc_noise_density=230e-6 * 9.80665,
+                                 gyr_noise_density=np.radians(0.015))}[spec.imu]
     return SequenceConfig(scene=spec.scene, profile=spec.profile, duration=float(duration),
-                          seed=int(seed), ouster=OusterConfig(rows=rows, cols=cols, frequency_hz=10))
+                          seed=int(seed), imu=imu,
+                          ouster=OusterConfig(rows=rows, cols=cols, frequency_hz=10))
 
 
 def _jsonable(obj: Any) -> Any:
@@ -302,6 +317,7 @@ def run_bench(specs: Sequence[SeqSpec], methods: Sequence[str], data_dir: Path, 
         if need > free:
             raise OSError(f"not enough disk for the sequences: ~{need / 1e9:.1f} GB needed")
     opts = method_options(methods, options)
+    imus = sorted({s.imu for s in specs})
     table: list[dict] = []
     t0 = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -311,8 +327,8 @@ def run_bench(specs: Sequence[SeqSpec], methods: Sequence[str], data_dir: Path, 
         summaries = run_sequence(seq_dir, methods, out_dir, opts, max_diff=max_diff,
                                  rpe_delta=rpe_delta, threads=threads, progress=progress)
         table += rows_from_summaries(summaries, out_dir / info.name, info.ground_truth, max_diff)
-        _write_outputs(out_dir, table, methods, opts, duration, threads, rows, cols)
-    md = _write_outputs(out_dir, table, methods, opts, duration, threads, rows, cols)
+        _write_outputs(out_dir, table, methods, opts, duration, threads, rows, cols, imus)
+    md = _write_outputs(out_dir, table, methods, opts, duration, threads, rows, cols, imus)
     print(md)
     print(f"[bench-sim] {len(specs)} sequence(s) x {len(methods)} method(s) in "
           f"{time.perf_counter() - t0:.0f} s; table: {out_dir / 'table.md'}")
@@ -320,10 +336,12 @@ def run_bench(specs: Sequence[SeqSpec], methods: Sequence[str], data_dir: Path, 
 
 
 def _write_outputs(out_dir: Path, rows: list[dict], methods: Sequence[str], opts: dict,
-                   duration: float, threads: int, n_rows: int, n_cols: int) -> str:
+                   duration: float, threads: int, n_rows: int, n_cols: int,
+                   imus: Sequence[str] = ("sim",)) -> str:
     """table.md (with the settings), results.json, results.csv; returns the table."""
     md = markdown_table(rows)
-    settings = [f"- sequences: coin_lio.sim, Ouster {n_rows}x{n_cols} @ 10 Hz, IMU 100 Hz, "
+    settings = [f"- sequences: coin_lio.sim, Ouster {n_rows}x{n_cols} @ 10 Hz, IMU 100 Hz "
+                f"({'/'.join(imus)} noise), "
                 f"{duration:g} s each; APE after SE(3) alignment, RPE over 10 m segments (evo "
                 "conventions); end error = last pose of the origin-aligned estimate minus GT "
                 "(world axes; the tunnel's axis is x)",
@@ -365,6 +383,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--rows", type=int, default=128, help="Ouster rows (16/32/64/128)")
     p.add_argument("--cols", type=int, default=1024, help="Ouster columns (512/1024/2048)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--imu", choices=IMU_PRESETS, default="sim",
+                   help="IMU noise of the sequences (non-default: DATA/<name>_imu-<preset>)")
     p.add_argument("--set", action="append", default=[], metavar="METHOD.OPTION=VALUE",
                    help="method option over DEFAULT_OPTIONS, value parsed as JSON (repeatable)")
     p.add_argument("--rpe-delta", type=float, default=10.0, help="RPE segment length [m]")
@@ -374,7 +394,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        specs = parse_sequences(args.scenes)
+        specs = parse_sequences(args.scenes, args.imu)
     except ValueError as exc:
         p.error(str(exc))
     ok, bad = available_methods()

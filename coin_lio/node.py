@@ -1,0 +1,222 @@
+"""coin_lio_node: LiDAR-inertial odometry on a ROS 2 graph (thin adapter over OdometryDriver).
+
+Subscribes  <points_topic> sensor_msgs/PointCloud2, <imu_topic> sensor_msgs/Imu (sensor-data QoS)
+Publishes   ~/odometry nav_msgs/Odometry (odom_frame -> base_frame), ~/path nav_msgs/Path,
+            ~/cloud_registered sensor_msgs/PointCloud2 (odom_frame), ~/degeneracy
+            coin_lio_suite/DegeneracyReport, TF odom_frame -> base_frame when tf2_ros exists
+Services    ~/reset std_srvs/Trigger
+Threads     IMU and cloud callbacks only convert and enqueue; a worker thread runs the filter, so
+            the IMU callback never waits for a scan. Lag policy: at most `max_scan_queue` scans
+            wait; when another arrives the OLDEST waiting scan is dropped, counted, and reported
+            (log + DegeneracyReport.num_dropped_scans).
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+
+import numpy as np
+
+from coin_lio.config import NODE_NAME
+from coin_lio.node_config import NodeConfig
+from suite_tools.config_params import ConfigError, declare_and_build
+from suite_tools.node_main import run_node
+
+
+class _RateLimitedLog:
+    """Log each kind of problem the first time, then every 100th time with the count."""
+
+    def __init__(self, logger) -> None:
+        self.logger, self.counts = logger, {}
+
+    def warn(self, kind: str, message: str) -> None:
+        n = self.counts.get(kind, 0) + 1
+        self.counts[kind] = n
+        if n == 1 or n % 100 == 0:
+            self.logger.warning(f"{message} [{kind}: {n} so far]")
+
+
+def _make_node(args=None):
+    from nav_msgs.msg import Odometry, Path
+    from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+    from rclpy.node import Node
+    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+    from sensor_msgs.msg import Imu, PointCloud2
+    from std_srvs.srv import Trigger
+
+    from coin_lio import ros_messages as rm
+    from coin_lio.odometry_driver import OdometryDriver
+    from coin_lio_suite.msg import DegeneracyReport
+
+    class CoinLioNode(Node):
+        def __init__(self) -> None:
+            super().__init__(NODE_NAME)
+            try:
+                self.cfg = declare_and_build(self, NodeConfig)
+            except ConfigError as exc:
+                raise SystemExit(f"invalid parameters: {exc}") from None
+            c = self.cfg
+            self.exit_code = None
+            self.log = _RateLimitedLog(self.get_logger())
+            self.driver = OdometryDriver(c.lio, c.time_jump_reset)
+            self.T_base_imu = rm.pose_to_matrix(c.base_to_imu)
+            self.T_imu_base = np.linalg.inv(self.T_base_imu)
+            self.imu_in: deque = deque()                 # raw readings, appended by the callback
+            self.scans: deque = deque()                  # waiting scans (bounded by the policy)
+            self.cond = threading.Condition()
+            self.dropped = 0
+            self.reset_requested = False
+            self.last_gyro = np.zeros(3)
+            self.path = Path()
+            self.path.header.frame_id = c.odom_frame
+            self.n_published = 0
+
+            self.pub_odom = self.create_publisher(Odometry, "~/odometry", 50)
+            self.pub_path = self.create_publisher(Path, "~/path", 5)
+            self.pub_cloud = self.create_publisher(PointCloud2, "~/cloud_registered", 5)
+            self.pub_degen = self.create_publisher(DegeneracyReport, "~/degeneracy", 20)
+            self.tf = None
+            if c.publish_tf:
+                try:
+                    from tf2_ros import TransformBroadcaster
+                    self.tf = TransformBroadcaster(self)
+                except ImportError:
+                    self.get_logger().info("tf2_ros not available: TF not published (odometry is)")
+            imu_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=400,
+                                 reliability=ReliabilityPolicy.BEST_EFFORT)
+            self.create_subscription(Imu, c.imu_topic, self._on_imu, imu_qos,
+                                     callback_group=MutuallyExclusiveCallbackGroup())
+            self.create_subscription(PointCloud2, c.points_topic, self._on_cloud, qos_profile_sensor_data,
+                                     callback_group=MutuallyExclusiveCallbackGroup())
+            self.create_service(Trigger, "~/reset", self._on_reset,
+                                callback_group=MutuallyExclusiveCallbackGroup())
+            self.running = True
+            self.worker = threading.Thread(target=self._work, name="coin_lio_worker", daemon=True)
+            self.worker.start()
+            self.get_logger().info(f"coin_lio: {c.points_topic} + {c.imu_topic} -> "
+                                   f"{self.get_name()}/odometry ({c.odom_frame} -> {c.base_frame})")
+
+        # ---- callbacks: convert, validate, enqueue ----------------------------------------
+        def _on_imu(self, msg) -> None:
+            try:
+                r = rm.imu_from_msg(msg)
+            except (ValueError, TypeError) as exc:
+                self.log.warn("imu_bad", f"IMU message dropped: {exc}")
+                return
+            with self.cond:
+                self.imu_in.append(r)
+                self.cond.notify()
+
+        def _on_cloud(self, msg) -> None:
+            lp = self.cfg.lio.preprocess
+            try:
+                scan = rm.scan_from_msg(msg, lp.time_field if lp.time_field else "auto",
+                                        lp.time_scale if lp.time_field else 0.0)
+            except ValueError as exc:
+                self.log.warn("cloud_bad", f"point cloud dropped: {exc}")
+                return
+            if not scan.valid.any():
+                self.log.warn("cloud_empty", "point cloud without valid points dropped")
+                return
+            with self.cond:
+                while len(self.scans) >= self.cfg.max_scan_queue:
+                    self.scans.popleft()
+                    self.dropped += 1
+                    self.log.warn("scan_dropped", "processing behind: the oldest waiting scan was dropped")
+                self.scans.append(scan)
+                self.cond.notify()
+
+        def _on_reset(self, request, response):
+            with self.cond:
+                self.reset_requested = True
+                self.cond.notify()
+            response.success, response.message = True, "odometry will restart with the next scan"
+            return response
+
+        # ---- worker ------------------------------------------------------------------------
+        def _work(self) -> None:
+            while self.running:
+                with self.cond:
+                    self.cond.wait_for(lambda: not self.running or self.scans or self.reset_requested,
+                                       timeout=0.5)
+                    if not self.running:
+                        return
+                    if self.reset_requested:
+                        self.reset_requested = False
+                        self.scans.clear()
+                        self.imu_in.clear()
+                        self.driver.reset("service call")
+                        self.path.poses.clear()
+                    if not self.scans:
+                        continue
+                    scan = self.scans[0]
+                    # Wait (bounded) for the IMU to cover the scan's end.
+                    deadline = time.monotonic() + self.cfg.imu_wait
+                    while not self._imu_covers(scan.end) and time.monotonic() < deadline and self.running:
+                        self.cond.wait(timeout=max(0.0, deadline - time.monotonic()))
+                    if self.scans and self.scans[0] is scan:
+                        self.scans.popleft()
+                    else:
+                        continue          # dropped by the lag policy meanwhile
+                    imu = list(self.imu_in)
+                    self.imu_in.clear()
+                for r in imu:
+                    self.driver.add_imu(r)
+                    self.last_gyro = r.gyro
+                t0 = time.perf_counter()
+                try:
+                    res = self.driver.process(scan)
+                except Exception as exc:  # never let the worker die: report, reset, go on
+                    self.get_logger().error(f"odometry failed on a scan ({type(exc).__name__}: {exc}): reset")
+                    self.driver.reset("internal error")
+                    continue
+                ms = (time.perf_counter() - t0) * 1e3
+                for kind, message in self.driver.drain_events():
+                    self.log.warn(kind, message)
+                if res is not None and res.T_world_lidar is not None and res.state.is_finite():
+                    self._publish(res, ms)
+
+        def _imu_covers(self, t: float) -> bool:
+            return (self.imu_in and self.imu_in[-1].t >= t) or self.driver.imu_covers(t)
+
+        def _publish(self, res, ms: float) -> None:
+            c = self.cfg
+            T_odom_base = self.T_base_imu @ res.state.imu_pose() @ self.T_imu_base
+            self.pub_odom.publish(rm.odometry_msg(res, T_odom_base, self.T_base_imu, c.odom_frame,
+                                                  c.base_frame, self.last_gyro))
+            if self.tf is not None:
+                self.tf.sendTransform(rm.transform_msg(res.t_end, T_odom_base, c.odom_frame, c.base_frame))
+            if c.publish_path:
+                self.path.poses.append(rm.pose_stamped(res, T_odom_base, c.odom_frame))
+                del self.path.poses[:-c.path_max_poses]
+                if self.n_published % c.path_every == 0:
+                    self.path.header.stamp = rm.to_stamp(res.t_end)
+                    self.pub_path.publish(self.path)
+            if c.publish_cloud and res.points_world is not None:
+                pts = res.points_world @ self.T_base_imu[:3, :3].T + self.T_base_imu[:3, 3]
+                self.pub_cloud.publish(rm.xyz_cloud_msg(pts, res.t_end, c.odom_frame))
+            self.pub_degen.publish(rm.degeneracy_msg(res, c.odom_frame, self.dropped, ms))
+            self.n_published += 1
+
+        def on_shutdown(self) -> None:
+            self.running = False
+            with self.cond:
+                self.cond.notify_all()
+            self.worker.join(timeout=2.0)
+            counts = dict(self.driver.counts)
+            # rclpy may be shut down already (SIGINT): print instead of the ROS logger
+            print(f"[coin_lio_node] {self.n_published} poses published, {self.dropped} scans dropped, "
+                  f"counts {counts}, problems {self.log.counts}", flush=True)
+
+    return CoinLioNode()
+
+
+def main(args=None) -> int:
+    from rclpy.executors import MultiThreadedExecutor
+
+    return run_node(_make_node, args, executor_factory=lambda: MultiThreadedExecutor(num_threads=3))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,159 @@
+"""coin_lio_node on a graph: fed by the bag player through the launcher, its odometry equals
+the offline runner's on the same bag; bad input of every kind is logged and survived."""
+from __future__ import annotations
+
+import array
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+rclpy = pytest.importorskip("rclpy")
+from nav_msgs.msg import Odometry  # noqa: E402
+from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
+from sensor_msgs.msg import Imu, PointCloud2, PointField  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+LAUNCHER = str(Path(sys.executable).parent / "coin-lio-suite-launch")
+
+
+@pytest.fixture(scope="module")
+def sequence(tmp_path_factory):
+    from coin_lio.sim.lidar_model import OusterConfig
+    from coin_lio.sim.sequence import SequenceConfig, generate_sequence
+
+    out = tmp_path_factory.mktemp("seq") / "urban"
+    generate_sequence(SequenceConfig(scene="urban", duration=5.0, seed=3,
+                                     ouster=OusterConfig(rows=32, cols=512)), out, progress=False)
+    return out
+
+
+def _config(tmp_path, **changes) -> Path:
+    data = yaml.safe_load((ROOT / "config" / "coin_lio.yaml").read_text())
+    data["coin_lio_node"]["ros__parameters"].update(changes)
+    path = tmp_path / "coin_lio.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _collect(node, topic="/coin_lio_node/odometry"):
+    got: list = []
+    qos = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
+    node.create_subscription(Odometry, topic, got.append, qos)
+    return got
+
+
+def _spin_until(node, pred, timeout):
+    deadline = time.monotonic() + timeout
+    while not pred() and time.monotonic() < deadline:
+        rclpy.spin_once(node, timeout_sec=0.1)
+    return pred()
+
+
+def test_node_odometry_equals_offline_runner(graph, ros_context, sequence, tmp_path):
+    from coin_lio.node_config import load_node_config
+    from coin_lio.offline_runner import resolve_inputs, run
+
+    # never drop a scan here, so both paths see the same data (CI machines are slow)
+    cfg_path = _config(tmp_path, max_scan_queue=1000, imu_wait=2.0)
+    bag, cfg, gt = resolve_inputs(sequence, load_node_config(cfg_path), None)
+    summary = run(bag, cfg, tmp_path / "offline", progress=False)
+    offline = np.loadtxt(tmp_path / "offline" / "trajectory.tum")
+    assert summary["scans"] == len(offline) > 30
+
+    # the node gets the same extrinsic the runner read from the sequence
+    data = yaml.safe_load(cfg_path.read_text())
+    data["coin_lio_node"]["ros__parameters"]["lio"]["extrinsic"] = {
+        "translation": list(cfg.lio.extrinsic.translation), "rotation": list(cfg.lio.extrinsic.rotation)}
+    cfg_path.write_text(yaml.safe_dump(data))
+    node = rclpy.create_node("odom_listener")
+    got = _collect(node)
+    graph.spawn("launch", [LAUNCHER, str(ROOT / "launch" / "coin_lio.launch.yaml"), f"config:={cfg_path}"])
+    graph.spawn("player", graph.python_cmd("-m", "suite_tools.bag_player", str(bag), "--wait-subscribers", "1"))
+    assert _spin_until(node, lambda: graph.procs["player"].poll() is not None, 90), graph.log("player")
+    assert _spin_until(node, lambda: len(got) >= len(offline), 30), \
+        f"{len(got)} of {len(offline)} poses; node log:\n{graph.log('launch')[-3000:]}"
+    online = np.array([[m.header.stamp.sec + m.header.stamp.nanosec * 1e-9, m.pose.pose.position.x,
+                        m.pose.pose.position.y, m.pose.pose.position.z] for m in got])
+    np.testing.assert_allclose(online[:, 0], offline[:, 0], atol=1e-6)
+    np.testing.assert_allclose(online[:, 1:], offline[:, 1:4], atol=1e-6)
+    assert graph.interrupt("launch") == 0
+    node.destroy_node()
+
+
+def _cloud(fields, rows, stamp, data=None, point_step=None, width=None):
+    """A PointCloud2 from {name: array} (float32 unless given as another dtype)."""
+    names = list(fields)
+    dtype = np.dtype([(n, np.asarray(fields[n]).dtype) for n in names])
+    arr = np.zeros(np.asarray(fields[names[0]]).shape, dtype)
+    for n in names:
+        arr[n] = fields[n]
+    codes = {np.dtype("float32"): 7, np.dtype("float64"): 8, np.dtype("uint32"): 6, np.dtype("uint16"): 4}
+    msg = PointCloud2()
+    msg.header.stamp.sec, msg.header.stamp.nanosec = int(stamp), int((stamp % 1) * 1e9)
+    msg.height = rows
+    msg.width = width if width is not None else arr.size // max(rows, 1)
+    msg.fields = [PointField(name=n, offset=dtype.fields[n][1], datatype=codes[dtype.fields[n][0]], count=1)
+                  for n in names]
+    msg.point_step = point_step or dtype.itemsize
+    msg.row_step = msg.point_step * msg.width
+    msg.data = array.array("B", arr.tobytes() if data is None else data)
+    return msg
+
+
+def _imu(stamp, acc=(0.0, 0.0, 9.81), gyro=(0.0, 0.0, 0.0)):
+    m = Imu()
+    m.header.stamp.sec, m.header.stamp.nanosec = int(stamp), int(round((stamp % 1) * 1e9)) % 1_000_000_000
+    m.linear_acceleration.x, m.linear_acceleration.y, m.linear_acceleration.z = acc
+    m.angular_velocity.x, m.angular_velocity.y, m.angular_velocity.z = gyro
+    return m
+
+
+def test_node_survives_bad_input_and_keeps_publishing(graph, ros_context, sequence, tmp_path):
+    cfg_path = _config(tmp_path)
+    graph.spawn("launch", [LAUNCHER, str(ROOT / "launch" / "coin_lio.launch.yaml"), f"config:={cfg_path}"])
+    node = rclpy.create_node("fault_injector")
+    got = _collect(node)
+    pub_pc = node.create_publisher(PointCloud2, "/ouster/points", 10)
+    pub_imu = node.create_publisher(Imu, "/ouster/imu", 100)
+    assert _spin_until(node, lambda: pub_pc.get_subscription_count() and pub_imu.get_subscription_count(), 30)
+    time.sleep(0.5)
+    n = 64
+    xyz = np.random.default_rng(0).normal(0, 5, (3, 4, n)).astype(np.float32)
+    t_rel = np.tile(np.arange(n, dtype=np.uint32) * 1_000_000, (4, 1))
+    good = {"x": xyz[0], "y": xyz[1], "z": xyz[2], "t": t_rel, "intensity": xyz[0] * 0}
+    bad = [
+        _cloud({"y": xyz[1], "z": xyz[2], "t": t_rel}, 4, 100.0),                      # no x
+        _cloud({"x": xyz[0] * np.nan, "y": xyz[1], "z": xyz[2], "t": t_rel}, 4, 100.1),  # all NaN
+        _cloud({"x": xyz[0][:0], "y": xyz[1][:0], "z": xyz[2][:0], "t": t_rel[:0]}, 0, 100.2),  # empty
+        _cloud(good, 4, 100.3, data=b"\x00" * 10),                                    # data too short
+        _cloud(good, 4, 100.4, point_step=4),                                         # fields past step
+        _cloud({"t": t_rel, "z": xyz[2], "y": xyz[1], "x": xyz[0]}, 4, 100.5),         # other order: fine
+        _cloud(good, 1, 100.6, width=4 * n),                                          # unorganised: fine
+        _cloud({**good, "t": t_rel + 4_000_000_000}, 4, 100.7),                       # times way off
+    ]
+    for m in bad:
+        pub_pc.publish(m)
+        rclpy.spin_once(node, timeout_sec=0.02)
+    for stamp, acc in [(50.0, (np.nan, 0, 0)), (50.01, (0, 0, 1e7)), (50.02, (0, 0, 9.81)),
+                       (50.02, (0, 0, 9.81)), (49.0, (0, 0, 9.81)), (10.0, (0, 0, 9.81))]:
+        pub_imu.publish(_imu(stamp, acc))                 # NaN, absurd, duplicate, back, jump back
+    time.sleep(0.5)
+    # now a valid stream: the node must initialise and publish finite odometry
+    graph.spawn("player", graph.python_cmd("-m", "suite_tools.bag_player", str(sequence / "bag")))
+    assert _spin_until(node, lambda: len(got) >= 20, 60), graph.log("launch")[-3000:]
+    poses = np.array([[m.pose.pose.position.x, m.pose.pose.position.y, m.pose.pose.position.z,
+                       m.pose.pose.orientation.w] for m in got])
+    assert np.all(np.isfinite(poses))
+    assert graph.procs["launch"].poll() is None, "the node died"
+    graph.wait("player", 60)
+    assert graph.interrupt("launch") == 0
+    log = graph.log("launch")
+    for kind in ("cloud_bad", "cloud_empty"):
+        assert f"[{kind}: 1 so far]" in log, f"no warning of kind {kind} in:\n{log[-3000:]}"
+    assert "imu_nan" in log and ("imu_order" in log or "time_jump" in log)
+    assert "Traceback" not in log
+    node.destroy_node()
