@@ -6,7 +6,7 @@ export OPENBLAS_NUM_THREADS := 1
 export AMENT_PREFIX_PATH := $(VENV)$(if $(AMENT_PREFIX_PATH),:$(AMENT_PREFIX_PATH),)
 PYTEST_ARGS ?=
 
-.PHONY: setup test demo test-fast lock clean help
+.PHONY: setup test demo test-fast lock clean help bench-sim
 
 help:
 	@echo "make demo   - set up, then run the demo graph (bag -> launcher -> nodes)"
@@ -25,6 +25,11 @@ test-fast: setup
 
 demo: setup
 	$(VENV)/bin/coin-lio-suite-demo --out $(CURDIR)/out/demo
+
+# Simulated benchmark: every scene into data/sim/ (~8.8 GB at the default 20 s), every odometry on
+# each, table in out/bench_sim/table.md. E.g. make bench-sim BENCH_SIM_ARGS="--duration 10 --scenes tunnel,urban"
+bench-sim: setup
+	$(PY) -m coin_lio.eval.bench_sim --data $(CURDIR)/data/sim --out $(CURDIR)/out/bench_sim $(BENCH_SIM_ARGS)
 
 lock:
 	{ echo "# Pinned versions of everything the venv holds (make lock rewrites it)."; \

@@ -18,6 +18,7 @@ TOOLS = [
     "coin-lio-suite-demo=suite_tools.demo:main",
     "coin-lio-sim=coin_lio.sim.cli:main",
     "coin-lio-bench=coin_lio.eval.bench_runner:main",
+    "coin-lio-bench-sim=coin_lio.eval.bench_sim:main",
     "coin-lio-run=coin_lio.offline_runner:main",
     "cocoop-train=learned_nodes.cocoop.train:main",
     "cocoop-eval=learned_nodes.cocoop.evaluate:main",

@@ -92,4 +92,25 @@ if [ "$(cat "$STAMPS/editable" 2>/dev/null)" != "$py_hash" ]; then
   echo "$py_hash" > "$STAMPS/editable"
 fi
 
+# 6. Real Ouster recordings for the real-data tests: sdk/tests of the ouster-sdk 1.0.1 source archive
+#    (BSD-3; pcaps + metadata JSON of OS-0/1/2 units), fetched once into data/ouster_sdk_tests/
+#    (git-ignored). Never fatal: without it those tests skip and say why.
+OUSTER_DATA=$ROOT/data/ouster_sdk_tests
+if [ ! -f "$OUSTER_DATA/.complete" ]; then
+  log "fetching the ouster-sdk 1.0.1 test recordings into data/ouster_sdk_tests/"
+  dl=$(mktemp -d)
+  if "$VENV/bin/python" -m pip download -q --disable-pip-version-check --no-deps \
+       --no-binary ouster-sdk --no-build-isolation ouster-sdk==1.0.1 -d "$dl" >"$dl/log" 2>&1 \
+     && rm -rf "$OUSTER_DATA" && mkdir -p "$OUSTER_DATA" \
+     && tar -xzf "$dl/ouster_sdk-1.0.1.tar.gz" -C "$OUSTER_DATA" --strip-components=1 \
+          ouster_sdk-1.0.1/sdk/tests/pcaps ouster_sdk-1.0.1/sdk/tests/metadata \
+          ouster_sdk-1.0.1/sdk/LICENSE; then
+    touch "$OUSTER_DATA/.complete"
+  else
+    echo "[setup] warning: could not fetch the ouster-sdk 1.0.1 source archive (offline?):" \
+      "the real-data tests will skip. $(tail -1 "$dl/log" 2>/dev/null)" >&2
+  fi
+  rm -rf "$dl"
+fi
+
 log "ready in $(( $(date +%s) - t0 )) s: $VENV"

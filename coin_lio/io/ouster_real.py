@@ -423,8 +423,8 @@ def read_imu(pcap: str | Path, metadata: str | Path) -> ImuData:
     _, sf, _ = read_metadata(metadata)
     _, imu, _ = split_packets(pcap, sf)
     if not imu:
-        return ImuData(*(np.zeros(0, np.int64),), np.zeros((0, 3)), np.zeros((0, 3)),
-                       np.zeros(0, np.int64), np.zeros(0, np.int64))
+        none = np.zeros(0, np.int64)
+        return ImuData(none, np.zeros((0, 3)), np.zeros((0, 3)), none.copy(), none.copy())
     raw = np.frombuffer(b"".join(p.payload for p in imu), dtype=np.dtype(
         [("sys", "<u8"), ("acc_t", "<u8"), ("gyro_t", "<u8"), ("acc", "<f4", 3),
          ("gyro", "<f4", 3)]))
