@@ -41,7 +41,9 @@ class ImuConfig:
     gyr_noise: float = 0.1          # gyr_cov
     acc_bias_noise: float = 1e-4    # b_acc_cov
     gyr_bias_noise: float = 1e-4    # b_gyr_cov
-    init_samples: int = 20          # static samples for gravity and gyro bias
+    init_samples: int = 20          # at least this many static samples for gravity and gyro bias
+    init_duration: float = 1.0      # s of (static) IMU data averaged at start: a gyro bias from 20
+    #                                 noisy samples alone turns into degrees of yaw drift per second
     gravity: float = 9.81           # m/s^2; accelerations are rescaled to it at initialisation
     max_gap: float = 0.5            # s: a larger gap in IMU data resets the filter
 
@@ -49,6 +51,7 @@ class ImuConfig:
         _check(min(self.acc_noise, self.gyr_noise, self.acc_bias_noise, self.gyr_bias_noise) > 0,
                "IMU noise densities must be > 0")
         _check(self.init_samples >= 10, "init_samples must be >= 10")
+        _check(0 <= self.init_duration <= 10, "init_duration must be in [0, 10] s")
         _check(self.gravity > 0 and self.max_gap > 0, "gravity and max_gap must be > 0")
 
 

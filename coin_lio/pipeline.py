@@ -116,6 +116,8 @@ class LioPipeline:
         if self.state is None:
             if not self.init.ready:
                 return ScanResult(t_end, "initialising", None, None, timings_ms=tm)
+            if self.init.moving():
+                self.events.append(("init_moving", "IMU initialisation while moving: expect a biased start"))
             self.state, self.P, self.acc_scale = self.init.initial_state()
             self.state.rot_il = self.T_imu_lidar[:3, :3].copy()
             self.state.pos_il = self.T_imu_lidar[:3, 3].copy()

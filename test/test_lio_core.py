@@ -181,10 +181,10 @@ def test_extrinsic_reaches_the_filter_state():
 
     T = ExtrinsicConfig(translation=[0.1, 0.2, 0.3], rotation=[-1.0, 0, 0, 0, -1.0, 0, 0, 0, 1.0])
     p = LioPipeline(LioConfig(extrinsic=T))
-    for k in range(30):
+    for k in range(120):
         p.add_imu(k * 0.01, np.zeros(3), np.array([0, 0, G]))
     pts = _room(np.random.default_rng(7), 600)
-    p.process_scan(pts, np.full(len(pts), 0.3))
+    p.process_scan(pts, np.full(len(pts), 1.15))
     np.testing.assert_allclose(p.state.rot_il, np.diag([-1.0, -1, 1]))
     np.testing.assert_allclose(p.state.pos_il, [0.1, 0.2, 0.3])
 

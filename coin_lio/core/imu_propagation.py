@@ -53,7 +53,17 @@ class ImuInitializer:
 
     @property
     def ready(self) -> bool:
-        return len(self.samples) >= self.cfg.init_samples
+        if len(self.samples) < self.cfg.init_samples:
+            return False
+        return self.samples[-1].t - self.samples[0].t >= self.cfg.init_duration
+
+    def moving(self) -> bool:
+        """True when the data look like motion (the estimate will be biased): accelerometer norm
+        spread > 0.5 m/s^2 (after scaling to gravity) or a mean turn rate > 0.2 rad/s."""
+        acc = np.array([s.acc for s in self.samples])
+        norms = np.linalg.norm(acc, axis=1)
+        spread = norms.std() * self.cfg.gravity / max(norms.mean(), 1e-9)
+        return bool(spread > 0.5 or np.linalg.norm(np.mean([s.gyro for s in self.samples], axis=0)) > 0.2)
 
     def initial_state(self) -> tuple[NavState, np.ndarray, float]:
         """(state, covariance (24, 24), accelerometer scale)."""

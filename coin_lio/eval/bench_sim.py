@@ -71,20 +71,21 @@ DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
 # "icm20948": the datasheet white noise of the InvenSense ICM-20948 inside Ouster OS units
 # (230 ug/sqrt(Hz), 0.015 deg/s/sqrt(Hz)), sim biases kept; "ideal": no noise, no bias.
 IMU_PRESETS = ("sim", "icm20948", "ideal")
+DEFAULT_IMU = "icm20948"   # the IMU of the simulated sensor (Ouster OS units); "sim" is 40x noisier
 
 
 @dataclass(frozen=True)
 class SeqSpec:
     scene: str
     profile: str
-    imu: str = "sim"
+    imu: str = DEFAULT_IMU
 
     @property
     def name(self) -> str:
-        return f"{self.scene}_{self.profile}" + ("" if self.imu == "sim" else f"_imu-{self.imu}")
+        return f"{self.scene}_{self.profile}" + ("" if self.imu == DEFAULT_IMU else f"_imu-{self.imu}")
 
 
-def parse_sequences(text: str, imu: str = "sim") -> list[SeqSpec]:
+def parse_sequences(text: str, imu: str = DEFAULT_IMU) -> list[SeqSpec]:
     """'tunnel,field_dynamic' -> specs; 'all' (or '') -> the default set."""
     from coin_lio.sim.scenes import SCENES
     from coin_lio.sim.trajectory import PROFILES
@@ -383,7 +384,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--rows", type=int, default=128, help="Ouster rows (16/32/64/128)")
     p.add_argument("--cols", type=int, default=1024, help="Ouster columns (512/1024/2048)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--imu", choices=IMU_PRESETS, default="sim",
+    p.add_argument("--imu", choices=IMU_PRESETS, default=DEFAULT_IMU,
                    help="IMU noise of the sequences (non-default: DATA/<name>_imu-<preset>)")
     p.add_argument("--set", action="append", default=[], metavar="METHOD.OPTION=VALUE",
                    help="method option over DEFAULT_OPTIONS, value parsed as JSON (repeatable)")

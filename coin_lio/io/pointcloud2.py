@@ -81,7 +81,9 @@ def pointcloud2_to_array(msg: Any) -> np.ndarray:
     if height == 0 or width == 0:
         return np.zeros((height, width), dtype=dtype)
     rows = buf[: row_step * height].reshape(height, row_step)[:, : width * point_step]
-    return np.ascontiguousarray(rows).view(dtype).reshape(height, width).copy()
+    out = np.zeros((height, width), dtype=dtype)   # zeroed: padding bytes stay deterministic
+    out[...] = np.ascontiguousarray(rows).view(dtype).reshape(height, width)
+    return out
 
 
 def array_to_pointcloud2_parts(points: np.ndarray) -> tuple[list[FieldSpec], int, int, int, np.ndarray]:

@@ -223,22 +223,16 @@ def beam_origins_m(meta: OusterMetadata) -> tuple[np.ndarray, float]:
 
 
 def coin_lio_project(points: np.ndarray, meta: OusterMetadata) -> tuple[np.ndarray, np.ndarray]:
-    """COIN-LIO's projection of (N, 3) points -> (u, v) continuous pixel coordinates.
+    """COIN-LIO's projection of (N, 3) points -> (u, v) continuous pixel coordinates
+    (coin_lio.photometric.projection.ImageModel.project; u wrapped into [0, W)).
 
-    L = |xy| - beam offset, theta = asin(z / sqrt(z^2 + L^2)), u = -W/(2 pi) atan2(y, x) + W/2,
-    v by linear interpolation of theta in beam_altitude_angles. Points in the LiDAR frame land
-    on destaggered column (u + W/2 + pixel_shift_offset) % W, in sensor axes on (u + offset) % W;
-    that column offset is COIN-LIO's u_shift.
+    Points in the LiDAR frame land on destaggered column (u + W/2 + pixel_shift_offset) % W, in
+    sensor axes on (u + offset) % W; that column offset is COIN-LIO's u_shift.
     """
-    pts = np.asarray(points, dtype=np.float64)
-    cols = meta.columns_per_frame
-    beam_offset = meta.lidar_origin_to_beam_origin_mm * 1e-3
-    lxy = np.hypot(pts[:, 0], pts[:, 1]) - beam_offset
-    theta = np.degrees(np.arcsin(pts[:, 2] / np.sqrt(pts[:, 2] ** 2 + lxy ** 2)))
-    u = -cols / (2.0 * np.pi) * np.arctan2(pts[:, 1], pts[:, 0]) + cols / 2.0
-    alt = np.asarray(meta.beam_altitude_angles)
-    v = np.interp(-theta, -alt, np.arange(alt.size, dtype=np.float64))
-    return u, v
+    from coin_lio.photometric.projection import ImageModel
+
+    uv, _ = ImageModel.from_metadata(meta).project(points)
+    return uv[:, 0], uv[:, 1]
 
 
 def coin_lio_u_shift(meta: OusterMetadata, cloud_frame: str, pixel_shift_offset: int = 0) -> int:

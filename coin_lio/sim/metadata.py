@@ -14,6 +14,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from coin_lio.photometric.projection import destagger  # noqa: F401  (re-exported)
+
 # Sensor frame <- LiDAR frame on real units: 180-degree yaw and the LiDAR origin 36.18 mm up.
 LIDAR_TO_SENSOR_MM = np.array([[-1.0, 0, 0, 0], [0, -1.0, 0, 0], [0, 0, 1.0, 36.18],
                                [0, 0, 0, 1.0]])
@@ -201,24 +203,6 @@ class OusterMetadata:
     @classmethod
     def read(cls, path: str | Path) -> "OusterMetadata":
         return cls.from_dict(json.loads(Path(path).read_text()))
-
-
-def destagger(image: np.ndarray, pixel_shift_by_row: Any, inverse: bool = False) -> np.ndarray:
-    """Ouster destaggering of an (H, W, ...) image: out[u, (v + shift[u]) % W] = image[u, v].
-
-    inverse=True staggers a destaggered image back to the measurement (raw) column order.
-    """
-    shifts = np.asarray(pixel_shift_by_row, dtype=np.int64)
-    if image.shape[0] != shifts.size:
-        raise ValueError(f"image has {image.shape[0]} rows, pixel_shift_by_row {shifts.size}")
-    if image.dtype.names is not None and image.ndim == 2:   # move whole points, padding included
-        arr = np.ascontiguousarray(image)
-        raw = arr.view(np.uint8).reshape(arr.shape[0], arr.shape[1], arr.dtype.itemsize)
-        return destagger(raw, shifts, inverse).reshape(arr.shape[0], -1).view(arr.dtype)
-    out = np.empty_like(image)
-    for u, s in enumerate(shifts):
-        out[u] = np.roll(image[u], int(-s if inverse else s), axis=0)
-    return out
 
 
 def _parse_mode(mode: str) -> tuple[int, int]:

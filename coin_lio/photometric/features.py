@@ -1,0 +1,235 @@
+"""Patch candidates and COIN-LIO's degeneracy-aware selection (step 9).
+
+Candidates: pixels with 0.5 |Iu| + 0.5 |Iv| > grad_min inside the mask, `margin` px from the
+border and `suppression_radius` px from existing patches, thinned by greedy non-maximum
+suppression (strongest first). Each candidate carries the dominant eigenvector e of its local
+structure tensor (cv2.cornerEigenValsAndVecs, block 5, Sobel 3, on a 7x7 window as the
+reference). Selection for weak directions v (LiDAR frame): score |e . normalize(J_pi v)| with
+J_pi the 2x3 projection Jacobian at the candidate's point; directions take turns picking their
+best remaining candidate.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from coin_lio.photometric.projection import ImageModel
+
+SELECTION_MODES = ("degeneracy", "gradient", "random")
+
+
+@dataclass
+class FeatureConfig:
+    """COIN-LIO image/ parameters of detection and selection (defaults = the reference's)."""
+
+    grad_min: float = 16.5              # 0.5 |Iu| + 0.5 |Iv| must exceed this
+    margin: int = 10                    # px from the image border
+    suppression_radius: int = 10        # px, NMS and distance to existing patches
+    num_features: int = 60              # patches kept alive at most
+    selection_mode: str = "degeneracy"  # degeneracy | gradient | random (ablations)
+    structure_block: int = 5            # cornerEigenValsAndVecs blockSize
+    structure_ksize: int = 3            # its Sobel aperture
+
+    def __post_init__(self) -> None:
+        if not np.isfinite(self.grad_min) or self.grad_min < 0:
+            raise ValueError(f"grad_min must be >= 0, got {self.grad_min}")
+        for name in ("margin", "suppression_radius", "num_features"):
+            if int(getattr(self, name)) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.selection_mode not in SELECTION_MODES:
+            raise ValueError(f"selection_mode must be one of {SELECTION_MODES}, "
+                             f"got '{self.selection_mode}'")
+        if self.structure_block < 1 or self.structure_ksize not in (1, 3, 5, 7):
+            raise ValueError("structure_block must be >= 1 and structure_ksize 1, 3, 5 or 7")
+
+
+def _disk(radius: int) -> tuple[np.ndarray, np.ndarray]:
+    d = np.arange(-radius, radius + 1)
+    dv, du = np.meshgrid(d, d, indexing="ij")
+    inside = dv ** 2 + du ** 2 <= radius ** 2
+    return dv[inside], du[inside]
+
+
+def disk_mask(shape: tuple[int, int], centers_uv: np.ndarray, radius: int) -> np.ndarray:
+    """(H, W) bool, True within `radius` of any centre (M, 2) (u, v) (rounded); u wraps."""
+    h, w = shape
+    out = np.zeros((h, w), dtype=bool)
+    c = np.rint(np.asarray(centers_uv, dtype=np.float64).reshape(-1, 2)).astype(np.int64)
+    if c.size == 0:
+        return out
+    dv, du = _disk(int(radius))
+    v = c[:, 1:2] + dv[None, :]                                       # (M, D)
+    u = np.mod(c[:, 0:1] + du[None, :], w)
+    ok = (v >= 0) & (v < h)
+    out[v[ok], u[ok]] = True
+    return out
+
+
+def border_mask(shape: tuple[int, int], margin: int) -> np.ndarray:
+    """(H, W) bool, True at least `margin` px inside the image (the reference's ROI)."""
+    h, w = shape
+    out = np.zeros((h, w), dtype=bool)
+    if h > 2 * margin and w > 2 * margin:
+        out[margin:h - margin, margin:w - margin] = True
+    return out
+
+
+def greedy_nms(v: np.ndarray, u: np.ndarray, shape: tuple[int, int], radius: int) -> np.ndarray:
+    """Indices of the kept points, in order: visit (v, u) (K,) in the given order, keep a point
+    unless a kept one lies within `radius` (dv^2 + du^2 <= r^2); the kept stamp a disk."""
+    h, w = shape
+    r = int(radius)
+    pw = w + 2 * r
+    raster = np.zeros((h + 2 * r) * pw, dtype=np.uint8)
+    dv, du = _disk(r)
+    offsets = dv * pw + du                                            # (D,)
+    flat = (np.asarray(v, np.int64) + r) * pw + np.asarray(u, np.int64) + r
+    seen = memoryview(raster)                                         # fast scalar reads
+    keep: list[int] = []
+    for start in range(0, flat.size, 512):       # drop already-suppressed points in bulk
+        chunk = flat[start:start + 512]
+        live = np.flatnonzero(raster[chunk] == 0)
+        for i, f in zip((live + start).tolist(), chunk[live].tolist()):
+            if seen[f]:
+                continue
+            keep.append(i)
+            raster[f + offsets] = 1
+    return np.asarray(keep, dtype=np.int64)
+
+
+def allowed_mask(mask: np.ndarray, existing_uv: np.ndarray | None, cfg: FeatureConfig) -> np.ndarray:
+    """mask & inside the margin & farther than suppression_radius from existing patches."""
+    ok = np.asarray(mask, dtype=bool) & border_mask(mask.shape, cfg.margin)
+    if existing_uv is not None and len(existing_uv):
+        ok &= ~disk_mask(mask.shape, existing_uv, cfg.suppression_radius)
+    return ok
+
+
+def detect_candidates(grad_u: np.ndarray, grad_v: np.ndarray, mask: np.ndarray,
+                      existing_uv: np.ndarray | None = None, cfg: FeatureConfig | None = None
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Gradients and mask (H, W) -> (uv (K, 2) int64 (u, v), score (K,) float32), strongest
+    first, spaced by more than suppression_radius (ties in a deterministic order)."""
+    cfg = cfg or FeatureConfig()
+    score = 0.5 * np.abs(grad_u) + 0.5 * np.abs(grad_v)              # (H, W)
+    ok = allowed_mask(mask, existing_uv, cfg) & (score > cfg.grad_min)
+    flat = np.flatnonzero(ok)
+    s = score.reshape(-1)[flat]
+    order = np.argsort(-s)                       # quicksort: 2x faster than stable on 40k
+    flat, s = flat[order], s[order]
+    v, u = np.divmod(flat, score.shape[1])
+    keep = greedy_nms(v, u, score.shape, cfg.suppression_radius)
+    return np.stack([u[keep], v[keep]], axis=1), s[keep].astype(np.float32)
+
+
+def random_candidates(mask: np.ndarray, existing_uv: np.ndarray | None, cfg: FeatureConfig,
+                      rng: np.random.Generator | int | None = None) -> np.ndarray:
+    """The reference's random mode: allowed pixels in random order thinned by the same NMS,
+    no gradient threshold -> uv (K, 2) int64."""
+    rng = np.random.default_rng(rng)
+    flat = np.flatnonzero(allowed_mask(mask, existing_uv, cfg))
+    flat = flat[rng.permutation(flat.size)]
+    v, u = np.divmod(flat, mask.shape[1])
+    keep = greedy_nms(v, u, mask.shape, cfg.suppression_radius)
+    return np.stack([u[keep], v[keep]], axis=1)
+
+
+def dominant_directions(image: np.ndarray, uv: np.ndarray, block: int = 5, ksize: int = 3
+                        ) -> np.ndarray:
+    """Unit eigenvector (e_u, e_v) of the larger eigenvalue of the structure tensor at each
+    candidate (K, 2) -> (K, 2) float64: the image-gradient direction (across an edge). Computed
+    like the reference on a window of block + ksize - 1 px (u wraps, v reflects)."""
+    uv = np.asarray(uv, dtype=np.int64).reshape(-1, 2)
+    k = uv.shape[0]
+    if k == 0:
+        return np.zeros((0, 2))
+    h, w = image.shape
+    half = block // 2 + ksize // 2
+    side = 2 * half + 1
+    d = np.arange(-half, half + 1)
+    rows = uv[:, 1:2] + d[None, :]                                    # (K, S)
+    rows = np.abs(rows)                                               # reflect-101 at the top
+    rows = np.where(rows > h - 1, 2 * (h - 1) - rows, rows)
+    cols = np.mod(uv[:, 0:1] + d[None, :], w)                         # (K, S)
+    windows = np.asarray(image, np.float32)[rows[:, :, None], cols[:, None, :]]   # (K, S, S)
+    tiles = np.ascontiguousarray(windows.reshape(k * side, side))     # stacked vertically
+    eig = cv2.cornerEigenValsAndVecs(tiles, block, ksize)             # (K*S, S, 6)
+    centre = eig[half::side, half]                                    # (K, 6)
+    first = centre[:, 0] >= centre[:, 1]
+    vec = np.where(first[:, None], centre[:, 2:4], centre[:, 4:6]).astype(np.float64)
+    norm = np.linalg.norm(vec, axis=1, keepdims=True)
+    return np.divide(vec, norm, out=np.zeros_like(vec), where=norm > 0)
+
+
+def degeneracy_scores(directions: np.ndarray, points: np.ndarray, weak_dirs: np.ndarray,
+                      model: ImageModel) -> np.ndarray:
+    """(W, K) |e . normalize(J_pi v)|: how well each candidate's gradient direction (K, 2) sees
+    the image motion caused by moving along each weak direction (W, 3) at its point (K, 3).
+    0 where the motion vanishes (v along the viewing ray)."""
+    jac = model.project_jacobian(points)                              # (K, 2, 3)
+    motion = np.einsum("kij,wj->wki", jac, weak_dirs)                 # (W, K, 2)
+    norm = np.linalg.norm(motion, axis=2, keepdims=True)
+    motion = np.divide(motion, norm, out=np.zeros_like(motion), where=norm > 1e-12)
+    return np.abs(np.einsum("wki,ki->wk", motion, directions))
+
+
+def select_patches(candidates: np.ndarray, directions: np.ndarray, weak_dirs: np.ndarray | None,
+                   points: np.ndarray, image_model: ImageModel, n_max: int = 60,
+                   mode: str = "degeneracy", rng: np.random.Generator | int | None = None,
+                   valid: np.ndarray | None = None) -> np.ndarray:
+    """Chosen candidate indices (M,) int64, M <= n_max, in pick order.
+
+    candidates (K, 2) uv, strongest first (detect_candidates); directions (K, 2) from
+    dominant_directions; weak_dirs (W, 3) in the LiDAR frame (None or empty: x, y, z axes);
+    points (K, 3) the candidates' points in the frame the image model projects (non-finite or
+    zero points and valid=False are never chosen). degeneracy: the weak directions take turns
+    picking their best remaining candidate; gradient: the first n_max; random: uniform."""
+    if mode not in SELECTION_MODES:
+        raise ValueError(f"mode must be one of {SELECTION_MODES}, got '{mode}'")
+    cand = np.asarray(candidates).reshape(-1, 2)
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    k = cand.shape[0]
+    if pts.shape[0] != k or np.asarray(directions).reshape(-1, 2).shape[0] != k:
+        raise ValueError(f"candidates ({k}), directions and points must have the same length")
+    ok = np.all(np.isfinite(pts), axis=1) & (np.linalg.norm(pts, axis=1) > 0)
+    if valid is not None:
+        ok &= np.asarray(valid, dtype=bool).reshape(-1)
+    usable = np.flatnonzero(ok)
+    n_max = int(n_max)
+    if n_max <= 0 or usable.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    if mode == "gradient":
+        return usable[:n_max]
+    if mode == "random":
+        return np.random.default_rng(rng).permutation(usable)[:n_max]
+    dirs = np.zeros((0, 3)) if weak_dirs is None else np.asarray(weak_dirs, float).reshape(-1, 3)
+    dirs = dirs[np.linalg.norm(dirs, axis=1) > 0]
+    if dirs.shape[0] == 0:
+        dirs = np.eye(3)
+    dirs = dirs / np.linalg.norm(dirs, axis=1, keepdims=True)
+    scores = degeneracy_scores(np.asarray(directions, float).reshape(-1, 2)[usable],
+                               pts[usable], dirs, image_model)       # (W, U)
+    return usable[_round_robin(scores, n_max)]
+
+
+def _round_robin(scores: np.ndarray, n_max: int) -> np.ndarray:
+    """scores (W, U) -> column indices: direction 0 takes its best, then 1, ..., repeat."""
+    n_dirs, n = scores.shape
+    orders = np.argsort(-scores, axis=1, kind="stable")               # (W, U)
+    taken = np.zeros(n, dtype=bool)
+    ptr = np.zeros(n_dirs, dtype=np.int64)
+    picks: list[int] = []
+    while len(picks) < min(n_max, n):
+        for w in range(n_dirs):
+            while ptr[w] < n and taken[orders[w, ptr[w]]]:
+                ptr[w] += 1
+            if ptr[w] == n:
+                continue
+            i = int(orders[w, ptr[w]])
+            taken[i] = True
+            picks.append(i)
+            if len(picks) == min(n_max, n):
+                break
+    return np.asarray(picks, dtype=np.int64)

@@ -1,0 +1,234 @@
+"""COIN-LIO's intensity image filter chain (step 4) and the validity mask.
+
+Chain: intensity x 0.25 -> line removal (vertical 33-tap high-pass, then a horizontal 33-tap
+low-pass of it, subtracted, clamped at 0) -> brightness normalisation (140 x img / (box blur
+41 wide x 7 tall + 1)) -> Gaussian 3x3 -> clip to [0, 255] -> gradients [-0.5, 0, 0.5].
+The image is a 360-degree panorama: every horizontal filter wraps around (wrap_horizontal);
+vertically the borders reflect (OpenCV's default, as the reference).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from typing import Any
+
+import cv2
+import numpy as np
+
+# The reference's config/params.yaml image/masks for 1024x128 (Ouster connector), (u, v, w, h):
+# one 140-column rectangle across the image seam, given as two.
+REFERENCE_DEAD_ZONES_1024x128 = ((0, 84, 70, 44), (953, 84, 70, 44))
+
+
+@lru_cache(maxsize=16)
+def fir_taps(taps: int, cutoff: float, highpass: bool) -> np.ndarray:
+    """scipy firwin(taps, cutoff, pass_zero=not highpass, fs=1): cutoff in cycles per pixel.
+    These are the reference's config/line_removal.yaml coefficients (to 5e-9)."""
+    from scipy.signal import firwin
+
+    return firwin(taps, cutoff, pass_zero=not highpass, fs=1.0).astype(np.float32)
+
+
+def _odd_positive(name: str, value: int) -> None:
+    if int(value) < 1 or int(value) % 2 == 0:
+        raise ValueError(f"{name} must be a positive odd integer, got {value}")
+
+
+@dataclass
+class ImageFilterConfig:
+    """COIN-LIO image/ parameters of the filter chain (defaults = the reference's)."""
+
+    intensity_scale: float = 0.25       # x the raw intensity (reference: unless reflectivity)
+    line_removal: bool = True           # ablation switch
+    highpass_taps: int = 33             # vertical high-pass FIR
+    highpass_cutoff: float = 0.21       # cycles per pixel (firwin fs=1)
+    lowpass_taps: int = 33              # horizontal low-pass FIR of the high-passed image
+    lowpass_cutoff: float = 0.04        # cycles per pixel
+    brightness_filter: bool = True      # ablation switch
+    brightness_window: tuple[int, int] = (41, 7)    # box blur (width, height)
+    brightness_gain: float = 140.0
+    smoothing: bool = True              # Gaussian 3x3 (the reference blurs inside brightness)
+    max_value: float = 255.0
+    wrap_horizontal: bool = True        # False: reflect at the left/right border (reference)
+
+    def __post_init__(self) -> None:
+        if not np.isfinite(self.intensity_scale) or self.intensity_scale <= 0:
+            raise ValueError(f"intensity_scale must be > 0, got {self.intensity_scale}")
+        _odd_positive("highpass_taps", self.highpass_taps)
+        _odd_positive("lowpass_taps", self.lowpass_taps)
+        for name in ("highpass_cutoff", "lowpass_cutoff"):
+            if not 0.0 < getattr(self, name) < 0.5:
+                raise ValueError(f"{name} must be in (0, 0.5) cycles/pixel, "
+                                 f"got {getattr(self, name)}")
+        self.brightness_window = tuple(int(x) for x in self.brightness_window)
+        if len(self.brightness_window) != 2:
+            raise ValueError(f"brightness_window must be (width, height), "
+                             f"got {self.brightness_window}")
+        for n in self.brightness_window:
+            _odd_positive("brightness_window entries", n)
+        if self.brightness_gain <= 0 or self.max_value <= 0:
+            raise ValueError("brightness_gain and max_value must be > 0")
+
+
+@dataclass
+class FilteredImage:
+    """The filtered image and its gradients, all float32 (H, W)."""
+
+    image: np.ndarray       # (H, W) in [0, max_value]
+    grad_u: np.ndarray      # (H, W) dI/du, 0.5 (I[u+1] - I[u-1])
+    grad_v: np.ndarray      # (H, W) dI/dv
+
+    def mono8(self) -> np.ndarray:
+        """(H, W) uint8 for publishing (OpenCV convertTo: round half to even, saturate)."""
+        return np.clip(np.rint(self.image), 0, 255).astype(np.uint8)
+
+
+def _hfilter(img: np.ndarray, pad: int, wrap: bool, fn: Any) -> np.ndarray:
+    """Apply fn to img padded horizontally by `pad` wrapped columns, then crop."""
+    if not wrap or pad == 0:
+        return fn(img)
+    pad_w = min(pad, img.shape[1])
+    big = cv2.copyMakeBorder(img, 0, 0, pad_w, pad_w, cv2.BORDER_WRAP)
+    while pad_w < pad:                          # images narrower than the kernel
+        big = np.concatenate([img[:, -1:], big, img[:, :1]], axis=1)
+        pad_w += 1
+    return np.ascontiguousarray(fn(big)[:, pad:pad + img.shape[1]])
+
+
+def remove_lines(img: np.ndarray, cfg: ImageFilterConfig) -> np.ndarray:
+    """img - lowpass_h(highpass_v(img)), clamped at 0: removes per-row offsets (horizontal lines)."""
+    hp = fir_taps(cfg.highpass_taps, cfg.highpass_cutoff, True)
+    lp = fir_taps(cfg.lowpass_taps, cfg.lowpass_cutoff, False)
+    lines = _hfilter(img, cfg.lowpass_taps // 2, cfg.wrap_horizontal,
+                     lambda a: cv2.sepFilter2D(a, cv2.CV_32F, lp, hp,
+                                               borderType=cv2.BORDER_REFLECT_101))
+    return np.maximum(img - lines, 0.0)
+
+
+def normalize_brightness(img: np.ndarray, cfg: ImageFilterConfig) -> np.ndarray:
+    """gain x img / (box blur + 1): a local exposure normalisation."""
+    w, h = cfg.brightness_window
+    blur = _hfilter(img, w // 2, cfg.wrap_horizontal,
+                    lambda a: cv2.blur(a, (w, h), borderType=cv2.BORDER_REFLECT_101))
+    return (cfg.brightness_gain * img / (blur + 1.0)).astype(np.float32)
+
+
+_DIFF = np.array([[-0.5, 0.0, 0.5]], dtype=np.float32)
+
+
+def gradients(img: np.ndarray, wrap: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(dI/du, dI/dv) with [-0.5, 0, 0.5] (correlation, as cv::filter2D); u wraps (or reflects,
+    the reference), v reflects: 0 on rows 0 and H - 1."""
+    img = np.ascontiguousarray(img, dtype=np.float32)
+    gu = _hfilter(img, 1, wrap, lambda a: cv2.filter2D(a, cv2.CV_32F, _DIFF,
+                                                       borderType=cv2.BORDER_REFLECT_101))
+    gv = cv2.filter2D(img, cv2.CV_32F, _DIFF.T, borderType=cv2.BORDER_REFLECT_101)
+    return gu, gv
+
+
+def filter_image(intensity: np.ndarray, cfg: ImageFilterConfig | None = None,
+                 scale: bool = True) -> FilteredImage:
+    """intensity (H, W) -> FilteredImage. scale=False skips intensity_scale (the reference does
+    so for reflectivity images). Wrapping pads the image once by the chain's total reach."""
+    cfg = cfg or ImageFilterConfig()
+    img = np.asarray(intensity, dtype=np.float32)
+    if img.ndim != 2:
+        raise ValueError(f"intensity must be (H, W), got {img.shape}")
+    img = np.where(np.isfinite(img), img, np.float32(0.0))
+    if scale:
+        img *= np.float32(cfg.intensity_scale)
+    w = img.shape[1]
+    pad = ((cfg.lowpass_taps // 2 if cfg.line_removal else 0)
+           + (cfg.brightness_window[0] // 2 if cfg.brightness_filter else 0)
+           + (1 if cfg.smoothing else 0) + 1)
+    if cfg.wrap_horizontal and pad <= w:
+        big = cv2.copyMakeBorder(img, 0, 0, pad, pad, cv2.BORDER_WRAP)
+        out = _chain(big, replace(cfg, wrap_horizontal=False))
+        return FilteredImage(*(np.ascontiguousarray(a[:, pad:pad + w]) for a in
+                               (out.image, out.grad_u, out.grad_v)))
+    return _chain(img, cfg)
+
+
+def _chain(img: np.ndarray, cfg: ImageFilterConfig) -> FilteredImage:
+    if cfg.line_removal:
+        img = remove_lines(img, cfg)
+    if cfg.brightness_filter:
+        img = normalize_brightness(img, cfg)
+    if cfg.smoothing:
+        img = _hfilter(img, 1, cfg.wrap_horizontal,
+                       lambda a: cv2.GaussianBlur(a, (3, 3), 0,
+                                                  borderType=cv2.BORDER_REFLECT_101))
+    img = np.clip(img, 0.0, cfg.max_value).astype(np.float32)
+    gu, gv = gradients(img, cfg.wrap_horizontal)
+    return FilteredImage(img, gu, gv)
+
+
+@dataclass
+class MaskConfig:
+    """Where photometric patches may live: range gate, dead zones, eroded margin."""
+
+    min_range: float = 0.7                       # m
+    max_range: float = 30.0                      # m
+    dead_zones_px: tuple = ()                    # ((u, v, width, height), ...) pixels; u wraps
+    dead_zones_frac: tuple = ()                  # same as fractions of (W, H, W, H)
+    erosion: int = 7                             # square kernel (patch size + 2); 1 = none
+    wrap_horizontal: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.min_range < self.max_range:
+            raise ValueError(f"need 0 <= min_range < max_range, got {self.min_range}, "
+                             f"{self.max_range}")
+        self.dead_zones_px = _rects(self.dead_zones_px, "dead_zones_px", int)
+        self.dead_zones_frac = _rects(self.dead_zones_frac, "dead_zones_frac", float)
+        for r in self.dead_zones_px:
+            if r[2] < 0 or r[3] < 0:
+                raise ValueError(f"dead zone {r} has a negative size")
+        for r in self.dead_zones_frac:
+            if not all(0.0 <= x <= 1.0 for x in r):
+                raise ValueError(f"fractional dead zone {r} must lie in [0, 1]")
+        _odd_positive("erosion", self.erosion)
+
+
+def _rects(value: Any, name: str, kind: type) -> tuple:
+    """Rectangles as ((u, v, w, h), ...); also the reference's flat list [u, v, w, h, u, ...]."""
+    arr = np.asarray(value if len(value) else np.zeros((0, 4)), dtype=np.float64)
+    if arr.ndim == 1:
+        if arr.size % 4:
+            raise ValueError(f"{name}: a flat list needs a multiple of 4 numbers, got {arr.size}")
+        arr = arr.reshape(-1, 4)
+    if arr.ndim != 2 or arr.shape[1] != 4:
+        raise ValueError(f"{name} must be rectangles (u, v, width, height), got shape {arr.shape}")
+    if kind is int and not np.all(arr == np.round(arr)):
+        raise ValueError(f"{name} must be whole pixels")
+    return tuple(tuple(kind(x) for x in r) for r in arr)
+
+
+def dead_zone_mask(shape: tuple[int, int], cfg: MaskConfig) -> np.ndarray:
+    """(H, W) bool, True inside a dead zone; rectangles wrap in u and are clipped in v."""
+    h, w = shape
+    dead = np.zeros((h, w), dtype=bool)
+    rects = list(cfg.dead_zones_px) + [
+        (int(round(fu * w)), int(round(fv * h)), int(round(fw * w)), int(round(fh * h)))
+        for fu, fv, fw, fh in cfg.dead_zones_frac]
+    for u0, v0, rw, rh in rects:
+        rows = slice(max(v0, 0), min(v0 + rh, h))
+        if cfg.wrap_horizontal:
+            cols = np.mod(np.arange(u0, u0 + min(rw, w)), w)
+        else:
+            cols = np.arange(max(u0, 0), min(u0 + rw, w))
+        dead[rows, cols] = True
+    return dead
+
+
+def validity_mask(range_img: np.ndarray, cfg: MaskConfig | None = None) -> np.ndarray:
+    """range_img (H, W) m -> (H, W) bool: range inside [min, max], outside dead zones, eroded."""
+    cfg = cfg or MaskConfig()
+    rng = np.asarray(range_img, dtype=np.float32)
+    with np.errstate(invalid="ignore"):
+        ok = (rng >= cfg.min_range) & (rng <= cfg.max_range)
+    ok &= ~dead_zone_mask(rng.shape, cfg)
+    if cfg.erosion > 1:
+        kernel = np.ones((cfg.erosion, cfg.erosion), np.uint8)
+        ok = _hfilter(ok.astype(np.uint8), cfg.erosion // 2, cfg.wrap_horizontal,
+                      lambda a: cv2.erode(a, kernel)) > 0
+    return ok

@@ -1,0 +1,133 @@
+"""Pure helpers for photometric patches: pixel grids, bilinear sampling with a 360-degree u,
+NCC, and a patch's 3D points from the dense image's point index.
+
+A patch is size x size pixels (5 x 5 = 25), stored row-major (v outer, u inner); the centre is
+element P // 2. uv are (u, v) pixel coordinates in the destaggered image.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def patch_offsets(size: int = 5) -> np.ndarray:
+    """(P, 2) int64 (du, dv) offsets, row-major, P = size^2, centre at P // 2."""
+    if size < 1 or size % 2 == 0:
+        raise ValueError(f"patch size must be a positive odd integer, got {size}")
+    d = np.arange(size) - size // 2
+    dv, du = np.meshgrid(d, d, indexing="ij")
+    return np.stack([du.reshape(-1), dv.reshape(-1)], axis=1).astype(np.int64)
+
+
+def patch_pixels(centers_uv: np.ndarray, size: int = 5) -> np.ndarray:
+    """centres (M, 2) (or (2,)) -> (M, P, 2) float64 pixel coords (u not wrapped)."""
+    c = np.asarray(centers_uv, dtype=np.float64).reshape(-1, 2)
+    return c[:, None, :] + patch_offsets(size)[None, :, :]
+
+
+def sample_bilinear(image: np.ndarray, uv: np.ndarray, wrap_u: bool = True
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """image (H, W) at uv (..., 2) -> (values (...) float64, inside (...) bool). u wraps around
+    the panorama (or must lie in [0, W - 1]); v must lie in [0, H - 1]. Outside -> 0."""
+    img = np.asarray(image)
+    h, w = img.shape
+    uv = np.asarray(uv, dtype=np.float64)
+    u, v = uv[..., 0], uv[..., 1]
+    inside = np.isfinite(u) & np.isfinite(v) & (v >= 0) & (v <= h - 1)
+    if not wrap_u:
+        inside &= (u >= 0) & (u <= w - 1)
+    u = np.where(inside, u, 0.0)
+    v = np.where(inside, v, 0.0)
+    u0f, v0f = np.floor(u), np.floor(v)
+    au, av = u - u0f, v - v0f
+    u0 = np.mod(u0f.astype(np.int64), w)
+    u1 = np.mod(u0 + 1, w) if wrap_u else np.minimum(u0 + 1, w - 1)
+    v0 = v0f.astype(np.int64)
+    v1 = np.minimum(v0 + 1, h - 1)
+    val = ((1 - av) * ((1 - au) * img[v0, u0] + au * img[v0, u1])
+           + av * ((1 - au) * img[v1, u0] + au * img[v1, u1]))
+    return np.where(inside, val, 0.0), inside
+
+
+def _neighbours_valid(mask: np.ndarray, uv: np.ndarray, wrap_u: bool) -> np.ndarray:
+    """All four bilinear neighbours of uv (..., 2) are True in mask (H, W)."""
+    h, w = mask.shape
+    u0 = np.floor(uv[..., 0]).astype(np.int64)
+    v0 = np.clip(np.floor(uv[..., 1]).astype(np.int64), 0, h - 1)
+    v1 = np.minimum(v0 + 1, h - 1)
+    if wrap_u:
+        u0 = np.mod(u0, w)
+        u1 = np.mod(u0 + 1, w)
+    else:
+        u0 = np.clip(u0, 0, w - 1)
+        u1 = np.minimum(u0 + 1, w - 1)
+    return mask[v0, u0] & mask[v0, u1] & mask[v1, u0] & mask[v1, u1]
+
+
+def sample_patches(image: np.ndarray, uv: np.ndarray, mask: np.ndarray | None = None,
+                   wrap_u: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """uv (M, P, 2) -> (values (M, P) float64, valid (M,) bool: every pixel inside the image
+    and, given a mask (H, W) bool, every bilinear neighbour inside the mask)."""
+    uv = np.asarray(uv, dtype=np.float64)
+    values, inside = sample_bilinear(image, uv, wrap_u)
+    ok = inside
+    if mask is not None:
+        safe = np.where(inside[..., None], uv, 0.0)
+        ok = ok & _neighbours_valid(np.asarray(mask, dtype=bool), safe, wrap_u)
+    return values, np.all(ok, axis=-1)
+
+
+def ncc(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Normalised cross-correlation of patches (..., P) and (..., P) -> (...) in [-1, 1]; 0 when
+    either patch is flat (no texture: nothing to track)."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    da = a - a.mean(axis=-1, keepdims=True)
+    db = b - b.mean(axis=-1, keepdims=True)
+    den = np.sqrt(np.sum(da * da, axis=-1) * np.sum(db * db, axis=-1))
+    num = np.sum(da * db, axis=-1)
+    return np.divide(num, den, out=np.zeros_like(num), where=den > 1e-12)
+
+
+def patch_indices(point_index: np.ndarray, centers_uv: np.ndarray, size: int = 5
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Integer centres (M, 2) -> (point indices (M, P) int64 (-1 where absent), valid (M,):
+    every pixel inside the image rows and filled). u wraps."""
+    h, w = point_index.shape
+    pix = np.rint(patch_pixels(centers_uv, size)).astype(np.int64)      # (M, P, 2)
+    u, v = np.mod(pix[..., 0], w), pix[..., 1]
+    rows_ok = (v >= 0) & (v < h)
+    idx = np.where(rows_ok, point_index[np.clip(v, 0, h - 1), u], -1)
+    return idx, np.all(idx >= 0, axis=1)
+
+
+def patch_points(xyz: np.ndarray, point_index: np.ndarray, centers_uv: np.ndarray,
+                 size: int = 5, T_world_lidar: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """A patch's 3D points: xyz (N, 3) (the cloud the image was filled from, flat order),
+    point_index (H, W), centres (M, 2) -> (points (M, P, 3) float64, valid (M,)); with a pose
+    T_world_lidar (4, 4) the points are in the world frame. Absent points are NaN."""
+    pts = np.asarray(xyz, dtype=np.float64).reshape(-1, 3)
+    idx, valid = patch_indices(point_index, centers_uv, size)
+    out = np.where((idx >= 0)[..., None], pts[np.clip(idx, 0, None)], np.nan)
+    if T_world_lidar is not None:
+        t = np.asarray(T_world_lidar, dtype=np.float64)
+        out = out @ t[:3, :3].T + t[:3, 3]
+    return out, valid
+
+
+def patch_intensities(image: np.ndarray, centers_uv: np.ndarray, size: int = 5) -> np.ndarray:
+    """Reference intensities at integer centres (M, 2) -> (M, P) float64 (u wraps, v clipped)."""
+    h, w = image.shape
+    pix = np.rint(patch_pixels(centers_uv, size)).astype(np.int64)
+    return np.asarray(image, dtype=np.float64)[np.clip(pix[..., 1], 0, h - 1),
+                                               np.mod(pix[..., 0], w)]
+
+
+def lookup_nearest(image: np.ndarray, uv: np.ndarray) -> np.ndarray:
+    """image at the pixel containing uv (..., 2) (floor, u wraps, v clipped), as the reference's
+    range and mask look-ups during tracking."""
+    h, w = image.shape
+    uv = np.asarray(uv, dtype=np.float64)
+    u = np.mod(np.floor(np.nan_to_num(uv[..., 0])).astype(np.int64), w)
+    v = np.clip(np.floor(np.nan_to_num(uv[..., 1])).astype(np.int64), 0, h - 1)
+    return np.asarray(image)[v, u]
