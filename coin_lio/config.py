@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from coin_lio.photometric.features import FeatureConfig
+from coin_lio.photometric.image_filter import ImageFilterConfig, MaskConfig
 from suite_tools.config_params import ConfigError, build, load_node_params
 
 
@@ -128,6 +130,32 @@ class DegeneracyConfig:
 
 
 @dataclass
+class PhotometricConfig:
+    """COIN-LIO's photometric residuals on the intensity image (defaults = the reference's)."""
+
+    enabled: bool = True                # False = the geometric core alone (FAST-LIO2)
+    metadata_path: str = ""             # Ouster metadata JSON of the sensor ('' = photometric off)
+    intensity_field: str = "intensity"  # image channel (falls back to reflectivity if absent)
+    destaggered: bool = False           # clouds arrive already destaggered (newer drivers)
+    u_shift: int = -1                   # image column offset; -1 = calibrate on the first scan
+    photo_scale: float = 0.00095        # residual scale (rows share the LiDAR noise)
+    patch_size: int = 5                 # 5x5 = 25 points per patch
+    max_age: int = 25                   # scans a patch is tracked at most
+    ncc_threshold: float = 0.7075       # drop a patch whose NCC to its reference is not above
+    occlusion_threshold: float = 0.2    # m: range jump at the patch centre -> occluded
+    filter: ImageFilterConfig = field(default_factory=ImageFilterConfig)
+    mask: MaskConfig = field(default_factory=MaskConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+
+    def __post_init__(self) -> None:
+        _check(self.photo_scale > 0 and self.patch_size >= 3 and self.patch_size % 2 == 1,
+               "photo_scale must be > 0 and patch_size odd >= 3")
+        _check(self.max_age >= 1 and -1 <= self.ncc_threshold < 1 and self.occlusion_threshold > 0,
+               "bad tracking thresholds")
+        _check(self.u_shift >= -1, "u_shift must be >= 0, or -1 to calibrate")
+
+
+@dataclass
 class LioConfig:
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     imu: ImuConfig = field(default_factory=ImuConfig)
@@ -136,6 +164,7 @@ class LioConfig:
     update: UpdateConfig = field(default_factory=UpdateConfig)
     extrinsic: ExtrinsicConfig = field(default_factory=ExtrinsicConfig)
     degeneracy: DegeneracyConfig = field(default_factory=DegeneracyConfig)
+    photometric: PhotometricConfig = field(default_factory=PhotometricConfig)
 
 
 NODE_NAME = "coin_lio_node"

@@ -35,16 +35,32 @@ class ScanResult:
     timings_ms: dict = field(default_factory=dict)
     points_world: np.ndarray | None = None   # (M, 3) registered points, world frame
     covariance: np.ndarray | None = None     # (6, 6) of [position, rotation] (IMU body, world)
+    num_photometric: int = 0                 # photometric residual rows in the last iteration
+    num_tracked_patches: int = 0             # patches that survived tracking into this scan
+    num_new_patches: int = 0                 # patches selected in this scan
+    image: np.ndarray | None = None          # (H, W) float32 filtered intensity image
+    patch_uv: np.ndarray | None = None       # (M, 2) patch centres in that image
 
 
 class LioPipeline:
     name = "coin_lio_geometric"
 
-    def __init__(self, cfg: LioConfig | None = None, T_imu_lidar: np.ndarray | None = None) -> None:
+    def __init__(self, cfg: LioConfig | None = None, T_imu_lidar: np.ndarray | None = None,
+                 metadata: dict | None = None) -> None:
+        """metadata: the sensor's Ouster metadata (dict) instead of photometric.metadata_path."""
         self.cfg = cfg or LioConfig()
         self.T_imu_lidar = (np.asarray(T_imu_lidar, float) if T_imu_lidar is not None
                             else self.cfg.extrinsic.matrix())
         self.events: list[tuple[str, str]] = []   # (kind, message) for the caller to log
+        self.photo = None
+        if self.cfg.photometric.enabled:
+            if self.cfg.photometric.metadata_path or metadata:
+                from coin_lio.core.photometric import PhotometricTracker
+
+                self.photo = PhotometricTracker(self.cfg.photometric, self.cfg.update.lidar_noise, metadata)
+            else:
+                self.events.append(("photometric_off", "no sensor metadata (photometric.metadata_path): "
+                                    "geometric residuals only"))
         self.reset()
 
     # ---- state -------------------------------------------------------------------------
@@ -57,6 +73,8 @@ class LioPipeline:
         self.t_state: float | None = None          # time the state refers to
         self.map = LocalMap(self.cfg.map)
         self.last_imu_t: float | None = None
+        if self.photo is not None:
+            self.photo.reset()
 
     @property
     def initialised(self) -> bool:
@@ -93,6 +111,12 @@ class LioPipeline:
         """Odometry protocol: returns T_world_lidar at the scan end, or None."""
         return self.process_scan(points, point_times).T_world_lidar
 
+    def add_organized_scan(self, t_s: float, cloud: np.ndarray, point_times: np.ndarray) -> np.ndarray | None:
+        """Odometry protocol, organised entry: cloud (H, W) as published, point_times (H, W) s."""
+        xyz = np.stack([cloud[c] for c in ("x", "y", "z")], axis=-1).astype(np.float64)
+        valid = np.all(np.isfinite(xyz), axis=-1) & np.any(xyz != 0, axis=-1) & np.isfinite(point_times)
+        return self.process_scan(xyz[valid], point_times[valid], (cloud, point_times)).T_world_lidar
+
     # ---- the scan ------------------------------------------------------------------------
     def preprocess(self, points: np.ndarray, point_times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         c = self.cfg.preprocess
@@ -103,7 +127,10 @@ class LioPipeline:
         idx = np.flatnonzero(ok)[:: c.point_stride]
         return pts[idx], times[idx]
 
-    def process_scan(self, points: np.ndarray, point_times: np.ndarray) -> ScanResult:
+    def process_scan(self, points: np.ndarray, point_times: np.ndarray,
+                     organized: tuple[np.ndarray, np.ndarray] | None = None) -> ScanResult:
+        """One scan. points (N, 3) LiDAR frame, point_times (N,) absolute s; organized: the
+        published (H, W) cloud and its (H, W) point times, for the photometric residuals."""
         tm: dict[str, float] = {}
         t0 = time.perf_counter()
         pts, times = self.preprocess(points, point_times)
@@ -138,22 +165,38 @@ class LioPipeline:
             sel = np.sort(np.random.default_rng(len(sel)).choice(sel, self.cfg.preprocess.max_points, False))
         body = desk.points[sel]
         tm["downsample"] = _ms(t1)
+        photo = self._prepare_photometric(organized, track, x_prop, tm)
 
         if len(self.map) == 0:   # first scan: it becomes the map
             self._commit(x_prop, P_prop, t_end)
             self.map.insert(_to_world(x_prop, body))
-            return ScanResult(t_end, "mapped", x_prop.lidar_pose(), x_prop, num_points=len(body),
+            res0 = ScanResult(t_end, "mapped", x_prop.lidar_pose(), x_prop, num_points=len(body),
                               timings_ms=tm, points_world=_to_world(x_prop, body),
                               covariance=P_prop[:6, :6].copy())
+            return self._finish_photometric(photo, res0, np.zeros((0, 3)), tm)
 
         geo = _GeometricResiduals(body, self.map, self.cfg)
+        n_photo = [0]
+
+        def measure(x: NavState, it: int) -> Measurements:
+            g = geo(x, it)
+            if photo is None:
+                return g
+            t_ph = time.perf_counter()
+            p = photo.measure(x)
+            tm["photometric"] = tm.get("photometric", 0.0) + _ms(t_ph)
+            n_photo[0] = len(p.h)
+            Hp = np.pad(p.H, ((0, 0), (0, g.H.shape[1] - p.H.shape[1])))   # extrinsic columns: 0
+            return Measurements(np.concatenate([g.h, p.h]), np.vstack([g.H, Hp]),
+                                np.concatenate([g.var, p.var]))
+
         t1 = time.perf_counter()
         try:
-            res = iterated_update(x_prop, P_prop, geo, self.cfg.update)
+            res = iterated_update(x_prop, P_prop, measure, self.cfg.update)
         except (np.linalg.LinAlgError, FloatingPointError) as exc:
             self.events.append(("update_failed", f"update failed ({exc}): IMU-only pose"))
             res = None
-        tm["update"] = _ms(t1) - geo.search_ms
+        tm["update"] = _ms(t1) - geo.search_ms - tm.get("photometric", 0.0)
         tm["nearest_neighbours"] = geo.search_ms
         status = "tracked"
         if res is None or not res.state.is_finite() or len(geo.planes) < 20:
@@ -162,7 +205,7 @@ class LioPipeline:
                 self.events.append(("few_residuals", f"only {len(geo.planes)} plane matches: IMU-only pose"))
             x_new, P_new, meas = x_prop, P_prop, None
         else:
-            x_new, P_new, meas = res.state, res.P, res.meas
+            x_new, P_new, meas = res.state, res.P, geo.last
         self._commit(x_new, P_new, t_end)
         t1 = time.perf_counter()
         world = _to_world(x_new, body)
@@ -172,10 +215,38 @@ class LioPipeline:
         degen = None
         if meas is not None and len(meas.h):
             degen = analyse(information_6(meas.H, meas.var), geo.last_normals, self.cfg.degeneracy)
+        out = ScanResult(t_end, status, x_new.lidar_pose(), x_new, degen, len(body), len(geo.planes),
+                         res.iterations if res else 0, bool(res and res.converged), tm, world,
+                         P_new[:6, :6].copy(), num_photometric=n_photo[0])
+        weak = degen.weak_translation if degen is not None else np.zeros((0, 3))
+        out = self._finish_photometric(photo, out, weak, tm)
         tm["total"] = _ms(t0)
-        return ScanResult(t_end, status, x_new.lidar_pose(), x_new, degen, len(body), len(geo.planes),
-                          res.iterations if res else 0, bool(res and res.converged), tm, world,
-                          P_new[:6, :6].copy())
+        return out
+
+    def _prepare_photometric(self, organized, track, x_prop: NavState, tm: dict):
+        """The photometric tracker with this scan's image, or None (off, or no organised cloud)."""
+        if self.photo is None or organized is None or organized[0].ndim != 2 or organized[0].shape[0] < 2:
+            return None
+        t1 = time.perf_counter()
+        try:
+            self.photo.prepare(organized[0], organized[1], track, x_prop)
+        except ValueError as exc:   # wrong metadata for this cloud, ...: say so, go on with geometry
+            self.events.append(("photometric_error", f"photometric residuals off for this scan: {exc}"))
+            return None
+        tm["image"] = _ms(t1)
+        return self.photo
+
+    def _finish_photometric(self, photo, res: ScanResult, weak_world: np.ndarray, tm: dict) -> ScanResult:
+        if photo is None or res.state is None:
+            return res
+        t1 = time.perf_counter()
+        photo.track_and_select(res.state, weak_world)
+        tm["patch_selection"] = _ms(t1)
+        res.num_tracked_patches = photo.stats["tracked"]
+        res.num_new_patches = photo.stats["new"]
+        res.image = photo.frame.image
+        res.patch_uv = photo.patches.uv.copy()
+        return res
 
     def _commit(self, x: NavState, P: np.ndarray, t: float) -> None:
         self.state, self.P, self.t_state = x, P, t
@@ -203,6 +274,7 @@ class _GeometricResiduals:
         self.search_pose: np.ndarray | None = None
         self.search_ms = 0.0
         self.last_normals = np.zeros((0, 3))
+        self.last: Measurements | None = None
 
     def __call__(self, x: NavState, iteration: int) -> Measurements:
         T = x.lidar_pose()
@@ -226,7 +298,8 @@ class _GeometricResiduals:
             H[:, 6:9] = np.cross(p_l, Rt_n @ x.rot_il)
             H[:, 9:12] = Rt_n
         self.last_normals = n
-        return Measurements(h, H, np.full(len(h), self.cfg.update.lidar_noise))
+        self.last = Measurements(h, H, np.full(len(h), self.cfg.update.lidar_noise))
+        return self.last
 
 
 def _moved(T_a: np.ndarray, T_b: np.ndarray) -> float:
@@ -247,8 +320,8 @@ def _ms(t0: float) -> float:
 
 
 
-def make_geometric_odometry(setup, config: str | None = None, **overrides) -> LioPipeline:
-    """Factory for coin_lio.eval: the geometric core with the rig's extrinsic.
+def make_odometry(setup, config: str | None = None, **overrides) -> LioPipeline:
+    """Factory for coin_lio.eval: COIN-LIO with the rig's extrinsic and metadata.
 
     config: a params YAML (config/coin_lio.yaml); overrides: dotted LioConfig keys.
     """
@@ -258,4 +331,11 @@ def make_geometric_odometry(setup, config: str | None = None, **overrides) -> Li
     cfg = load_lio_config(config)
     if overrides:
         cfg = build(LioConfig, {**flatten(cfg), **overrides})
-    return LioPipeline(cfg, T_imu_lidar=np.linalg.inv(setup.T_lidar_imu))
+    pipe = LioPipeline(cfg, T_imu_lidar=np.linalg.inv(setup.T_lidar_imu), metadata=setup.lidar_metadata)
+    pipe.name = "coin_lio" if pipe.photo is not None else "coin_lio_geometric"
+    return pipe
+
+
+def make_geometric_odometry(setup, config: str | None = None, **overrides) -> LioPipeline:
+    """Factory for coin_lio.eval: the geometric core alone (FAST-LIO2: photometric off)."""
+    return make_odometry(setup, config, **{"photometric.enabled": False, **overrides})

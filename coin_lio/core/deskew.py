@@ -29,15 +29,21 @@ class DeskewResult:
         return np.einsum("nji,nj->ni", R, points_end - self.t_end_t[time_index])
 
 
-def deskew(points: np.ndarray, point_times: np.ndarray, track: ImuTrack, end: NavState) -> DeskewResult:
-    """points (N, 3) LiDAR frame at their times point_times (N,) s -> scan-end LiDAR frame."""
-    times, index = np.unique(point_times, return_inverse=True)
-    R_wi, p_wi = track.poses_at(times)                       # (U, 3, 3), (U, 3)
+def lidar_motion(times: np.ndarray, track: ImuTrack, end: NavState) -> tuple[np.ndarray, np.ndarray]:
+    """Transforms LiDAR(t) -> LiDAR(scan end) for times (U,): R (U, 3, 3), t (U, 3)."""
+    R_wi, p_wi = track.poses_at(np.asarray(times, dtype=np.float64).reshape(-1))   # (U, 3, 3), (U, 3)
     R_il, t_il = end.rot_il, end.pos_il
     # T_L(end) <- L(t) = T_IL^-1 T_WI(end)^-1 T_WI(t) T_IL
     R_ie_it = np.einsum("ji,ujk->uik", end.rot, R_wi)        # R_WI(end)^T R_WI(t)
     t_ie_it = (p_wi - end.pos) @ end.rot                      # R_WI(end)^T (p(t) - p(end))
     R = np.einsum("ji,ujk,kl->uil", R_il, R_ie_it, R_il)
     t = (np.einsum("uij,j->ui", R_ie_it, t_il) + t_ie_it - t_il) @ R_il
+    return R, t
+
+
+def deskew(points: np.ndarray, point_times: np.ndarray, track: ImuTrack, end: NavState) -> DeskewResult:
+    """points (N, 3) LiDAR frame at their times point_times (N,) s -> scan-end LiDAR frame."""
+    times, index = np.unique(point_times, return_inverse=True)
+    R, t = lidar_motion(times, track, end)
     out = np.einsum("nij,nj->ni", R[index], points) + t[index]
     return DeskewResult(out, times, index, R, t)

@@ -59,6 +59,7 @@ class OrganizedScanOdometry(Odometry, Protocol):
 # name -> "module:callable"; the callable takes (setup, **options) and returns an Odometry.
 # Resolved lazily so that listing methods never imports kiss_icp / rko_lio.
 ODOMETRY_FACTORIES: dict[str, str] = {
+    "coin_lio": "coin_lio.pipeline:make_odometry",
     "coin_lio_geometric": "coin_lio.pipeline:make_geometric_odometry",
     "kiss_icp": "coin_lio.eval.peers:KissIcpOdometry",
     "rko_lio": "coin_lio.eval.peers:RkoLioOdometry",

@@ -99,7 +99,8 @@ def greedy_nms(v: np.ndarray, u: np.ndarray, shape: tuple[int, int], radius: int
     return np.asarray(keep, dtype=np.int64)
 
 
-def allowed_mask(mask: np.ndarray, existing_uv: np.ndarray | None, cfg: FeatureConfig) -> np.ndarray:
+def allowed_mask(mask: np.ndarray, existing_uv: np.ndarray | None,
+                 cfg: FeatureConfig) -> np.ndarray:
     """mask & inside the margin & farther than suppression_radius from existing patches."""
     ok = np.asarray(mask, dtype=bool) & border_mask(mask.shape, cfg.margin)
     if existing_uv is not None and len(existing_uv):

@@ -96,7 +96,7 @@ def _hfilter(img: np.ndarray, pad: int, wrap: bool, fn: Any) -> np.ndarray:
 
 
 def remove_lines(img: np.ndarray, cfg: ImageFilterConfig) -> np.ndarray:
-    """img - lowpass_h(highpass_v(img)), clamped at 0: removes per-row offsets (horizontal lines)."""
+    """img - lowpass_h(highpass_v(img)), clamped at 0: removes per-row offsets (lines)."""
     hp = fir_taps(cfg.highpass_taps, cfg.highpass_cutoff, True)
     lp = fir_taps(cfg.lowpass_taps, cfg.lowpass_cutoff, False)
     lines = _hfilter(img, cfg.lowpass_taps // 2, cfg.wrap_horizontal,

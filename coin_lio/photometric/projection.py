@@ -1,4 +1,4 @@
-"""COIN-LIO's spherical image model: point -> pixel, its Jacobian, and the dense image by point index.
+"""COIN-LIO's spherical image model: point -> pixel, its Jacobian, the dense image by point index.
 
 Ouster (COIN-LIO step 3): L = |xy| - beam_offset, R = sqrt(z^2 + L^2), phi = atan2(y, x),
 theta = asin(z / R); u = fx phi + cx (fx = -W / 2 pi, cx = W / 2, wrapped into [0, W));
@@ -24,7 +24,7 @@ JACOBIAN_FY = ("nominal", "local")
 class ImageModel:
     """Geometry of the intensity image; build with from_metadata (Ouster) or from_rings."""
 
-    altitudes_deg: np.ndarray                  # (H,) row altitudes, strictly decreasing (top first)
+    altitudes_deg: np.ndarray                  # (H,) row altitudes, decreasing (top row first)
     cols: int                                  # W
     pixel_shift_by_row: np.ndarray | None = None   # (H,) int; destaggered col = (col + s) % W
     beam_offset_m: float = 0.0                 # lidar_origin_to_beam_origin_mm / 1000
@@ -43,7 +43,8 @@ class ImageModel:
         if self.altitudes_deg.size < 2:
             raise ValueError(f"need at least 2 rows, got {self.altitudes_deg.size}")
         if np.any(np.diff(self.altitudes_deg) >= 0) or not np.all(np.isfinite(self.altitudes_deg)):
-            raise ValueError("altitudes_deg must be finite and strictly decreasing (top row first)")
+            raise ValueError("altitudes_deg must be finite and strictly decreasing "
+                             "(top row first)")
         if self.cols < 2:
             raise ValueError(f"cols must be >= 2, got {self.cols}")
         if self.kind not in KINDS:
@@ -167,7 +168,8 @@ class ImageModel:
 
     def pixel_of(self, row: np.ndarray, col: np.ndarray,
                  destaggered_input: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Cloud (row, col) (N,) -> image pixel (v (N,), u (N,)) int64 (Ouster, filled by index)."""
+        """Cloud (row, col) (N,) -> image pixel (v (N,), u (N,)) int64 (Ouster: filled by index)
+        """
         row = np.asarray(row, dtype=np.int64)
         col = np.asarray(col, dtype=np.int64)
         if not self._destaggered(destaggered_input):
@@ -189,28 +191,33 @@ class ImageModel:
         (image float32 (H, W), point_index int64 (H, W) flat index into the cloud or -1,
         range float32 (H, W) = |xyz| in m). Organised (H, W) Ouster clouds are filled by index;
         unorganised (N,) clouds (rings models) by ring (else nearest row) and azimuth bin,
-        the nearest point winning. Points that are zero, NaN or closer than min_range are absent."""
+        the nearest point winning. Points that are zero, NaN or closer than min_range are
+        absent."""
         names = cloud.dtype.names or ()
         for name in ("x", "y", "z", field):
             if name not in names:
                 raise ValueError(f"cloud lacks field '{name}' (has {names})")
         flat = cloud.reshape(-1)
-        xyz = np.stack([flat["x"], flat["y"], flat["z"]], axis=1).astype(np.float64)
-        rng = np.linalg.norm(xyz, axis=1)                              # (N,)
-        present = np.isfinite(rng) & (rng > 0) & (rng >= min_range)
         h, w = self.shape
         if self.kind == "ouster" and cloud.ndim == 2:
             if cloud.shape != (h, w):
                 raise ValueError(f"cloud is {cloud.shape[0]}x{cloud.shape[1]}, the image model "
                                  f"{h}x{w} (metadata of another sensor mode?)")
             idx = self.destagger_index(destaggered_input)              # (H, W)
-            index = np.where(present[idx], idx, -1)
-        else:
-            index = self._bin_unorganised(flat, xyz, rng, present, names)
+            x, y, z = (flat[c][idx].astype(np.float64) for c in "xyz")  # (H, W) image order
+            rng = np.sqrt(x * x + y * y + z * z)
+            present = np.isfinite(rng) & (rng > 0) & (rng >= min_range)
+            index = np.where(present, idx, -1)
+            image = np.where(present, flat[field][idx], 0).astype(np.float32)
+            return image, index, np.where(present, rng, 0).astype(np.float32)
+        xyz = np.stack([flat["x"], flat["y"], flat["z"]], axis=1).astype(np.float64)
+        rng = np.linalg.norm(xyz, axis=1)                              # (N,)
+        present = np.isfinite(rng) & (rng > 0) & (rng >= min_range)
+        index = self._bin_unorganised(flat, xyz, rng, present, names)
         has = index >= 0
         safe = np.where(has, index, 0)
         image = np.where(has, flat[field][safe], 0).astype(np.float32)
-        return image, index.astype(np.int64), np.where(has, rng[safe], 0).astype(np.float32)
+        return image, index, np.where(has, rng[safe], 0).astype(np.float32)
 
     def _bin_unorganised(self, flat: np.ndarray, xyz: np.ndarray, rng: np.ndarray,
                          present: np.ndarray, names: tuple) -> np.ndarray:

@@ -1,0 +1,228 @@
+"""COIN-LIO's photometric part inside the filter: per-scan intensity image, patch residuals and
+their Jacobians (through the deskewing: patch points are moved back to the time their pixel was
+measured), patch tracking and degeneracy-aware selection of new patches.
+
+A patch is P = size^2 world points with reference intensities from the frame it was selected
+in. Residual of point k in the current scan, at filter state x (IMU pose R, p; extrinsic R_IL, t_IL):
+    q      = R^T (P_k - p)                   point in the IMU frame at scan end
+    p_end  = R_IL^T (q - t_IL)               LiDAR frame at scan end
+    p_t    = R_t^T (p_end - t_t)             LiDAR frame at the time t of its pixel (IMU motion)
+    r      = I(pi(p_t)) - ref_k
+    dr/dx  = grad I . dpi/dp (p_t) . R_t^T . [ -R_IL^T R^T  |  R_IL^T [q]x ]   (position, rotation)
+Rows are scaled by photo_scale and share the LiDAR noise, as in the reference.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from coin_lio.config import PhotometricConfig
+from coin_lio.core.deskew import lidar_motion
+from coin_lio.core.iekf import Measurements
+from coin_lio.core.imu_propagation import ImuTrack
+from coin_lio.core.state import NavState
+
+
+@dataclass
+class PhotoFrame:
+    """One scan's image data (destaggered image layout, (H, W) each)."""
+
+    image: np.ndarray        # filtered intensity, float32
+    grad_u: np.ndarray
+    grad_v: np.ndarray
+    mask: np.ndarray         # bool: patches may live here
+    range: np.ndarray        # m, 0 where no point
+    point_index: np.ndarray  # flat index into the organised cloud, -1 where no point
+    pixel_time: np.ndarray   # s, measurement time of each pixel's column
+    xyz: np.ndarray          # (H*W, 3) the organised cloud, LiDAR frame at each point's time
+
+
+@dataclass
+class PatchSet:
+    world: np.ndarray        # (M, P, 3) world points
+    ref: np.ndarray          # (M, P) reference intensities
+    age: np.ndarray          # (M,) scans tracked
+    uv: np.ndarray           # (M, 2) last centre pixel
+
+    @classmethod
+    def empty(cls, p: int) -> "PatchSet":
+        return cls(np.zeros((0, p, 3)), np.zeros((0, p)), np.zeros(0, np.int64), np.zeros((0, 2)))
+
+    def __len__(self) -> int:
+        return len(self.age)
+
+    def keep(self, sel: np.ndarray) -> "PatchSet":
+        return PatchSet(self.world[sel], self.ref[sel], self.age[sel], self.uv[sel])
+
+
+class PhotometricTracker:
+    def __init__(self, cfg: PhotometricConfig, noise: float = 1e-3, metadata: dict | None = None) -> None:
+        from coin_lio.photometric.patches import patch_offsets
+
+        self.cfg, self.noise = cfg, noise
+        self.metadata = metadata if metadata is not None else (cfg.metadata_path or None)
+        self.model = None                    # ImageModel, built at the first scan
+        self.patches = PatchSet.empty(cfg.patch_size ** 2)
+        self.offsets = patch_offsets(cfg.patch_size)
+        self.rng = np.random.default_rng(0)
+        self.frame: PhotoFrame | None = None
+        self.track: ImuTrack | None = None
+        self.end_prior: NavState | None = None
+        self.stats = {"tracked": 0, "new": 0, "residuals": 0, "dropped": {}}
+
+    def reset(self) -> None:
+        self.patches = PatchSet.empty(self.cfg.patch_size ** 2)
+        self.frame = None
+
+    # ---- per scan ----------------------------------------------------------------------------
+    def prepare(self, cloud: np.ndarray, times: np.ndarray, track: ImuTrack, end_prior: NavState) -> PhotoFrame:
+        """Build the scan's image, filter, mask and pixel times. cloud (H, W) structured, times (H, W);
+        track and end_prior: the IMU motion over the scan (its relative motion moves points between
+        a pixel's time and the scan end; the update does not change it, as in the reference)."""
+        from coin_lio.photometric.image_filter import filter_image, validity_mask
+
+        c = self.cfg
+        if self.model is None:
+            self.model = self._build_model(cloud)
+        field = c.intensity_field if c.intensity_field in (cloud.dtype.names or ()) else "reflectivity"
+        intensity, index, rng = self.model.image_from_cloud(cloud, field=field)
+        filt = filter_image(intensity, c.filter, scale=field != "reflectivity")
+        mask = validity_mask(rng, c.mask)
+        flat_times = np.asarray(times, np.float64).reshape(-1)
+        pixel_time = flat_times[self.model.destagger_index()]
+        xyz = np.stack([cloud[n].reshape(-1) for n in ("x", "y", "z")], axis=1).astype(np.float64)
+        self.frame = PhotoFrame(filt.image, filt.grad_u, filt.grad_v, mask, rng, index, pixel_time, xyz)
+        self.track, self.end_prior = track, end_prior
+        return self.frame
+
+    def _build_model(self, cloud: np.ndarray):
+        from coin_lio.photometric.projection import ImageModel
+
+        c = self.cfg
+        if not self.metadata:
+            raise ValueError("photometric residuals need the sensor metadata (lio.photometric.metadata_path)")
+        model = ImageModel.from_metadata(self.metadata, u_shift=max(c.u_shift, 0), destaggered=c.destaggered)
+        if c.u_shift < 0:   # calibrate the column offset on the data: robust to frame conventions
+            model.u_shift = model.estimate_u_shift(cloud) % model.cols
+        return model
+
+    # ---- residuals ---------------------------------------------------------------------------
+    def measure(self, x: NavState) -> Measurements:
+        """Photometric rows at state x (position, rotation columns), patches fully visible only."""
+        n = len(self.patches)
+        if n == 0 or self.frame is None:
+            return Measurements(np.zeros(0), np.zeros((0, 6)), np.ones(0))
+        p_t, R_t, q, uv, ok = self._project(x, self.patches.world)
+        from coin_lio.photometric.patches import sample_bilinear, sample_patches
+
+        f = self.frame
+        inten, valid = sample_patches(f.image, uv, f.mask)
+        valid &= ok.all(axis=1)
+        if not valid.any():
+            return Measurements(np.zeros(0), np.zeros((0, 6)), np.ones(0))
+        sel = np.flatnonzero(valid)
+        gu, _ = sample_bilinear(f.grad_u, uv[sel])
+        gv, _ = sample_bilinear(f.grad_v, uv[sel])
+        grad = np.stack([gu, gv], axis=-1)                                   # (S, P, 2)
+        J_pi = self.model.project_jacobian(p_t[sel].reshape(-1, 3)).reshape(len(sel), -1, 2, 3)
+        g3 = np.einsum("spi,spij->spj", grad, J_pi)                         # d I / d p_t
+        g_end = np.einsum("spj,spkj->spk", g3, R_t[sel])                     # through R_t^T
+        g_q = g_end @ x.rot_il.T                                             # d/dq = R_IL dI/dp_end
+        H_pos = -(g_q @ x.rot.T)                                             # d q / d p = -R^T
+        H_rot = np.cross(g_q, q[sel])                                        # g . ([q]x th) = th . (g x q)
+        r = (inten[sel] - self.patches.ref[sel]).reshape(-1)
+        H = np.concatenate([H_pos, H_rot], axis=-1).reshape(-1, 6)
+        s = self.cfg.photo_scale
+        return Measurements(s * r, s * H, np.full(r.size, self.noise))
+
+    def _project(self, x: NavState, world: np.ndarray):
+        """world (M, P, 3) -> p_t, R_t (M, P, 3, 3) (L(t) -> L(end)), q, uv (M, P, 2), ok (M, P)."""
+        m, p = world.shape[:2]
+        q = (world - x.pos) @ x.rot                                          # R^T (P - p)
+        p_end = (q - x.pos_il) @ x.rot_il                                    # R_IL^T (q - t_IL)
+        uv0, ok0 = self.model.project(p_end.reshape(-1, 3))
+        h, w = self.frame.pixel_time.shape
+        v0 = np.clip(np.rint(uv0[:, 1]).astype(np.int64), 0, h - 1)
+        u0 = np.mod(np.rint(np.nan_to_num(uv0[:, 0])).astype(np.int64), w)
+        t = self.frame.pixel_time[v0, u0]
+        R_t, t_t = lidar_motion(t, self.track, self.end_prior)
+        p_t = np.einsum("nji,nj->ni", R_t, p_end.reshape(-1, 3) - t_t)
+        uv, ok = self.model.project(p_t)
+        return (p_t.reshape(m, p, 3), R_t.reshape(m, p, 3, 3), q, uv.reshape(m, p, 2),
+                (ok & ok0).reshape(m, p))
+
+    # ---- after the update: track, then select ---------------------------------------------
+    def track_and_select(self, x: NavState, weak_world: np.ndarray) -> None:
+        """Drop lost patches, age the rest, add new ones where the weak directions need them."""
+        from coin_lio.photometric.patches import lookup_nearest, ncc, sample_patches
+
+        c, f = self.cfg, self.frame
+        drops = self.stats["dropped"]
+        if len(self.patches):
+            p_t, _, _, uv, ok = self._project(x, self.patches.world)
+            inten, valid = sample_patches(f.image, uv, f.mask)
+            h = f.image.shape[0]
+            centre = uv[:, uv.shape[1] // 2]
+            inside = ok.all(axis=1) & valid & (centre[:, 1] >= c.features.margin) \
+                & (centre[:, 1] <= h - 1 - c.features.margin)
+            measured = lookup_nearest(f.range, centre)
+            predicted = np.linalg.norm(p_t[:, p_t.shape[1] // 2], axis=1)
+            visible = np.abs(measured - predicted) <= c.occlusion_threshold
+            similar = ncc(inten, self.patches.ref) > c.ncc_threshold
+            young = self.patches.age + 1 < c.max_age
+            for name, flag in (("left_image", ~inside), ("occluded", inside & ~visible),
+                               ("ncc", inside & visible & ~similar), ("age", inside & visible & similar & ~young)):
+                drops[name] = drops.get(name, 0) + int(flag.sum())
+            keep = inside & visible & similar & young
+            self.patches = self.patches.keep(keep)
+            self.patches.age += 1
+            self.patches.uv = centre[keep]
+        self.stats["tracked"] = len(self.patches)
+        self.stats["new"] = self._select(x, weak_world)
+
+    def _select(self, x: NavState, weak_world: np.ndarray) -> int:
+        from coin_lio.photometric.features import (detect_candidates, dominant_directions,
+                                                   random_candidates, select_patches)
+        from coin_lio.photometric.patches import patch_indices, patch_intensities
+
+        c, f = self.cfg, self.frame
+        need = c.features.num_features - len(self.patches)
+        if need <= 0:
+            return 0
+        existing = np.rint(self.patches.uv) if len(self.patches) else None
+        if c.features.selection_mode == "random":
+            cand = random_candidates(f.mask, existing, c.features, self.rng)[: 20 * need]
+        else:
+            cand, _ = detect_candidates(f.grad_u, f.grad_v, f.mask, existing, c.features)
+        if len(cand) == 0:
+            return 0
+        idx, full = patch_indices(f.point_index, cand, c.patch_size)        # (K, P)
+        centre_pts = np.where(full[:, None], f.xyz[np.clip(idx[:, idx.shape[1] // 2], 0, None)], np.nan)
+        dirs = dominant_directions(f.image, cand, c.features.structure_block, c.features.structure_ksize)
+        R_wl = x.rot @ x.rot_il
+        weak_lidar = np.asarray(weak_world, float).reshape(-1, 3) @ R_wl       # R_WL^T v
+        chosen = select_patches(cand, dirs, weak_lidar, centre_pts, self.model, need,
+                                c.features.selection_mode, self.rng, valid=full)
+        if len(chosen) == 0:
+            return 0
+        pid = idx[chosen]                                                    # (C, P) point indices
+        raw = f.xyz[pid]                                                     # LiDAR(t) frame
+        t = f.pixel_time.reshape(-1)[self._pixel_flat(cand[chosen])]         # (C, P)
+        R_t, t_t = lidar_motion(t.reshape(-1), self.track, self.end_prior)
+        p_end = np.einsum("nij,nj->ni", R_t, raw.reshape(-1, 3)) + t_t
+        T = x.lidar_pose()
+        world = (p_end @ T[:3, :3].T + T[:3, 3]).reshape(len(chosen), -1, 3)
+        ref = patch_intensities(f.image, cand[chosen], c.patch_size)
+        new = PatchSet(world, ref, np.zeros(len(chosen), np.int64), cand[chosen].astype(float))
+        self.patches = PatchSet(*(np.concatenate([a, b]) for a, b in
+                                  zip((self.patches.world, self.patches.ref, self.patches.age, self.patches.uv),
+                                      (new.world, new.ref, new.age, new.uv))))
+        return len(chosen)
+
+    def _pixel_flat(self, centres: np.ndarray) -> np.ndarray:
+        """Flat pixel indices (C, P) of the patches around integer centres (C, 2)."""
+        h, w = self.frame.image.shape
+        pix = np.rint(centres[:, None, :] + self.offsets[None]).astype(np.int64)
+        return np.clip(pix[..., 1], 0, h - 1) * w + np.mod(pix[..., 0], w)
+
