@@ -140,7 +140,19 @@ def declare_and_build(node: Any, cls: type[T]) -> T:
     """Declare every field of config dataclass `cls` as a ROS parameter (dotted names, the
     dataclass defaults) on `node`, read them back (params files and -p overrides applied) and
     build the validated config. Raises ConfigError naming the bad parameter."""
+    from rcl_interfaces.msg import ParameterDescriptor
+
     defaults = flatten(cls())
     for name, value in defaults.items():
-        node.declare_parameter(name, ros_parameter_default(value))
-    return build(cls, {name: node.get_parameter(name).value for name in defaults})
+        value = ros_parameter_default(value)
+        if isinstance(value, list) and not value:   # an empty list has no type: let the file decide
+            node.declare_parameter(name, value, ParameterDescriptor(dynamic_typing=True))
+        else:
+            node.declare_parameter(name, value)
+    values = {}
+    for name in defaults:
+        v = node.get_parameter(name).value
+        if v is None:                                 # an unset dynamically typed parameter
+            v = defaults[name]
+        values[name] = list(v) if hasattr(v, "tolist") or type(v).__name__ == "array" else v
+    return build(cls, values)

@@ -66,8 +66,11 @@ def test_node_odometry_equals_offline_runner(graph, ros_context, sequence, tmp_p
 
     # the node gets the same extrinsic the runner read from the sequence
     data = yaml.safe_load(cfg_path.read_text())
-    data["coin_lio_node"]["ros__parameters"]["lio"]["extrinsic"] = {
-        "translation": list(cfg.lio.extrinsic.translation), "rotation": list(cfg.lio.extrinsic.rotation)}
+    lio = data["coin_lio_node"]["ros__parameters"]["lio"]
+    lio["extrinsic"] = {"translation": list(cfg.lio.extrinsic.translation),
+                        "rotation": list(cfg.lio.extrinsic.rotation)}
+    lio["photometric"]["metadata_path"] = cfg.lio.photometric.metadata_path
+    assert cfg.lio.photometric.metadata_path, "the runner should have taken the sequence's metadata"
     cfg_path.write_text(yaml.safe_dump(data))
     node = rclpy.create_node("odom_listener")
     got = _collect(node)

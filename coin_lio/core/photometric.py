@@ -58,7 +58,12 @@ class PatchSet:
 
 class PhotometricTracker:
     def __init__(self, cfg: PhotometricConfig, noise: float = 1e-3, metadata: dict | None = None) -> None:
+        # import the image side now (OpenCV, scipy.signal): not in the middle of the first scan
+        import coin_lio.photometric.features  # noqa: F401
+        import coin_lio.photometric.image_filter as image_filter
         from coin_lio.photometric.patches import patch_offsets
+
+        image_filter.fir_taps(cfg.filter.highpass_taps, cfg.filter.highpass_cutoff, True)
 
         self.cfg, self.noise = cfg, noise
         self.metadata = metadata if metadata is not None else (cfg.metadata_path or None)
