@@ -142,7 +142,9 @@ class PhotometricConfig:
     patch_size: int = 5                 # 5x5 = 25 points per patch
     max_age: int = 25                   # scans a patch is tracked at most
     ncc_threshold: float = 0.7075       # drop a patch whose NCC to its reference is not above
-    occlusion_threshold: float = 0.2    # m: range jump at the patch centre -> occluded
+    occlusion_threshold: float = 0.2    # m: something this much in front of the patch -> occluded
+    occlusion_relative: float = 0.25    # ... and at least this share of its range: at grazing
+    #                                     incidence (ground far ahead) half a pixel is metres of range
     filter: ImageFilterConfig = field(default_factory=ImageFilterConfig)
     mask: MaskConfig = field(default_factory=MaskConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
@@ -150,7 +152,8 @@ class PhotometricConfig:
     def __post_init__(self) -> None:
         _check(self.photo_scale > 0 and self.patch_size >= 3 and self.patch_size % 2 == 1,
                "photo_scale must be > 0 and patch_size odd >= 3")
-        _check(self.max_age >= 1 and -1 <= self.ncc_threshold < 1 and self.occlusion_threshold > 0,
+        _check(self.max_age >= 1 and -1 <= self.ncc_threshold < 1 and self.occlusion_threshold > 0
+               and 0 <= self.occlusion_relative < 1,
                "bad tracking thresholds")
         _check(self.u_shift >= -1, "u_shift must be >= 0, or -1 to calibrate")
 

@@ -73,10 +73,14 @@ def run(bag: Path, cfg: NodeConfig, out: Path, gt_path: Path | None = None,
         poses.append(res.state.imu_pose())
         timing_rows.append({"t": res.t_end, "status": res.status, "wall_ms": wall_ms,
                             "points": res.num_points, "residuals": res.num_residuals,
-                            "iterations": res.iterations, **{f"{k}_ms": v for k, v in res.timings_ms.items()}})
+                            "iterations": res.iterations, "photometric_rows": res.num_photometric,
+                            "patches_tracked": res.num_tracked_patches, "patches_new": res.num_new_patches,
+                            **{f"{k}_ms": v for k, v in res.timings_ms.items()}})
         d = res.degeneracy
         degen_file.write(json.dumps({
             "t": res.t_end, "status": res.status, "num_residuals": res.num_residuals,
+            "num_photometric": res.num_photometric, "num_tracked_patches": res.num_tracked_patches,
+            "num_new_patches": res.num_new_patches,
             "eigenvalues": None if d is None else d.eigenvalues.tolist(),
             "weak": None if d is None else d.weak.tolist(),
             "weak_translation": None if d is None else d.weak_translation.tolist(),

@@ -150,7 +150,7 @@ def test_mask_range_gate_dead_zones_and_erosion_on_any_size(shape):
     rng[h // 2, w // 2] = 45.0                       # too far
     rng[h // 4, 3 * w // 4] = np.nan
     cfg = MaskConfig(dead_zones_px=[(w - 10, 0, 20, 4)],          # crosses the seam
-                     dead_zones_frac=[(0.5, 0.5, 0.1, 0.25)])
+                     dead_zones_frac=[(0.5, 0.5, 0.1, 0.25)], erosion=7)   # the reference's 7
     mask = validity_mask(rng, cfg)
     assert mask.shape == shape and mask.dtype == bool
     dead = dead_zone_mask(shape, cfg)
@@ -167,7 +167,7 @@ def test_mask_range_gate_dead_zones_and_erosion_on_any_size(shape):
 
 
 def test_mask_config_formats_and_validation():
-    flat = MaskConfig(dead_zones_px=[0, 84, 70, 44, 953, 84, 70, 44])    # the reference's list
+    flat = MaskConfig(dead_zones_px=[0, 84, 70, 44, 953, 84, 70, 44], erosion=7)   # reference's
     assert flat.dead_zones_px == REFERENCE_DEAD_ZONES_1024x128
     m = validity_mask(np.full((128, 1024), 5.0), flat)
     assert not m[84:128, :73].any() and not m[84:128, 950:1023].any()

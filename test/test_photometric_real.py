@@ -14,7 +14,7 @@ from coin_lio.io import ouster_real as orl
 from coin_lio.photometric.features import (FeatureConfig, detect_candidates, dominant_directions,
                                            select_patches)
 from coin_lio.photometric.image_filter import filter_image, validity_mask
-from coin_lio.photometric.patches import patch_points
+from coin_lio.photometric.patches import patch_indices, patch_points
 from coin_lio.photometric.projection import ImageModel
 from coin_lio.sim.lidar_model import coin_lio_u_shift
 
@@ -112,7 +112,8 @@ def test_the_chain_runs_on_the_real_frame(os1_128):
     directions = dominant_directions(filtered.image, uv)
     xyz = np.stack([cloud[c].reshape(-1) for c in "xyz"], 1).astype(np.float64)
     pts = xyz[index[uv[:, 1], uv[:, 0]]]
-    chosen = select_patches(uv, directions, None, pts, model, FeatureConfig().num_features)
+    _, full = patch_indices(index, uv)          # all 25 pixels have points (the mask is eroded by 3)
+    chosen = select_patches(uv, directions, None, pts, model, FeatureConfig().num_features, valid=full)
     patch_pts, valid = patch_points(xyz, index, uv[chosen])
     elapsed = time.perf_counter() - t0
     print(f"real OS-1-128: {len(uv)} candidates, {len(chosen)} patches, "

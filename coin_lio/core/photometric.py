@@ -173,7 +173,10 @@ class PhotometricTracker:
                 & (centre[:, 1] <= h - 1 - c.features.margin)
             measured = lookup_nearest(f.range, centre)
             predicted = np.linalg.norm(p_t[:, p_t.shape[1] // 2], axis=1)
-            visible = np.abs(measured - predicted) <= c.occlusion_threshold
+            # occluded: the measurement is well in front of the patch (not merely off by the
+            # range gradient of a surface seen at grazing incidence)
+            visible = (predicted - measured) <= np.maximum(c.occlusion_threshold,
+                                                           c.occlusion_relative * predicted)
             similar = ncc(inten, self.patches.ref) > c.ncc_threshold
             young = self.patches.age + 1 < c.max_age
             for name, flag in (("left_image", ~inside), ("occluded", inside & ~visible),
@@ -189,7 +192,8 @@ class PhotometricTracker:
     def _select(self, x: NavState, weak_world: np.ndarray) -> int:
         from coin_lio.photometric.features import (detect_candidates, dominant_directions,
                                                    random_candidates, select_patches)
-        from coin_lio.photometric.patches import patch_indices, patch_intensities
+        from coin_lio.photometric.patches import (patch_indices, patch_intensities, patch_pixels,
+                                                  sample_patches)
 
         c, f = self.cfg, self.frame
         need = c.features.num_features - len(self.patches)
@@ -203,6 +207,8 @@ class PhotometricTracker:
         if len(cand) == 0:
             return 0
         idx, full = patch_indices(f.point_index, cand, c.patch_size)        # (K, P)
+        # every pixel (and its bilinear neighbours) in the mask, as tracking will demand
+        full &= sample_patches(f.image, patch_pixels(cand, c.patch_size), f.mask)[1]
         centre_pts = np.where(full[:, None], f.xyz[np.clip(idx[:, idx.shape[1] // 2], 0, None)], np.nan)
         dirs = dominant_directions(f.image, cand, c.features.structure_block, c.features.structure_ksize)
         R_wl = x.rot @ x.rot_il

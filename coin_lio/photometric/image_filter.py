@@ -171,7 +171,9 @@ class MaskConfig:
     max_range: float = 30.0                      # m
     dead_zones_px: tuple = ()                    # ((u, v, width, height), ...) pixels; u wraps
     dead_zones_frac: tuple = ()                  # same as fractions of (W, H, W, H)
-    erosion: int = 7                             # square kernel (patch size + 2); 1 = none
+    erosion: int = 3                             # square kernel; 1 = none. The reference erodes 7
+    #   (patch size + 2) so a patch around a valid centre has points; patches here check all 25
+    #   pixels explicitly, and 7 throws away most of the ground where returns are sparse
     wrap_horizontal: bool = True
 
     def __post_init__(self) -> None:
