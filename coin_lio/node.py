@@ -3,7 +3,9 @@
 Subscribes  <points_topic> sensor_msgs/PointCloud2, <imu_topic> sensor_msgs/Imu (sensor-data QoS)
 Publishes   ~/odometry nav_msgs/Odometry (odom_frame -> base_frame), ~/path nav_msgs/Path,
             ~/cloud_registered sensor_msgs/PointCloud2 (odom_frame), ~/degeneracy
-            coin_lio_suite/DegeneracyReport, TF odom_frame -> base_frame when tf2_ros exists
+            coin_lio_suite/DegeneracyReport, ~/intensity_image (mono8, filtered) and
+            ~/feature_image (rgb8, tracked patches drawn) sensor_msgs/Image when subscribed,
+            TF odom_frame -> base_frame when tf2_ros exists
 Services    ~/reset std_srvs/Trigger
 Threads     IMU and cloud callbacks only convert and enqueue; a worker thread runs the filter, so
             the IMU callback never waits for a scan. Lag policy: at most `max_scan_queue` scans
@@ -42,7 +44,7 @@ def _make_node(args=None):
     from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
     from rclpy.node import Node
     from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-    from sensor_msgs.msg import Imu, PointCloud2
+    from sensor_msgs.msg import Image, Imu, PointCloud2
     from std_srvs.srv import Trigger
 
     from coin_lio import ros_messages as rm
@@ -76,6 +78,8 @@ def _make_node(args=None):
             self.pub_path = self.create_publisher(Path, "~/path", 5)
             self.pub_cloud = self.create_publisher(PointCloud2, "~/cloud_registered", 5)
             self.pub_degen = self.create_publisher(DegeneracyReport, "~/degeneracy", 20)
+            self.pub_image = self.create_publisher(Image, "~/intensity_image", 2)
+            self.pub_features = self.create_publisher(Image, "~/feature_image", 2)
             self.tf = None
             if c.publish_tf:
                 try:
@@ -197,6 +201,17 @@ def _make_node(args=None):
                 pts = res.points_world @ self.T_base_imu[:3, :3].T + self.T_base_imu[:3, 3]
                 self.pub_cloud.publish(rm.xyz_cloud_msg(pts, res.t_end, c.odom_frame))
             self.pub_degen.publish(rm.degeneracy_msg(res, c.odom_frame, self.dropped, ms))
+            if c.publish_images and res.image is not None:   # only the work someone asked for
+                frame = c.base_frame
+                if self.pub_image.get_subscription_count():
+                    mono = np.clip(np.rint(res.image), 0, 255).astype(np.uint8)
+                    self.pub_image.publish(rm.image_msg(mono, res.t_end, frame))
+                if self.pub_features.get_subscription_count():
+                    from coin_lio.photometric.draw import feature_image
+
+                    ages = self.driver.pipeline.photo.patches.age if self.driver.pipeline.photo else None
+                    self.pub_features.publish(rm.image_msg(feature_image(res.image, res.patch_uv, ages),
+                                                           res.t_end, frame))
             self.n_published += 1
 
         def on_shutdown(self) -> None:

@@ -25,6 +25,7 @@ class NodeConfig:
     publish_tf: bool = True            # odom -> base_frame, when tf2_ros is available
     publish_cloud: bool = True         # registered (downsampled) scan in odom_frame
     publish_path: bool = True
+    publish_images: bool = True        # filtered intensity (mono8) + feature image (rgb8), when subscribed
     path_max_poses: int = 20000        # the path keeps the most recent poses
     path_every: int = 5                # publish the path every N scans
     max_scan_queue: int = 2            # scans waiting beyond this: the OLDEST is dropped

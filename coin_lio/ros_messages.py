@@ -131,3 +131,18 @@ def degeneracy_msg(res: ScanResult, frame: str, dropped: int, processing_ms: flo
     msg.num_dropped_scans = int(dropped)
     msg.processing_time_ms = float(processing_ms)
     return msg
+
+
+def image_msg(pixels: np.ndarray, t_end: float, frame: str):
+    """sensor_msgs/Image from (H, W) uint8 (mono8) or (H, W, 3) uint8 (rgb8)."""
+    from sensor_msgs.msg import Image
+
+    px = np.ascontiguousarray(pixels, dtype=np.uint8)
+    msg = Image()
+    msg.header.stamp, msg.header.frame_id = to_stamp(t_end), frame
+    msg.height, msg.width = px.shape[:2]
+    msg.encoding = "mono8" if px.ndim == 2 else "rgb8"
+    msg.step = px.shape[1] * (1 if px.ndim == 2 else 3)
+    msg.is_bigendian = 0
+    msg.data = array.array("B", px.tobytes())
+    return msg

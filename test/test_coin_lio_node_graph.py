@@ -14,7 +14,7 @@ import yaml
 rclpy = pytest.importorskip("rclpy")
 from nav_msgs.msg import Odometry  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
-from sensor_msgs.msg import Imu, PointCloud2, PointField  # noqa: E402
+from sensor_msgs.msg import Image, Imu, PointCloud2, PointField  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCHER = str(Path(sys.executable).parent / "coin-lio-suite-launch")
@@ -74,7 +74,14 @@ def test_node_odometry_equals_offline_runner(graph, ros_context, sequence, tmp_p
     cfg_path.write_text(yaml.safe_dump(data))
     node = rclpy.create_node("odom_listener")
     got = _collect(node)
+    images: dict = {"mono8": [], "rgb8": []}
+    for topic in ("intensity_image", "feature_image"):
+        node.create_subscription(Image, f"/coin_lio_node/{topic}",
+                                 lambda m: images[m.encoding].append((m.height, m.width, len(m.data))), 10)
     graph.spawn("launch", [LAUNCHER, str(ROOT / "launch" / "coin_lio.launch.yaml"), f"config:={cfg_path}"])
+    # our subscription must be matched before the first pose is published (volatile QoS)
+    assert _spin_until(node, lambda: node.count_publishers("/coin_lio_node/odometry") > 0, 30)
+    time.sleep(1.0)
     graph.spawn("player", graph.python_cmd("-m", "suite_tools.bag_player", str(bag), "--wait-subscribers", "1"))
     assert _spin_until(node, lambda: graph.procs["player"].poll() is not None, 90), graph.log("player")
     assert _spin_until(node, lambda: len(got) >= len(offline), 30), \
@@ -83,6 +90,8 @@ def test_node_odometry_equals_offline_runner(graph, ros_context, sequence, tmp_p
                         m.pose.pose.position.y, m.pose.pose.position.z] for m in got])
     np.testing.assert_allclose(online[:, 0], offline[:, 0], atol=1e-6)
     np.testing.assert_allclose(online[:, 1:], offline[:, 1:4], atol=1e-6)
+    assert images["mono8"] and images["mono8"][-1] == (32, 512, 32 * 512)       # the filtered image
+    assert images["rgb8"] and images["rgb8"][-1] == (32, 512, 32 * 512 * 3)     # patches drawn
     assert graph.interrupt("launch") == 0
     node.destroy_node()
 
