@@ -6,7 +6,7 @@ export OPENBLAS_NUM_THREADS := 1
 export AMENT_PREFIX_PATH := $(VENV)$(if $(AMENT_PREFIX_PATH),:$(AMENT_PREFIX_PATH),)
 PYTEST_ARGS ?=
 
-.PHONY: setup test demo test-fast lock clean help bench-sim
+.PHONY: setup test demo test-fast lock clean help bench-sim bench-photometric bench-lio
 
 help:
 	@echo "make demo   - set up, then run the demo graph (bag -> launcher -> nodes)"
@@ -30,6 +30,15 @@ demo: setup
 # each, table in out/bench_sim/table.md. E.g. make bench-sim BENCH_SIM_ARGS="--duration 10 --scenes tunnel,urban"
 bench-sim: setup
 	$(PY) -m coin_lio.eval.bench_sim --data $(CURDIR)/data/sim --out $(CURDIR)/out/bench_sim $(BENCH_SIM_ARGS)
+
+# COIN-LIO where geometry is degenerate, against its geometric mode and the peers, plus ablations
+bench-photometric: setup
+	$(PY) -m coin_lio.eval.bench_photometric --ablations --data $(CURDIR)/data/sim --out $(CURDIR)/out/bench_photometric
+
+# Per-stage time of the odometry on the simulated sequences, and RSS over a 10-minute run
+bench-lio: setup
+	$(PY) -m coin_lio.eval.bench_lio stages $(CURDIR)/data/sim/urban_smooth $(CURDIR)/data/sim/tunnel_smooth --config config/coin_lio.yaml --out $(CURDIR)/out/bench_lio
+	$(PY) -m coin_lio.eval.bench_lio memory --minutes 10 --out $(CURDIR)/out/bench_lio
 
 lock:
 	{ echo "# Pinned versions of everything the venv holds (make lock rewrites it)."; \
