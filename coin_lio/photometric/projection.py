@@ -177,7 +177,16 @@ class ImageModel:
         return row, np.mod(col - self.u_shift, self.cols)
 
     def destagger_index(self, destaggered_input: bool | None = None) -> np.ndarray:
-        """(H, W) int64: flat index (row * W + col) of the cloud point that fills each pixel."""
+        """(H, W) int64: flat index (row * W + col) of the cloud point that fills each pixel.
+        Cached per (u_shift, destaggered) -- it is the same for every scan (do not modify it)."""
+        key = (self.u_shift, self._destaggered(destaggered_input))
+        cache = self.__dict__.setdefault("_index_cache", {})
+        if key not in cache:
+            cache.clear()
+            cache[key] = self._destagger_index(key[1])
+        return cache[key]
+
+    def _destagger_index(self, destaggered_input: bool) -> np.ndarray:
         h, w = self.shape
         u = np.arange(w)[None, :] + self.u_shift                      # (1, W)
         if not self._destaggered(destaggered_input):
