@@ -35,7 +35,11 @@ class PhotoFrame:
     range: np.ndarray        # m, 0 where no point
     point_index: np.ndarray  # flat index into the organised cloud, -1 where no point
     pixel_time: np.ndarray   # s, measurement time of each pixel's column
-    xyz: np.ndarray          # (H*W, 3) the organised cloud, LiDAR frame at each point's time
+    cloud: np.ndarray        # (H*W,) the organised cloud, flat (structured), LiDAR frame at each point's time
+
+    def xyz(self, index: np.ndarray) -> np.ndarray:
+        """(..., 3) float64 points of the cloud at flat indices (...)."""
+        return np.stack([self.cloud[c][index] for c in ("x", "y", "z")], axis=-1).astype(np.float64)
 
 
 @dataclass
@@ -96,8 +100,8 @@ class PhotometricTracker:
         mask = validity_mask(rng, c.mask)
         flat_times = np.asarray(times, np.float64).reshape(-1)
         pixel_time = flat_times[self.model.destagger_index()]
-        xyz = np.stack([cloud[n].reshape(-1) for n in ("x", "y", "z")], axis=1).astype(np.float64)
-        self.frame = PhotoFrame(filt.image, filt.grad_u, filt.grad_v, mask, rng, index, pixel_time, xyz)
+        self.frame = PhotoFrame(filt.image, filt.grad_u, filt.grad_v, mask, rng, index, pixel_time,
+                                cloud.reshape(-1))
         self.track, self.end_prior = track, end_prior
         return self.frame
 
@@ -209,7 +213,7 @@ class PhotometricTracker:
         idx, full = patch_indices(f.point_index, cand, c.patch_size)        # (K, P)
         # every pixel (and its bilinear neighbours) in the mask, as tracking will demand
         full &= sample_patches(f.image, patch_pixels(cand, c.patch_size), f.mask)[1]
-        centre_pts = np.where(full[:, None], f.xyz[np.clip(idx[:, idx.shape[1] // 2], 0, None)], np.nan)
+        centre_pts = np.where(full[:, None], f.xyz(np.clip(idx[:, idx.shape[1] // 2], 0, None)), np.nan)
         dirs = dominant_directions(f.image, cand, c.features.structure_block, c.features.structure_ksize)
         R_wl = x.rot @ x.rot_il
         weak_lidar = np.asarray(weak_world, float).reshape(-1, 3) @ R_wl       # R_WL^T v
@@ -218,7 +222,7 @@ class PhotometricTracker:
         if len(chosen) == 0:
             return 0
         pid = idx[chosen]                                                    # (C, P) point indices
-        raw = f.xyz[pid]                                                     # LiDAR(t) frame
+        raw = f.xyz(pid)                                                     # LiDAR(t) frame
         t = f.pixel_time.reshape(-1)[self._pixel_flat(cand[chosen])]         # (C, P)
         R_t, t_t = lidar_motion(t.reshape(-1), self.track, self.end_prior)
         p_end = np.einsum("nij,nj->ni", R_t, raw.reshape(-1, 3)) + t_t
