@@ -35,3 +35,13 @@ def write_lidar_imu_bag(path: Path, seconds: float = 3.0, rows: int = 128, cols:
                 w.write(topic, t_ns, make_imu(t_ns, "os_imu", rng.normal(0, 0.01, 3), [0.0, 0.0, 9.81]))
             times[topic].append(t_ns)
     return times
+
+
+def simulated_sequence(out: Path, scene: str, duration: float, seed: int, rows: int, cols: int) -> Path:
+    """A small coin_lio.sim sequence (bag, ground truth, metadata) written to `out`."""
+    from coin_lio.sim.lidar_model import OusterConfig
+    from coin_lio.sim.sequence import SequenceConfig, generate_sequence
+
+    generate_sequence(SequenceConfig(scene=scene, duration=duration, seed=seed,
+                                     ouster=OusterConfig(rows=rows, cols=cols)), out, progress=False)
+    return out

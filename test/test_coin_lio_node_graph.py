@@ -22,13 +22,9 @@ LAUNCHER = str(Path(sys.executable).parent / "coin-lio-suite-launch")
 
 @pytest.fixture(scope="module")
 def sequence(tmp_path_factory):
-    from coin_lio.sim.lidar_model import OusterConfig
-    from coin_lio.sim.sequence import SequenceConfig, generate_sequence
+    from bag_fixtures import simulated_sequence
 
-    out = tmp_path_factory.mktemp("seq") / "urban"
-    generate_sequence(SequenceConfig(scene="urban", duration=5.0, seed=3,
-                                     ouster=OusterConfig(rows=32, cols=512)), out, progress=False)
-    return out
+    return simulated_sequence(tmp_path_factory.mktemp("seq") / "urban", "urban", 5.0, 3, 32, 512)
 
 
 def _config(tmp_path, **changes) -> Path:

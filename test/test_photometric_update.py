@@ -14,13 +14,9 @@ from coin_lio.core.state import NavState
 
 @pytest.fixture(scope="module")
 def tunnel(tmp_path_factory):
-    from coin_lio.sim.lidar_model import OusterConfig
-    from coin_lio.sim.sequence import SequenceConfig, generate_sequence
+    from bag_fixtures import simulated_sequence
 
-    out = tmp_path_factory.mktemp("seq") / "tunnel"
-    generate_sequence(SequenceConfig(scene="tunnel", duration=3.0, seed=1,
-                                     ouster=OusterConfig(rows=64, cols=1024)), out, progress=False)
-    return out
+    return simulated_sequence(tmp_path_factory.mktemp("seq") / "tunnel", "tunnel", 3.0, 1, 64, 1024)
 
 
 def _first_scan(seq):

@@ -17,6 +17,8 @@ from typing import Any, Iterator
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from coin_lio.io.scan import LidarScan
+
 log = logging.getLogger(__name__)
 
 DEFAULT_POINTS_TOPIC = "/ouster/points"
@@ -202,22 +204,15 @@ class ImuSample:
     acc: np.ndarray     # (3,) m/s^2
 
 
-@dataclass
-class Scan:
-    stamp: float              # header stamp = scan start, s
-    cloud: np.ndarray         # structured (H, W) as published
-    point_times: np.ndarray   # (H, W) absolute s
-    valid: np.ndarray         # (H, W) bool: finite and not (0, 0, 0)
+class Scan(LidarScan):
+    """A LidarScan under the names the benchmark runner uses."""
 
     @property
-    def end(self) -> float:
-        """Time of the last valid point (the scan's pose time)."""
-        return float(self.point_times[self.valid].max()) if self.valid.any() else self.stamp
+    def point_times(self) -> np.ndarray:   # (H, W) absolute s
+        return self.times
 
     def valid_points(self) -> tuple[np.ndarray, np.ndarray]:
-        """(N, 3) float64 xyz and (N,) absolute times of the valid points."""
-        xyz = np.stack([self.cloud[c][self.valid] for c in ("x", "y", "z")], axis=1).astype(np.float64)
-        return xyz, self.point_times[self.valid]
+        return self.points()
 
 
 def decode_scan(msg: Any) -> Scan:
@@ -227,7 +222,7 @@ def decode_scan(msg: Any) -> Scan:
 
     stamp_ns = int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
     scan = scan_from_cloud(pointcloud2_to_array(msg), stamp_ns)
-    return Scan(scan.stamp, scan.cloud, scan.times, scan.valid)
+    return Scan(scan.stamp_ns, scan.cloud, scan.times, scan.valid, scan.time_field)
 
 
 def iter_sensor_events(info: SequenceInfo, reorder_window_s: float = 0.5) -> Iterator[ImuSample | Scan]:
