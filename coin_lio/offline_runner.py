@@ -61,7 +61,10 @@ def run(bag: Path, cfg: NodeConfig, out: Path, gt_path: Path | None = None,
     degen_file = open(out / "degeneracy.jsonl", "w")
     t_wall = time.perf_counter()
 
+    n_done = [0]   # scans handed to the driver (a disabled tqdm does not count)
+
     def process(scan) -> None:
+        n_done[0] += 1
         t0 = time.perf_counter()
         res = driver.process(scan)
         wall_ms = (time.perf_counter() - t0) * 1e3
@@ -93,10 +96,10 @@ def run(bag: Path, cfg: NodeConfig, out: Path, gt_path: Path | None = None,
             pending.append(item)
         while pending and driver.imu_covers(pending[0].end):
             process(pending.pop(0))
-        if max_scans and bar.n >= max_scans:
+        if max_scans and n_done[0] >= max_scans:
             break
     for scan in pending:  # the bag ended: IMU will not come; extrapolate as the node does
-        if not max_scans or bar.n < max_scans:
+        if not max_scans or n_done[0] < max_scans:
             process(scan)
     bar.close()
     degen_file.close()
