@@ -157,6 +157,13 @@ def test_node_survives_bad_input_and_keeps_publishing(graph, ros_context, sequen
                        m.pose.pose.orientation.w] for m in got])
     assert np.all(np.isfinite(poses))
     assert graph.procs["launch"].poll() is None, "the node died"
+    # the reset service answers, and odometry starts over from the next data
+    from std_srvs.srv import Trigger
+
+    client = node.create_client(Trigger, "/coin_lio_node/reset")
+    assert client.wait_for_service(timeout_sec=10)
+    future = client.call_async(Trigger.Request())
+    assert _spin_until(node, future.done, 10) and future.result().success
     graph.wait("player", 60)
     assert graph.interrupt("launch") == 0
     log = graph.log("launch")

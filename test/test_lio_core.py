@@ -218,3 +218,34 @@ def flatten_yaml(d, prefix=""):
         else:
             out[f"{prefix}{k}"] = v
     return out
+
+
+def test_imu_gap_and_time_jump_reset_the_filter():
+    from coin_lio.pipeline import LioPipeline
+
+    p = LioPipeline(LioConfig())
+    for k in range(150):
+        p.add_imu(k * 0.01, np.zeros(3), np.array([0, 0, G]))
+    pts = _room(np.random.default_rng(8), 600)
+    p.process_scan(pts, np.full(len(pts), 1.45))
+    assert p.initialised
+    assert p.add_imu(1.5 + 2.0, np.zeros(3), np.array([0, 0, G]))      # a 2 s gap
+    assert not p.initialised and ("imu_gap" in {k for k, _ in p.events})
+    assert not p.add_imu(3.5, np.zeros(3), np.array([0, 0, G]))        # duplicated stamp
+    assert not p.add_imu(3.6, np.full(3, np.nan), np.array([0, 0, G]))  # NaN
+    assert not p.add_imu(3.7, np.zeros(3), np.array([0, 0, 1e4]))      # beyond physics
+    p.add_imu(0.5, np.zeros(3), np.array([0, 0, G]))                    # back in time: reset
+    assert "time_jump" in {k for k, _ in p.events}
+
+
+def test_extrinsic_estimation_runs_and_stays_close(tmp_path):
+    from bag_fixtures import simulated_sequence
+    from coin_lio.node_config import load_node_config
+    from coin_lio.offline_runner import resolve_inputs, run
+
+    seq = simulated_sequence(tmp_path / "urban", "urban", 4.0, 5, 32, 512)
+    bag, cfg, gt = resolve_inputs(seq, load_node_config(None), None)
+    cfg.lio.update.estimate_extrinsic = True
+    cfg.lio.photometric.enabled = False
+    s = run(bag, cfg, tmp_path / "out", gt, progress=False)
+    assert s["metrics"]["ape_m"]["rmse"] < 0.1
