@@ -103,6 +103,17 @@ class PhotometricTracker:
         self.frame = PhotoFrame(filt.image, filt.grad_u, filt.grad_v, mask, rng, index, pixel_time,
                                 cloud.reshape(-1))
         self.track, self.end_prior = track, end_prior
+        # LiDAR(t) -> LiDAR(end) once per distinct pixel time (an Ouster scan has one per column),
+        # not once per patch point and iteration
+        t2 = np.asarray(times, np.float64).reshape(cloud.shape)
+        if np.array_equal(t2, np.broadcast_to(t2[0], t2.shape)):   # Ouster: one time per column
+            col_times, col_inv = np.unique(t2[0], return_inverse=True)
+            times = col_times
+            self.time_index = col_inv[self.model.destagger_index() % t2.shape[1]]
+        else:
+            times, inverse = np.unique(pixel_time, return_inverse=True)
+            self.time_index = inverse.reshape(pixel_time.shape)
+        self.R_u, self.t_u = lidar_motion(times, track, end_prior)
         return self.frame
 
     def _build_model(self, cloud: np.ndarray):
@@ -154,8 +165,8 @@ class PhotometricTracker:
         h, w = self.frame.pixel_time.shape
         v0 = np.clip(np.rint(uv0[:, 1]).astype(np.int64), 0, h - 1)
         u0 = np.mod(np.rint(np.nan_to_num(uv0[:, 0])).astype(np.int64), w)
-        t = self.frame.pixel_time[v0, u0]
-        R_t, t_t = lidar_motion(t, self.track, self.end_prior)
+        k = self.time_index[v0, u0]
+        R_t, t_t = self.R_u[k], self.t_u[k]
         p_t = np.einsum("nji,nj->ni", R_t, p_end.reshape(-1, 3) - t_t)
         uv, ok = self.model.project(p_t)
         return (p_t.reshape(m, p, 3), R_t.reshape(m, p, 3, 3), q, uv.reshape(m, p, 2),
@@ -223,8 +234,8 @@ class PhotometricTracker:
             return 0
         pid = idx[chosen]                                                    # (C, P) point indices
         raw = f.xyz(pid)                                                     # LiDAR(t) frame
-        t = f.pixel_time.reshape(-1)[self._pixel_flat(cand[chosen])]         # (C, P)
-        R_t, t_t = lidar_motion(t.reshape(-1), self.track, self.end_prior)
+        k = self.time_index.reshape(-1)[self._pixel_flat(cand[chosen])].reshape(-1)   # (C*P,)
+        R_t, t_t = self.R_u[k], self.t_u[k]
         p_end = np.einsum("nij,nj->ni", R_t, raw.reshape(-1, 3)) + t_t
         T = x.lidar_pose()
         world = (p_end @ T[:3, :3].T + T[:3, 3]).reshape(len(chosen), -1, 3)
