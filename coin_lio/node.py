@@ -43,7 +43,7 @@ def _make_node(args=None):
     from nav_msgs.msg import Odometry, Path
     from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
     from rclpy.node import Node
-    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image, Imu, PointCloud2
     from std_srvs.srv import Trigger
 
@@ -87,11 +87,13 @@ def _make_node(args=None):
                     self.tf = TransformBroadcaster(self)
                 except ImportError:
                     self.get_logger().info("tf2_ros not available: TF not published (odometry is)")
-            imu_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=400,
-                                 reliability=ReliabilityPolicy.BEST_EFFORT)
+            rel = (ReliabilityPolicy.RELIABLE if c.input_reliability == "reliable"
+                   else ReliabilityPolicy.BEST_EFFORT)
+            imu_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=400, reliability=rel)
+            cloud_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=rel)
             self.create_subscription(Imu, c.imu_topic, self._on_imu, imu_qos,
                                      callback_group=MutuallyExclusiveCallbackGroup())
-            self.create_subscription(PointCloud2, c.points_topic, self._on_cloud, qos_profile_sensor_data,
+            self.create_subscription(PointCloud2, c.points_topic, self._on_cloud, cloud_qos,
                                      callback_group=MutuallyExclusiveCallbackGroup())
             self.create_service(Trigger, "~/reset", self._on_reset,
                                 callback_group=MutuallyExclusiveCallbackGroup())

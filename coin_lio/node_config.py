@@ -18,6 +18,7 @@ def _check(cond: bool, msg: str) -> None:
 class NodeConfig:
     points_topic: str = "/ouster/points"
     imu_topic: str = "/ouster/imu"
+    input_reliability: str = "best_effort"   # sensor-data QoS; "reliable" for lossless bag replay
     odom_frame: str = "odom"           # REP-105 names; the odometry's fixed frame
     base_frame: str = "base_link"      # child frame of the odometry (the IMU body unless set)
     base_to_imu: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0])
@@ -35,6 +36,8 @@ class NodeConfig:
 
     def __post_init__(self) -> None:
         _check(bool(self.points_topic) and bool(self.imu_topic), "topics must be set")
+        _check(self.input_reliability in ("best_effort", "reliable"),
+               "input_reliability must be best_effort or reliable")
         _check(bool(self.odom_frame) and bool(self.base_frame) and self.odom_frame != self.base_frame,
                "odom_frame and base_frame must be set and differ")
         _check(len(self.base_to_imu) == 7, "base_to_imu is x y z qx qy qz qw")

@@ -53,8 +53,8 @@ def test_node_odometry_equals_offline_runner(graph, ros_context, sequence, tmp_p
     from coin_lio.node_config import load_node_config
     from coin_lio.offline_runner import resolve_inputs, run
 
-    # never drop a scan here, so both paths see the same data (CI machines are slow)
-    cfg_path = _config(tmp_path, max_scan_queue=1000, imu_wait=2.0)
+    # never drop a scan or a message here, so both paths see the same data (CI machines are slow)
+    cfg_path = _config(tmp_path, max_scan_queue=1000, imu_wait=2.0, input_reliability="reliable")
     bag, cfg, gt = resolve_inputs(sequence, load_node_config(cfg_path), None)
     summary = run(bag, cfg, tmp_path / "offline", progress=False)
     offline = np.loadtxt(tmp_path / "offline" / "trajectory.tum")
@@ -85,7 +85,8 @@ def test_node_odometry_equals_offline_runner(graph, ros_context, sequence, tmp_p
     online = np.array([[m.header.stamp.sec + m.header.stamp.nanosec * 1e-9, m.pose.pose.position.x,
                         m.pose.pose.position.y, m.pose.pose.position.z] for m in got])
     np.testing.assert_allclose(online[:, 0], offline[:, 0], atol=1e-6)
-    np.testing.assert_allclose(online[:, 1:], offline[:, 1:4], atol=1e-6)
+    np.testing.assert_allclose(online[:, 1:], offline[:, 1:4], atol=1e-6,
+                               err_msg=f"node log:\n{graph.log('launch')[-2000:]}")
     assert images["mono8"] and images["mono8"][-1] == (32, 512, 32 * 512)       # the filtered image
     assert images["rgb8"] and images["rgb8"][-1] == (32, 512, 32 * 512 * 3)     # patches drawn
     assert graph.interrupt("launch") == 0
