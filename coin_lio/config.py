@@ -26,14 +26,15 @@ class PreprocessConfig:
     max_range: float = 150.0        # m
     point_stride: int = 4           # keep every k-th valid point (FAST-LIO point_filter_num)
     scan_voxel: float = 0.5         # m: voxel filter of the scan before registration
-    time_field: str = "t"           # per-point time field ('t' Ouster ns, 'time' Velodyne s)
-    time_scale: float = 1e-9        # seconds per unit of that field
+    time_field: str = "auto"        # per-point time field; auto: t (Ouster, ns), time (Velodyne,
+    #                                 s), offset_time (Livox, ns), timestamp (absolute s)
+    time_scale: float = 0.0         # seconds per unit of that field; 0: the field's known unit
     max_points: int = 4000          # cap on registered points per scan (uniform subsample)
 
     def __post_init__(self) -> None:
         _check(0 <= self.blind < self.max_range, "need 0 <= blind < max_range")
         _check(self.point_stride >= 1, "point_stride must be >= 1")
-        _check(self.scan_voxel > 0 and self.time_scale > 0, "scan_voxel and time_scale must be > 0")
+        _check(self.scan_voxel > 0 and self.time_scale >= 0, "scan_voxel must be > 0, time_scale >= 0")
         _check(self.max_points >= 100, "max_points must be >= 100")
 
 

@@ -117,8 +117,7 @@ def _make_node(args=None):
         def _on_cloud(self, msg) -> None:
             lp = self.cfg.lio.preprocess
             try:
-                scan = rm.scan_from_msg(msg, lp.time_field if lp.time_field else "auto",
-                                        lp.time_scale if lp.time_field else 0.0)
+                scan = rm.scan_from_msg(msg, lp.time_field or "auto", lp.time_scale)
             except ValueError as exc:
                 self.log.warn("cloud_bad", f"point cloud dropped: {exc}")
                 return

@@ -77,8 +77,7 @@ class OdometryDriver:
             r = self.imu.popleft()
             self.pipeline.add_imu(r.t, r.gyro, r.acc)
         points, times = scan.points()
-        result = self.pipeline.process_scan(points, times,
-                                            (scan.cloud, scan.times) if scan.organized else None)
+        result = self.pipeline.process_scan(points, times, (scan.cloud, scan.times))
         self.counts["scans"] += 1
         self.counts[f"status_{result.status}"] += 1
         return result

@@ -156,7 +156,7 @@ def resolve_inputs(path: Path, cfg: NodeConfig, gt: Path | None) -> tuple[Path, 
             cfg.lio.extrinsic = ExtrinsicConfig.from_matrix(np.asarray(T, float))
         gt = gt or path / seq.get("files", {}).get("ground_truth", "ground_truth.tum")
         meta = path / seq.get("files", {}).get("metadata", "metadata.json")
-        if not cfg.lio.photometric.metadata_path and meta.exists() and seq.get("sensor", "ouster") == "ouster":
+        if not cfg.lio.photometric.metadata_path and meta.exists():
             cfg.lio.photometric.metadata_path = str(meta)
         return path / seq.get("files", {}).get("bag", "bag"), cfg, gt
     return path, cfg, gt

@@ -225,7 +225,7 @@ class LioPipeline:
 
     def _prepare_photometric(self, organized, track, x_prop: NavState, tm: dict):
         """The photometric tracker with this scan's image, or None (off, or no organised cloud)."""
-        if self.photo is None or organized is None or organized[0].ndim != 2 or organized[0].shape[0] < 2:
+        if self.photo is None or organized is None:
             return None
         t1 = time.perf_counter()
         try:

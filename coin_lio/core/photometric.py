@@ -70,6 +70,7 @@ class PhotometricTracker:
         image_filter.fir_taps(cfg.filter.highpass_taps, cfg.filter.highpass_cutoff, True)
 
         self.cfg, self.noise = cfg, noise
+        self.features = cfg.features
         self.metadata = metadata if metadata is not None else (cfg.metadata_path or None)
         self.model = None                    # ImageModel, built at the first scan
         self.patches = PatchSet.empty(cfg.patch_size ** 2)
@@ -93,20 +94,32 @@ class PhotometricTracker:
 
         c = self.cfg
         if self.model is None:
+            from dataclasses import replace
+
             self.model = self._build_model(cloud)
+            # the border margin (10 px for 128 rows) scales with the image: 16-ring sensors too
+            rows = self.model.rows
+            self.features = replace(c.features, margin=min(c.features.margin,
+                                                           max(c.patch_size // 2 + 1, rows // 8)))
         field = c.intensity_field if c.intensity_field in (cloud.dtype.names or ()) else "reflectivity"
         intensity, index, rng = self.model.image_from_cloud(cloud, field=field)
         filt = filter_image(intensity, c.filter, scale=field != "reflectivity")
         mask = validity_mask(rng, c.mask)
         flat_times = np.asarray(times, np.float64).reshape(-1)
-        pixel_time = flat_times[self.model.destagger_index()]
+        if self.model.kind == "rings":          # Velodyne-like: time from each pixel's point
+            pixel_time = _ring_pixel_times(flat_times, index)
+        else:
+            pixel_time = flat_times[self.model.destagger_index()]
         self.frame = PhotoFrame(filt.image, filt.grad_u, filt.grad_v, mask, rng, index, pixel_time,
                                 cloud.reshape(-1))
         self.track, self.end_prior = track, end_prior
         # LiDAR(t) -> LiDAR(end) once per distinct pixel time (an Ouster scan has one per column),
         # not once per patch point and iteration
         t2 = np.asarray(times, np.float64).reshape(cloud.shape)
-        if np.array_equal(t2, np.broadcast_to(t2[0], t2.shape)):   # Ouster: one time per column
+        if self.model.kind == "rings":          # one time per image column
+            times, col_inv = np.unique(pixel_time[0], return_inverse=True)
+            self.time_index = np.broadcast_to(col_inv, pixel_time.shape)
+        elif t2.shape[0] > 1 and np.array_equal(t2, np.broadcast_to(t2[0], t2.shape)):   # Ouster: per column
             col_times, col_inv = np.unique(t2[0], return_inverse=True)
             times = col_times
             self.time_index = col_inv[self.model.destagger_index() % t2.shape[1]]
@@ -122,7 +135,17 @@ class PhotometricTracker:
         c = self.cfg
         if not self.metadata:
             raise ValueError("photometric residuals need the sensor metadata (lio.photometric.metadata_path)")
-        model = ImageModel.from_metadata(self.metadata, u_shift=max(c.u_shift, 0), destaggered=c.destaggered)
+        meta = self.metadata
+        if not isinstance(meta, dict):
+            import json
+            from pathlib import Path
+
+            meta = json.loads(Path(meta).read_text())
+        if meta.get("sensor") == "velodyne" or "altitudes_deg_by_ring" in meta:   # ring + azimuth image
+            return ImageModel.from_rings(meta["altitudes_deg_by_ring"], int(meta.get("columns_per_frame", 1024)))
+        if cloud.ndim != 2 or cloud.shape[0] < 2:
+            raise ValueError("an Ouster image model needs the organised cloud (height = rows)")
+        model = ImageModel.from_metadata(meta, u_shift=max(c.u_shift, 0), destaggered=c.destaggered)
         if c.u_shift < 0:   # calibrate the column offset on the data: robust to frame conventions
             model.u_shift = model.estimate_u_shift(cloud) % model.cols
         return model
@@ -184,8 +207,8 @@ class PhotometricTracker:
             inten, valid = sample_patches(f.image, uv, f.mask)
             h = f.image.shape[0]
             centre = uv[:, uv.shape[1] // 2]
-            inside = ok.all(axis=1) & valid & (centre[:, 1] >= c.features.margin) \
-                & (centre[:, 1] <= h - 1 - c.features.margin)
+            inside = ok.all(axis=1) & valid & (centre[:, 1] >= self.features.margin) \
+                & (centre[:, 1] <= h - 1 - self.features.margin)
             measured = lookup_nearest(f.range, centre)
             predicted = np.linalg.norm(p_t[:, p_t.shape[1] // 2], axis=1)
             # occluded: the measurement is well in front of the patch (not merely off by the
@@ -216,9 +239,9 @@ class PhotometricTracker:
             return 0
         existing = np.rint(self.patches.uv) if len(self.patches) else None
         if c.features.selection_mode == "random":
-            cand = random_candidates(f.mask, existing, c.features, self.rng)[: 20 * need]
+            cand = random_candidates(f.mask, existing, self.features, self.rng)[: 20 * need]
         else:
-            cand, _ = detect_candidates(f.grad_u, f.grad_v, f.mask, existing, c.features)
+            cand, _ = detect_candidates(f.grad_u, f.grad_v, f.mask, existing, self.features)
         if len(cand) == 0:
             return 0
         idx, full = patch_indices(f.point_index, cand, c.patch_size)        # (K, P)
@@ -252,3 +275,20 @@ class PhotometricTracker:
         pix = np.rint(centres[:, None, :] + self.offsets[None]).astype(np.int64)
         return np.clip(pix[..., 1], 0, h - 1) * w + np.mod(pix[..., 0], w)
 
+
+
+def _ring_pixel_times(flat_times: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """(H, W) time of each image column for a ring + azimuth image: the median time of the points
+    that landed in the column, interpolated across empty columns (a spinning sensor's time is
+    linear in azimuth)."""
+    h, w = index.shape
+    has = index >= 0
+    t = np.where(has, flat_times[np.clip(index, 0, None)], np.nan)
+    with np.errstate(all="ignore"):
+        col = np.nanmedian(np.where(has.any(axis=0)[None, :], t, 0.0), axis=0)
+    known = has.any(axis=0)
+    if not known.any():
+        raise ValueError("no point landed in the image")
+    cols = np.arange(w)
+    col = np.interp(cols, cols[known], col[known])
+    return np.broadcast_to(col, (h, w)).copy()
