@@ -25,6 +25,7 @@ test-fast: setup
 
 demo: setup
 	$(VENV)/bin/coin-lio-suite-demo --out $(CURDIR)/out/demo
+	$(PY) -m learned_nodes.demo
 
 # Simulated benchmark: every scene into data/sim/ (~8.8 GB at the default 20 s), every odometry on
 # each, table in out/bench_sim/table.md. E.g. make bench-sim BENCH_SIM_ARGS="--duration 10 --scenes tunnel,urban"

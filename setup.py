@@ -30,6 +30,7 @@ setup(
     version="0.1.0",
     description="COIN-LIO odometry and learned-model servers for ROS 2",
     packages=find_packages(include=["coin_lio*", "learned_nodes*", "suite_tools*"]),
+    package_data={"learned_nodes": ["models/*/*"]},     # the shipped aligned encoder + prompt learner
     python_requires=">=3.10",
     install_requires=["numpy", "scipy", "pyyaml", "rosbags", "tqdm"],
     extras_require={"learned": ["torch", "safetensors", "transformers"]},

@@ -1,6 +1,6 @@
 """launch/classifier.launch.yaml brought up by the suite's launcher (as `ros2 launch` would), with a
 tiny random CLIP model; the service answers a call from this process. With autostart:=false the
-node waits unconfigured and says so."""
+node waits unconfigured and says so; a model that does not load leaves it unconfigured, saying why."""
 from __future__ import annotations
 
 import shutil
@@ -21,13 +21,15 @@ LAUNCHER = shutil.which("coin-lio-suite-launch", path=str(Path(sys.executable).p
 
 
 @pytest.mark.skipif(LAUNCHER is None, reason="coin-lio-suite-launch is not installed (make setup)")
-@pytest.mark.parametrize("autostart", ["true", "false"])
-def test_launch_file_serves_classify(graph, ros_context, tmp_path, autostart):
+@pytest.mark.parametrize("case", ["autostart", "no autostart", "model missing"])
+def test_launch_file_serves_classify(graph, ros_context, tmp_path, case):
     from test_classifier_node_graph import write_params
 
     from learned_nodes.cocoop.tiny_models import build_tiny_clip
 
-    params = write_params(tmp_path / "params.yaml", build_tiny_clip(tmp_path / "clip"), None)
+    model = tmp_path / "missing" if case == "model missing" else build_tiny_clip(tmp_path / "clip")
+    params = write_params(tmp_path / "params.yaml", model, None)
+    autostart = "false" if case == "no autostart" else "true"
     graph.spawn("launch", [LAUNCHER, str(REPO / "launch" / "classifier.launch.yaml"),
                            f"params_file:={params}", f"autostart:={autostart}",
                            "--domain-id", str(graph.domain_id)])
@@ -40,10 +42,13 @@ def test_launch_file_serves_classify(graph, ros_context, tmp_path, autostart):
         rclpy.spin_until_future_complete(node, future, timeout_sec=60.0)
         res = future.result()
         assert res is not None, graph.log("launch")[-3000:]
-        if autostart == "true":
+        if case == "autostart":
             assert res.success and res.labels[0] in ("cat", "robot"), res.message
+        elif case == "no autostart":
+            assert not res.success and res.message == "node is not active"
         else:
-            assert not res.success and "node is not active" in res.message
+            assert not res.success and "node is not active (model failed to load:" in res.message
+            assert "missing" in res.message
     finally:
         node.destroy_node()
     assert graph.interrupt("launch", timeout=20) == 0, graph.log("launch")[-3000:]

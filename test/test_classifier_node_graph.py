@@ -42,8 +42,10 @@ def _write_models(root: Path) -> tuple[Path, Path]:
     return clip_dir, save_prompt_learner(model, root / "tiny_cocoop")
 
 
-def write_params(path: Path, encoder: Path, learner: Path, **extra) -> Path:
-    params = {"model": {"encoder_path": str(encoder), "prompt_learner_path": str(learner), "threads": 1},
+def write_params(path: Path, encoder: Path, learner: Path | None, **extra) -> Path:
+    """A params file for the tiny model (learner None: zero-shot prompts)."""
+    params = {"model": {"encoder_path": str(encoder), "prompt_learner_path": str(learner or ""),
+                        "threads": 1},
               "limits": {"max_image_pixels": 1_000_000, "max_class_names": 8, "max_batch": 4,
                          "max_wait_ms": 20.0, "request_timeout_s": 30.0},
               "class_names": [], **extra}

