@@ -97,9 +97,10 @@ class LioPipeline:
             elif t_s <= self.last_imu_t:
                 self.events.append(("imu_order", "IMU sample out of order or duplicated: dropped"))
                 return False
-            elif t_s - self.last_imu_t > self.cfg.imu.max_gap and self.initialised:
-                self.events.append(("imu_gap", f"IMU gap of {t_s - self.last_imu_t:.2f} s: reset"))
-                self.reset()
+            elif t_s - self.last_imu_t > self.cfg.imu.max_gap:
+                if self.initialised:
+                    self.events.append(("imu_gap", f"IMU gap of {t_s - self.last_imu_t:.2f} s: reset"))
+                self.reset()   # also before initialisation: the old samples do not belong to this start
         self.last_imu_t = t_s
         sample = ImuSample(t_s, gyro, acc)
         if self.state is None:
