@@ -6,7 +6,7 @@ export OPENBLAS_NUM_THREADS := 1
 export AMENT_PREFIX_PATH := $(VENV)$(if $(AMENT_PREFIX_PATH),:$(AMENT_PREFIX_PATH),)
 PYTEST_ARGS ?=
 
-.PHONY: setup test demo test-fast lock clean help bench-sim bench-photometric bench-lio
+.PHONY: setup test demo test-fast lock clean help bench-sim bench-photometric bench-lio stress soak
 
 help:
 	@echo "make demo   - set up, then run the demo graph (bag -> launcher -> nodes)"
@@ -40,6 +40,14 @@ bench-photometric: setup
 bench-lio: setup
 	$(PY) -m coin_lio.eval.bench_lio stages $(CURDIR)/data/sim/urban_smooth $(CURDIR)/data/sim/tunnel_smooth --config config/coin_lio.yaml --out $(CURDIR)/out/bench_lio
 	$(PY) -m coin_lio.eval.bench_lio memory --minutes 10 --out $(CURDIR)/out/bench_lio
+
+# The whole suite under load: 8 concurrent classifier clients + a looped bag into the odometry
+stress: setup
+	$(PY) -m suite_tools.stress --duration 60 --clients 8 --out $(CURDIR)/out/stress
+
+# 30 minutes of the same at a lower request rate: RSS of every node sampled
+soak: setup
+	$(PY) -m suite_tools.stress --duration 1800 --clients 2 --out $(CURDIR)/out/soak
 
 lock:
 	{ echo "# Pinned versions of everything the venv holds (make lock rewrites it)."; \
