@@ -11,6 +11,7 @@ NODES = [
     "bag_player=suite_tools.bag_player:main",
     "coin_lio_node=coin_lio.node:main",
     "classifier_node=learned_nodes.classifier_node:main",
+    "backbone_node=learned_nodes.backbone_node:main",
 ]
 TOOLS = [
     "coin-lio-suite-launch=suite_tools.launcher.cli:main",

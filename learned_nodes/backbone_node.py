@@ -1,0 +1,132 @@
+"""backbone_node: a DAFT-tuned backbone + linear head (learned_nodes.daft) as a lifecycle ROS 2
+service server.
+
+Service `~/embed` (coin_lio_suite/srv/EmbedImage): an image (rgb8, bgr8, mono8, mono16, 32FC1),
+preprocessed like the training data (grey -> 3 channels, resized to the checkpoint's image size,
+(x - 127) / 128); answers the L2-normalised backbone feature (`embedding`), the head's top_k labels
+with softmax scores (names from the checkpoint config, else the class index: "0".."9" for digits)
+and the model time. Concurrent requests are batched. Bad requests get success=false with the reason.
+
+configure loads `model.checkpoint_path` (a folder of config.json + model.safetensors written by
+learned_nodes.daft.tune / save_tuned); pickles, truncated files and wrong shapes are refused there,
+the node stays up and answers "node is not active (model failed to load: <reason>)".
+Parameters: see BackboneNodeConfig (mirrored by config/backbone.yaml).
+
+    python -m learned_nodes.backbone_node --ros-args --params-file config/backbone.yaml \
+        -p model.checkpoint_path:=out/daft_effl0/checkpoint
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from learned_nodes.server.limits import ServerLimits, check_device
+from learned_nodes.server.validation import RequestError, check_image
+
+
+@dataclass
+class BackboneModelConfig:
+    """`model.*`: what to load and where to run it."""
+
+    checkpoint_path: str = ""   # tuned checkpoint folder (config.json + model.safetensors); package:// ok
+    device: str = "cpu"         # cpu | cuda | cuda:N
+    threads: int = 0            # torch intra-op threads; 0 = torch's default
+    to_grey: bool = True        # RGB -> grey -> 3 channels, as the digits training data
+
+    def __post_init__(self) -> None:
+        check_device(self.device)
+        if self.threads < 0:
+            raise ValueError("threads must be >= 0")
+
+
+@dataclass
+class BackboneNodeConfig:
+    model: BackboneModelConfig = field(default_factory=BackboneModelConfig)
+    limits: ServerLimits = field(default_factory=ServerLimits)
+    top_k: int = 5              # labels returned per request (capped by the classes and limits.max_top_k)
+    autostart: bool = True      # configure + activate at start-up
+
+    def __post_init__(self) -> None:
+        if self.top_k < 1:
+            raise ValueError(f"top_k must be >= 1, got {self.top_k}")
+
+
+def _make_node():
+    from coin_lio_suite.srv import EmbedImage
+
+    from learned_nodes.server.lifecycle_node import ModelServerNode, NotServing
+
+    class BackboneNode(ModelServerNode):
+        config_class = BackboneNodeConfig
+
+        def __init__(self) -> None:
+            super().__init__("backbone_node")
+            self.create_service(EmbedImage, "~/embed", self._on_embed, callback_group=self.service_group)
+            self.served = 0
+
+        def load_model(self):
+            from learned_nodes.daft.serve import TunedServer
+
+            m = self.config.model
+            server = TunedServer.load(m.checkpoint_path, m.device, m.threads, m.to_grey)
+            self.get_logger().info(
+                f"{server.backbone_name}: {server.feature_dim}-d features, {server.num_classes} classes, "
+                f"{server.image_size} px ({m.device})")
+            return server
+
+        def serve_batch(self, items: list[np.ndarray]):
+            results, ms = self.model.embed_many(items)
+            return [(r, ms) for r in results]
+
+        def _on_embed(self, request, response):
+            t0 = time.perf_counter()
+            try:
+                rgb = check_image(request.image, self.limits)
+                model = self.model
+                if model is None:  # unconfigured or the checkpoint failed to load: say why
+                    why = f" ({self.last_error})" if self.last_error else ""
+                    raise NotServing(f"node is not active{why}")
+                item = model.preprocess(rgb)
+                result, ms = self.submit(item)
+            except (RequestError, NotServing, TimeoutError, RuntimeError) as exc:
+                response.success, response.message = False, str(exc)
+                response.inference_ms = float((time.perf_counter() - t0) * 1000.0)
+                return response
+            k = min(self.config.top_k, len(result.probs), self.limits.max_top_k)
+            order = np.argsort(-result.probs, kind="stable")[:k]
+            response.success, response.message = True, ""
+            response.embedding = result.embedding.astype(np.float32).tolist()
+            response.labels = [model.labels[i] for i in order]
+            response.scores = [float(result.probs[i]) for i in order]
+            response.inference_ms = float(ms)
+            self.served += 1
+            return response
+
+    node = BackboneNode()
+    if node.config.autostart:
+        node.autostart()
+    return node
+
+
+def main(args=None) -> int:
+    from rclpy.executors import MultiThreadedExecutor
+
+    from suite_tools.node_main import run_node
+
+    holder: dict = {}
+
+    def make():
+        holder["node"] = _make_node()
+        return holder["node"]
+
+    def executor():
+        # one thread per request that may wait in a batch, plus the lifecycle services
+        return MultiThreadedExecutor(num_threads=holder["node"].limits.max_batch + 2)
+
+    return run_node(make, args, executor_factory=executor)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
