@@ -106,21 +106,9 @@ def _make_node(argv=None):
 
 
 def main(args=None) -> int:
-    from rclpy.executors import MultiThreadedExecutor
+    from learned_nodes.server.main import serve
 
-    from suite_tools.node_main import run_node
-
-    holder: dict = {}
-
-    def make():
-        holder["node"] = _make_node()
-        return holder["node"]
-
-    def executor():
-        # one thread per request that may wait in a batch, plus the lifecycle services
-        return MultiThreadedExecutor(num_threads=holder["node"].limits.max_batch + 2)
-
-    return run_node(make, args, executor_factory=executor)
+    return serve(_make_node, args)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,24 @@
+"""Process entry shared by the model servers: build the node (it auto-starts when configured to),
+spin it on a multi-threaded executor sized for batching, shut down cleanly."""
+from __future__ import annotations
+
+from typing import Callable
+
+
+def serve(make_node: Callable[[], object], args=None) -> int:
+    """Run a ModelServerNode made by `make_node` until shutdown; returns the exit code."""
+    from rclpy.executors import MultiThreadedExecutor
+
+    from suite_tools.node_main import run_node
+
+    holder: dict = {}
+
+    def make():
+        holder["node"] = make_node()
+        return holder["node"]
+
+    def executor():
+        # one thread per request that may wait in a batch, plus the lifecycle services
+        return MultiThreadedExecutor(num_threads=holder["node"].limits.max_batch + 2)
+
+    return run_node(make, args, executor_factory=executor)
