@@ -90,7 +90,10 @@ def _make_node(args=None):
             rel = (ReliabilityPolicy.RELIABLE if c.input_reliability == "reliable"
                    else ReliabilityPolicy.BEST_EFFORT)
             imu_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=400, reliability=rel)
-            cloud_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=rel)
+            # lossless replay needs a deep reader queue too: a reliable reader with a short
+            # KEEP_LAST history still drops clouds while a slow callback has not taken them
+            cloud_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, reliability=rel,
+                                   depth=100 if c.input_reliability == "reliable" else 5)
             self.create_subscription(Imu, c.imu_topic, self._on_imu, imu_qos,
                                      callback_group=MutuallyExclusiveCallbackGroup())
             self.create_subscription(PointCloud2, c.points_topic, self._on_cloud, cloud_qos,
@@ -229,9 +232,9 @@ def _make_node(args=None):
 
 
 def main(args=None) -> int:
-    from rclpy.executors import MultiThreadedExecutor
-
-    return run_node(_make_node, args, executor_factory=lambda: MultiThreadedExecutor(num_threads=3))
+    # One executor thread is enough (callbacks only convert and enqueue; the filter runs in the
+    # worker thread); a thread pool here only competes with the worker for the GIL.
+    return run_node(_make_node, args)
 
 
 if __name__ == "__main__":
