@@ -104,10 +104,7 @@ def _make_node():
             self.served += 1
             return response
 
-    node = BackboneNode()
-    if node.config.autostart:
-        node.autostart()
-    return node
+    return BackboneNode()
 
 
 def main(args=None) -> int:

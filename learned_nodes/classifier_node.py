@@ -99,10 +99,7 @@ def _make_node(argv=None):
             self.served += 1
             return response
 
-    node = ClassifierNode()
-    if node.config.autostart:
-        node.autostart()
-    return node
+    return ClassifierNode()
 
 
 def main(args=None) -> int:

@@ -206,10 +206,13 @@ def run_table(seq_dirs: Sequence[str | Path], methods: Sequence[str], out_dir: s
     return rows
 
 
-def markdown_table(rows: list[dict]) -> str:
-    def f(v: Any, spec: str) -> str:
-        return "-" if v is None or (isinstance(v, float) and not np.isfinite(v)) else format(v, spec)
+def format_cell(v: Any, spec: str) -> str:
+    """A table cell: '-' for a missing or non-finite value."""
+    return "-" if v is None or (isinstance(v, float) and not np.isfinite(v)) else format(v, spec)
 
+
+def markdown_table(rows: list[dict]) -> str:
+    f = format_cell
     delta = next((r["rpe_delta_m"] for r in rows if r.get("rpe_delta_m")), 10.0)
     lines = [f"| sequence | method | dist [m] | APE RMSE [m] | RPE {delta:g} m [%] | KITTI [%] | "
              "ms/scan median / p95 / max | RTF | poses | note |", "|" + " --- |" * 10]

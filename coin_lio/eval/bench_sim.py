@@ -270,8 +270,7 @@ def rows_from_summaries(summaries: dict[str, dict], seq_out: Path, gt_path: Path
 
 
 def markdown_table(rows: list[dict]) -> str:
-    def f(v: Any, spec: str) -> str:
-        return "-" if v is None or (isinstance(v, float) and not np.isfinite(v)) else format(v, spec)
+    from coin_lio.eval.bench_runner import format_cell as f
 
     delta = next((r["rpe_delta_m"] for r in rows if r.get("rpe_delta_m")), 10.0)
     lines = [f"| sequence | method | dist [m] | APE RMSE [m] | APE [% dist] | RPE {delta:g} m [%] | "

@@ -34,15 +34,20 @@ def save_checkpoint(folder: str | Path, tensors: Mapping[str, Any], kind: str,
     return folder
 
 
+def read_json(path: Path, missing: str) -> Any:
+    """A JSON file's content; CheckpointError(`missing`) when absent, or naming the parse error."""
+    if not path.is_file():
+        raise CheckpointError(missing)
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path}: not valid JSON ({exc})") from None
+
+
 def read_config(folder: str | Path, kind: str | None = None) -> dict[str, Any]:
     """The checkpoint document {format, kind, config, info}; checks the kind when given."""
     path = Path(folder) / CONFIG_FILE
-    if not path.is_file():
-        raise CheckpointError(f"{folder}: no {CONFIG_FILE} (not a checkpoint folder)")
-    try:
-        doc = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{path}: not valid JSON ({exc})") from None
+    doc = read_json(path, f"{folder}: no {CONFIG_FILE} (not a checkpoint folder)")
     if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("config"), dict):
         raise CheckpointError(f"{path}: not a {FORMAT} document")
     if kind is not None and doc.get("kind") != kind:

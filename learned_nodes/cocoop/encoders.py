@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from learned_nodes.cocoop.checkpoint import CheckpointError, load_tensors, read_config
+from learned_nodes.cocoop.checkpoint import CheckpointError, load_tensors, read_config, read_json
 from learned_nodes.cocoop.model import ClassPrompts
 
 PLACEHOLDER = "X"
@@ -365,13 +365,8 @@ def load_encoder(path: str | Path, device: str = "cpu") -> DualEncoder:
     from learned_nodes.cocoop.paths import resolve_path
 
     folder = resolve_path(str(path))
-    cfg_path = folder / "config.json"
-    if not cfg_path.is_file():
-        raise CheckpointError(f"{folder}: no config.json (expected a CLIP checkpoint or an aligned encoder)")
-    try:
-        doc = json.loads(cfg_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{cfg_path}: not valid JSON ({exc})") from None
+    doc = read_json(folder / "config.json",
+                    f"{folder}: no config.json (expected a CLIP checkpoint or an aligned encoder)")
     if doc.get("kind") == ALIGNED_KIND:
         enc: DualEncoder = AlignedDualEncoder(folder)
     elif doc.get("model_type") == "clip":

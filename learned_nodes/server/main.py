@@ -1,5 +1,5 @@
-"""Process entry shared by the model servers: build the node (it auto-starts when configured to),
-spin it on a multi-threaded executor sized for batching, shut down cleanly."""
+"""Process entry shared by the model servers: build the node, walk it to active when its config
+says `autostart`, spin it on a multi-threaded executor sized for batching, shut down cleanly."""
 from __future__ import annotations
 
 from typing import Callable
@@ -14,8 +14,10 @@ def serve(make_node: Callable[[], object], args=None) -> int:
     holder: dict = {}
 
     def make():
-        holder["node"] = make_node()
-        return holder["node"]
+        node = holder["node"] = make_node()
+        if node.config.autostart:
+            node.autostart()
+        return node
 
     def executor():
         # one thread per request that may wait in a batch, plus the lifecycle services
