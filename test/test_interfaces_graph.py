@@ -18,12 +18,16 @@ from sensor_msgs.msg import Image  # noqa: E402
 SERVER = Path(__file__).parent / "nodes" / "interface_echo_server.py"
 
 
-def _call(node, client, request, timeout=10.0):
+def _call(node, client, request, timeout=10.0, tries=3):
+    """Call and wait; re-send when no answer came (DDS can drop the first response while the
+    server's response writer is still matching the new client), at most `tries` times."""
     assert client.wait_for_service(timeout_sec=15.0), f"service {client.srv_name} not available"
-    future = client.call_async(request)
-    rclpy.spin_until_future_complete(node, future, timeout_sec=timeout)
-    assert future.done(), f"no answer from {client.srv_name} within {timeout} s"
-    return future.result()
+    for _ in range(tries):
+        future = client.call_async(request)
+        rclpy.spin_until_future_complete(node, future, timeout_sec=timeout)
+        if future.done():
+            return future.result()
+    assert future.done(), f"no answer from {client.srv_name} in {tries} tries of {timeout} s"
 
 
 def _image(h=4, w=6):
