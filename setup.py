@@ -12,6 +12,7 @@ NODES = [
     "coin_lio_node=coin_lio.node:main",
     "classifier_node=learned_nodes.classifier_node:main",
     "backbone_node=learned_nodes.backbone_node:main",
+    "suite_client=suite_tools.suite_client:main",
 ]
 TOOLS = [
     "coin-lio-suite-launch=suite_tools.launcher.cli:main",

@@ -183,7 +183,12 @@ def _make_node(args=None):
                 for kind, message in self.driver.drain_events():
                     self.log.warn(kind, message)
                 if res is not None and res.T_world_lidar is not None and res.state.is_finite():
-                    self._publish(res, ms)
+                    try:
+                        self._publish(res, ms)
+                    except Exception as exc:  # SIGINT shuts the context down under a running worker
+                        if not self.context.ok():
+                            return
+                        self.get_logger().error(f"publishing failed ({type(exc).__name__}: {exc})")
 
         def _imu_covers(self, t: float) -> bool:
             return (self.imu_in and self.imu_in[-1].t >= t) or self.driver.imu_covers(t)

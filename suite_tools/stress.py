@@ -2,12 +2,14 @@
 
   python -m suite_tools.stress --duration 60 --clients 8            # `make stress`
   python -m suite_tools.stress --duration 1800 --clients 2          # `make soak` (30 min)
+  python -m suite_tools.stress --duration 60 --clients 0            # odometry alone: the baseline
 
-Brings up launch/suite.launch.yaml (odometry + classifier), plays a simulated tunnel bag in a loop
-into coin_lio_node (every loop jumps time back: the odometry must reset cleanly), runs N concurrent
-classifier clients, samples the RSS of every node, and prints: requests, failures, p50/p95/p99
-latency; poses and dropped scans; RSS after warm-up and at the end (growth %). Bounded in time,
-localhost only.
+Brings up launch/suite.launch.yaml (odometry + every model server that `--services` names), plays a
+simulated tunnel bag in a loop into coin_lio_node (every loop jumps time back: the odometry must
+reset cleanly), runs N concurrent clients per model service, samples the RSS and CPU of every
+node, and prints per service: requests, failures, p50/p95/p99 latency; for the odometry: scans
+processed per second of the 10 Hz bag, dropped scans, processing time; RSS after warm-up and at
+the end (growth %) and CPU share of every node. Bounded in time, localhost only.
 """
 from __future__ import annotations
 
@@ -16,7 +18,9 @@ import array
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
@@ -24,12 +28,59 @@ from suite_tools.demo import odometry_params, simulate
 from suite_tools.ros_env import DomainLease, apply_local_graph_env, local_graph_env, source_root
 
 
-class _Client:
-    """One classifier client as a small state machine on the main thread's spin loop: always one
-    request in flight; records (success, seconds, message) per request."""
+@dataclass(frozen=True)
+class ServiceLoad:
+    """One model service under load: the launch argument that starts its server, where it answers,
+    and the request every client sends."""
 
-    def __init__(self, cli, request, results: list) -> None:
-        self.cli, self.request, self.results = cli, request, results
+    enable_arg: str
+    service: str
+    make_request: Callable[[], tuple[type, Any]]     # -> (srv type, request)
+
+
+def _image():
+    from sensor_msgs.msg import Image
+
+    rng = np.random.default_rng(0)
+    image = Image(height=480, width=640, encoding="rgb8", step=640 * 3)
+    image.data = array.array("B", rng.integers(0, 255, 480 * 640 * 3, dtype=np.uint8).tobytes())
+    return image
+
+
+def _classify():
+    from coin_lio_suite.srv import ClassifyImage
+
+    names = ["robot", "person", "door", "stairs", "box", "chair", "cable", "helmet", "ladder", "cart"]
+    return ClassifyImage, ClassifyImage.Request(image=_image(), class_names=names, top_k=3)
+
+
+def _embed():
+    from coin_lio_suite.srv import EmbedImage
+
+    return EmbedImage, EmbedImage.Request(image=_image())
+
+
+def _generate():
+    from coin_lio_suite.srv import GenerateText
+
+    return GenerateText, GenerateText.Request(
+        prompt="Write one sentence on the robot's status: 12 m travelled in a tunnel.",
+        max_new_tokens=16, temperature=0.0, top_p=1.0, seed=0)
+
+
+SERVICES = {
+    "classify": ServiceLoad("enable_classifier", "/classifier_node/classify", _classify),
+    "embed": ServiceLoad("enable_backbone", "/backbone_node/embed", _embed),
+    "generate": ServiceLoad("enable_text_generation", "/text_generation_node/generate", _generate),
+}
+
+
+class _Client:
+    """One client as a small state machine on the main thread's spin loop: always one request in
+    flight; records (success, seconds, message) per request."""
+
+    def __init__(self, cli, request, results: list, timeout: float = 60.0) -> None:
+        self.cli, self.request, self.results, self.timeout = cli, request, results, timeout
         self.future, self.t0 = None, 0.0
 
     def step(self) -> None:
@@ -39,58 +90,104 @@ class _Client:
                 res = self.future.result()
                 self.results.append((bool(res and res.success), now - self.t0, "" if res is None else res.message))
                 self.future = None
-            elif now - self.t0 > 15.0:
-                self.results.append((False, now - self.t0, "timeout"))
+            elif now - self.t0 > self.timeout:
+                self.results.append((False, now - self.t0, "no answer (lost request)"))
                 self.future = None
         if self.future is None:
             self.t0 = now
             self.future = self.cli.call_async(self.request)
 
 
+class _Sampler:
+    """RSS (MB) and cumulative CPU seconds of every running node, sampled every few seconds."""
+
+    def __init__(self) -> None:
+        self.rss: dict[str, list[float]] = {}
+        self.cpu: dict[str, list[tuple[float, float]]] = {}       # (wall s, cpu s)
+
+    def sample(self, statuses) -> None:
+        import psutil
+
+        for st in statuses:
+            if not (st.pid and st.state == "running"):
+                continue
+            try:
+                proc = psutil.Process(st.pid)
+                self.rss.setdefault(st.label, []).append(proc.memory_info().rss / 2**20)
+                t = proc.cpu_times()
+                self.cpu.setdefault(st.label, []).append((time.monotonic(), t.user + t.system))
+            except psutil.NoSuchProcess:
+                pass
+
+    def report(self) -> list[str]:
+        lines = []
+        for label, v in self.rss.items():
+            warm = v[max(1, len(v) // 5):] or v
+            c = self.cpu[label][max(1, len(v) // 5):] or self.cpu[label]
+            share = (c[-1][1] - c[0][1]) / max(1e-9, c[-1][0] - c[0][0]) * 100 if len(c) > 1 else float("nan")
+            lines.append(f"[stress] {label}: RSS {warm[0]:.0f} MB after warm-up -> {warm[-1]:.0f} MB "
+                         f"({(warm[-1] - warm[0]) / warm[0] * 100:+.1f} %), max {max(v):.0f} MB; "
+                         f"CPU {share:.0f} % of one core")
+        return lines
+
+
+def _latency_line(name: str, results: list, duration: float, clients: int) -> list[str]:
+    ok_lat = np.array([r[1] for r in results if r[0]]) * 1e3
+    failed = [r for r in results if not r[0]]
+    line = f"[stress] {name} ({clients} clients): {len(results)} requests, {len(failed)} failed"
+    if len(ok_lat):
+        line += (f", {len(ok_lat) / duration:.1f} answers/s; latency p50 {np.percentile(ok_lat, 50):.0f} ms, "
+                 f"p95 {np.percentile(ok_lat, 95):.0f} ms, p99 {np.percentile(ok_lat, 99):.0f} ms")
+    kinds = sorted({r[2] for r in failed})
+    return [line] + [f"[stress]   failure: {k}" for k in kinds[:3]]
+
+
 def main(argv: list[str] | None = None) -> int:
-    import psutil
     import rclpy
     from coin_lio_suite.msg import DegeneracyReport
-    from sensor_msgs.msg import Image
 
     from suite_tools.launcher import Supervisor, load_launch_file
 
     p = argparse.ArgumentParser(prog="suite-stress", description=__doc__.split("\n\n")[0])
     p.add_argument("--duration", type=float, default=60.0)
-    p.add_argument("--clients", type=int, default=8)
+    p.add_argument("--clients", type=int, default=8, help="concurrent clients per service (0: none)")
+    p.add_argument("--services", nargs="*", choices=sorted(SERVICES), default=sorted(SERVICES))
+    p.add_argument("--model-server-prefix", default=None,
+                   help="launch prefix of the model servers (default: the suite's 'nice -n 10')")
     p.add_argument("--out", type=Path, default=Path("out/stress"))
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     seq = simulate(Path("out/demo"), "tunnel", 10.0, 0)
-    params = odometry_params(seq, args.out)
-    rng = np.random.default_rng(0)
-    image = Image(height=480, width=640, encoding="rgb8", step=640 * 3)
-    image.data = array.array("B", rng.integers(0, 255, 480 * 640 * 3, dtype=np.uint8).tobytes())
-    names = ["robot", "person", "door", "stairs", "box", "chair", "cable", "helmet", "ladder", "cart"]
+    launch_args = {"odometry_config": str(odometry_params(seq, args.out))}
+    launch_args.update({s.enable_arg: "false" for s in SERVICES.values()})
+    launch_args.update({SERVICES[n].enable_arg: "true" for n in args.services})
+    if args.model_server_prefix is not None:
+        launch_args["model_server_prefix"] = args.model_server_prefix
     with DomainLease() as lease:
         env = local_graph_env(lease.domain_id)
         apply_local_graph_env(lease.domain_id)
-        plan = load_launch_file(source_root() / "launch" / "suite.launch.yaml",
-                                {"odometry_config": str(params)}, env)
+        plan = load_launch_file(source_root() / "launch" / "suite.launch.yaml", launch_args, env)
         rclpy.init(domain_id=lease.domain_id)
         node = rclpy.create_node("suite_stress")
         degen: list = []
         node.create_subscription(DegeneracyReport, "/coin_lio_node/degeneracy", degen.append, 100)
         # every entity exists before the executor spins (entities added while another thread
         # waits in the executor are not seen until it wakes up)
-        from coin_lio_suite.srv import ClassifyImage
-
-        clis = [node.create_client(ClassifyImage, "/classifier_node/classify") for _ in range(args.clients)]
-        results: list = []
-        rss: dict[str, list] = {}
+        loads = {}
+        for name in args.services:
+            srv_type, request = SERVICES[name].make_request()
+            clis = [node.create_client(srv_type, SERVICES[name].service) for _ in range(max(1, args.clients))]
+            loads[name] = (clis, request, [])
+        sampler = _Sampler()
         with Supervisor(plan, env) as sup:
-            if not clis[0].wait_for_service(timeout_sec=60):
-                print("[stress] the classifier service never appeared", file=sys.stderr)
-            time.sleep(3.0)                                  # model loaded
+            for name, (clis, _, _) in loads.items():
+                if not clis[0].wait_for_service(timeout_sec=90):
+                    print(f"[stress] the {name} service never appeared", file=sys.stderr)
+            time.sleep(3.0)                                  # models loaded
             player = subprocess.Popen([sys.executable, "-m", "suite_tools.bag_player", str(seq / "bag"),
                                        "--loop", "--wait-subscribers", "1"], env=env)
-            request = ClassifyImage.Request(image=image, class_names=names, top_k=3)
-            clients = [_Client(cli, request, results) for cli in clis]
+            clients = [_Client(cli, request, results) for clis, request, results in loads.values()
+                       for cli in clis[:args.clients]]
             t_end = time.monotonic() + args.duration
             next_sample = 0.0
             while time.monotonic() < t_end:
@@ -99,38 +196,29 @@ def main(argv: list[str] | None = None) -> int:
                 rclpy.spin_once(node, timeout_sec=0.02)
                 if time.monotonic() >= next_sample:
                     next_sample = time.monotonic() + 5.0
-                    for st in sup.poll():
-                        if st.pid and st.state == "running":
-                            try:
-                                rss.setdefault(st.label, []).append(
-                                    psutil.Process(st.pid).memory_info().rss / 2**20)
-                            except psutil.NoSuchProcess:
-                                pass
+                    sampler.sample(sup.poll())
             player.terminate()
             player.wait(10)
             alive = [st.label for st in sup.poll() if st.state == "running"]
             sup.shutdown("stress done")
         node.destroy_node()
         rclpy.try_shutdown()
-    ok_lat = np.array([r[1] for r in results if r[0]]) * 1e3
-    failed = [r for r in results if not r[0]]
-    print(f"\n[stress] {args.duration:.0f} s, {args.clients} concurrent classifier clients, looped tunnel bag")
-    if len(ok_lat):
-        print(f"[stress] classify: {len(results)} requests, {len(failed)} failed, "
-              f"{len(ok_lat) / args.duration:.1f} answers/s; latency p50 {np.percentile(ok_lat, 50):.0f} ms, "
-              f"p95 {np.percentile(ok_lat, 95):.0f} ms, p99 {np.percentile(ok_lat, 99):.0f} ms")
-    for r in failed[:3]:
-        print(f"[stress]   failure: {r[2]}")
+    print(f"\n[stress] {args.duration:.0f} s, looped 10 Hz tunnel bag, services {args.services}, "
+          f"{args.clients} concurrent clients each")
+    failed_any = False
+    for name, (_, _, results) in loads.items():
+        if args.clients:
+            print("\n".join(_latency_line(name, results, args.duration, args.clients)))
+            failed_any |= any(not r[0] for r in results)
     if degen:
         photo = np.mean([d.num_photometric_residuals > 0 for d in degen]) * 100
-        print(f"[stress] odometry: {len(degen)} scans processed ({len(degen) / args.duration:.1f}/s of 10/s played), "
-              f"dropped by the lag policy: {degen[-1].num_dropped_scans}, photometric part active in {photo:.0f} % "
-              f"of the scans, processing median {np.median([d.processing_time_ms for d in degen]):.0f} ms")
-    for label, v in rss.items():
-        warm = v[max(1, len(v) // 5):] or v
-        print(f"[stress] RSS {label}: {warm[0]:.0f} MB after warm-up -> {warm[-1]:.0f} MB "
-              f"({(warm[-1] - warm[0]) / warm[0] * 100:+.1f} %), max {max(v):.0f} MB")
-    ok = not failed and set(alive) == {st.label for st in plan}
+        ms = np.array([d.processing_time_ms for d in degen])
+        print(f"[stress] odometry: {len(degen)} scans processed ({len(degen) / args.duration:.1f}/s of 10/s "
+              f"played), dropped by the lag policy: {degen[-1].num_dropped_scans}, photometric part active "
+              f"in {photo:.0f} % of the scans, processing median {np.median(ms):.0f} ms, "
+              f"p95 {np.percentile(ms, 95):.0f} ms")
+    print("\n".join(sampler.report()))
+    ok = not failed_any and set(alive) == {st.label for st in plan}
     print(f"[stress] {'ok' if ok else 'FAILED'}: every node alive at the end: {sorted(alive)}")
     return 0 if ok else 1
 

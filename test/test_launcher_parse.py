@@ -251,3 +251,16 @@ LAUNCH_FILES = sorted((REPO / "launch").glob("*.yaml")) + sorted((REPO / "test/l
 @pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
 def test_repository_launch_files_are_well_formed(path):
     assert parse_launch_file(path) is not None
+
+
+def test_launch_prefix_is_split_after_substitution(tmp_path):
+    """As launch's ExecuteLocal: `launch-prefix: $(var p)` with p = 'nice -n 10' gives three words;
+    an empty prefix gives none."""
+    body = """
+    - arg: {name: p, default: "nice -n 10"}
+    - node: {exec: /bin/echo, name: a, launch-prefix: "$(var p)"}
+    - node: {exec: /bin/echo, name: b, launch-prefix: ""}
+    """
+    plan = load(tmp_path, body)
+    assert cmd_of(plan, "a")[:4] == ["nice", "-n", "10", ECHO]
+    assert cmd_of(plan, "b")[0] == ECHO

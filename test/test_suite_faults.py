@@ -81,26 +81,22 @@ def _bag_without(src: Path, dst: Path, topic: str, t_from: float, t_to: float) -
     return dropped
 
 
-@pytest.mark.parametrize("topic", ["/ouster/imu", "/ouster/points"])
-def test_sensor_dropout_of_two_seconds(graph, ros_context, tmp_path, topic):
-    """IMU or LiDAR silent for 2 s mid-run: the node lives, publishes no NaN, and tracks again."""
+def _odometry_graph(graph, seq: Path, tmp_path: Path):
+    """coin_lio.launch.yaml up with the sequence's extrinsic and reliable input; a listener node and
+    the list its odometry messages land in."""
+    import json
+
     import yaml
     from nav_msgs.msg import Odometry
     from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-    from bag_fixtures import simulated_sequence
-
-    seq = simulated_sequence(tmp_path / "urban", "urban", 7.0, 6, 32, 512)
-    bag = tmp_path / "bag_dropout"
-    assert _bag_without(seq / "bag", bag, topic, 3.0, 5.0) > 0
     cfg = yaml.safe_load((ROOT / "config" / "coin_lio.yaml").read_text())
     p = cfg["coin_lio_node"]["ros__parameters"]
-    seq_desc = __import__("json").loads((seq / "sequence.json").read_text())
-    T = np.asarray(seq_desc["extrinsics"]["T_imu_cloud"], float)
+    T = np.asarray(json.loads((seq / "sequence.json").read_text())["extrinsics"]["T_imu_cloud"], float)
     p["lio"]["extrinsic"] = {"translation": T[:3, 3].tolist(), "rotation": T[:3, :3].reshape(-1).tolist()}
     p["input_reliability"] = "reliable"
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
-    node = rclpy.create_node("dropout_listener")
+    node = rclpy.create_node("fault_listener")
     poses: list = []
     node.create_subscription(Odometry, "/coin_lio_node/odometry", poses.append,
                              QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE))
@@ -109,6 +105,24 @@ def test_sensor_dropout_of_two_seconds(graph, ros_context, tmp_path, topic):
     while node.count_publishers("/coin_lio_node/odometry") == 0 and time.monotonic() < deadline:
         rclpy.spin_once(node, timeout_sec=0.1)
     time.sleep(1.0)
+    return node, poses
+
+
+def _stamps_xyz(poses: list) -> tuple[np.ndarray, np.ndarray]:
+    t = np.array([m.header.stamp.sec + m.header.stamp.nanosec * 1e-9 for m in poses])
+    xyz = np.array([[m.pose.pose.position.x, m.pose.pose.position.y, m.pose.pose.position.z] for m in poses])
+    return t, xyz
+
+
+@pytest.mark.parametrize("topic", ["/ouster/imu", "/ouster/points"])
+def test_sensor_dropout_of_two_seconds(graph, ros_context, tmp_path, topic):
+    """IMU or LiDAR silent for 2 s mid-run: the node lives, publishes no NaN, and tracks again."""
+    from bag_fixtures import simulated_sequence
+
+    seq = simulated_sequence(tmp_path / "urban", "urban", 7.0, 6, 32, 512)
+    bag = tmp_path / "bag_dropout"
+    assert _bag_without(seq / "bag", bag, topic, 3.0, 5.0) > 0
+    node, poses = _odometry_graph(graph, seq, tmp_path)
     graph.spawn("player", graph.python_cmd("-m", "suite_tools.bag_player", str(bag), "--wait-subscribers", "1"))
     deadline = time.monotonic() + 60
     while graph.procs["player"].poll() is None and time.monotonic() < deadline:
@@ -116,8 +130,7 @@ def test_sensor_dropout_of_two_seconds(graph, ros_context, tmp_path, topic):
     for _ in range(30):
         rclpy.spin_once(node, timeout_sec=0.1)
     assert graph.procs["launch"].poll() is None, graph.log("launch")[-2000:]
-    t = np.array([m.header.stamp.sec + m.header.stamp.nanosec * 1e-9 for m in poses])
-    xyz = np.array([[m.pose.pose.position.x, m.pose.pose.position.y, m.pose.pose.position.z] for m in poses])
+    t, xyz = _stamps_xyz(poses)
     assert len(t) > 10 and np.all(np.isfinite(xyz))
     t0 = float(__import__("json").loads((seq / "sequence.json").read_text())["start_time_ns"]) * 1e-9
     assert np.any(t > t0 + 5.5), "no odometry after the dropout"         # tracking resumed
@@ -128,5 +141,37 @@ def test_sensor_dropout_of_two_seconds(graph, ros_context, tmp_path, topic):
         after = xyz[t > t0 + 5.5]
         before = xyz[(t > t0 + 2.0) & (t < t0 + 3.0)]
         assert np.linalg.norm(after[0] - before[-1]) < 5.0
+    assert graph.interrupt("launch") == 0
+    node.destroy_node()
+
+
+def test_looped_bag_resets_the_odometry_cleanly(graph, ros_context, tmp_path):
+    """A bag played in a loop jumps back in time at every new loop: the node says so once, starts
+    over (same stamps -> the same poses as in the first loop) and never publishes NaN."""
+    from bag_fixtures import simulated_sequence
+
+    seq = simulated_sequence(tmp_path / "urban", "urban", 5.0, 3, 32, 512)
+    node, poses = _odometry_graph(graph, seq, tmp_path)
+    graph.spawn("player", graph.python_cmd("-m", "suite_tools.bag_player", str(seq / "bag"), "--loop",
+                                           "--wait-subscribers", "1"))
+    deadline = time.monotonic() + 60
+
+    def jumped_back() -> bool:
+        t = _stamps_xyz(poses)[0] if poses else np.zeros(0)
+        back = np.flatnonzero(np.diff(t) < 0)
+        return len(back) > 0 and t[-1] > t[back[0] + 1] + 3.0   # 3 s of the second loop tracked
+    while not jumped_back() and time.monotonic() < deadline:
+        rclpy.spin_once(node, timeout_sec=0.1)
+    graph.interrupt("player")
+    assert graph.procs["launch"].poll() is None, graph.log("launch")[-2000:]
+    t, xyz = _stamps_xyz(poses)
+    assert np.all(np.isfinite(xyz)) and jumped_back(), f"{len(t)} poses"
+    j = int(np.flatnonzero(np.diff(t) < 0)[0]) + 1
+    first, second = (t[:j], xyz[:j]), (t[j:], xyz[j:])
+    common, i1, i2 = np.intersect1d(np.round(first[0], 3), np.round(second[0], 3), return_indices=True)
+    assert len(common) > 10
+    np.testing.assert_allclose(second[1][i2], first[1][i1], atol=0.05)   # a clean restart
+    log = graph.log("launch")
+    assert "odometry reset" in log and "time jumped back" in log, log[-2000:]
     assert graph.interrupt("launch") == 0
     node.destroy_node()

@@ -178,7 +178,8 @@ def _common(entity: Entity, scope: Scope, base_env: dict[str, str], label: str,
             kind: str, cmd: list[str]) -> ProcessSpec:
     """Fields shared by node and executable: env, cwd, respawn, timeouts, prefix."""
     attrs = entity.attrs
-    prefix = split_cmdline(attrs["launch-prefix"], scope) if "launch-prefix" in attrs else []
+    # launch's ExecuteLocal: the prefix is substituted first, then split like a shell line
+    prefix = shlex.split(evaluate(attrs["launch-prefix"], scope)) if "launch-prefix" in attrs else []
     env_set = {k: v for k, v in scope.environ.items() if base_env.get(k) != v}
     for e in attrs.get("env", []):
         env_set[evaluate(e.attrs["name"], scope)] = evaluate(e.attrs["value"], scope)
