@@ -6,7 +6,7 @@ export OPENBLAS_NUM_THREADS := 1
 export AMENT_PREFIX_PATH := $(VENV)$(if $(AMENT_PREFIX_PATH),:$(AMENT_PREFIX_PATH),)
 PYTEST_ARGS ?=
 
-.PHONY: setup test demo test-fast lock clean help bench-sim bench-photometric bench-lio stress soak
+.PHONY: setup test demo pruned-model test-fast lock clean help bench-sim bench-photometric bench-lio stress soak
 
 help:
 	@echo "make demo   - set up, then run the demo graph (bag -> launcher -> nodes)"
@@ -23,9 +23,14 @@ test: setup
 test-fast: setup
 	$(PY) -m pytest test -q -p no:cacheprovider --timeout 600 -m "not graph" $(PYTEST_ARGS)
 
-demo: setup
-	$(VENV)/bin/coin-lio-suite-demo --out $(CURDIR)/out/demo
-	$(PY) -m learned_nodes.demo
+demo: setup pruned-model
+	$(VENV)/bin/coin-lio-suite-demo --out $(CURDIR)/out/demo --text-model $(PRUNED_MODEL)
+
+# The LoRAPrune-compressed SmolLM2 the demo serves: built once (a few minutes), then cached.
+PRUNED_MODEL ?= $(CURDIR)/data/models/smollm2_loraprune_20
+pruned-model: setup
+	@test -f $(PRUNED_MODEL)/config.json || $(VENV)/bin/loraprune --ratio 0.2 --data pydoc \
+	  --steps 60 --out $(PRUNED_MODEL)
 
 # Simulated benchmark: every scene into data/sim/ (~8.8 GB at the default 20 s), every odometry on
 # each, table in out/bench_sim/table.md. E.g. make bench-sim BENCH_SIM_ARGS="--duration 10 --scenes tunnel,urban"

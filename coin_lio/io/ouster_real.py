@@ -21,16 +21,19 @@ REFLECTIVITY (noted in the frame's info), intensity='signal' leaves zeros.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
 from coin_lio.io.pointcloud2 import OUSTER_ORIGINAL_DTYPE
+# metadata + packet layouts (also re-exported: PROFILES, pixel_shift_offset, suite_metadata)
+from coin_lio.io.ouster_format import (IMU_PACKET_BYTES, PROFILES, LidarFrame, OusterDataError,  # noqa: F401
+                                       SensorFormat, decode_lidar_packets, pixel_shift_offset,
+                                       read_metadata, suite_metadata)
+from coin_lio.io.pcap import UdpPacket, iter_udp
 
 STANDARD_G = 9.80665                     # ouster-ros: linear_acceleration = g-units * this
 DATA_ENV = "COIN_LIO_OUSTER_DATA"        # overrides the default data directory
@@ -45,31 +48,6 @@ RECORDINGS: dict[str, tuple[str, str]] = {
     "OS-1-32": ("OS-1-32-G_v2.1.1_1024x10.pcap", "OS-1-32-G_v2.1.1_1024x10.json"),
     "OS-2-32": ("OS-2-32-U0_v2.0.0_1024x10.pcap", "OS-2-32-U0_v2.0.0_1024x10.json"),
 }
-
-# Per-pixel fields: name -> (bit start, bit count, up-shift, frame dtype), as the sdk decodes them.
-_LEGACY = {"RANGE": (0, 20, 0, np.uint32), "FLAGS": (28, 4, 0, np.uint8),
-           "REFLECTIVITY": (32, 8, 0, np.uint8), "SIGNAL": (48, 16, 0, np.uint16),
-           "NEAR_IR": (64, 16, 0, np.uint16)}
-_SINGLE = {"RANGE": (0, 19, 0, np.uint32), "FLAGS": (19, 5, 0, np.uint8),
-           "REFLECTIVITY": (32, 8, 0, np.uint8), "SIGNAL": (48, 16, 0, np.uint16),
-           "NEAR_IR": (64, 16, 0, np.uint16)}
-_DUAL = {"RANGE": (0, 19, 0, np.uint32), "FLAGS": (19, 5, 0, np.uint8),
-         "REFLECTIVITY": (24, 8, 0, np.uint8), "RANGE2": (32, 19, 0, np.uint32),
-         "FLAGS2": (51, 5, 0, np.uint8), "REFLECTIVITY2": (56, 8, 0, np.uint8),
-         "SIGNAL": (64, 16, 0, np.uint16), "SIGNAL2": (80, 16, 0, np.uint16),
-         "NEAR_IR": (96, 16, 0, np.uint16)}
-_LOW_BANDWIDTH = {"RANGE": (0, 15, 3, np.uint32), "FLAGS": (15, 1, 0, np.uint8),
-                  "REFLECTIVITY": (16, 8, 0, np.uint8), "NEAR_IR": (24, 8, 4, np.uint16)}
-# profile -> (bytes per pixel, fields)
-PROFILES: dict[str, tuple[int, dict]] = {
-    "LEGACY": (12, _LEGACY), "RNG19_RFL8_SIG16_NIR16": (12, _SINGLE),
-    "RNG19_RFL8_SIG16_NIR16_DUAL": (16, _DUAL), "RNG15_RFL8_NIR8": (4, _LOW_BANDWIDTH),
-}
-IMU_PACKET_BYTES = 48                    # LEGACY IMU profile
-
-
-class OusterDataError(ValueError):
-    """A recording or metadata file this reader cannot decode (the reason is in the message)."""
 
 
 def default_data_dir() -> Path:
@@ -94,258 +72,6 @@ def find_recording(name: str = "OS-1-128", root: str | Path | None = None) -> tu
     raise FileNotFoundError(
         f"{pcap_name} not found under {base} (run `make setup`, which fetches the ouster-sdk 1.0.1 "
         f"source archive's test data into data/ouster_sdk_tests/, or set {DATA_ENV})")
-
-
-# ---------------------------------------------------------------------------------------------
-# Metadata
-
-@dataclass
-class SensorFormat:
-    """What decoding needs, from the metadata JSON (legacy flat or nested FW >= 2.x layout)."""
-
-    rows: int
-    cols: int
-    columns_per_packet: int
-    profile: str
-    imu_profile: str
-    udp_port_lidar: int
-    udp_port_imu: int
-    column_window: tuple[int, int]
-    prod_line: str
-
-    @property
-    def packet_header(self) -> int:
-        return 0 if self.profile == "LEGACY" else 32
-
-    @property
-    def packet_footer(self) -> int:
-        return 0 if self.profile == "LEGACY" else 32
-
-    @property
-    def col_header(self) -> int:
-        return 16 if self.profile == "LEGACY" else 12
-
-    @property
-    def col_footer(self) -> int:
-        return 4 if self.profile == "LEGACY" else 0
-
-    @property
-    def pixel_bytes(self) -> int:
-        return PROFILES[self.profile][0]
-
-    @property
-    def col_size(self) -> int:
-        return self.col_header + self.rows * self.pixel_bytes + self.col_footer
-
-    @property
-    def lidar_packet_size(self) -> int:
-        return self.packet_header + self.columns_per_packet * self.col_size + self.packet_footer
-
-    @property
-    def fields(self) -> dict[str, tuple]:
-        return PROFILES[self.profile][1]
-
-
-def _pick(doc: dict, *paths: str, default: Any = None) -> Any:
-    for path in paths:
-        node: Any = doc
-        for key in path.split("/"):
-            if not isinstance(node, dict) or key not in node:
-                break
-            node = node[key]
-        else:
-            return node
-    return default
-
-
-def read_metadata(path: str | Path) -> tuple[Any, SensorFormat, dict]:
-    """(coin_lio.sim OusterMetadata, SensorFormat, raw JSON dict) of a sensor metadata file."""
-    from coin_lio.sim.metadata import OusterMetadata
-
-    raw = json.loads(Path(path).read_text())
-    meta = OusterMetadata.from_dict(raw)
-    fmt = raw.get("data_format") or raw.get("lidar_data_format") or {}
-    profile = (fmt.get("udp_profile_lidar") or _pick(raw, "config_params/udp_profile_lidar")
-               or "LEGACY")
-    if profile not in PROFILES:
-        raise OusterDataError(f"{path}: lidar profile {profile} is not supported "
-                              f"(supported: {sorted(PROFILES)})")
-    imu_profile = fmt.get("udp_profile_imu") or _pick(raw, "config_params/udp_profile_imu") or "LEGACY"
-    window = fmt.get("column_window") or [0, meta.columns_per_frame - 1]
-    sf = SensorFormat(
-        rows=int(fmt.get("pixels_per_column", meta.pixels_per_column)),
-        cols=int(meta.columns_per_frame),
-        columns_per_packet=int(fmt.get("columns_per_packet", 16)),
-        profile=profile, imu_profile=imu_profile,
-        udp_port_lidar=int(_pick(raw, "udp_port_lidar", "config_params/udp_port_lidar", default=0)
-                           or 0),
-        udp_port_imu=int(_pick(raw, "udp_port_imu", "config_params/udp_port_imu", default=0) or 0),
-        column_window=(int(window[0]), int(window[1])),
-        prod_line=str(_pick(raw, "prod_line", "sensor_info/prod_line", default="")))
-    if sf.rows != meta.pixels_per_column:
-        raise OusterDataError(f"{path}: pixels_per_column {sf.rows} != {meta.pixels_per_column} beams")
-    return meta, sf, raw
-
-
-def pixel_shift_offset(meta: Any) -> int:
-    """The constant c in pixel_shift_by_row = round(azimuth * W / 360) + c (firmware 2.x units
-    report c != 0, e.g. 12 on an OS-1-128; 3.x reports 0); OusterDataError if not constant."""
-    az = np.asarray(meta.beam_azimuth_angles, float)
-    diff = np.asarray(meta.pixel_shift_by_row) - np.round(az * meta.columns_per_frame / 360.0)
-    values = np.unique(diff.astype(int))
-    if values.size != 1:
-        raise OusterDataError(f"pixel_shift_by_row - round(azimuth * W / 360) is not constant: "
-                              f"{values.tolist()}")
-    return int(values[0])
-
-
-def suite_metadata(meta: Any, layout: str = "legacy") -> dict:
-    """The metadata dict in the simulator's JSON layout (coin_lio.sim.metadata reads it back)."""
-    return meta.to_dict(layout)
-
-
-# ---------------------------------------------------------------------------------------------
-# pcap
-
-@dataclass
-class UdpPacket:
-    t_ns: int           # capture time
-    src_port: int
-    dst_port: int
-    payload: bytes
-
-
-def iter_udp(path: str | Path) -> Iterator[UdpPacket]:
-    """UDP datagrams of a classic libpcap file (microsecond or nanosecond stamps, either byte
-    order; link types Ethernet (+802.1Q), Linux cooked v1, raw IPv4), IPv4 fragments reassembled."""
-    data = Path(path).read_bytes()
-    if len(data) < 24:
-        raise OusterDataError(f"{path}: not a pcap file (too short)")
-    magic = data[:4]
-    orders = {b"\xd4\xc3\xb2\xa1": ("<", 1000), b"\xa1\xb2\xc3\xd4": (">", 1000),
-              b"\x4d\x3c\xb2\xa1": ("<", 1), b"\xa1\xb2\x3c\x4d": (">", 1)}
-    if magic not in orders:
-        raise OusterDataError(f"{path}: not a classic pcap file (magic {magic.hex()}; pcapng is "
-                              "not supported)")
-    end, frac_ns = orders[magic]
-    link = struct.unpack(end + "I", data[20:24])[0]
-    if link not in (1, 101, 113, 228):
-        raise OusterDataError(f"{path}: link type {link} not supported")
-    fragments: dict[tuple, dict[int, bytes]] = {}
-    totals: dict[tuple, int] = {}
-    off = 24
-    while off + 16 <= len(data):
-        sec, frac, incl, _ = struct.unpack(end + "IIII", data[off:off + 16])
-        off += 16
-        frame = data[off:off + incl]
-        off += incl
-        t_ns = sec * 1_000_000_000 + frac * frac_ns
-        ip = _ipv4_payload(frame, link)
-        if ip is None or len(ip) < 20 or ip[0] >> 4 != 4 or ip[9] != 17:   # IPv4 + UDP only
-            continue
-        ihl = (ip[0] & 0x0F) * 4
-        total_len = struct.unpack(">H", ip[2:4])[0]
-        ident, flags_frag = struct.unpack(">HH", ip[4:8])
-        more, frag_off = (flags_frag >> 13) & 1, (flags_frag & 0x1FFF) * 8
-        body = ip[ihl:max(total_len, ihl)] if total_len else ip[ihl:]
-        if more or frag_off:
-            key = (ip[12:16], ip[16:20], ident)
-            fragments.setdefault(key, {})[frag_off] = body
-            if not more:
-                totals[key] = frag_off + len(body)
-            got = fragments[key]
-            if key in totals and sum(len(b) for b in got.values()) >= totals[key]:
-                buf = bytearray(totals[key])
-                for o, b in got.items():
-                    buf[o:o + len(b)] = b
-                del fragments[key], totals[key]
-                body = bytes(buf)
-            else:
-                continue
-        if len(body) < 8:
-            continue
-        sport, dport, ulen = struct.unpack(">HHH", body[:6])
-        yield UdpPacket(t_ns, sport, dport, body[8:ulen] if ulen >= 8 else body[8:])
-
-
-def _ipv4_payload(frame: bytes, link: int) -> bytes | None:
-    if link == 1:                                            # Ethernet II (+ VLAN tags)
-        off, ethertype = 14, struct.unpack(">H", frame[12:14])[0] if len(frame) >= 14 else 0
-        while ethertype in (0x8100, 0x88A8) and len(frame) >= off + 4:
-            ethertype = struct.unpack(">H", frame[off + 2:off + 4])[0]
-            off += 4
-        return frame[off:] if ethertype == 0x0800 else None
-    if link == 113:                                          # Linux cooked capture v1
-        return frame[16:] if len(frame) >= 16 and frame[14:16] == b"\x08\x00" else None
-    return frame                                             # raw IPv4 (101, 228)
-
-
-# ---------------------------------------------------------------------------------------------
-# Lidar packets -> frames
-
-@dataclass
-class LidarFrame:
-    """One frame as the sdk batches it: (H, W) fields in raw (staggered) column order."""
-
-    frame_id: int
-    fields: dict[str, np.ndarray]       # RANGE (mm, uint32), SIGNAL, REFLECTIVITY, NEAR_IR, FLAGS...
-    timestamp: np.ndarray               # (W,) uint64 ns, 0 where the column is missing/invalid
-    measurement_id: np.ndarray          # (W,) uint16
-    status: np.ndarray                  # (W,) uint32
-    profile: str
-    n_packets: int = 0
-    info: dict = field(default_factory=dict)
-
-    @property
-    def valid_columns(self) -> np.ndarray:
-        return (self.status & 1).astype(bool)
-
-    @property
-    def complete(self) -> bool:
-        return bool(self.valid_columns.all())
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return self.fields["RANGE"].shape
-
-
-def _bits(pix: np.ndarray, start: int, count: int, upshift: int) -> np.ndarray:
-    """Little-endian bit field of every pixel: pix (..., bytes per pixel) uint8 -> uint64."""
-    b0, sh = divmod(start, 8)
-    n_bytes = (sh + count + 7) // 8
-    val = np.zeros(pix.shape[:-1], dtype=np.uint64)
-    for k in range(n_bytes):
-        val |= pix[..., b0 + k].astype(np.uint64) << np.uint64(8 * k)
-    val = (val >> np.uint64(sh)) & np.uint64((1 << count) - 1)
-    return val << np.uint64(upshift) if upshift else val
-
-
-def _le(block: np.ndarray, start: int, size: int) -> np.ndarray:
-    """Unsigned little-endian integers of `size` bytes at byte `start` of the last axis."""
-    return _bits(block, 8 * start, 8 * size, 0)
-
-
-def decode_lidar_packets(payloads: list[bytes], sf: SensorFormat) -> dict[str, np.ndarray]:
-    """Column headers and pixel fields of equally sized lidar packets, vectorised.
-
-    Returns frame_id (P,), measurement_id / timestamp / status (P, C), and every field (P, C, H)."""
-    size = sf.lidar_packet_size
-    buf = np.frombuffer(b"".join(payloads), dtype=np.uint8).reshape(len(payloads), size)
-    cols = buf[:, sf.packet_header: sf.packet_header + sf.columns_per_packet * sf.col_size]
-    cols = cols.reshape(len(payloads), sf.columns_per_packet, sf.col_size)
-    out: dict[str, np.ndarray] = {
-        "timestamp": _le(cols, 0, 8), "measurement_id": _le(cols, 8, 2).astype(np.uint16)}
-    if sf.profile == "LEGACY":
-        out["frame_id"] = _le(cols[:, 0], 10, 2).astype(np.int64)
-        out["status"] = _le(cols, sf.col_size - 4, 4).astype(np.uint32)
-    else:
-        out["frame_id"] = _le(buf, 2, 2).astype(np.int64)
-        out["status"] = _le(cols, 10, 2).astype(np.uint32)
-    pix = cols[:, :, sf.col_header: sf.col_header + sf.rows * sf.pixel_bytes]
-    pix = pix.reshape(len(payloads), sf.columns_per_packet, sf.rows, sf.pixel_bytes)
-    for name, (start, count, up, dtype) in sf.fields.items():
-        out[name] = _bits(pix, start, count, up).astype(dtype)
-    return out
 
 
 def split_packets(path: str | Path, sf: SensorFormat) -> tuple[list[UdpPacket], list[UdpPacket], int]:
