@@ -33,9 +33,9 @@ DEGENERATE = "tunnel_smooth,tunnel_dynamic,field_smooth,field_dynamic"
 
 def main(argv: list[str] | None = None) -> int:
     from coin_lio.eval.bench_runner import run_sequence
-    from coin_lio.eval.bench_sim import (available_methods, ensure_sequence, make_config,
-                                         markdown_table, method_options, parse_sequences,
+    from coin_lio.eval.bench_sim import (available_methods, markdown_table, method_options,
                                          rows_from_summaries)
+    from coin_lio.eval.sim_sequences import ensure_sequence, make_config, parse_sequences
 
     p = argparse.ArgumentParser(prog="bench_photometric", description=__doc__.split("\n\n")[0])
     p.add_argument("--scenes", default=DEGENERATE)

@@ -32,27 +32,24 @@ if __name__ == "__main__":  # before numpy loads (python -m); console scripts se
 
 import argparse
 import csv
-import hashlib
 import importlib
 import importlib.util
 import json
 import logging
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
+from coin_lio.eval.sim_sequences import (DEFAULT_IMU, DEFAULT_SEQUENCES, IMU_PRESETS,  # noqa: F401
+                                         SeqSpec, cache_status, ensure_sequence, make_config,
+                                         parse_sequences, sequence_bytes, sim_source_hash)
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SEQUENCES = ("tunnel_smooth", "field_smooth", "corridor_smooth", "urban_smooth",
-                     "stairs_smooth", "tunnel_dynamic", "field_dynamic")
 DEFAULT_DURATION_S = 20.0
 DEFAULT_DATA = Path("data/sim")
 DEFAULT_OUT = Path("out/bench_sim")
-POINT_BYTES = 48            # ouster-ros "original" point
 
 # Packages a registered method needs beyond its adapter module (the adapters import them lazily).
 METHOD_PACKAGES: dict[str, tuple[str, ...]] = {"kiss_icp": ("kiss_icp",), "rko_lio": ("rko_lio",)}
@@ -64,51 +61,6 @@ DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
     "kiss_icp": {},
     "rko_lio": {"initialization_phase": True},
 }
-
-
-# IMU noise of the generated sequences (--imu). "sim": coin_lio.sim's defaults (white noise
-# 0.01 m/s^2/sqrt(Hz) and 0.01 rad/s/sqrt(Hz): 0.1 per sample at 100 Hz, FAST-LIO's assumption);
-# "icm20948": the datasheet white noise of the InvenSense ICM-20948 inside Ouster OS units
-# (230 ug/sqrt(Hz), 0.015 deg/s/sqrt(Hz)), sim biases kept; "ideal": no noise, no bias.
-IMU_PRESETS = ("sim", "icm20948", "ideal")
-DEFAULT_IMU = "icm20948"   # the IMU of the simulated sensor (Ouster OS units); "sim" is 40x noisier
-
-
-@dataclass(frozen=True)
-class SeqSpec:
-    scene: str
-    profile: str
-    imu: str = DEFAULT_IMU
-
-    @property
-    def name(self) -> str:
-        return f"{self.scene}_{self.profile}" + ("" if self.imu == DEFAULT_IMU else f"_imu-{self.imu}")
-
-
-def parse_sequences(text: str, imu: str = DEFAULT_IMU) -> list[SeqSpec]:
-    """'tunnel,field_dynamic' -> specs; 'all' (or '') -> the default set."""
-    from coin_lio.sim.scenes import SCENES
-    from coin_lio.sim.trajectory import PROFILES
-
-    items = [s.strip() for s in (text or "all").split(",") if s.strip()]
-    out: list[SeqSpec] = []
-    for item in items:
-        if item == "all":
-            out += [parse_sequences(s, imu)[0] for s in DEFAULT_SEQUENCES]
-            continue
-        scene, profile = item.replace(":", "_"), "smooth"
-        for p in PROFILES:
-            if item.endswith(f"_{p}") or item.endswith(f":{p}"):
-                scene, profile = item[: -len(p) - 1], p
-        if scene not in SCENES:
-            raise ValueError(f"unknown scene '{scene}' in '{item}'; scenes: {sorted(SCENES)}, "
-                             f"profiles: {list(PROFILES)}")
-        if imu not in IMU_PRESETS:
-            raise ValueError(f"unknown IMU preset '{imu}', choose from {IMU_PRESETS}")
-        spec = SeqSpec(scene, profile, imu)
-        if spec not in out:
-            out.append(spec)
-    return out
 
 
 def method_available(name: str) -> tuple[bool, str]:
@@ -144,91 +96,6 @@ def available_methods() -> tuple[list[str], dict[str, str]]:
         else:
             bad[name] = why
     return ok, bad
-
-
-def sim_source_hash() -> str:
-    """Hash of coin_lio/sim/*.py: generated sequences are stale when the simulator changes."""
-    import coin_lio.sim
-
-    h = hashlib.sha256()
-    for path in sorted(Path(coin_lio.sim.__file__).parent.glob("*.py")):
-        h.update(path.name.encode())
-        h.update(path.read_bytes())
-    return h.hexdigest()[:16]
-
-
-def make_config(spec: SeqSpec, duration: float, rows: int = 128, cols: int = 1024, seed: int = 0):
-    from coin_lio.sim.imu import ImuConfig
-    from coin_lio.sim.lidar_model import OusterConfig
-    from coin_lio.sim.sequence import SequenceConfig
-
-    imu = {"sim": ImuConfig(), "ideal": ImuConfig.noiseless(),
-           "icm20948": ImuConfig(acc_noise_density=230e-6 * 9.80665,
-                                 gyr_noise_density=np.radians(0.015))}[spec.imu]
-    return SequenceConfig(scene=spec.scene, profile=spec.profile, duration=float(duration),
-                          seed=int(seed), imu=imu,
-                          ouster=OusterConfig(rows=rows, cols=cols, frequency_hz=10))
-
-
-def _jsonable(obj: Any) -> Any:
-    """The config dict as sequence.json stores it (JSON round trip: tuples -> lists, ...)."""
-    from coin_lio.sim.sequence import _json_default
-
-    return json.loads(json.dumps(obj, default=_json_default))
-
-
-def cache_status(seq_dir: Path, config) -> tuple[bool, str]:
-    """(reusable?, reason) of an existing sequence directory for `config`."""
-    desc, bag, gt = seq_dir / "sequence.json", seq_dir / "bag", seq_dir / "ground_truth.tum"
-    if not (desc.exists() and bag.exists() and gt.exists()):
-        return False, "missing or incomplete"
-    try:
-        stored = json.loads(desc.read_text()).get("config")
-    except json.JSONDecodeError:
-        return False, "sequence.json unreadable"
-    if stored != _jsonable(config.to_dict()):
-        return False, "config differs"
-    stamp = seq_dir / "bench_sim_cache.json"
-    if stamp.exists():
-        try:
-            if json.loads(stamp.read_text()).get("sim_source_hash") != sim_source_hash():
-                return False, "simulator sources changed"
-        except json.JSONDecodeError:
-            return False, "cache stamp unreadable"
-    return True, "config matches"
-
-
-def sequence_bytes(config) -> int:
-    n_scans = int(np.floor(config.duration * config.ouster.frequency_hz + 1e-9))
-    return n_scans * config.ouster.rows * config.ouster.cols * POINT_BYTES
-
-
-def ensure_sequence(spec: SeqSpec, data_dir: Path, config, regenerate: bool = False,
-                    progress: bool = True) -> tuple[Path, bool]:
-    """(sequence dir, generated now?): reuse DATA/<name> when it matches, else (re)generate it."""
-    from coin_lio.sim.sequence import generate_sequence
-
-    seq_dir = Path(data_dir) / spec.name
-    ok, why = cache_status(seq_dir, config)
-    if ok and not regenerate:
-        print(f"[bench-sim] {spec.name}: cached ({why}) in {seq_dir}")
-        return seq_dir, False
-    need = sequence_bytes(config)
-    seq_dir.mkdir(parents=True, exist_ok=True)
-    free = shutil.disk_usage(seq_dir).free
-    if need > free:
-        raise OSError(f"{spec.name} needs ~{need / 1e9:.1f} GB, {free / 1e9:.1f} GB free in {seq_dir}")
-    print(f"[bench-sim] {spec.name}: generating {config.duration:g} s "
-          f"({'forced' if regenerate else why}; ~{need / 1e9:.1f} GB) into {seq_dir}")
-    for stale in ("sequence.json", "bench_sim_cache.json"):
-        (seq_dir / stale).unlink(missing_ok=True)   # an interrupted run never looks complete
-    info = generate_sequence(config, seq_dir, progress=progress, overwrite=True)
-    (seq_dir / "bench_sim_cache.json").write_text(json.dumps(
-        {"sequence": spec.name, "sim_source_hash": sim_source_hash(),
-         "generated_s": round(info.seconds, 1)}, indent=1) + "\n")
-    print(f"[bench-sim] {spec.name}: {info.n_scans} scans in {info.seconds:.0f} s "
-          f"({info.mean_scan_ms:.0f} ms per scan)")
-    return seq_dir, True
 
 
 def end_errors(seq_out: Path, gt_path: Path, method: str, max_diff: float) -> list[float] | None:
