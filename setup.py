@@ -13,6 +13,7 @@ NODES = [
     "classifier_node=learned_nodes.classifier_node:main",
     "backbone_node=learned_nodes.backbone_node:main",
     "suite_client=suite_tools.suite_client:main",
+    "text_generation_node=learned_nodes.text_generation_node:main",
 ]
 TOOLS = [
     "coin-lio-suite-launch=suite_tools.launcher.cli:main",
@@ -24,6 +25,7 @@ TOOLS = [
     "coin-lio-run=coin_lio.offline_runner:main",
     "cocoop-train=learned_nodes.cocoop.train:main",
     "cocoop-eval=learned_nodes.cocoop.evaluate:main",
+    "lm-eval-ppl=learned_nodes.llm.perplexity:main",
 ]
 
 setup(

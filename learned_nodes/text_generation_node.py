@@ -1,0 +1,164 @@
+"""text_generation_node: a causal LM (SmolLM2-135M-Instruct by default, any local HF / GGUF /
+pruned checkpoint) as a lifecycle ROS 2 text generation server.
+
+Service `~/generate` (coin_lio_suite/srv/GenerateText): prompt -> completion (blocking).
+Action `~/generate` (coin_lio_suite/action/GenerateText): the same goal; feedback streams
+`text_delta` + `generated_tokens` as tokens arrive (their concatenation is the result text); a
+cancel request stops generation between two tokens and the goal ends CANCELED with the partial text.
+More than `generation.max_concurrent` generations at once: the next `generation.max_waiting` wait
+for a slot; beyond that the service answers success=false "busy" and an action goal is aborted
+with that message. Bad requests get success=false + the reason.
+
+configure loads `model_path` (pickles, truncated files, wrong shapes refused there; the node stays
+up and answers "node is not active (model failed to load: <reason>)"). The core lives in
+learned_nodes.llm (no rclpy). Parameters: TextGenerationNodeConfig (config/text_generation.yaml).
+
+    python -m learned_nodes.text_generation_node --ros-args --params-file config/text_generation.yaml
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from learned_nodes.llm.model_io import DEFAULT_MODEL
+from learned_nodes.llm.requests import GenerationRequest, GenerationResult, GeneratorConfig, RequestError
+from learned_nodes.server.limits import ServerLimits, check_device
+
+
+@dataclass
+class TextGenerationNodeConfig:
+    model_path: str = DEFAULT_MODEL   # HF folder | .gguf | folder with one .gguf | pruned folder
+    device: str = "cpu"               # cpu | cuda | cuda:N
+    dtype: str = "float32"            # float32 | bfloat16 | float16
+    threads: int = 0                  # torch intra-op threads; 0 = torch's default
+    generation: GeneratorConfig = field(default_factory=GeneratorConfig)
+    limits: ServerLimits = field(default_factory=ServerLimits)   # max_batch + 2 executor threads
+    autostart: bool = True            # configure + activate at start-up
+
+    def __post_init__(self) -> None:
+        check_device(self.device)
+        if self.dtype not in ("float32", "bfloat16", "float16"):
+            raise ValueError(f"dtype must be float32, bfloat16 or float16, got '{self.dtype}'")
+        if self.threads < 0:
+            raise ValueError("threads must be >= 0")
+        g = self.generation
+        if self.limits.max_batch < g.max_concurrent + g.max_waiting:
+            raise ValueError(f"limits.max_batch ({self.limits.max_batch}) sizes the executor and must be "
+                             f">= generation.max_concurrent + generation.max_waiting "
+                             f"({g.max_concurrent} + {g.max_waiting})")
+
+
+def request_from_msg(msg: Any) -> GenerationRequest:
+    """A GenerateText service request or action goal -> GenerationRequest. Invalid UTF-8 on the wire
+    reaches rclpy as U+FFFD (decoded with 'replace'): such a prompt is refused."""
+    if "\ufffd" in msg.prompt:
+        raise RequestError("prompt is not valid UTF-8 (U+FFFD: undecodable bytes were received)")
+    return GenerationRequest(prompt=msg.prompt, max_new_tokens=int(msg.max_new_tokens),
+                             temperature=float(msg.temperature), top_p=float(msg.top_p),
+                             seed=int(msg.seed))
+
+
+def fill_result(msg: Any, res: GenerationResult) -> Any:
+    """Copy a GenerationResult into a service response / action result; returns it."""
+    msg.success, msg.message, msg.text = bool(res.success), res.message, res.text
+    msg.prompt_tokens, msg.generated_tokens = int(res.prompt_tokens), int(res.generated_tokens)
+    msg.tokens_per_second = float(res.tokens_per_second)
+    return msg
+
+
+def _make_node():
+    from coin_lio_suite.action import GenerateText as GenerateAction
+    from coin_lio_suite.srv import GenerateText
+    from rclpy.action import ActionServer, CancelResponse, GoalResponse
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+    from learned_nodes.server.lifecycle_node import ModelServerNode
+
+    class TextGenerationNode(ModelServerNode):
+        config_class = TextGenerationNodeConfig
+
+        def __init__(self) -> None:
+            super().__init__("text_generation_node")
+            self.create_service(GenerateText, "~/generate", self._on_generate,
+                                callback_group=self.service_group)
+            # one feedback message per token: keep them all for a reliable stream
+            depth = self.config.generation.max_new_tokens_limit + 16
+            self._action = ActionServer(
+                self, GenerateAction, "~/generate", self._execute, callback_group=self.service_group,
+                goal_callback=lambda goal: GoalResponse.ACCEPT,
+                cancel_callback=lambda handle: CancelResponse.ACCEPT,
+                feedback_pub_qos_profile=QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE))
+            self.served = 0
+
+        def load_model(self):
+            import torch
+            from transformers.utils import logging as hf_logging
+
+            from learned_nodes.llm.generation import TextGenerator
+
+            if self.config.threads > 0:
+                torch.set_num_threads(self.config.threads)
+            hf_logging.disable_progress_bar()
+            c = self.config
+            gen = TextGenerator.from_path(c.model_path, c.generation, c.device, c.dtype)
+            params = sum(p.numel() for p in gen.model.parameters())
+            self.get_logger().info(
+                f"{type(gen.model).__name__} ({params / 1e6:.1f}M parameters) from {c.model_path} on "
+                f"{c.device}; chat template {'on' if gen.uses_chat_template else 'off'}")
+            return gen
+
+        def serve_batch(self, items: list):  # generation is not batched: requests run on their threads
+            raise RuntimeError("text generation does not use the batch queue")
+
+        def _not_serving(self) -> GenerationResult | None:
+            if self.is_active and self.model is not None:
+                return None
+            why = f" ({self.last_error})" if self.last_error else ""
+            return GenerationResult(False, f"node is not active{why}", finish_reason="invalid")
+
+        def _run(self, msg: Any, on_delta=None, canceled=lambda: False) -> GenerationResult:
+            try:
+                request = request_from_msg(msg)
+            except RequestError as exc:
+                return GenerationResult(False, str(exc), finish_reason="invalid")
+            refused = self._not_serving()
+            if refused is not None:
+                return refused
+            model = self.model
+            result = model.generate(request, on_delta, lambda: canceled() or not self.is_active)
+            if result.canceled and not canceled():
+                result.message = f"stopped: the node was deactivated after {result.generated_tokens} tokens"
+            self.served += int(result.success)
+            return result
+
+        def _on_generate(self, request, response):
+            return fill_result(response, self._run(request))
+
+        def _execute(self, goal_handle):
+            def feedback(delta: str, n: int) -> None:
+                goal_handle.publish_feedback(GenerateAction.Feedback(text_delta=delta, generated_tokens=n))
+
+            result = self._run(goal_handle.request, feedback, lambda: goal_handle.is_cancel_requested)
+            if result.canceled and goal_handle.is_cancel_requested:
+                goal_handle.canceled()
+            elif result.success:
+                goal_handle.succeed()
+            else:
+                goal_handle.abort()
+            return fill_result(GenerateAction.Result(), result)
+
+        def destroy_node(self):
+            self._action.destroy()
+            return super().destroy_node()
+
+    return TextGenerationNode()
+
+
+def main(args=None) -> int:
+    from learned_nodes.server.main import serve
+
+    return serve(_make_node, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
