@@ -6,7 +6,7 @@ export OPENBLAS_NUM_THREADS := 1
 export AMENT_PREFIX_PATH := $(VENV)$(if $(AMENT_PREFIX_PATH),:$(AMENT_PREFIX_PATH),)
 PYTEST_ARGS ?=
 
-.PHONY: setup test demo pruned-model test-fast lock clean help bench-sim bench-photometric bench-lio stress soak
+.PHONY: setup test demo pruned-model bench-daft test-fast lock clean help bench-sim bench-photometric bench-lio stress soak
 
 help:
 	@echo "make demo   - set up, then run the demo graph (bag -> launcher -> nodes)"
@@ -46,6 +46,11 @@ bench-lio: setup
 	$(PY) -m coin_lio.eval.bench_lio stages $(CURDIR)/data/sim/urban_smooth $(CURDIR)/data/sim/tunnel_smooth --config config/coin_lio.yaml --out $(CURDIR)/out/bench_lio
 	$(PY) -m coin_lio.eval.bench_lio memory --minutes 10 --out $(CURDIR)/out/bench_lio
 
+# DAFT vs LP / FT / LP-FT + ablations + SHOT on MNIST -> 8x8 digits / corrupted (3 seeds, ~40 min on one core)
+bench-daft: setup
+	$(PY) -m learned_nodes.daft.bench --backbone efficientnet-lite0 --n-train 1000 --epochs 2 --seeds 0 1 2 \
+	  --threads 1 --out $(CURDIR)/out/bench_daft
+
 # The whole suite under load: 8 concurrent classifier clients + a looped bag into the odometry
 stress: setup
 	$(PY) -m suite_tools.stress --duration 60 --clients 8 --out $(CURDIR)/out/stress
@@ -58,7 +63,9 @@ lock:
 	{ echo "# Pinned versions of everything the venv holds (make lock rewrites it)."; \
 	  echo "setuptools==$$($(PY) -c 'import setuptools; print(setuptools.__version__)')"; \
 	  $(PY) -m pip freeze --exclude-editable | grep -v -E '^(pip|coin-lio-suite-python)==' \
-	  | sed -E 's/^torch==([0-9.]+)\+cpu$$/torch==\1/'; } > requirements/constraints.txt
+	  | sed -E -e 's/^torch==([0-9.]+)\+cpu$$/torch==\1/' \
+	      -e 's/^([A-Za-z0-9_.-]+) @ file:.*\/[A-Za-z0-9_.]+-([0-9][^-]*)-.*\.whl.*$$/\1==\2/'; \
+	} > requirements/constraints.txt
 
 clean:
 	rm -rf .colcon out

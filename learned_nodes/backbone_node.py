@@ -8,7 +8,8 @@ with softmax scores (names from the checkpoint config, else the class index: "0"
 and the model time. Concurrent requests are batched. Bad requests get success=false with the reason.
 
 configure loads `model.checkpoint_path` (a folder of config.json + model.safetensors written by
-learned_nodes.daft.tune / save_tuned); pickles, truncated files and wrong shapes are refused there,
+learned_nodes.daft.tune / save_tuned; default: the shipped learned_nodes/models/daft_effl0_mnist,
+EfficientNet-Lite0 DAFT-tuned on MNIST, so the node serves digit labels out of the box); pickles, truncated files and wrong shapes are refused there,
 the node stays up and answers "node is not active (model failed to load: <reason>)".
 Parameters: see BackboneNodeConfig (mirrored by config/backbone.yaml).
 
@@ -30,7 +31,9 @@ from learned_nodes.server.validation import RequestError, check_image
 class BackboneModelConfig:
     """`model.*`: what to load and where to run it."""
 
-    checkpoint_path: str = ""   # tuned checkpoint folder (config.json + model.safetensors); package:// ok
+    # tuned checkpoint folder (config.json + model.safetensors); package:// ok. Default: the shipped
+    # EfficientNet-Lite0 DAFT-tuned on MNIST (fp16 safetensors), labels "0".."9".
+    checkpoint_path: str = "package://learned_nodes/models/daft_effl0_mnist"
     device: str = "cpu"         # cpu | cuda | cuda:N
     threads: int = 0            # torch intra-op threads; 0 = torch's default
     to_grey: bool = True        # RGB -> grey -> 3 channels, as the digits training data

@@ -2,8 +2,10 @@
 saved with save_tuned) served by the node process, called from this process: embeddings (unit norm,
 feature-dim long) + top-k digit labels, the bad-request table (each refused with a reason, the node
 keeps serving), concurrent calls, and checkpoints refused at configure (pickle, truncated, wrong
-shape) with the node still up answering "node is not active". One graph for the module: the good
-node and the three refusing nodes (renamed with __node:=) start together."""
+shape) with the node still up answering "node is not active", and the SHIPPED checkpoint
+(config/backbone.yaml as it is: EfficientNet-Lite0 DAFT-tuned on MNIST, fp16) labelling real MNIST
+test digits sent as 640x480 rgb8. One graph for the module: the good node, the three refusing nodes
+and the shipped one (renamed with __node:=) start together."""
 from __future__ import annotations
 
 import os
@@ -31,6 +33,8 @@ BROKEN = {"pickle": ("backbone_pickle", "is a pickle"),
           "truncated": ("backbone_truncated", "truncated"),
           "wrong shape": ("backbone_wrong_shape", "wrong shapes")}
 FEATURE_DIM, IMAGE_SIZE, TOP_K = 16, 32, 3
+SHIPPED = "backbone_shipped"
+REPO = Path(__file__).resolve().parents[1]
 
 
 def write_checkpoints(root: Path) -> dict[str, Path]:
@@ -63,9 +67,18 @@ def write_params(path: Path, node_name: str, checkpoint: Path) -> Path:
     return path
 
 
+def write_shipped_params(path: Path) -> Path:
+    """config/backbone.yaml unchanged (the shipped checkpoint) but for the node name and 1 thread."""
+    doc = yaml.safe_load((REPO / "config" / "backbone.yaml").read_text())
+    params = doc["backbone_node"]["ros__parameters"]
+    params["model"]["threads"] = 1
+    path.write_text(yaml.safe_dump({SHIPPED: {"ros__parameters": params}}))
+    return path
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """The four node processes on an isolated domain + a client node in this process."""
+    """The five node processes on an isolated domain + a client node in this process."""
     root = tmp_path_factory.mktemp("backbone")
     ckpts = write_checkpoints(root)
     with Graph(root / "logs") as g:
@@ -74,6 +87,10 @@ def server(tmp_path_factory):
             params = write_params(root / f"{name}.yaml", name, ckpts[case])
             g.spawn(name, g.python_cmd("-m", "learned_nodes.backbone_node", "--ros-args",
                                        "-r", f"__node:={name}", "--params-file", str(params)))
+        g.spawn(SHIPPED, g.python_cmd("-m", "learned_nodes.backbone_node", "--ros-args", "-r",
+                                      f"__node:={SHIPPED}", "--params-file",
+                                      str(write_shipped_params(root / "shipped.yaml"))))
+        names.append((SHIPPED, "shipped"))
         for key in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "FASTDDS_DEFAULT_PROFILES_FILE",
                     "AMENT_PREFIX_PATH", "RMW_IMPLEMENTATION"):
             os.environ[key] = g.env[key]
@@ -183,6 +200,27 @@ def test_concurrent_requests_are_all_answered(server):
     assert all(f.done() for f in futures)
     for f in futures:
         _check_good(f.result())
+
+
+def test_shipped_checkpoint_labels_real_digits_sent_as_640x480_rgb(server):
+    """The default config serves MNIST digit labels: 10 test digits (none seen in training),
+    upscaled to 640x480 rgb8 like a camera frame."""
+    import cv2
+
+    from learned_nodes.daft.data import load_mnist
+
+    _, _, test_x, test_y = load_mnist()
+    hits = 0
+    for img, label in zip(test_x[:10], test_y[:10]):
+        rgb = np.repeat(cv2.resize(img, (640, 480), interpolation=cv2.INTER_LINEAR)[..., None], 3, 2)
+        res = embed(server, numpy_to_image(rgb, "rgb8"), SHIPPED)
+        assert res.success, res.message
+        assert len(res.embedding) == 1280 and len(res.labels) == 5
+        assert set(res.labels) <= {str(i) for i in range(10)}
+        hits += res.labels[0] == str(label)
+    assert hits >= 8, f"{hits}/10 digits right"
+    bad = embed(server, _raw(0, 0, "rgb8", 0, b""), SHIPPED)
+    assert not bad.success and "zero size" in bad.message
 
 
 def _state(node, name):
