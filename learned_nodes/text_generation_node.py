@@ -17,6 +17,7 @@ learned_nodes.llm (no rclpy). Parameters: TextGenerationNodeConfig (config/text_
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -155,6 +156,7 @@ def _make_node():
 
 
 def main(args=None) -> int:
+    os.environ.setdefault("TQDM_DISABLE", "1")   # before tqdm loads: no GGUF-conversion bar in the log
     from learned_nodes.server.main import serve
 
     return serve(_make_node, args)

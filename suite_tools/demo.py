@@ -75,6 +75,28 @@ def demo_images(out: Path) -> tuple[Path, Path]:
     return paths
 
 
+def wait_until_active(node, servers: list[str], timeout: float) -> list[str]:
+    """Ask each lifecycle server (`/name/get_state`) until it is active; returns those that are not."""
+    import rclpy
+    from lifecycle_msgs.msg import State
+    from lifecycle_msgs.srv import GetState
+
+    pending = {name: node.create_client(GetState, f"/{name}/get_state") for name in servers}
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        for name, cli in list(pending.items()):
+            if not cli.service_is_ready():
+                continue
+            future = cli.call_async(GetState.Request())
+            rclpy.spin_until_future_complete(node, future, timeout_sec=2.0)
+            res = future.result() if future.done() else None
+            if res is not None and res.current_state.id == State.PRIMARY_STATE_ACTIVE:
+                node.destroy_client(cli)
+                del pending[name]
+        rclpy.spin_once(node, timeout_sec=0.2)
+    return sorted(pending)
+
+
 def run_graph(seq: Path, params: Path, timeout: float, launch_args: dict[str, str],
               client_args: list[str]) -> tuple[list, list, int, int]:
     """Launch the suite, play the bag with suite_client listening, collect odometry + degeneracy.
@@ -108,6 +130,14 @@ def run_graph(seq: Path, params: Path, timeout: float, launch_args: dict[str, st
                 deadline = time.monotonic() + 60
                 while node.count_publishers("/coin_lio_node/odometry") == 0 and time.monotonic() < deadline:
                     rclpy.spin_once(node, timeout_sec=0.1)
+                servers = [n for arg, n in [("enable_classifier", "classifier_node"),
+                                            ("enable_backbone", "backbone_node"),
+                                            ("enable_text_generation", "text_generation_node")]
+                           if launch_args.get(arg) == "true"]
+                t_models = time.monotonic()
+                late = wait_until_active(node, servers, 180.0)   # models load before the bag plays
+                print(f"[demo] model servers active after {time.monotonic() - t_models:.0f} s"
+                      + (f"; NOT active: {late}" if late else ""))
                 client = subprocess.Popen([sys.executable, "-m", "suite_tools.suite_client", "--ros-args",
                                            *client_args], env=env)
                 time.sleep(1.0)
