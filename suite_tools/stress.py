@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from suite_tools.demo import odometry_params, simulate
+from suite_tools.demo import odometry_params, simulate, wait_until_active
 from suite_tools.ros_env import DomainLease, apply_local_graph_env, local_graph_env, source_root
 
 
@@ -180,10 +180,10 @@ def main(argv: list[str] | None = None) -> int:
             loads[name] = (clis, request, [])
         sampler = _Sampler()
         with Supervisor(plan, env) as sup:
-            for name, (clis, _, _) in loads.items():
-                if not clis[0].wait_for_service(timeout_sec=90):
-                    print(f"[stress] the {name} service never appeared", file=sys.stderr)
-            time.sleep(3.0)                                  # models loaded
+            servers = [SERVICES[n].service.split("/")[1] for n in loads]
+            late = wait_until_active(node, servers, 180.0)   # every model loaded before the clock starts
+            if late:
+                print(f"[stress] not active after 180 s: {late}", file=sys.stderr)
             player = subprocess.Popen([sys.executable, "-m", "suite_tools.bag_player", str(seq / "bag"),
                                        "--loop", "--wait-subscribers", "1"], env=env)
             clients = [_Client(cli, request, results) for clis, request, results in loads.values()
