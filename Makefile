@@ -6,7 +6,7 @@ export OPENBLAS_NUM_THREADS := 1
 export AMENT_PREFIX_PATH := $(VENV)$(if $(AMENT_PREFIX_PATH),:$(AMENT_PREFIX_PATH),)
 PYTEST_ARGS ?=
 
-.PHONY: setup test demo pruned-model bench-daft test-fast lock clean help bench-sim bench-photometric bench-lio stress soak
+.PHONY: setup test demo pruned-model bench-daft bench-loraprune test-fast lock clean help bench-sim bench-photometric bench-lio stress soak
 
 help:
 	@echo "make demo   - set up, then run the demo graph (bag -> launcher -> nodes)"
@@ -30,7 +30,7 @@ demo: setup pruned-model
 PRUNED_MODEL ?= $(CURDIR)/data/models/smollm2_loraprune_20
 pruned-model: setup
 	@test -f $(PRUNED_MODEL)/config.json || $(VENV)/bin/loraprune --ratio 0.2 --data pydoc \
-	  --steps 60 --out $(PRUNED_MODEL)
+	  --steps 80 --out $(PRUNED_MODEL)
 
 # Simulated benchmark: every scene into data/sim/ (~8.8 GB at the default 20 s), every odometry on
 # each, table in out/bench_sim/table.md. E.g. make bench-sim BENCH_SIM_ARGS="--duration 10 --scenes tunnel,urban"
@@ -50,6 +50,11 @@ bench-lio: setup
 bench-daft: setup
 	$(PY) -m learned_nodes.daft.bench --backbone efficientnet-lite0 --n-train 1000 --epochs 2 --seeds 0 1 2 \
 	  --threads 1 --out $(CURDIR)/out/bench_daft
+
+# LoRAPrune vs LLM-Pruner-style Taylor, magnitude, random at 20 / 50 % (same LoRA budget), perplexity,
+# memory, speed and size (~75 min on one core; --device cuda for a GPU)
+bench-loraprune: setup
+	$(PY) -m learned_nodes.loraprune.bench --out $(CURDIR)/out/bench_loraprune --steps 80 --threads 1 --quiet
 
 # The whole suite under load: 8 concurrent classifier clients + a looped bag into the odometry
 stress: setup

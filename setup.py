@@ -26,6 +26,7 @@ TOOLS = [
     "cocoop-train=learned_nodes.cocoop.train:main",
     "cocoop-eval=learned_nodes.cocoop.evaluate:main",
     "lm-eval-ppl=learned_nodes.llm.perplexity:main",
+    "loraprune=learned_nodes.loraprune.cli:main",
     "daft-tune=learned_nodes.daft.tune:main",
     "daft-eval=learned_nodes.daft.evaluate:main",
     "daft-bench=learned_nodes.daft.bench:main",

@@ -13,6 +13,7 @@ import os
 import signal
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -24,6 +25,13 @@ from suite_tools.launcher.errors import LaunchError
 from suite_tools.launcher.output import LinePrinter, describe_exit
 from suite_tools.launcher.plan import ProcessSpec
 from suite_tools.launcher.watchdog import GroupWatchdog
+
+
+# Each child leads its own process group (signals go to it and its children, and a Ctrl-C in the
+# terminal reaches only the launcher) but stays in the launcher's session: Linux schedules each
+# session as one "autogroup", so children in new sessions would make `launch-prefix: nice -n 10`
+# meaningless against the other nodes.
+_OWN_GROUP = {"process_group": 0} if sys.version_info >= (3, 11) else {"start_new_session": True}
 
 
 @dataclass(frozen=True)
@@ -167,7 +175,7 @@ class Supervisor:
         try:
             popen = subprocess.Popen(argv, env=spec.environment(self._env), cwd=spec.cwd,
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+                                     stderr=subprocess.STDOUT, **_OWN_GROUP)
         except OSError as exc:
             raise OSError(exc.errno, f"{spec.kind} '{spec.label}': {exc.strerror}: {argv[0]}") \
                 from None

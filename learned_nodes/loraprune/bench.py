@@ -1,0 +1,189 @@
+"""Benchmark: dense vs LoRAPrune vs Taylor (LLM-Pruner) vs magnitude vs random at 20 % and 50 %.
+
+    python -m learned_nodes.loraprune.bench --out out/bench_loraprune [--steps 80] [--device cuda]
+
+Every pruned run gets the same `steps` of LoRA training (LoRAPrune: its whole iterative run;
+baselines: recovery after one-shot pruning) on the same training windows (same seed). Measured:
+test perplexity (fixed context / stride / token count), parameter counts, greedy generation tokens/s
+(batch 1), checkpoint size on disk; and, each in its own subprocess, the memory of the pruning
+stage of LoRAPrune vs full-gradient Taylor (bench_memory.py). results.json is rewritten after
+every run (partial results survive), results.md + results.png at the end.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+
+def greedy_tokens_per_s(model, prompt_ids, new_tokens: int, device: str, repeats: int = 2) -> float:
+    """Best of `repeats` timed greedy generations (batch 1, KV cache) after a short warm-up."""
+    import torch
+
+    ids = prompt_ids[None].to(device)                                         # (1, P)
+    kw = dict(do_sample=False, pad_token_id=0, max_new_tokens=new_tokens, min_new_tokens=new_tokens)
+    best = 0.0
+    with torch.no_grad():
+        model.generate(ids, **{**kw, "max_new_tokens": 4, "min_new_tokens": 4})
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            out = model.generate(ids, **kw)
+            dt = time.perf_counter() - t0
+            best = max(best, (out.shape[1] - ids.shape[1]) / dt)
+    return best
+
+
+def evaluate(model, test_ids, prompt_ids, args) -> dict[str, Any]:
+    from learned_nodes.llm.perplexity import perplexity_stats
+    from learned_nodes.loraprune.pipeline import n_params
+
+    t0 = time.perf_counter()
+    ppl, scored = perplexity_stats(model, test_ids, args.context, args.stride, args.eval_tokens,
+                                   args.device, progress=not args.quiet)
+    return {"test_ppl": ppl, "ppl_tokens_scored": scored, "ppl_s": time.perf_counter() - t0,
+            "params": n_params(model),
+            "tokens_per_s": greedy_tokens_per_s(model, prompt_ids, args.gen_tokens, args.device)}
+
+
+def save_dense(model, tok, folder: Path) -> Path:
+    """The dense model as a plain safetensors HF folder (GGUF quantisation info dropped)."""
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.hf_quantizer = None
+    model.save_pretrained(folder, safe_serialization=True)
+    tok.save_pretrained(folder)
+    return folder
+
+
+def run_memory(args, dense_dir: Path, train_ids, out: Path) -> dict:
+    """LoRAPrune vs Taylor pruning-stage memory, each in a fresh subprocess on the same batches."""
+    import torch
+    from safetensors.torch import save_file
+
+    from learned_nodes.llm.corpus import training_batches
+
+    gen = torch.Generator().manual_seed(args.seed + 1)
+    it = training_batches(train_ids, args.seq_len, args.batch_size, gen)
+    batch_file = out / "memory_batches.safetensors"
+    save_file({"ids": torch.stack([next(it) for _ in range(args.memory_steps)]).contiguous()}, str(batch_file))
+    res = {}
+    # default glibc malloc, then a fixed mmap threshold (no heap fragmentation from the dynamic one)
+    for alloc, env in (("", {}), (" (MALLOC_MMAP_THRESHOLD_=65536)", {"MALLOC_MMAP_THRESHOLD_": "65536"})):
+        for method in ("loraprune", "taylor"):
+            cmd = [sys.executable, "-m", "learned_nodes.loraprune.bench_memory", "--model", str(dense_dir),
+                   "--batches", str(batch_file), "--method", method, "--device", args.device,
+                   "--threads", str(args.threads)]
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False,
+                                  env={**os.environ, **env})
+            lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+            key = method + alloc
+            res[key] = json.loads(lines[-1]) if proc.returncode == 0 and lines else \
+                {"error": proc.stderr[-2000:]}
+            print(f"memory {key}: {res[key]}", flush=True)
+    return res
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="loraprune-bench", description=__doc__.splitlines()[0])
+    p.add_argument("--out", default="out/bench_loraprune")
+    p.add_argument("--model", default="", help="dense model ('' = SmolLM2-135M GGUF)")
+    p.add_argument("--data", default="pydoc")
+    p.add_argument("--methods", nargs="+", default=["loraprune", "taylor", "magnitude", "random"])
+    p.add_argument("--ratios", nargs="+", type=float, default=[0.5, 0.2])
+    p.add_argument("--steps", type=int, default=80, help="LoRA steps of every run (same budget)")
+    p.add_argument("--seq-len", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--eval-tokens", type=int, default=16384, help="test tokens for perplexity")
+    p.add_argument("--context", type=int, default=256)
+    p.add_argument("--stride", type=int, default=256)
+    p.add_argument("--gen-tokens", type=int, default=32, help="greedy tokens per speed measurement")
+    p.add_argument("--memory-steps", type=int, default=2, help="steps of each memory child (0: skip)")
+    p.add_argument("--save-loraprune-50", default="data/models/smollm2_loraprune_50",
+                   help="where the LoRAPrune 50 %% checkpoint is kept ('' = not kept)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true")
+    args = p.parse_args(argv)
+
+    import torch
+
+    from learned_nodes.llm.corpus import load_corpus, tokenize
+    from learned_nodes.llm.model_io import load_causal_lm
+    from learned_nodes.loraprune.bench_report import write_report
+    from learned_nodes.loraprune.config import PruneConfig
+    from learned_nodes.loraprune.pipeline import prune_tokens, summary_line
+    from learned_nodes.loraprune.pruned_checkpoint import save_pruned
+
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfgs = [PruneConfig(method=m, ratio=r, steps=args.steps, seq_len=args.seq_len,
+                        batch_size=args.batch_size, device=args.device, seed=args.seed,
+                        progress=not args.quiet) for r in args.ratios for m in args.methods]
+    t_start = time.perf_counter()
+    model, tok = load_causal_lm(args.model or None, device=args.device, dtype=torch.float32)
+    splits = load_corpus(args.data)
+    train_ids, test_ids = tokenize(tok, splits.train), tokenize(tok, splits.test)
+    prompt_ids = test_ids[:32]
+    results: dict[str, Any] = {"settings": {**vars(args), "train_tokens": int(train_ids.numel()),
+                                            "test_tokens": int(test_ids.numel()),
+                                            "torch_threads": torch.get_num_threads()}, "runs": []}
+
+    def dump() -> None:
+        results["elapsed_s"] = time.perf_counter() - t_start
+        (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
+
+    dense_dir = save_dense(model, tok, out / "dense_model")
+    dense = {"method": "dense", "ratio": 0.0, **evaluate(model, test_ids, prompt_ids, args),
+             "disk_bytes": (dense_dir / "model.safetensors").stat().st_size}
+    results["runs"].append(dense)
+    print(f"dense: ppl {dense['test_ppl']:.2f}, {dense['params']:,} params, "
+          f"{dense['tokens_per_s']:.1f} tok/s", flush=True)
+    del model
+    dump()
+    if args.memory_steps > 0:
+        results["memory"] = run_memory(args, dense_dir, train_ids, out)
+        dump()
+    for cfg in cfgs:
+        model, _ = load_causal_lm(dense_dir, device=args.device, dtype=torch.float32)
+        pruned, report = prune_tokens(model, train_ids, cfg)
+        run = {"method": cfg.method, "ratio": cfg.ratio, **evaluate(pruned, test_ids, prompt_ids, args)}
+        keep = cfg.method == "loraprune" and abs(cfg.ratio - 0.5) < 1e-9 and args.save_loraprune_50
+        ckpt = Path(args.save_loraprune_50) if keep else out / "checkpoints" / f"{cfg.method}_{cfg.ratio}"
+        save_pruned(pruned, tok, ckpt, extra={"method": cfg.method, "target_ratio": cfg.ratio,
+                                              "ratio_pruned_layers": report["ratio_pruned_layers"],
+                                              "ratio_whole_model": report["ratio_whole_model"],
+                                              "test_ppl": run["test_ppl"]})
+        (ckpt / "prune_report.json").write_text(json.dumps(report, indent=2, default=str))
+        run["disk_bytes"] = (ckpt / "model.safetensors").stat().st_size
+        run["checkpoint"] = str(ckpt) if keep else None
+        if not keep:
+            shutil.rmtree(ckpt)
+        hist = report.pop("history")
+        run.update({k: v for k, v in report.items() if not k.endswith("_per_layer") and k != "config"})
+        run.update({"final_loss": sum(hist["loss"][-10:]) / len(hist["loss"][-10:]),
+                    "train_s": hist["train_s"], "grad_bytes": hist.get("grad_bytes"),
+                    "optimizer_state_bytes": hist.get("optimizer_state_bytes"),
+                    "calib_grad_bytes": hist.get("calib_grad_bytes"), "loss_curve": hist["loss"],
+                    "heads_kept_per_layer": report["heads_kept_per_layer"],
+                    "kv_heads_kept_per_layer": report["kv_heads_kept_per_layer"]})
+        results["runs"].append(run)
+        print(f"{cfg.method} {cfg.ratio:.0%}: ppl {run['test_ppl']:.2f}; {summary_line(report)}; "
+              f"{run['tokens_per_s']:.1f} tok/s; train {hist['train_s']:.0f} s", flush=True)
+        dump()
+        del model, pruned
+    dump()
+    write_report(results, out)
+    print(f"wrote {out / 'results.json'}, {out / 'results.md'} in {time.perf_counter() - t_start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,111 @@
+"""results.md (tables + whether the targets were met) and results.png from the benchmark's results."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def _mb(n: float | None) -> str:
+    return "-" if n is None else f"{n / 1e6:.1f}"
+
+
+def run_table(results: dict[str, Any]) -> list[str]:
+    runs = results["runs"]
+    dense = next((r for r in runs if r["method"] == "dense"), None)
+    rows = ["| method | target | removed (pruned layers) | removed (whole model) | parameters | "
+            "test ppl | tokens/s (greedy, batch 1) | speed-up | disk MB | train s |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in runs:
+        speed = r["tokens_per_s"] / dense["tokens_per_s"] if dense else float("nan")
+        rows.append(f"| {r['method']} | {r['ratio']:.0%} | {r.get('ratio_pruned_layers', 0.0):.1%} | "
+                    f"{r.get('ratio_whole_model', 0.0):.1%} | {r['params'] / 1e6:.2f}M | "
+                    f"{r['test_ppl']:.2f} | {r['tokens_per_s']:.1f} | {speed:.2f}x | "
+                    f"{_mb(r.get('disk_bytes'))} | {r.get('train_s', 0.0):.0f} |")
+    return rows
+
+
+def memory_table(mem: dict[str, Any]) -> list[str]:
+    rows = ["| pruning stage | grad + optimiser MB | trainable params | peak RSS MB (process) | "
+            "peak RSS MB (stage only) | s / step |", "|---|---|---|---|---|---|"]
+    for name, m in mem.items():
+        if "error" in m:
+            rows.append(f"| {name} | failed | | | | |")
+            continue
+        rows.append(f"| {name} | {_mb(m['grad_plus_optimizer_bytes'])} | {m['trainable_params'] / 1e6:.2f}M | "
+                    f"{_mb(m['peak_rss_bytes'])} | {_mb(m.get('stage_peak_rss_bytes'))} | "
+                    f"{m['seconds_per_step']:.2f} |")
+    return rows
+
+
+def targets(results: dict[str, Any]) -> list[str]:
+    out = []
+    by = {(r["method"], r["ratio"]): r for r in results["runs"]}
+    lp, ty = by.get(("loraprune", 0.5)), by.get(("taylor", 0.5))
+    if lp and ty:
+        met = lp["test_ppl"] < ty["test_ppl"]
+        out.append(f"- LoRAPrune perplexity below Taylor at 50 %: {'met' if met else 'NOT met'} "
+                   f"({lp['test_ppl']:.2f} vs {ty['test_ppl']:.2f})")
+    mem = results.get("memory", {})
+    a, b = mem.get("loraprune", {}), mem.get("taylor", {})
+    if "grad_plus_optimizer_bytes" in a and "grad_plus_optimizer_bytes" in b:
+        ratio = a["grad_plus_optimizer_bytes"] / b["grad_plus_optimizer_bytes"]
+        out.append(f"- grad + optimiser bytes < 0.1x Taylor's: {'met' if ratio < 0.1 else 'NOT met'} "
+                   f"({ratio:.3f}x)")
+        lower = a["peak_rss_bytes"] < b["peak_rss_bytes"]
+        out.append(f"- peak RSS lower than Taylor's: {'met' if lower else 'NOT met'} "
+                   f"({_mb(a['peak_rss_bytes'])} vs {_mb(b['peak_rss_bytes'])} MB, whole process; "
+                   f"stage only {_mb(a.get('stage_peak_rss_bytes'))} vs {_mb(b.get('stage_peak_rss_bytes'))} MB)")
+        fixed = " (MALLOC_MMAP_THRESHOLD_=65536)"
+        a2, b2 = mem.get("loraprune" + fixed, {}), mem.get("taylor" + fixed, {})
+        if "peak_rss_bytes" in a2 and "peak_rss_bytes" in b2:
+            out.append(f"- same with a fixed malloc mmap threshold: {_mb(a2['peak_rss_bytes'])} vs "
+                       f"{_mb(b2['peak_rss_bytes'])} MB ({'lower' if a2['peak_rss_bytes'] < b2['peak_rss_bytes'] else 'not lower'})")
+    return out
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = [r for r in results["runs"] if r["method"] != "dense"]
+    dense = next((r for r in results["runs"] if r["method"] == "dense"), None)
+    ratios = sorted({r["ratio"] for r in runs})
+    methods = list(dict.fromkeys(r["method"] for r in runs))
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    width = 0.8 / max(len(methods), 1)
+    for j, m in enumerate(methods):
+        xs = [i + j * width for i, ra in enumerate(ratios) if (m, ra) in {(r["method"], r["ratio"]) for r in runs}]
+        ys = [r["test_ppl"] for ra in ratios for r in runs if r["method"] == m and r["ratio"] == ra]
+        ax.bar(xs, ys, width, label=m)
+    if dense:
+        ax.axhline(dense["test_ppl"], color="k", ls="--", lw=1, label="dense")
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(ratios))], [f"{r:.0%}" for r in ratios])
+    ax.set_yscale("log")
+    ax.set_ylabel("test perplexity (log)")
+    ax.set_xlabel("target pruning ratio (pruned layers' attention + MLP)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_report(results: dict[str, Any], out: Path) -> None:
+    s = results["settings"]
+    lines = ["# LoRAPrune benchmark (SmolLM2-135M)", "",
+             f"Data: {s['data']} ({s['train_tokens']:,} train tokens). Every pruned run: {s['steps']} "
+             f"LoRA steps of {s['batch_size']} x {s['seq_len']} tokens (one window stream, seed {s['seed']}; "
+             "Taylor first draws its 4 calibration batches from it). "
+             f"Test perplexity on the first {s['eval_tokens']:,} test tokens, {s['context']}-token windows, "
+             f"stride {s['stride']}. Device {s['device']}, {s['torch_threads']} torch thread(s).", "",
+             *run_table(results), ""]
+    if results.get("memory"):
+        lines += ["## Memory of the pruning stage (same model, same batches, one process each)", "",
+                  *memory_table(results["memory"]), ""]
+    lines += ["## Targets", "", *targets(results), ""]
+    (out / "results.md").write_text("\n".join(lines))
+    try:
+        plot(results, out / "results.png")
+    except Exception as exc:  # noqa: BLE001 - the plot is optional
+        print(f"plot skipped: {exc}")

@@ -1,0 +1,79 @@
+"""PruneConfig: one pruning run (LoRAPrune or a baseline), validated on construction.
+
+Defaults follow the paper / reference: LoRA r 8, alpha 16, dropout 0.05, AdamW lr 3e-4 on the LoRA
+parameters only; cubic ramp with 10 % warm-up and 10 % cool-down; masks every 10 steps; moving
+average 0.9; first 10 % of layers and the last layer spared. Sequence 128 x batch 4 (the reference
+uses 256) so that a CPU run stays affordable; `steps` is the whole budget of every method.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+METHODS = ("loraprune", "taylor", "magnitude", "random")
+CRITERION_OF = {"loraprune": "lora", "taylor": "taylor", "magnitude": "magnitude", "random": "random"}
+
+
+@dataclass
+class PruneConfig:
+    """One pruning run; every method gets the same `steps` of LoRA training."""
+
+    method: str = field(default="loraprune", metadata={"help": f"one of {METHODS}"})
+    ratio: float = field(default=0.5, metadata={"help": "fraction of the pruned layers' attn+MLP params"})
+    steps: int = field(default=100, metadata={"help": "optimiser steps (LoRAPrune: whole run; "
+                                                      "baselines: LoRA recovery after one-shot)"})
+    seq_len: int = field(default=128, metadata={"help": "training sequence length (tokens)"})
+    batch_size: int = field(default=4, metadata={"help": "sequences per step"})
+    lr: float = field(default=3e-4, metadata={"help": "AdamW learning rate (LoRA params)"})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping (0: off)"})
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank"})
+    lora_alpha: float = field(default=16.0, metadata={"help": "LoRA alpha (scale alpha / r)"})
+    lora_dropout: float = field(default=0.05, metadata={"help": "dropout on the LoRA input"})
+    prune_every: int = field(default=10, metadata={"help": "steps between mask updates"})
+    warmup: float = field(default=0.1, metadata={"help": "fraction of steps before pruning starts"})
+    cooldown: float = field(default=0.1, metadata={"help": "final fraction of steps at the target"})
+    ema: float = field(default=0.9, metadata={"help": "importance moving average I <- ema I + (1-ema) I_t"})
+    skip_first_frac: float = field(default=0.1, metadata={"help": "fraction of first layers not pruned"})
+    skip_last: bool = field(default=True, metadata={"help": "leave the last layer unpruned"})
+    calib_batches: int = field(default=4, metadata={"help": "Taylor: calibration batches (full grads)"})
+    seed: int = field(default=0, metadata={"help": "seed of data order, LoRA init, random baseline"})
+    device: str = field(default="cpu", metadata={"help": "torch device"})
+    progress: bool = field(default=True, metadata={"help": "tqdm progress bars"})
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method '{self.method}' (choose from {METHODS})")
+        if not (isinstance(self.ratio, (int, float)) and 0.0 < self.ratio < 1.0):
+            raise ValueError(f"ratio must be in (0, 1), got {self.ratio}")
+        for name in ("steps", "seq_len", "batch_size", "lora_r", "prune_every", "calib_batches"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.seq_len < 2:
+            raise ValueError("seq_len must be >= 2 (next-token loss)")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError("lr must be a positive finite number")
+        if self.lora_alpha <= 0:
+            raise ValueError("lora_alpha must be > 0")
+        if not 0.0 <= self.lora_dropout < 1.0:
+            raise ValueError("lora_dropout must be in [0, 1)")
+        if self.weight_decay < 0 or self.max_grad_norm < 0:
+            raise ValueError("weight_decay and max_grad_norm must be >= 0")
+        if not (self.warmup >= 0 and self.cooldown >= 0 and self.warmup + self.cooldown < 1.0):
+            raise ValueError("warmup and cooldown must be >= 0 with warmup + cooldown < 1")
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError("ema must be in [0, 1)")
+        if not 0.0 <= self.skip_first_frac < 1.0:
+            raise ValueError("skip_first_frac must be in [0, 1)")
+
+    @property
+    def criterion(self) -> str:
+        return CRITERION_OF[self.method]
+
+    @property
+    def iterative(self) -> bool:
+        """LoRAPrune prunes along the cubic ramp; the baselines prune one-shot."""
+        return self.method == "loraprune"
+
+    def to_dict(self) -> dict:
+        return asdict(self)

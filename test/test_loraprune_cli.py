@@ -1,0 +1,69 @@
+"""`loraprune` CLI smoke run on a tiny GQA model folder and a tiny text corpus."""
+import json
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny models gain nothing from threads; on a busy 2-core machine they stall on them."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def tiny_setup(tmp_path_factory):
+    from learned_nodes.llm.tiny_models import TRAINING_TEXT, make_tiny_lm
+
+    root = tmp_path_factory.mktemp("lp_cli")
+    model_dir = make_tiny_lm(root / "model", layers=4)
+    data = root / "text"
+    data.mkdir()
+    for i in range(4):
+        (data / f"doc{i}.txt").write_text(TRAINING_TEXT[i * 50:] + TRAINING_TEXT)
+    return model_dir, data, root
+
+
+@pytest.mark.parametrize("method", ["loraprune", "taylor"])
+def test_cli_prunes_and_writes_a_loadable_checkpoint(tiny_setup, method, capsys):
+    from learned_nodes.llm.model_io import load_causal_lm
+    from learned_nodes.loraprune.cli import main
+
+    model_dir, data, root = tiny_setup
+    out = root / f"out_{method}"
+    assert main(["--model", str(model_dir), "--ratio", "0.5", "--data", str(data), "--out", str(out),
+                 "--method", method, "--steps", "4", "--seq-len", "16", "--batch-size", "2",
+                 "--eval-tokens", "64", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "parameters before:" in printed and "parameters after:" in printed
+    assert "whole model" in printed and "test perplexity" in printed
+    report = json.loads((out / "prune_report.json").read_text())
+    assert report["params_after"] < report["params_before"]
+    assert report["config"]["method"] == method and report["config"]["steps"] == 4
+    assert 0.45 < report["ratio_pruned_layers"] < 0.7
+    doc = json.loads((out / "config.json").read_text())
+    assert doc["pruned_structure"]["method"] == method and len(doc["pruned_structure"]["layers"]) == 4
+    model, tok = load_causal_lm(out)
+    ids = tok("The quick brown fox", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        assert torch.isfinite(model(input_ids=ids).logits).all()
+    n = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+    assert n == report["params_after"]
+
+
+def test_cli_rejects_bad_arguments(tiny_setup, tmp_path):
+    from learned_nodes.loraprune.cli import main
+
+    model_dir, data, _ = tiny_setup
+    with pytest.raises(SystemExit, match="ratio"):
+        main(["--model", str(model_dir), "--ratio", "1.5", "--data", str(data), "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match="loraprune"):
+        main(["--model", str(tmp_path / "missing"), "--data", str(data), "--out", str(tmp_path / "o"),
+              "--quiet"])
+    with pytest.raises(SystemExit):
+        main(["--data", str(data)])                                   # --out is required

@@ -1,0 +1,183 @@
+"""LoRAPrune importance against autograd: the LoRA-guided estimate, Taylor |W dW|, the grouping into
+query heads (GQA) and MLP channels, and the moving average."""
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from learned_nodes.loraprune.importance import (ImportanceEMA, element_scores,  # noqa: E402
+                                                layer_unit_scores, lora_weight_gradient,
+                                                model_unit_scores)
+from learned_nodes.loraprune.lora import LoRALinear, inject_lora, merge_lora  # noqa: E402
+from learned_nodes.loraprune.structures import LlamaGeometry  # noqa: E402
+from learned_nodes.loraprune.tiny_llama import tiny_llama  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny models gain nothing from threads; on a busy 2-core machine they stall on them."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _loss(model, seed=1):
+    x = torch.randint(0, model.config.vocab_size, (2, 12), generator=torch.Generator().manual_seed(seed))
+    return model(input_ids=x, labels=x).loss
+
+
+def _lora_model():
+    model = tiny_llama()
+    inject_lora(model, r=4, alpha=8.0, dropout=0.0, seed=0)
+    with torch.no_grad():                                   # non-zero B: every term of G matters
+        for m in model.modules():
+            if isinstance(m, LoRALinear):
+                m.lora_B.normal_(0.0, 0.05, generator=torch.Generator().manual_seed(3))
+    return model
+
+
+def _manual_units(mods, score, geom):
+    """Reference grouping written with explicit per-head / per-channel loops."""
+    H, KV, hd, g = geom.n_heads, geom.n_kv_heads, geom.head_dim, geom.group_size
+    s = {k: score(m) for k, m in mods.items()}
+    norm = lambda v: v / (torch.linalg.vector_norm(v) + 1e-8)  # noqa: E731
+    q = norm(torch.stack([s["q_proj"][h * hd:(h + 1) * hd].sum() for h in range(H)]))
+    o = norm(torch.stack([s["o_proj"][:, h * hd:(h + 1) * hd].sum() for h in range(H)]))
+    k = norm(torch.stack([s["k_proj"][j * hd:(j + 1) * hd].sum() for j in range(KV)]))
+    v = norm(torch.stack([s["v_proj"][j * hd:(j + 1) * hd].sum() for j in range(KV)]))
+    heads = torch.stack([q[h] + o[h] + (k[h // g] + v[h // g]) / g for h in range(H)])
+    ch = norm(s["gate_proj"].sum(1)) + norm(s["up_proj"].sum(1)) + norm(s["down_proj"].sum(0))
+    return heads, ch
+
+
+def test_lora_importance_matches_autograd():
+    model = _lora_model()
+    geom = LlamaGeometry.from_config(model.config)
+    layer = model.model.layers[1]
+    names = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+    mods = {n: getattr(layer.self_attn if n[0] in "qkvo" else layer.mlp, n) for n in names}
+    loss = _loss(model)
+    auto = torch.autograd.grad(loss, [p for n in names for p in (mods[n].lora_A, mods[n].lora_B)],
+                               retain_graph=True)
+    loss.backward()
+    for i, n in enumerate(names):
+        m = mods[n]
+        ga, gb = auto[2 * i], auto[2 * i + 1]
+        a, b = m.lora_A.detach(), m.lora_B.detach()
+        g_expected = gb @ a + b @ ga - gb @ ga                # the reference's estimate
+        assert torch.allclose(lora_weight_gradient(m), g_expected, atol=1e-7, rtol=1e-5)
+        w = m.base.weight + m.scaling * b @ a
+        assert torch.allclose(element_scores(m, "lora"), (g_expected * w).abs(), atol=1e-8, rtol=1e-5)
+    heads, ch = layer_unit_scores(layer, geom, "lora")
+    ref_h, ref_c = _manual_units(
+        mods, lambda m: (lora_weight_gradient(m) * m.effective_weight()).abs().detach(), geom)
+    assert heads.shape == (4,) and ch.shape == (96,)
+    assert torch.allclose(heads, ref_h, atol=1e-6) and torch.allclose(ch, ref_c, atol=1e-6)
+
+
+def test_lora_grads_are_projections_of_the_weight_gradient():
+    """Sanity of the LoRA parametrisation: dA = s B^T dW and dB = s dW A^T for W = W0 + s B A."""
+    model = _lora_model()
+    m = model.model.layers[0].self_attn.q_proj
+    w_eff = m.effective_weight().detach().requires_grad_(True)
+    x = torch.randn(5, 64)
+    out = x @ w_eff.t()
+    (out ** 2).sum().backward()
+    dw = w_eff.grad
+    y = m(x)                                                  # dropout 0: same output
+    (y ** 2).sum().backward()
+    assert torch.allclose(m.lora_A.grad, m.scaling * m.lora_B.detach().t() @ dw, atol=1e-5, rtol=1e-4)
+    assert torch.allclose(m.lora_B.grad, m.scaling * dw @ m.lora_A.detach().t(), atol=1e-5, rtol=1e-4)
+
+
+def test_taylor_importance_matches_autograd():
+    model = tiny_llama()
+    model.requires_grad_(True)
+    geom = LlamaGeometry.from_config(model.config)
+    layer = model.model.layers[2]
+    names = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+    mods = {n: getattr(layer.self_attn if n[0] in "qkvo" else layer.mlp, n) for n in names}
+    loss = _loss(model)
+    grads = torch.autograd.grad(loss, [mods[n].weight for n in names], retain_graph=True)
+    loss.backward()
+    auto = {n: (mods[n].weight.detach() * g).abs() for n, g in zip(names, grads)}
+    for n in names:
+        assert torch.allclose(element_scores(mods[n], "taylor"), auto[n], atol=1e-9, rtol=1e-5)
+    heads, ch = layer_unit_scores(layer, geom, "taylor")
+    ref_h, ref_c = _manual_units(mods, lambda m: auto[[k for k in names if mods[k] is m][0]], geom)
+    assert torch.allclose(heads, ref_h, atol=1e-6) and torch.allclose(ch, ref_c, atol=1e-6)
+
+
+def test_magnitude_random_and_unpruned_layers():
+    model = tiny_llama()
+    geom = LlamaGeometry.from_config(model.config)
+    h, c = model_unit_scores(model, geom, [1, 2], "magnitude")
+    assert h.shape == (4, 4) and c.shape == (4, 96)
+    assert (h[0] == 0).all() and (h[3] == 0).all() and (h[1] > 0).all()
+    g = torch.Generator().manual_seed(0)
+    r1, _ = model_unit_scores(model, geom, [1], "random", g)
+    r2, _ = model_unit_scores(model, geom, [1], "random", torch.Generator().manual_seed(0))
+    assert torch.equal(r1, r2)
+    with pytest.raises(RuntimeError):
+        element_scores(model.model.layers[0].self_attn.q_proj, "taylor")   # no full gradient
+    with pytest.raises(TypeError):
+        element_scores(model.model.layers[0].self_attn.q_proj, "lora")     # no adapters
+    with pytest.raises(ValueError):
+        element_scores(model.model.layers[0].self_attn.q_proj, "nope")
+
+
+def test_w0_has_no_gradient_and_merge_preserves_function():
+    model = _lora_model()
+    x = torch.randint(0, 128, (1, 10))
+    _loss(model).backward()
+    for m in model.modules():
+        if isinstance(m, LoRALinear):
+            assert m.base.weight.grad is None and not m.base.weight.requires_grad
+            assert m.lora_A.grad is not None
+    assert model.model.embed_tokens.weight.grad is None
+    with torch.no_grad():
+        before = model(input_ids=x).logits
+        merge_lora(model)
+        after = model(input_ids=x).logits
+    assert not any(isinstance(m, LoRALinear) for m in model.modules())
+    assert torch.allclose(before, after, atol=1e-5)
+
+
+def test_importance_moving_average():
+    geom = LlamaGeometry.from_config(tiny_llama().config)
+    ema = ImportanceEMA(geom, beta=0.9)
+    ones_h, ones_c = torch.ones(4, 4), torch.ones(4, 96)
+    assert ema.update(ones_h, ones_c)
+    assert torch.allclose(ema.heads, torch.full((4, 4), 0.1))
+    assert ema.update(2 * ones_h, 2 * ones_c)
+    assert torch.allclose(ema.heads, torch.full((4, 4), 0.9 * 0.1 + 0.1 * 2))
+    assert not ema.update(torch.full((4, 4), float("nan")), ones_c)        # skipped, unchanged
+    assert torch.allclose(ema.heads, torch.full((4, 4), 0.29)) and ema.skipped == 1
+
+
+def test_lora_function_gradients_with_dropout():
+    """The memory-lean LoRA autograd Function (bool dropout mask, no copies) against gradcheck and
+    against the plain expression without dropout."""
+    from learned_nodes.loraprune.lora import _LoRAFunction
+
+    base = torch.nn.Linear(6, 5).double()
+    m = LoRALinear(base, r=3, alpha=6.0, dropout=0.3).double()
+    with torch.no_grad():
+        m.lora_B.normal_()
+    x = torch.randn(2, 3, 6, dtype=torch.double, requires_grad=True)
+    a = m.lora_A.detach().clone().requires_grad_(True)
+    b = m.lora_B.detach().clone().requires_grad_(True)
+
+    def fn(x, a, b):
+        torch.manual_seed(7)                                  # the same dropout mask every call
+        return _LoRAFunction.apply(x, base.weight, base.bias, a, b, m.scaling, 0.3, True)
+
+    assert torch.autograd.gradcheck(fn, (x, a, b))
+    m.eval()                                                  # no dropout in eval mode
+    plain = base(x) + (x @ m.lora_A.t() @ m.lora_B.t()) * m.scaling
+    assert torch.allclose(m(x), plain)
+    m.train()
+    torch.manual_seed(0)
+    dropped = m(x)
+    assert not torch.allclose(dropped, plain)                 # dropout acts in train mode only

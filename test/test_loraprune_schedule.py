@@ -1,0 +1,134 @@
+"""Cubic sparsity ramp, spared layers, per-layer plans, monotone masks, config validation and the
+iterative / one-shot runs on a tiny GQA model."""
+import itertools
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from learned_nodes.loraprune.config import METHODS, PruneConfig  # noqa: E402
+from learned_nodes.loraprune.schedule import cubic_sparsity, mask_update_steps  # noqa: E402
+from learned_nodes.loraprune.structures import (LlamaGeometry, PruneMasks, count_params,  # noqa: E402
+                                                plan_counts, pruned_layers, sparsity_report,
+                                                update_masks)
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny models gain nothing from threads; on a busy 2-core machine they stall on them."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+SMOL = LlamaGeometry(n_layers=30, hidden=576, n_heads=9, n_kv_heads=3, head_dim=64, intermediate=1536,
+                     vocab=49152, tied=True)
+
+
+def test_cubic_ramp_shape():
+    T, target = 100, 0.5
+    r = [cubic_sparsity(t, T, target) for t in range(T + 1)]
+    assert all(v == 0.0 for v in r[:11])                             # warm-up: 10 % at 0
+    assert all(b >= a for a, b in zip(r, r[1:]))                     # monotone
+    assert r[90] == pytest.approx(target) and all(v == target for v in r[91:])   # cool-down flat
+    assert 0 < r[20] < r[50] < target
+    assert r[30] - r[20] > r[80] - r[70]                             # cubic: fast first, then flat
+    assert cubic_sparsity(50, 100, 0.2) == pytest.approx(0.2 * (1 - (1 - 40 / 80) ** 3))
+    with pytest.raises(ValueError):
+        cubic_sparsity(1, 0, 0.5)
+    with pytest.raises(ValueError):
+        cubic_sparsity(1, 10, 0.5, warmup=0.6, cooldown=0.5)
+    assert mask_update_steps(100, 10) == list(range(10, 101, 10))
+    assert mask_update_steps(25, 10) == [10, 20, 25]
+
+
+def test_first_and_last_layers_spared():
+    assert pruned_layers(30) == list(range(3, 29))                   # SmolLM2: 0-2 and 29 spared
+    assert pruned_layers(10, 0.1, True) == list(range(1, 9))
+    assert pruned_layers(10, 0.0, False) == list(range(10))
+    assert pruned_layers(4) == [0, 1, 2]
+
+
+def test_plan_counts_reach_the_ratio():
+    for ratio in (0.2, 0.5):
+        heads, channels = plan_counts(SMOL, ratio)
+        dense = SMOL.attn_params(9, 3) + SMOL.mlp_params(1536)
+        removed = heads * SMOL.head_params + channels * SMOL.channel_params
+        assert abs(removed / dense - ratio) < 0.001
+    assert plan_counts(SMOL, 0.5)[0] == 5 and plan_counts(SMOL, 0.2)[0] == 2
+    assert plan_counts(SMOL, 0.0) == (0, 0)
+    assert plan_counts(SMOL, 0.99)[0] == 8                           # one head always kept
+    assert count_params(SMOL) == 134515008                           # SmolLM2-135M
+
+
+def test_update_masks_is_monotone_uniform_and_reports():
+    geom = LlamaGeometry(6, 64, 4, 2, 16, 96, 128, True)
+    layers = pruned_layers(geom.n_layers)                            # [0..4]
+    g = torch.Generator().manual_seed(0)
+    masks = PruneMasks.full(geom)
+    for ratio in (0.1, 0.3, 0.5):
+        imp_h, imp_c = torch.rand(6, 4, generator=g), torch.rand(6, 96, generator=g)
+        new = update_masks(masks, imp_h, imp_c, layers, *plan_counts(geom, ratio))
+        assert not (new.heads & ~masks.heads).any() and not (new.channels & ~masks.channels).any()
+        masks = new
+    nh, nc = plan_counts(geom, 0.5)
+    for i in layers:
+        assert int((~masks.heads[i]).sum()) == nh and int((~masks.channels[i]).sum()) == nc
+    assert masks.heads[5].all() and masks.channels[5].all()          # last layer spared
+    rep = sparsity_report(geom, masks, layers)
+    assert rep["params_after"] == count_params(geom, masks) < rep["params_before"]
+    assert 0.45 < rep["ratio_pruned_layers"] < 0.7
+    assert rep["ratio_whole_model"] < rep["ratio_pruned_layers"]
+    imp_h = torch.tensor([[0.0, 5.0, 0.1, 5.0]] * 6)                  # lowest two: heads 0 and 2
+    m = update_masks(PruneMasks.full(geom), imp_h, torch.rand(6, 96), [1], 2, 0)
+    assert m.heads[1].tolist() == [False, True, False, True] and m.kept_kv_heads(1, geom) == [0, 1]
+
+
+@pytest.mark.parametrize("bad", [
+    dict(method="nope"), dict(ratio=0.0), dict(ratio=1.0), dict(ratio=-0.1), dict(steps=0),
+    dict(seq_len=1), dict(batch_size=0), dict(lr=0.0), dict(lr=float("nan")), dict(lora_r=0),
+    dict(lora_alpha=0), dict(lora_dropout=1.0), dict(warmup=0.5, cooldown=0.5), dict(ema=1.0),
+    dict(skip_first_frac=1.0), dict(prune_every=0), dict(calib_batches=0), dict(weight_decay=-1)])
+def test_config_validation(bad):
+    with pytest.raises(ValueError):
+        PruneConfig(**bad)
+
+
+def test_config_defaults_follow_the_paper():
+    c = PruneConfig()
+    assert (c.lora_r, c.lora_alpha, c.lora_dropout, c.lr) == (8, 16.0, 0.05, 3e-4)
+    assert (c.prune_every, c.ema) == (10, 0.9)
+    assert (c.warmup, c.cooldown, c.skip_first_frac, c.skip_last) == (0.1, 0.1, 0.1, True)
+    assert c.iterative and not PruneConfig(method="taylor").iterative
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_runs_reach_the_target_with_lora_only(method):
+    from learned_nodes.loraprune.prune_loop import run_pruning
+    from learned_nodes.loraprune.pruned_checkpoint import export_pruned
+    from learned_nodes.loraprune.tiny_llama import tiny_llama
+
+    model = tiny_llama()
+    g = torch.Generator().manual_seed(0)
+    batches = (torch.randint(0, 128, (2, 16), generator=g) for _ in itertools.count())
+    cfg = PruneConfig(method=method, ratio=0.5, steps=9, seq_len=16, batch_size=2, prune_every=3,
+                      calib_batches=2, progress=False)
+    res = run_pruning(model, batches, cfg)
+    nh, nc = plan_counts(res.geom, 0.5)
+    for i in res.layers:
+        assert int((~res.masks.heads[i]).sum()) == nh and int((~res.masks.channels[i]).sum()) == nc
+    assert res.layers == [0, 1, 2] and res.masks.heads[3].all()
+    h = res.history
+    assert len(h["loss"]) == 9 and h["trainable_params"] > 0
+    assert h["grad_bytes"] > 0 and h["grad_bytes"] <= 4 * h["trainable_params"]   # LoRA grads only
+    assert h["optimizer_state_bytes"] >= 2 * h["grad_bytes"]
+    if method == "loraprune":
+        ups = [u["ratio"] for u in h["mask_updates"]]
+        assert ups == sorted(ups) and ups[-1] == pytest.approx(0.5) and len(ups) >= 2
+    if method == "taylor":
+        assert h["calib_grad_bytes"] == 4 * count_params(res.geom)    # a gradient for every weight
+    pruned = export_pruned(res)
+    with torch.no_grad():
+        assert torch.isfinite(pruned(input_ids=torch.randint(0, 128, (1, 8))).logits).all()
