@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from learned_nodes.bench_service import _pct
+from learned_nodes.bench_service import latency_table, measure
 from learned_nodes.service_client import ClassifyClient
 
 SERVICE = "/backbone_node/embed"
@@ -76,40 +76,15 @@ def main(argv: list[str] | None = None) -> int:
             if not client.wait(90.0):
                 raise RuntimeError("backbone_node did not come up:\n" + g.log("backbone_node")[-3000:])
             reqs = [client.request(img) for img in images]
-            for i in range(a.warmup):
-                res, _ = client.call(reqs[i % len(reqs)])
-                if not res.success:
-                    raise SystemExit(f"warm-up call failed: {res.message}")
-                if i == 0:
-                    up = time.monotonic() - t0
-            rtt, model_ms = [], []
-            for i in range(a.calls):
-                res, ms = client.call(reqs[i % len(reqs)])
-                assert res.success, res.message
-                rtt.append(ms)
-                model_ms.append(res.inference_ms)
-            walls = []
-            for _ in range(a.rounds):
-                out, wall = client.call_many(reqs)
-                assert all(r.success for r in out)
-                walls.append(wall)
+            r = measure(client, reqs, a.warmup, a.calls, a.rounds, t0)
         finally:
             client.close()
             rclpy.try_shutdown()
-    conc_rps = a.concurrency * a.rounds / (sum(walls) / 1000.0)
-    r = {"image": "640x480 rgb8", "checkpoint": ckpt, "calls": a.calls, "p50_ms": _pct(rtt, 50),
-         "p95_ms": _pct(rtt, 95), "model_p50_ms": _pct(model_ms, 50),
-         "sequential_rps": 1000.0 / float(np.mean(rtt)), "concurrent": a.concurrency,
-         "concurrent_rps": conc_rps, "startup_s": up, "threads": a.threads}
-    lines = ["# backbone_node service latency (EmbedImage, 640x480 rgb8, other process)", "",
-             f"Checkpoint: {ckpt} (node threads: {a.threads or 'config'}). {a.calls} sequential "
-             f"calls after {a.warmup} warm-up calls; then {a.rounds} rounds of {a.concurrency} in flight.",
-             "", "| metric | value |", "| --- | --- |",
-             f"| round trip p50 | {r['p50_ms']:.1f} ms |", f"| round trip p95 | {r['p95_ms']:.1f} ms |",
-             f"| model time p50 (node's inference_ms) | {r['model_p50_ms']:.1f} ms |",
-             f"| sequential throughput | {r['sequential_rps']:.2f} req/s |",
-             f"| {a.concurrency} in flight (batched) | {conc_rps:.2f} req/s |",
-             f"| process start until the first answer | {up:.1f} s |"]
+    r.update({"image": "640x480 rgb8", "checkpoint": ckpt, "threads": a.threads})
+    lines = latency_table(
+        "backbone_node service latency (EmbedImage, 640x480 rgb8, other process)",
+        f"Checkpoint: {ckpt} (node threads: {a.threads or 'config'}). {a.calls} sequential calls after "
+        f"{a.warmup} warm-up calls; then {a.rounds} rounds of {a.concurrency} in flight.", r)
     (a.out / "latency.md").write_text("\n".join(lines) + "\n")
     (a.out / "latency.json").write_text(json.dumps(r, indent=2) + "\n")
     print("\n".join(lines))

@@ -18,6 +18,42 @@ def _pct(values, q) -> float:
     return float(np.percentile(np.asarray(values), q))
 
 
+def measure(client, requests: list, warmup: int, calls: int, rounds: int, t_start: float) -> dict:
+    """Warm-up, `calls` sequential calls, then `rounds` of all `requests` in flight at once, through a
+    ClassifyClient-like client (call / call_many); round-trip and model times in ms."""
+    up = 0.0
+    for i in range(warmup):
+        res, _ = client.call(requests[i % len(requests)])
+        if not res.success:
+            raise SystemExit(f"warm-up call failed: {res.message}")
+        if i == 0:
+            up = time.monotonic() - t_start
+    rtt, model_ms = [], []
+    for i in range(calls):
+        res, ms = client.call(requests[i % len(requests)])
+        assert res.success, res.message
+        rtt.append(ms)
+        model_ms.append(res.inference_ms)
+    walls = []
+    for _ in range(rounds):
+        out, wall = client.call_many(requests)
+        assert all(r.success for r in out)
+        walls.append(wall)
+    return {"calls": calls, "p50_ms": _pct(rtt, 50), "p95_ms": _pct(rtt, 95), "model_p50_ms": _pct(model_ms, 50),
+            "sequential_rps": 1000.0 / float(np.mean(rtt)), "concurrent": len(requests),
+            "concurrent_rps": len(requests) * rounds / (sum(walls) / 1000.0), "startup_s": up}
+
+
+def latency_table(title: str, note: str, r: dict) -> list[str]:
+    """The markdown report of `measure`'s result."""
+    return [f"# {title}", "", note, "", "| metric | value |", "| --- | --- |",
+            f"| round trip p50 | {r['p50_ms']:.1f} ms |", f"| round trip p95 | {r['p95_ms']:.1f} ms |",
+            f"| model time p50 (node's inference_ms) | {r['model_p50_ms']:.1f} ms |",
+            f"| sequential throughput | {r['sequential_rps']:.2f} req/s |",
+            f"| {r['concurrent']} in flight (batched) | {r['concurrent_rps']:.2f} req/s |",
+            f"| process start until the first answer | {r['startup_s']:.1f} s |"]
+
+
 def main(argv: list[str] | None = None) -> int:
     from learned_nodes.cocoop.data import FASHION_MNIST_CLASSES
     from learned_nodes.service_client import classifier_graph
@@ -38,39 +74,13 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     with classifier_graph(args.params_file, args.out / "logs") as client:
         reqs = [client.request(img, names, top_k=3) for img in images]
-        for i in range(args.warmup):
-            res, _ = client.call(reqs[i % len(reqs)])
-            if not res.success:
-                raise SystemExit(f"warm-up call failed: {res.message}")
-            if i == 0:
-                up = time.monotonic() - t0
-        rtt, model_ms = [], []
-        for i in range(args.calls):
-            res, ms = client.call(reqs[i % len(reqs)])
-            assert res.success, res.message
-            rtt.append(ms)
-            model_ms.append(res.inference_ms)
-        walls = []
-        for _ in range(args.rounds):
-            out, wall = client.call_many(reqs)
-            assert all(r.success for r in out)
-            walls.append(wall)
-    conc_rps = args.concurrency * args.rounds / (sum(walls) / 1000.0)
-    result = {"image": "640x480 rgb8", "class_names": len(names), "calls": args.calls,
-              "p50_ms": _pct(rtt, 50), "p95_ms": _pct(rtt, 95), "model_p50_ms": _pct(model_ms, 50),
-              "sequential_rps": 1000.0 / float(np.mean(rtt)), "concurrent": args.concurrency,
-              "concurrent_rps": conc_rps, "startup_s": up}
-    lines = ["# classifier_node service latency (ClassifyImage, 640x480 rgb8, 10 class names, other process)",
-             "", f"Shipped model: config/classifier.yaml (aligned encoder + CoCoOp). {args.calls} "
-             f"sequential calls after {args.warmup} warm-up calls; then {args.rounds} rounds of "
-             f"{args.concurrency} calls in flight.",
-             "", "| metric | value |", "| --- | --- |",
-             f"| round trip p50 | {result['p50_ms']:.1f} ms |",
-             f"| round trip p95 | {result['p95_ms']:.1f} ms |",
-             f"| model time p50 (node's inference_ms) | {result['model_p50_ms']:.1f} ms |",
-             f"| sequential throughput | {result['sequential_rps']:.2f} req/s |",
-             f"| {args.concurrency} in flight (batched) | {conc_rps:.2f} req/s |",
-             f"| process start until the first answer | {up:.1f} s |"]
+        result = measure(client, reqs, args.warmup, args.calls, args.rounds, t0)
+    result.update({"image": "640x480 rgb8", "class_names": len(names)})
+    lines = latency_table(
+        "classifier_node service latency (ClassifyImage, 640x480 rgb8, 10 class names, other process)",
+        f"Shipped model: config/classifier.yaml (aligned encoder + CoCoOp). {args.calls} sequential calls "
+        f"after {args.warmup} warm-up calls; then {args.rounds} rounds of {args.concurrency} calls in flight.",
+        result)
     (args.out / "latency.md").write_text("\n".join(lines) + "\n")
     (args.out / "latency.json").write_text(json.dumps(result, indent=2))
     print("\n".join(lines))

@@ -45,3 +45,15 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "graph" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.graph)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny models gain nothing from threads; on a busy 2-core machine they stall on them.
+    Opt in per file: pytestmark = pytest.mark.usefixtures("one_torch_thread")."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -19,13 +19,7 @@ from learned_nodes.loraprune.structures import (LlamaGeometry, PruneMasks,  # no
 from learned_nodes.loraprune.tiny_llama import tiny_llama  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models gain nothing from threads; on a busy 2-core machine they stall on them."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _masks(geom):

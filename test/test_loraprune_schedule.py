@@ -14,13 +14,7 @@ from learned_nodes.loraprune.structures import (LlamaGeometry, PruneMasks, count
                                                 update_masks)
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models gain nothing from threads; on a busy 2-core machine they stall on them."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 SMOL = LlamaGeometry(n_layers=30, hidden=576, n_heads=9, n_kv_heads=3, head_dim=64, intermediate=1536,
