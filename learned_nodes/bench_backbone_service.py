@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -16,35 +15,11 @@ import numpy as np
 import yaml
 
 from learned_nodes.bench_service import latency_table, measure
-from learned_nodes.service_client import ClassifyClient
-
-SERVICE = "/backbone_node/embed"
-
-
-class EmbedClient(ClassifyClient):
-    """Blocking EmbedImage calls (the ClassifyClient machinery with the EmbedImage type)."""
-
-    def __init__(self, service: str = SERVICE, node_name: str = "embed_client") -> None:
-        import rclpy
-        from coin_lio_suite.srv import EmbedImage
-
-        self._rclpy, self._srv = rclpy, EmbedImage
-        self.node = rclpy.create_node(node_name)
-        self.client = self.node.create_client(EmbedImage, service)
-
-    def request(self, image, names=(), top_k: int = 0, encoding: str = "rgb8"):
-        from learned_nodes.image_conversions import numpy_to_image
-
-        return self._srv.Request(image=numpy_to_image(image, encoding))
+from learned_nodes.service_client import EmbedClient, server_graph
 
 
 def main(argv: list[str] | None = None) -> int:
-    import os
-
-    import rclpy
-
     from suite_tools.ros_env import source_root
-    from suite_tools.testing import Graph
 
     p = argparse.ArgumentParser(prog="backbone-bench-service", description=__doc__.split("\n")[0])
     p.add_argument("--out", type=Path, default=Path("out/bench_backbone"))
@@ -65,21 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 255, (480, 640, 3), dtype=np.uint8) for _ in range(a.concurrency)]
     t0 = time.monotonic()
-    with Graph(a.out / "logs") as g:
-        g.spawn("backbone_node", [sys.executable, "-m", "learned_nodes.backbone_node", "--ros-args",
-                                  "--params-file", str(params_file)])
-        os.environ.update({k: g.env[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE",
-                                                  "FASTDDS_DEFAULT_PROFILES_FILE", "RMW_IMPLEMENTATION")})
-        rclpy.init(domain_id=g.domain_id)
-        client = EmbedClient()
-        try:
-            if not client.wait(90.0):
-                raise RuntimeError("backbone_node did not come up:\n" + g.log("backbone_node")[-3000:])
-            reqs = [client.request(img) for img in images]
-            r = measure(client, reqs, a.warmup, a.calls, a.rounds, t0)
-        finally:
-            client.close()
-            rclpy.try_shutdown()
+    with server_graph("learned_nodes.backbone_node", "backbone_node", params_file, a.out / "logs",
+                      EmbedClient) as client:
+        reqs = [client.request(img) for img in images]
+        r = measure(client, reqs, a.warmup, a.calls, a.rounds, t0)
     r.update({"image": "640x480 rgb8", "checkpoint": ckpt, "threads": a.threads})
     lines = latency_table(
         "backbone_node service latency (EmbedImage, 640x480 rgb8, other process)",
