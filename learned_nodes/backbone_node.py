@@ -89,8 +89,7 @@ def _make_node():
                 rgb = check_image(request.image, self.limits)
                 model = self.model
                 if model is None:  # unconfigured or the checkpoint failed to load: say why
-                    why = f" ({self.last_error})" if self.last_error else ""
-                    raise NotServing(f"node is not active{why}")
+                    raise self.not_serving()
                 item = model.preprocess(rgb)
                 result, ms = self.submit(item)
             except (RequestError, NotServing, TimeoutError, RuntimeError) as exc:

@@ -114,8 +114,7 @@ def _make_node():
         def _not_serving(self) -> GenerationResult | None:
             if self.is_active and self.model is not None:
                 return None
-            why = f" ({self.last_error})" if self.last_error else ""
-            return GenerationResult(False, f"node is not active{why}", finish_reason="invalid")
+            return GenerationResult(False, str(self.not_serving()), finish_reason="invalid")
 
         def _run(self, msg: Any, on_delta=None, canceled=lambda: False) -> GenerationResult:
             try:

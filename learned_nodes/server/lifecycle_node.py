@@ -103,12 +103,16 @@ class ModelServerNode(LifecycleNode, Generic[C]):
     def is_active(self) -> bool:
         return self._queue is not None
 
+    def not_serving(self) -> NotServing:
+        """The error a request gets while the node is not active (with the load failure, if any)."""
+        why = f" ({self.last_error})" if self.last_error else ""
+        return NotServing(f"node is not active{why}")
+
     def submit(self, item: Any) -> Any:
         """Queue a validated request and wait for its result (raises NotServing, TimeoutError, ...)."""
         queue = self._queue
         if queue is None:
-            why = f" ({self.last_error})" if self.last_error else ""
-            raise NotServing(f"node is not active{why}")
+            raise self.not_serving()
         try:
             return queue.submit(item, self.limits.request_timeout_s)
         except (QueueClosed, QueueFull) as exc:
