@@ -14,7 +14,6 @@ the end (growth %) and CPU share of every node. Bounded in time, localhost only.
 from __future__ import annotations
 
 import argparse
-import array
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ import numpy as np
 
 from suite_tools.demo import odometry_params, simulate, wait_until_active
 from suite_tools.ros_env import DomainLease, apply_local_graph_env, local_graph_env, source_root
+from suite_tools.suite_client import image_msg
 
 
 @dataclass(frozen=True)
@@ -39,12 +39,8 @@ class ServiceLoad:
 
 
 def _image():
-    from sensor_msgs.msg import Image
-
-    rng = np.random.default_rng(0)
-    image = Image(height=480, width=640, encoding="rgb8", step=640 * 3)
-    image.data = array.array("B", rng.integers(0, 255, 480 * 640 * 3, dtype=np.uint8).tobytes())
-    return image
+    """A 640x480 rgb8 noise image (seeded)."""
+    return image_msg(np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8), "rgb8")
 
 
 def _classify():
