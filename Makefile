@@ -51,10 +51,11 @@ bench-daft: setup
 	$(PY) -m learned_nodes.daft.bench --backbone efficientnet-lite0 --n-train 1000 --epochs 2 --seeds 0 1 2 \
 	  --threads 1 --out $(CURDIR)/out/bench_daft
 
-# LoRAPrune vs LLM-Pruner-style Taylor, magnitude, random at 20 / 50 % (same LoRA budget), perplexity,
-# memory, speed and size (~75 min on one core; --device cuda for a GPU)
+# LoRAPrune vs LLM-Pruner-style Taylor, magnitude, random at 20 / 50 % (same LoRA budget, same parameter
+# count), dense + LoRA only; perplexity, memory, speed and size (~55 min on two cores; --device cuda for a GPU)
 bench-loraprune: setup
-	$(PY) -m learned_nodes.loraprune.bench --out $(CURDIR)/out/bench_loraprune --steps 80 --threads 1 --quiet
+	$(PY) -m learned_nodes.loraprune.bench --out $(CURDIR)/out/bench_loraprune --steps 80 --threads 1 \
+	  --jobs 2 --quiet
 
 # The whole suite under load: 8 concurrent classifier clients + a looped bag into the odometry
 stress: setup

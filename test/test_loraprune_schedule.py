@@ -10,8 +10,8 @@ pytest.importorskip("transformers")
 from learned_nodes.loraprune.config import METHODS, PruneConfig  # noqa: E402
 from learned_nodes.loraprune.schedule import cubic_sparsity, mask_update_steps  # noqa: E402
 from learned_nodes.loraprune.structures import (LlamaGeometry, PruneMasks, count_params,  # noqa: E402
-                                                plan_counts, pruned_layers, sparsity_report,
-                                                update_masks)
+                                                plan_counts, plan_heads, pruned_layers,
+                                                sparsity_report, update_masks)
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -57,6 +57,12 @@ def test_plan_counts_reach_the_ratio():
     assert count_params(SMOL) == 134515008                           # SmolLM2-135M
 
 
+def removed_layer_params(geom: LlamaGeometry, masks: PruneMasks, layer: int) -> int:
+    kept = (geom.attn_params(int(masks.heads[layer].sum()), len(masks.kept_kv_heads(layer, geom)))
+            + geom.mlp_params(int(masks.channels[layer].sum())))
+    return geom.dense_units_params() - kept
+
+
 def test_update_masks_is_monotone_uniform_and_reports():
     geom = LlamaGeometry(6, 64, 4, 2, 16, 96, 128, True)
     layers = pruned_layers(geom.n_layers)                            # [0..4]
@@ -64,20 +70,37 @@ def test_update_masks_is_monotone_uniform_and_reports():
     masks = PruneMasks.full(geom)
     for ratio in (0.1, 0.3, 0.5):
         imp_h, imp_c = torch.rand(6, 4, generator=g), torch.rand(6, 96, generator=g)
-        new = update_masks(masks, imp_h, imp_c, layers, *plan_counts(geom, ratio))
+        new = update_masks(masks, imp_h, imp_c, layers, geom, ratio)
         assert not (new.heads & ~masks.heads).any() and not (new.channels & ~masks.channels).any()
         masks = new
-    nh, nc = plan_counts(geom, 0.5)
-    for i in layers:
-        assert int((~masks.heads[i]).sum()) == nh and int((~masks.channels[i]).sum()) == nc
+    for i in layers:                                                 # same parameter count everywhere
+        assert int((~masks.heads[i]).sum()) == plan_heads(geom, 0.5)
+        assert abs(removed_layer_params(geom, masks, i) - 0.5 * geom.dense_units_params()) \
+            <= geom.channel_params
     assert masks.heads[5].all() and masks.channels[5].all()          # last layer spared
     rep = sparsity_report(geom, masks, layers)
     assert rep["params_after"] == count_params(geom, masks) < rep["params_before"]
-    assert 0.45 < rep["ratio_pruned_layers"] < 0.7
+    assert abs(rep["ratio_pruned_layers"] - 0.5) < 0.01
     assert rep["ratio_whole_model"] < rep["ratio_pruned_layers"]
     imp_h = torch.tensor([[0.0, 5.0, 0.1, 5.0]] * 6)                  # lowest two: heads 0 and 2
-    m = update_masks(PruneMasks.full(geom), imp_h, torch.rand(6, 96), [1], 2, 0)
+    m = update_masks(PruneMasks.full(geom), imp_h, torch.rand(6, 96), [1], geom, 0.5)
     assert m.heads[1].tolist() == [False, True, False, True] and m.kept_kv_heads(1, geom) == [0, 1]
+
+
+def test_freed_kv_heads_count_toward_the_target():
+    """Two criteria choosing different heads remove the same number of parameters: the one whose
+    heads free a whole KV group keeps more MLP channels (the freed k/v rows are not a bonus)."""
+    geom = LlamaGeometry(6, 64, 4, 2, 16, 96, 128, True)
+    chan = torch.rand(6, 96, generator=torch.Generator().manual_seed(1))
+    frees_group = update_masks(PruneMasks.full(geom), torch.tensor([[0.0, 0.1, 5.0, 5.0]] * 6), chan,
+                               [2], geom, 0.5)
+    spread = update_masks(PruneMasks.full(geom), torch.tensor([[0.0, 5.0, 0.1, 5.0]] * 6), chan,
+                          [2], geom, 0.5)
+    assert frees_group.kept_kv_heads(2, geom) == [1] and spread.kept_kv_heads(2, geom) == [0, 1]
+    assert int(frees_group.channels[2].sum()) > int(spread.channels[2].sum())
+    a, b = removed_layer_params(geom, frees_group, 2), removed_layer_params(geom, spread, 2)
+    assert abs(a - b) <= geom.channel_params
+    assert abs(a - 0.5 * geom.dense_units_params()) <= geom.channel_params / 2 + 1
 
 
 @pytest.mark.parametrize("bad", [
@@ -110,9 +133,12 @@ def test_runs_reach_the_target_with_lora_only(method):
     cfg = PruneConfig(method=method, ratio=0.5, steps=9, seq_len=16, batch_size=2, prune_every=3,
                       calib_batches=2, progress=False)
     res = run_pruning(model, batches, cfg)
-    nh, nc = plan_counts(res.geom, 0.5)
-    for i in res.layers:
-        assert int((~res.masks.heads[i]).sum()) == nh and int((~res.masks.channels[i]).sum()) == nc
+    if method == "lora_only":                                        # the same training, no pruning
+        assert res.masks.heads.all() and res.masks.channels.all() and not res.history["mask_updates"]
+    else:
+        for i in res.layers:
+            assert int((~res.masks.heads[i]).sum()) == plan_heads(res.geom, 0.5)
+        assert abs(res.report()["ratio_pruned_layers"] - 0.5) < 0.03
     assert res.layers == [0, 1, 2] and res.masks.heads[3].all()
     h = res.history
     assert len(h["loss"]) == 9 and h["trainable_params"] > 0

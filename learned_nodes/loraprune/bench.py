@@ -1,13 +1,17 @@
 """Benchmark: dense vs LoRAPrune vs Taylor (LLM-Pruner) vs magnitude vs random at 20 % and 50 %.
 
-    python -m learned_nodes.loraprune.bench --out out/bench_loraprune [--steps 80] [--device cuda]
+    python -m learned_nodes.loraprune.bench --out out/bench_loraprune [--steps 80] [--jobs 2] [--device cuda]
 
-Every pruned run gets the same `steps` of LoRA training (LoRAPrune: its whole iterative run;
-baselines: recovery after one-shot pruning) on the same training windows (same seed). Measured:
-test perplexity (fixed context / stride / token count), parameter counts, greedy generation tokens/s
-(batch 1), checkpoint size on disk; and, each in its own subprocess, the memory of the pruning
-stage of LoRAPrune vs full-gradient Taylor (bench_memory.py). results.json is rewritten after
-every run (partial results survive), results.md + results.png at the end.
+Every run gets the same `steps` of LoRA training (LoRAPrune: its whole iterative run; baselines:
+recovery after one-shot pruning; lora_only: the dense model, nothing pruned) on the same training
+windows (same seed), and every pruned run removes the same number of parameters (structures.py).
+LoRAPrune runs once per cool-down in --cooldowns (the fraction of the budget spent at the final
+masks); the one compared with the baselines is chosen on VALIDATION perplexity, never on test.
+Measured: validation and test perplexity (fixed context / stride / token count), parameter counts,
+greedy tokens/s (batch 1), checkpoint size on disk; and, each in its own subprocess, the memory of
+the pruning stage of LoRAPrune vs full-gradient Taylor (bench_memory.py). --jobs N spreads the runs
+over N worker processes (one per core). results.json is rewritten after every run (partial results
+survive), results.md + results.png at the end.
 """
 from __future__ import annotations
 
@@ -39,15 +43,19 @@ def greedy_tokens_per_s(model, prompt_ids, new_tokens: int, device: str, repeats
     return best
 
 
-def evaluate(model, test_ids, prompt_ids, args) -> dict[str, Any]:
+def evaluate(model, data: dict, args) -> dict[str, Any]:
+    """Validation + test perplexity, parameters, greedy tokens/s; `data` from load_data()."""
     from learned_nodes.llm.perplexity import perplexity_stats
     from learned_nodes.loraprune.pipeline import n_params
 
     t0 = time.perf_counter()
-    ppl, scored = perplexity_stats(model, test_ids, args.context, args.stride, args.eval_tokens,
+    val_ppl, _ = perplexity_stats(model, data["val"], args.context, args.stride, args.eval_tokens,
+                                  args.device, progress=not args.quiet)
+    ppl, scored = perplexity_stats(model, data["test"], args.context, args.stride, args.eval_tokens,
                                    args.device, progress=not args.quiet)
-    return {"test_ppl": ppl, "ppl_tokens_scored": scored, "ppl_s": time.perf_counter() - t0,
-            "params": n_params(model),
+    prompt_ids = data["test"][:32]
+    return {"test_ppl": ppl, "val_ppl": val_ppl, "ppl_tokens_scored": scored,
+            "ppl_s": time.perf_counter() - t0, "params": n_params(model),
             "tokens_per_s": greedy_tokens_per_s(model, prompt_ids, args.gen_tokens, args.device)}
 
 
@@ -89,6 +97,122 @@ def run_memory(args, dense_dir: Path, train_ids, out: Path) -> dict:
     return res
 
 
+def label_of(cfg) -> str:
+    """Row name of a run: LoRAPrune rows carry their cool-down."""
+    return f"loraprune (cool-down {cfg.cooldown:g})" if cfg.method == "loraprune" else cfg.method
+
+
+def run_configs(args) -> list:
+    from learned_nodes.loraprune.config import PruneConfig
+
+    common = dict(steps=args.steps, seq_len=args.seq_len, batch_size=args.batch_size,
+                  device=args.device, seed=args.seed, progress=not args.quiet)
+    cfgs = [PruneConfig(method="lora_only", ratio=0.0, **common)] if args.lora_only else []
+    for r in args.ratios:
+        for m in args.methods:
+            for cd in (args.cooldowns if m == "loraprune" else [0.1]):
+                cfgs.append(PruneConfig(method=m, ratio=r, cooldown=cd, **common))
+    return cfgs
+
+
+def load_data(args, tok) -> dict:
+    from learned_nodes.llm.corpus import load_corpus, tokenize
+
+    splits = load_corpus(args.data)
+    return {"train": tokenize(tok, splits.train), "val": tokenize(tok, splits.validation),
+            "test": tokenize(tok, splits.test)}
+
+
+def prune_and_measure(cfg, dense_dir: Path, data: dict, args, out: Path) -> dict[str, Any]:
+    """One run: prune the dense model, evaluate, save (and usually delete) its checkpoint."""
+    import torch
+
+    from learned_nodes.llm.model_io import load_causal_lm
+    from learned_nodes.loraprune.pipeline import prune_tokens, summary_line
+    from learned_nodes.loraprune.pruned_checkpoint import save_pruned
+
+    model, tok = load_causal_lm(dense_dir, device=args.device, dtype=torch.float32)
+    pruned, report = prune_tokens(model, data["train"], cfg)
+    run = {"label": label_of(cfg), "method": cfg.method, "ratio": cfg.ratio, "cooldown": cfg.cooldown,
+           **evaluate(pruned, data, args)}
+    ckpt = out / "checkpoints" / f"{cfg.method}_{cfg.ratio}_{cfg.cooldown:g}"
+    save_pruned(pruned, tok, ckpt, extra={"method": cfg.method, "target_ratio": cfg.ratio,
+                                          "ratio_pruned_layers": report["ratio_pruned_layers"],
+                                          "ratio_whole_model": report["ratio_whole_model"],
+                                          "test_ppl": run["test_ppl"]})
+    (ckpt / "prune_report.json").write_text(json.dumps(report, indent=2, default=str))
+    run["disk_bytes"] = (ckpt / "model.safetensors").stat().st_size
+    run["checkpoint"] = str(ckpt)
+    hist = report.pop("history")
+    run.update({k: v for k, v in report.items() if not k.endswith("_per_layer") and k != "config"})
+    run.update({"final_loss": sum(hist["loss"][-10:]) / len(hist["loss"][-10:]),
+                "train_s": hist["train_s"], "grad_bytes": hist.get("grad_bytes"),
+                "optimizer_state_bytes": hist.get("optimizer_state_bytes"),
+                "calib_grad_bytes": hist.get("calib_grad_bytes"), "loss_curve": hist["loss"],
+                "heads_kept_per_layer": report["heads_kept_per_layer"],
+                "kv_heads_kept_per_layer": report["kv_heads_kept_per_layer"],
+                "channels_kept_per_layer": report["channels_kept_per_layer"]})
+    print(f"{run['label']} {cfg.ratio:.0%}: ppl val {run['val_ppl']:.2f} test {run['test_ppl']:.2f}; "
+          f"{summary_line(report)}; {run['tokens_per_s']:.1f} tok/s; train {hist['train_s']:.0f} s",
+          flush=True)
+    return run
+
+
+def keep_checkpoints(runs: list[dict], args) -> None:
+    """Keep the LoRAPrune 50 % checkpoint chosen on validation (if asked); delete the others."""
+    lp50 = [r for r in runs if r["method"] == "loraprune" and abs(r["ratio"] - 0.5) < 1e-9]
+    keep = min(lp50, key=lambda r: r["val_ppl"]) if lp50 and args.save_loraprune_50 else None
+    for r in runs:
+        ckpt = Path(r["checkpoint"]) if r.get("checkpoint") else None
+        if ckpt is None or not ckpt.exists():
+            continue
+        if r is keep:
+            dest = Path(args.save_loraprune_50)
+            shutil.rmtree(dest, ignore_errors=True)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(ckpt), dest)
+            r["checkpoint"] = str(dest)
+        else:
+            shutil.rmtree(ckpt)
+            r["checkpoint"] = None
+
+
+def worker(args, k: int) -> int:
+    """--worker K: runs K, K + jobs, ... of run_configs() on the saved dense model; one JSON file."""
+    import torch
+
+    from learned_nodes.llm.model_io import load_causal_lm
+
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    dense_dir = out / "dense_model"
+    _, tok = load_causal_lm(dense_dir, device="cpu", dtype=torch.float32)
+    data = load_data(args, tok)
+    runs = []
+    for cfg in run_configs(args)[k::args.jobs]:
+        runs.append(prune_and_measure(cfg, dense_dir, data, args, out))
+        (out / f"worker_{k}.json").write_text(json.dumps(runs, indent=2, default=str))
+    return 0
+
+
+def run_workers(args, argv: Sequence[str] | None, out: Path) -> list[dict]:
+    """Start --jobs worker processes on the same arguments and merge their runs in config order."""
+    base = list(sys.argv[1:] if argv is None else argv)
+    procs = [subprocess.Popen([sys.executable, "-m", "learned_nodes.loraprune.bench", *base,
+                               "--worker", str(k)]) for k in range(args.jobs)]
+    codes = [p.wait() for p in procs]
+    per = []
+    for k in range(args.jobs):
+        f = out / f"worker_{k}.json"
+        per.append(json.loads(f.read_text()) if f.exists() else [])
+    if any(codes):
+        print(f"worker exit codes {codes}: the missing runs are left out", flush=True)
+    merged = []
+    for i in range(max((len(r) for r in per), default=0)):
+        merged += [r[i] for r in per if i < len(r)]
+    return merged
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="loraprune-bench", description=__doc__.splitlines()[0])
     p.add_argument("--out", default="out/bench_loraprune")
@@ -96,44 +220,48 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--data", default="pydoc")
     p.add_argument("--methods", nargs="+", default=["loraprune", "taylor", "magnitude", "random"])
     p.add_argument("--ratios", nargs="+", type=float, default=[0.5, 0.2])
+    p.add_argument("--cooldowns", nargs="+", type=float, default=[0.1, 0.5],
+                   help="LoRAPrune cool-downs to run (the reference's 0.1 first); chosen on validation")
+    p.add_argument("--no-lora-only", dest="lora_only", action="store_false",
+                   help="skip the dense + same LoRA training row")
     p.add_argument("--steps", type=int, default=80, help="LoRA steps of every run (same budget)")
     p.add_argument("--seq-len", type=int, default=128)
     p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--eval-tokens", type=int, default=16384, help="test tokens for perplexity")
+    p.add_argument("--eval-tokens", type=int, default=16384, help="validation / test tokens for perplexity")
     p.add_argument("--context", type=int, default=256)
     p.add_argument("--stride", type=int, default=256)
     p.add_argument("--gen-tokens", type=int, default=32, help="greedy tokens per speed measurement")
     p.add_argument("--memory-steps", type=int, default=2, help="steps of each memory child (0: skip)")
     p.add_argument("--save-loraprune-50", default="data/models/smollm2_loraprune_50",
-                   help="where the LoRAPrune 50 %% checkpoint is kept ('' = not kept)")
+                   help="where the chosen LoRAPrune 50 %% checkpoint is kept ('' = not kept)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--threads", type=int, default=1, help="torch threads per process")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes for the runs")
+    p.add_argument("--worker", type=int, default=-1, help=argparse.SUPPRESS)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
+    if args.jobs < 1:
+        p.error("--jobs must be >= 1")
+    if args.worker >= 0:
+        return worker(args, args.worker)
 
     import torch
 
-    from learned_nodes.llm.corpus import load_corpus, tokenize
     from learned_nodes.llm.model_io import load_causal_lm
     from learned_nodes.loraprune.bench_report import write_report
-    from learned_nodes.loraprune.config import PruneConfig
-    from learned_nodes.loraprune.pipeline import prune_tokens, summary_line
-    from learned_nodes.loraprune.pruned_checkpoint import save_pruned
 
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    cfgs = [PruneConfig(method=m, ratio=r, steps=args.steps, seq_len=args.seq_len,
-                        batch_size=args.batch_size, device=args.device, seed=args.seed,
-                        progress=not args.quiet) for r in args.ratios for m in args.methods]
+    for stale in out.glob("worker_*.json"):
+        stale.unlink()
     t_start = time.perf_counter()
     model, tok = load_causal_lm(args.model or None, device=args.device, dtype=torch.float32)
-    splits = load_corpus(args.data)
-    train_ids, test_ids = tokenize(tok, splits.train), tokenize(tok, splits.test)
-    prompt_ids = test_ids[:32]
-    results: dict[str, Any] = {"settings": {**vars(args), "train_tokens": int(train_ids.numel()),
-                                            "test_tokens": int(test_ids.numel()),
+    data = load_data(args, tok)
+    results: dict[str, Any] = {"settings": {**vars(args), "train_tokens": int(data["train"].numel()),
+                                            "val_tokens": int(data["val"].numel()),
+                                            "test_tokens": int(data["test"].numel()),
                                             "torch_threads": torch.get_num_threads()}, "runs": []}
 
     def dump() -> None:
@@ -141,44 +269,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
 
     dense_dir = save_dense(model, tok, out / "dense_model")
-    dense = {"method": "dense", "ratio": 0.0, **evaluate(model, test_ids, prompt_ids, args),
+    dense = {"label": "dense", "method": "dense", "ratio": 0.0, **evaluate(model, data, args),
              "disk_bytes": (dense_dir / "model.safetensors").stat().st_size}
     results["runs"].append(dense)
-    print(f"dense: ppl {dense['test_ppl']:.2f}, {dense['params']:,} params, "
-          f"{dense['tokens_per_s']:.1f} tok/s", flush=True)
+    print(f"dense: ppl val {dense['val_ppl']:.2f} test {dense['test_ppl']:.2f}, {dense['params']:,} "
+          f"params, {dense['tokens_per_s']:.1f} tok/s", flush=True)
     del model
     dump()
     if args.memory_steps > 0:
-        results["memory"] = run_memory(args, dense_dir, train_ids, out)
+        results["memory"] = run_memory(args, dense_dir, data["train"], out)
         dump()
-    for cfg in cfgs:
-        model, _ = load_causal_lm(dense_dir, device=args.device, dtype=torch.float32)
-        pruned, report = prune_tokens(model, train_ids, cfg)
-        run = {"method": cfg.method, "ratio": cfg.ratio, **evaluate(pruned, test_ids, prompt_ids, args)}
-        keep = cfg.method == "loraprune" and abs(cfg.ratio - 0.5) < 1e-9 and args.save_loraprune_50
-        ckpt = Path(args.save_loraprune_50) if keep else out / "checkpoints" / f"{cfg.method}_{cfg.ratio}"
-        save_pruned(pruned, tok, ckpt, extra={"method": cfg.method, "target_ratio": cfg.ratio,
-                                              "ratio_pruned_layers": report["ratio_pruned_layers"],
-                                              "ratio_whole_model": report["ratio_whole_model"],
-                                              "test_ppl": run["test_ppl"]})
-        (ckpt / "prune_report.json").write_text(json.dumps(report, indent=2, default=str))
-        run["disk_bytes"] = (ckpt / "model.safetensors").stat().st_size
-        run["checkpoint"] = str(ckpt) if keep else None
-        if not keep:
-            shutil.rmtree(ckpt)
-        hist = report.pop("history")
-        run.update({k: v for k, v in report.items() if not k.endswith("_per_layer") and k != "config"})
-        run.update({"final_loss": sum(hist["loss"][-10:]) / len(hist["loss"][-10:]),
-                    "train_s": hist["train_s"], "grad_bytes": hist.get("grad_bytes"),
-                    "optimizer_state_bytes": hist.get("optimizer_state_bytes"),
-                    "calib_grad_bytes": hist.get("calib_grad_bytes"), "loss_curve": hist["loss"],
-                    "heads_kept_per_layer": report["heads_kept_per_layer"],
-                    "kv_heads_kept_per_layer": report["kv_heads_kept_per_layer"]})
-        results["runs"].append(run)
-        print(f"{cfg.method} {cfg.ratio:.0%}: ppl {run['test_ppl']:.2f}; {summary_line(report)}; "
-              f"{run['tokens_per_s']:.1f} tok/s; train {hist['train_s']:.0f} s", flush=True)
-        dump()
-        del model, pruned
+    if args.jobs > 1:
+        results["runs"] += run_workers(args, argv, out)
+    else:
+        for cfg in run_configs(args):
+            results["runs"].append(prune_and_measure(cfg, dense_dir, data, args, out))
+            dump()
+    keep_checkpoints(results["runs"], args)
     dump()
     write_report(results, out)
     print(f"wrote {out / 'results.json'}, {out / 'results.md'} in {time.perf_counter() - t_start:.0f} s")

@@ -9,17 +9,28 @@ def _mb(n: float | None) -> str:
     return "-" if n is None else f"{n / 1e6:.1f}"
 
 
+def label(run: dict[str, Any]) -> str:
+    return run.get("label", run["method"])
+
+
+def chosen_loraprune(runs: list[dict[str, Any]], ratio: float) -> dict[str, Any] | None:
+    """The LoRAPrune run at `ratio` with the lowest VALIDATION perplexity (test never selects)."""
+    cands = [r for r in runs if r["method"] == "loraprune" and abs(r["ratio"] - ratio) < 1e-9]
+    return min(cands, key=lambda r: r.get("val_ppl", r["test_ppl"])) if cands else None
+
+
 def run_table(results: dict[str, Any]) -> list[str]:
     runs = results["runs"]
     dense = next((r for r in runs if r["method"] == "dense"), None)
     rows = ["| method | target | removed (pruned layers) | removed (whole model) | parameters | "
-            "test ppl | tokens/s (greedy, batch 1) | speed-up | disk MB | train s |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
+            "val ppl | test ppl | tokens/s (greedy, batch 1) | speed-up | disk MB | train s |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in runs:
         speed = r["tokens_per_s"] / dense["tokens_per_s"] if dense else float("nan")
-        rows.append(f"| {r['method']} | {r['ratio']:.0%} | {r.get('ratio_pruned_layers', 0.0):.1%} | "
+        val = f"{r['val_ppl']:.2f}" if "val_ppl" in r else "-"
+        rows.append(f"| {label(r)} | {r['ratio']:.0%} | {r.get('ratio_pruned_layers', 0.0):.1%} | "
                     f"{r.get('ratio_whole_model', 0.0):.1%} | {r['params'] / 1e6:.2f}M | "
-                    f"{r['test_ppl']:.2f} | {r['tokens_per_s']:.1f} | {speed:.2f}x | "
+                    f"{val} | {r['test_ppl']:.2f} | {r['tokens_per_s']:.1f} | {speed:.2f}x | "
                     f"{_mb(r.get('disk_bytes'))} | {r.get('train_s', 0.0):.0f} |")
     return rows
 
@@ -39,12 +50,17 @@ def memory_table(mem: dict[str, Any]) -> list[str]:
 
 def targets(results: dict[str, Any]) -> list[str]:
     out = []
-    by = {(r["method"], r["ratio"]): r for r in results["runs"]}
-    lp, ty = by.get(("loraprune", 0.5)), by.get(("taylor", 0.5))
-    if lp and ty:
-        met = lp["test_ppl"] < ty["test_ppl"]
-        out.append(f"- LoRAPrune perplexity below Taylor at 50 %: {'met' if met else 'NOT met'} "
-                   f"({lp['test_ppl']:.2f} vs {ty['test_ppl']:.2f})")
+    runs = results["runs"]
+    for ratio in sorted({r["ratio"] for r in runs if r["method"] == "loraprune"}, reverse=True):
+        lp = chosen_loraprune(runs, ratio)
+        ty = next((r for r in runs if r["method"] == "taylor" and abs(r["ratio"] - ratio) < 1e-9), None)
+        if lp and ty:
+            met = lp["test_ppl"] < ty["test_ppl"]
+            out.append(f"- LoRAPrune test perplexity below Taylor's at {ratio:.0%}"
+                       f"{' (the target)' if abs(ratio - 0.5) < 1e-9 else ''}: "
+                       f"{'met' if met else 'NOT met'} ({lp['test_ppl']:.2f} vs {ty['test_ppl']:.2f}; "
+                       f"{label(lp)} chosen on validation; parameters {lp['params'] / 1e6:.2f}M vs "
+                       f"{ty['params'] / 1e6:.2f}M)")
     mem = results.get("memory", {})
     a, b = mem.get("loraprune", {}), mem.get("taylor", {})
     if "grad_plus_optimizer_bytes" in a and "grad_plus_optimizer_bytes" in b:
@@ -69,18 +85,18 @@ def plot(results: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    runs = [r for r in results["runs"] if r["method"] != "dense"]
-    dense = next((r for r in results["runs"] if r["method"] == "dense"), None)
+    runs = [r for r in results["runs"] if r["ratio"] > 0]
+    flat = {label(r): r for r in results["runs"] if r["ratio"] == 0}      # dense, lora_only
     ratios = sorted({r["ratio"] for r in runs})
-    methods = list(dict.fromkeys(r["method"] for r in runs))
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    width = 0.8 / max(len(methods), 1)
-    for j, m in enumerate(methods):
-        xs = [i + j * width for i, ra in enumerate(ratios) if (m, ra) in {(r["method"], r["ratio"]) for r in runs}]
-        ys = [r["test_ppl"] for ra in ratios for r in runs if r["method"] == m and r["ratio"] == ra]
-        ax.bar(xs, ys, width, label=m)
-    if dense:
-        ax.axhline(dense["test_ppl"], color="k", ls="--", lw=1, label="dense")
+    labels = list(dict.fromkeys(label(r) for r in runs))
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    width = 0.8 / max(len(labels), 1)
+    for j, name in enumerate(labels):
+        pts = [(i + j * width, r["test_ppl"]) for i, ra in enumerate(ratios) for r in runs
+               if label(r) == name and r["ratio"] == ra]
+        ax.bar([x for x, _ in pts], [y for _, y in pts], width, label=name)
+    for (name, r), style in zip(flat.items(), ("--", ":")):
+        ax.axhline(r["test_ppl"], color="k", ls=style, lw=1, label=name)
     ax.set_xticks([i + 0.4 - width / 2 for i in range(len(ratios))], [f"{r:.0%}" for r in ratios])
     ax.set_yscale("log")
     ax.set_ylabel("test perplexity (log)")
@@ -94,10 +110,12 @@ def plot(results: dict[str, Any], path: Path) -> None:
 def write_report(results: dict[str, Any], out: Path) -> None:
     s = results["settings"]
     lines = ["# LoRAPrune benchmark (SmolLM2-135M)", "",
-             f"Data: {s['data']} ({s['train_tokens']:,} train tokens). Every pruned run: {s['steps']} "
+             f"Data: {s['data']} ({s['train_tokens']:,} train tokens). Every run: {s['steps']} "
              f"LoRA steps of {s['batch_size']} x {s['seq_len']} tokens (one window stream, seed {s['seed']}; "
-             "Taylor first draws its 4 calibration batches from it). "
-             f"Test perplexity on the first {s['eval_tokens']:,} test tokens, {s['context']}-token windows, "
+             "Taylor first draws its 4 calibration batches from it); every pruned run at a target removes "
+             "the same parameter count (freed KV heads counted). LoRAPrune's cool-down (steps at the "
+             "final masks) is chosen on validation perplexity. "
+             f"Perplexity on the first {s['eval_tokens']:,} validation / test tokens, {s['context']}-token windows, "
              f"stride {s['stride']}. Device {s['device']}, {s['torch_threads']} torch thread(s).", "",
              *run_table(results), ""]
     if results.get("memory"):

@@ -1,7 +1,7 @@
 """`loraprune`: prune a LLaMA-architecture model and write a standalone checkpoint.
 
-    loraprune --model PATH --ratio 0.5 --data pydoc --out DIR [--method loraprune|taylor|magnitude|random]
-              [--steps N] [--seq-len 128] [--batch-size 4] [--device cpu] [--seed 0]
+    loraprune --model PATH --ratio 0.5 --data pydoc --out DIR [--method loraprune|taylor|magnitude|random|lora_only]
+              [--steps N] [--cooldown 0.1] [--seq-len 128] [--batch-size 4] [--device cpu] [--seed 0]
 
 Writes DIR (model.safetensors + config.json with pruned_structure + tokenizer) and
 DIR/prune_report.json (config, parameter counts, ratios, loss curve, mask updates, memory).
@@ -27,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output checkpoint folder")
     p.add_argument("--method", default="loraprune", choices=METHODS)
     p.add_argument("--steps", type=int, default=100, help="optimiser steps (same budget per method)")
+    p.add_argument("--cooldown", type=float, default=0.1,
+                   help="LoRAPrune: final fraction of the steps at the target (recovery)")
     p.add_argument("--seq-len", type=int, default=128)
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--lr", type=float, default=3e-4)
@@ -44,7 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from learned_nodes.loraprune.config import PruneConfig
 
     try:
-        cfg = PruneConfig(method=args.method, ratio=args.ratio, steps=args.steps, seq_len=args.seq_len,
+        cfg = PruneConfig(method=args.method, ratio=args.ratio, steps=args.steps, cooldown=args.cooldown,
+                          seq_len=args.seq_len,
                           batch_size=args.batch_size, lr=args.lr, device=args.device, seed=args.seed,
                           progress=not args.quiet)
     except ValueError as exc:

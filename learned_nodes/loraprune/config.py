@@ -10,8 +10,9 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
-METHODS = ("loraprune", "taylor", "magnitude", "random")
-CRITERION_OF = {"loraprune": "lora", "taylor": "taylor", "magnitude": "magnitude", "random": "random"}
+METHODS = ("loraprune", "taylor", "magnitude", "random", "lora_only")
+CRITERION_OF = {"loraprune": "lora", "taylor": "taylor", "magnitude": "magnitude", "random": "random",
+                "lora_only": None}        # lora_only: the same LoRA training, nothing pruned (reference)
 
 
 @dataclass
@@ -44,7 +45,8 @@ class PruneConfig:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"unknown method '{self.method}' (choose from {METHODS})")
-        if not (isinstance(self.ratio, (int, float)) and 0.0 < self.ratio < 1.0):
+        low = 0.0 if self.method == "lora_only" else 1e-12      # lora_only ignores the ratio
+        if not (isinstance(self.ratio, (int, float)) and low <= self.ratio < 1.0):
             raise ValueError(f"ratio must be in (0, 1), got {self.ratio}")
         for name in ("steps", "seq_len", "batch_size", "lora_r", "prune_every", "calib_batches"):
             if int(getattr(self, name)) < 1:
@@ -67,7 +69,12 @@ class PruneConfig:
             raise ValueError("skip_first_frac must be in [0, 1)")
 
     @property
-    def criterion(self) -> str:
+    def prunes(self) -> bool:
+        """False for lora_only (the dense model with the same LoRA training)."""
+        return self.method != "lora_only"
+
+    @property
+    def criterion(self) -> str | None:
         return CRITERION_OF[self.method]
 
     @property

@@ -9,6 +9,7 @@
   the baselines slice the pruned units away before the LoRA recovery: LoRA on the masked model
   trains the same function with the same per-element updates (the masked units' gradients are
   zero), the sliced one is just cheaper.
+- lora_only: the same LoRA training on the dense model, nothing pruned (what recovery alone buys).
 AdamW at a constant learning rate on the LoRA parameters only, for every method.
 """
 from __future__ import annotations
@@ -27,7 +28,7 @@ from learned_nodes.loraprune.lora import inject_lora, lora_parameters
 from learned_nodes.loraprune.masking import MaskHooks
 from learned_nodes.loraprune.pruned_modules import slice_model
 from learned_nodes.loraprune.schedule import cubic_sparsity, mask_update_steps
-from learned_nodes.loraprune.structures import (LlamaGeometry, PruneMasks, plan_counts, pruned_layers,
+from learned_nodes.loraprune.structures import (LlamaGeometry, PruneMasks, pruned_layers,
                                                 sparsity_report, update_masks)
 
 
@@ -78,9 +79,8 @@ def one_shot_masks(model: nn.Module, geom: LlamaGeometry, layers: list[int], bat
     heads, channels = model_unit_scores(model, geom, layers, cfg.criterion, generator)
     model.zero_grad(set_to_none=True)
     model.requires_grad_(False)
-    nh, nc = plan_counts(geom, cfg.ratio)
     history["importance_s"] = time.perf_counter() - t0
-    return update_masks(PruneMasks.full(geom), heads, channels, layers, nh, nc)
+    return update_masks(PruneMasks.full(geom), heads, channels, layers, geom, cfg.ratio)
 
 
 def run_pruning(model: nn.Module, batches: Iterator[torch.Tensor], cfg: PruneConfig) -> PruneResult:
@@ -96,7 +96,7 @@ def run_pruning(model: nn.Module, batches: Iterator[torch.Tensor], cfg: PruneCon
     history: dict = {"method": cfg.method, "loss": [], "ratio": [], "mask_updates": []}
     masks = PruneMasks.full(geom)
     hooks = None
-    if not cfg.iterative:
+    if cfg.prunes and not cfg.iterative:
         masks = one_shot_masks(model, geom, layers, batches, cfg, gen, history)
         slice_model(model, masks)
     inject_lora(model, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, seed=cfg.seed)
@@ -107,7 +107,7 @@ def run_pruning(model: nn.Module, batches: Iterator[torch.Tensor], cfg: PruneCon
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     ema = ImportanceEMA(geom, cfg.ema)
     updates = set(mask_update_steps(cfg.steps, cfg.prune_every)) if cfg.iterative else set()
-    ratio = 0.0 if cfg.iterative else cfg.ratio
+    ratio = cfg.ratio if cfg.prunes and not cfg.iterative else 0.0
     model.train()
     t0 = time.perf_counter()
     with tqdm(total=cfg.steps, desc=f"{cfg.method} {cfg.ratio:.0%}", disable=not cfg.progress,
@@ -128,8 +128,7 @@ def run_pruning(model: nn.Module, batches: Iterator[torch.Tensor], cfg: PruneCon
             if step in updates:
                 ratio = cubic_sparsity(step, cfg.steps, cfg.ratio, cfg.warmup, cfg.cooldown)
                 if ratio > 0:
-                    counts = plan_counts(geom, ratio)
-                    masks = update_masks(masks, ema.heads, ema.channels, layers, *counts)
+                    masks = update_masks(masks, ema.heads, ema.channels, layers, geom, ratio)
                     hooks.update(masks)
                     history["mask_updates"].append({"step": step, "ratio": ratio})
             history["loss"].append(float(loss.item()))

@@ -8,14 +8,18 @@ the config):
   so any subset of query heads works (k/v are gathered per query head instead of repeat_kv).
 - MLP unit = one intermediate channel: a row of gate_proj and up_proj and a column of down_proj.
 
-Pruning is uniform: every pruned layer loses the same number of query heads and of channels. The
-first `skip_first_frac` of the layers and (optionally) the last layer are never pruned.
+Pruning is uniform in PARAMETERS: every pruned layer loses the same number of query heads and
+then as many MLP channels as bring the layer to the same parameter count. The first
+`skip_first_frac` of the layers and (optionally) the last layer are never pruned.
 
 Ratio: the fraction of the PRUNED layers' attention + MLP parameters (q, k, v, o, gate, up, down)
-to remove. `plan_counts` removes round(ratio * heads) query heads and then as many channels as
-bring the removed q/o + MLP parameters to ratio * (attention + MLP parameters); KV heads that lose
-all their query heads are removed on top (reported in the achieved ratio). Reports always also
-give the parameters removed as a fraction of the whole model, embeddings included.
+to remove. `plan_heads` removes round(ratio * heads) query heads per layer; `channels_to_remove`
+then counts the KV heads this freed (all their query heads gone) TOWARD the target and removes as
+many channels as bring the layer's removed parameters to ratio * (attention + MLP parameters). So
+every criterion removes the same number of parameters (up to one channel per layer), whichever
+heads it chose -- a criterion that frees whole KV groups keeps more MLP channels instead of getting
+the freed KV parameters for free. Reports always also give the parameters removed as a fraction of
+the whole model, embeddings included.
 """
 from __future__ import annotations
 
@@ -71,6 +75,15 @@ class LlamaGeometry:
         return 2 * self.head_dim * self.hidden + (self.head_dim if self.attention_bias else 0)
 
     @property
+    def kv_head_params(self) -> int:
+        """Parameters of one KV head's k and v rows."""
+        return 2 * self.head_dim * self.hidden + (2 * self.head_dim if self.attention_bias else 0)
+
+    def dense_units_params(self) -> int:
+        """Attention + MLP parameters of one unpruned layer (what the ratio is a fraction of)."""
+        return self.attn_params(self.n_heads, self.n_kv_heads) + self.mlp_params(self.intermediate)
+
+    @property
     def channel_params(self) -> int:
         return 3 * self.hidden + (2 if self.mlp_bias else 0)
 
@@ -90,15 +103,30 @@ def pruned_layers(n_layers: int, skip_first_frac: float = 0.1, skip_last: bool =
     return list(range(first, last))
 
 
-def plan_counts(geom: LlamaGeometry, ratio: float) -> tuple[int, int]:
-    """(query heads, MLP channels) to remove in each pruned layer for `ratio` of its attention+MLP."""
+def _check_ratio(ratio: float) -> None:
     if not 0.0 <= ratio < 1.0:
         raise ValueError(f"ratio must be in [0, 1), got {ratio}")
-    heads = min(int(math.floor(ratio * geom.n_heads + 0.5)), geom.n_heads - 1)
-    total = geom.attn_params(geom.n_heads, geom.n_kv_heads) + geom.mlp_params(geom.intermediate)
-    need = ratio * total - heads * geom.head_params
-    channels = int(round(need / geom.channel_params))
-    return heads, min(max(channels, 0), geom.intermediate - 1)
+
+
+def plan_heads(geom: LlamaGeometry, ratio: float) -> int:
+    """Query heads to remove in each pruned layer (at least one head is always kept)."""
+    _check_ratio(ratio)
+    return min(int(math.floor(ratio * geom.n_heads + 0.5)), geom.n_heads - 1)
+
+
+def channels_to_remove(geom: LlamaGeometry, ratio: float, heads_removed: int, kv_removed: int) -> int:
+    """MLP channels that bring one layer's removed attention+MLP parameters to `ratio` of them,
+    given the query heads and the (freed) KV heads it has already lost."""
+    _check_ratio(ratio)
+    need = (ratio * geom.dense_units_params() - heads_removed * geom.head_params
+            - kv_removed * geom.kv_head_params)
+    return min(max(int(round(need / geom.channel_params)), 0), geom.intermediate - 1)
+
+
+def plan_counts(geom: LlamaGeometry, ratio: float) -> tuple[int, int]:
+    """(query heads, MLP channels) per pruned layer when the removed heads free no KV head."""
+    heads = plan_heads(geom, ratio)
+    return heads, channels_to_remove(geom, ratio, heads, 0)
 
 
 @dataclass
@@ -144,8 +172,7 @@ def count_params(geom: LlamaGeometry, masks: PruneMasks | None = None) -> int:
 def sparsity_report(geom: LlamaGeometry, masks: PruneMasks, layers: list[int]) -> dict:
     """Parameters before/after, the achieved ratio over the pruned layers' attention+MLP and over
     the whole model (embeddings included)."""
-    dense_layer = geom.attn_params(geom.n_heads, geom.n_kv_heads) + geom.mlp_params(geom.intermediate)
-    dense_units = dense_layer * len(layers)
+    dense_units = geom.dense_units_params() * len(layers)
     kept_units = sum(geom.attn_params(int(masks.heads[i].sum()), len(masks.kept_kv_heads(i, geom)))
                      + geom.mlp_params(int(masks.channels[i].sum())) for i in layers)
     before, after = count_params(geom), count_params(geom, masks)
@@ -158,18 +185,27 @@ def sparsity_report(geom: LlamaGeometry, masks: PruneMasks, layers: list[int]) -
             "channels_kept_per_layer": [int(masks.channels[i].sum()) for i in range(geom.n_layers)]}
 
 
+def _remove_least_important(kept: torch.Tensor, importance: torch.Tensor, target: int) -> None:
+    """In place: prune the least important still-kept units until `target` units are gone."""
+    missing = target - int((~kept).sum())
+    if missing <= 0:
+        return
+    score = importance.detach().float().cpu().clone()
+    score[~kept] = float("inf")                          # never re-select (or revive) pruned units
+    kept[torch.argsort(score, stable=True)[:missing]] = False
+
+
 def update_masks(masks: PruneMasks, head_importance: torch.Tensor, channel_importance: torch.Tensor,
-                 layers: list[int], n_heads: int, n_channels: int) -> PruneMasks:
-    """Monotone mask update: in each pruned layer remove the least important still-kept units until
-    `n_heads` heads and `n_channels` channels are gone (units already pruned stay pruned)."""
+                 layers: list[int], geom: LlamaGeometry, ratio: float) -> PruneMasks:
+    """Monotone mask update towards `ratio` (units already pruned stay pruned): in each pruned layer
+    remove the least important query heads down to `plan_heads`, then the least important channels
+    until the layer's removed parameters, freed KV heads included, reach the ratio."""
     out = masks.clone()
+    n_heads = plan_heads(geom, ratio)
     for layer in layers:
-        for kept, imp, target in ((out.heads[layer], head_importance[layer], n_heads),
-                                  (out.channels[layer], channel_importance[layer], n_channels)):
-            missing = target - int((~kept).sum())
-            if missing <= 0:
-                continue
-            score = imp.detach().float().cpu().clone()
-            score[~kept] = float("inf")                  # never re-select (or revive) pruned units
-            kept[torch.argsort(score, stable=True)[:missing]] = False
+        _remove_least_important(out.heads[layer], head_importance[layer], n_heads)
+        heads_removed = int((~out.heads[layer]).sum())
+        kv_removed = geom.n_kv_heads - len(out.kept_kv_heads(layer, geom))
+        n_channels = channels_to_remove(geom, ratio, heads_removed, kv_removed)
+        _remove_least_important(out.channels[layer], channel_importance[layer], n_channels)
     return out
