@@ -16,7 +16,7 @@ from learned_nodes.loraprune.pruned_checkpoint import (export_pruned, load_prune
 from learned_nodes.loraprune.pruned_modules import PrunedLlamaAttention  # noqa: E402
 from learned_nodes.loraprune.structures import (LlamaGeometry, PruneMasks,  # noqa: E402
                                                 count_params)
-from learned_nodes.loraprune.tiny_llama import tiny_llama  # noqa: E402
+from learned_nodes.llm.tiny_models import tiny_llama  # noqa: E402
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

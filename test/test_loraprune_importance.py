@@ -10,7 +10,7 @@ from learned_nodes.loraprune.importance import (ImportanceEMA, element_scores,  
                                                 model_unit_scores)
 from learned_nodes.loraprune.lora import LoRALinear, inject_lora, merge_lora  # noqa: E402
 from learned_nodes.loraprune.structures import LlamaGeometry  # noqa: E402
-from learned_nodes.loraprune.tiny_llama import tiny_llama  # noqa: E402
+from learned_nodes.llm.tiny_models import tiny_llama  # noqa: E402
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -125,7 +125,7 @@ def test_config_defaults_follow_the_paper():
 def test_runs_reach_the_target_with_lora_only(method):
     from learned_nodes.loraprune.prune_loop import run_pruning
     from learned_nodes.loraprune.pruned_checkpoint import export_pruned
-    from learned_nodes.loraprune.tiny_llama import tiny_llama
+    from learned_nodes.llm.tiny_models import tiny_llama
 
     model = tiny_llama()
     g = torch.Generator().manual_seed(0)

@@ -1,9 +1,12 @@
 """Tiny random causal LMs in the real on-disk formats, for tests and smoke runs.
 
-`make_tiny_lm(folder)` writes a Hugging Face folder (config.json + model.safetensors + a byte-level
-BPE tokenizer with a ChatML chat template, like SmolLM2's) holding a 2-layer LlamaForCausalLM with
-grouped-query attention (4 query heads, 2 KV heads). Loads in well under a second; never the real
-135M model in tests.
+- `tiny_llama()`: an in-memory LlamaForCausalLM with grouped-query attention (4 layers, hidden 64,
+  4 query heads sharing 2 KV heads, head_dim 16, MLP 96, vocab 128; weights std 0.1 so logits are
+  not flat), for the pruning tests.
+- `make_tiny_lm(folder)` writes a Hugging Face folder (config.json + model.safetensors + a byte-level
+  BPE tokenizer with a ChatML chat template, like SmolLM2's) holding a 2-layer model of the same
+  config family. Loads in well under a second.
+Never the real 135M model in tests.
 """
 from __future__ import annotations
 
@@ -19,6 +22,31 @@ TRAINING_TEXT = (
     "Python is a programming language; functions return values and modules import names. "
     "To be, or not to be, that is the question. Caf\u00e9 na\u00efve \u00fcber \u00e9t\u00e9 "
     "\u65e5\u672c\u8a9e \U0001f916 robots and \u00e7a va. ") * 4
+
+
+def tiny_llama_config(vocab_size: int = 128, layers: int = 4, tie: bool = True, **overrides):
+    """LlamaConfig of the tiny GQA model; keyword overrides go to LlamaConfig."""
+    from transformers import LlamaConfig
+
+    kw = dict(vocab_size=vocab_size, hidden_size=64, intermediate_size=96, num_hidden_layers=layers,
+              num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=256,
+              tie_word_embeddings=tie, rms_norm_eps=1e-6)
+    kw.update(overrides)
+    return LlamaConfig(**kw)
+
+
+def tiny_llama(seed: int = 0, **config_kw):
+    """A LlamaForCausalLM with random weights (std 0.1 so logits are not flat) in eval mode."""
+    import torch
+    from transformers import LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(tiny_llama_config(**config_kw))
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() == 2:
+                p.normal_(0.0, 0.1)
+    return model.eval()
 
 
 def make_tiny_tokenizer(vocab_size: int = 384):
@@ -49,15 +77,15 @@ def make_tiny_lm(folder: str | Path, seed: int = 0, layers: int = 2, hidden: int
     The special tokens' output rows are zero, so greedy decoding never stops at EOS (long
     generations for streaming / cancellation tests) and sampling rarely does."""
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaForCausalLM
 
     folder = Path(folder)
     tok = make_tiny_tokenizer()
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=hidden, intermediate_size=2 * hidden,
-                      num_hidden_layers=layers, num_attention_heads=heads,
-                      num_key_value_heads=kv_heads, max_position_embeddings=max_positions,
-                      tie_word_embeddings=tie_embeddings, bos_token_id=tok.bos_token_id,
-                      eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    cfg = tiny_llama_config(len(tok), layers, tie_embeddings, hidden_size=hidden,
+                            intermediate_size=2 * hidden, num_attention_heads=heads,
+                            num_key_value_heads=kv_heads, head_dim=hidden // heads,
+                            max_position_embeddings=max_positions, bos_token_id=tok.bos_token_id,
+                            eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
     torch.manual_seed(seed)
     model = LlamaForCausalLM(cfg).eval()
     with torch.no_grad():  # larger logits than the 0.02 init: sampling settings make a difference
