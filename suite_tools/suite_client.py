@@ -14,6 +14,9 @@ is listed in `required`.
 
     ros2 run coin_lio_suite suite_client --ros-args -p image_path:=shoe.png \
         -p class_names:="[sneaker, sandal, boot]"
+
+The topic / service / action names are relative, so they resolve in the client's namespace: for a
+suite launched with `namespace:=robot1`, run the client with `-r __ns:=/robot1`.
 """
 from __future__ import annotations
 
@@ -93,9 +96,9 @@ def main(args: list[str] | None = None) -> int:
     node = rclpy.create_node("suite_client")
     p = {name: node.declare_parameter(name, default).value for name, default in [
         ("image_path", ""), ("class_names", ["sneaker", "sandal", "ankle boot", "handbag", "sun hat"]),
-        ("embed_image_path", ""), ("odometry_topic", "/coin_lio_node/odometry"),
-        ("degeneracy_topic", "/coin_lio_node/degeneracy"), ("classify_service", "/classifier_node/classify"),
-        ("embed_service", "/backbone_node/embed"), ("generate_action", "/text_generation_node/generate"),
+        ("embed_image_path", ""), ("odometry_topic", "coin_lio_node/odometry"),
+        ("degeneracy_topic", "coin_lio_node/degeneracy"), ("classify_service", "classifier_node/classify"),
+        ("embed_service", "backbone_node/embed"), ("generate_action", "text_generation_node/generate"),
         ("listen_s", 120.0), ("idle_s", 3.0), ("wait_s", 30.0), ("max_new_tokens", 48), ("required", [""])]}
     required = {r for r in p["required"] if r}
     status = Status()

@@ -264,3 +264,18 @@ def test_launch_prefix_is_split_after_substitution(tmp_path):
     plan = load(tmp_path, body)
     assert cmd_of(plan, "a")[:4] == ["nice", "-n", "10", ECHO]
     assert cmd_of(plan, "b")[0] == ECHO
+
+
+def test_suite_namespace_reaches_every_node():
+    """`namespace:=robot1` puts every node of the suite under /robot1 (one robot's suite); the
+    sensor topics stay as configured (absolute by default)."""
+    from suite_tools.ros_env import ensure_ament_prefix
+
+    env = dict(os.environ)
+    ensure_ament_prefix(env)
+    plan = load_launch_file(REPO / "launch/suite.launch.yaml", {"namespace": "robot1"}, env)
+    ns = {p.label: [a for a in p.argv("/P") if a.startswith("__ns:=")] for p in plan}
+    assert set(ns) == {"coin_lio_node", "classifier_node", "backbone_node", "text_generation_node"}
+    assert all(v == ["__ns:=/robot1"] for v in ns.values()), ns
+    plain = load_launch_file(REPO / "launch/suite.launch.yaml", {}, env)
+    assert all([a for a in p.argv("/P") if a.startswith("__ns:=")] in ([], ["__ns:=/"]) for p in plain)
