@@ -103,6 +103,28 @@ def test_taylor_importance_matches_autograd():
     assert torch.allclose(heads, ref_h, atol=1e-6) and torch.allclose(ch, ref_c, atol=1e-6)
 
 
+def test_streamed_taylor_equals_full_gradient_taylor_without_storing_it():
+    """streamed_taylor (LoRA model, W0 frozen) gives the unit scores of full-gradient Taylor on the
+    merged model (same W, same batch) and leaves no weight gradient behind."""
+    from learned_nodes.loraprune.lora import track_taylor
+
+    model = _lora_model()
+    model.train()
+    geom = LlamaGeometry.from_config(model.config)
+    track_taylor(model)
+    _loss(model).backward()
+    streamed = model_unit_scores(model, geom, [0, 1, 2, 3], "streamed_taylor")
+    assert all(m.base.weight.grad is None for m in model.modules() if isinstance(m, LoRALinear))
+    merge_lora(model)
+    model.requires_grad_(True)
+    _loss(model).backward()
+    full = model_unit_scores(model, geom, [0, 1, 2, 3], "taylor")
+    for a, b in zip(streamed, full):
+        assert torch.allclose(a, b, atol=1e-6, rtol=1e-4)
+    with pytest.raises(RuntimeError, match="track_taylor"):
+        model_unit_scores(_lora_model(), geom, [1], "streamed_taylor")    # never tracked
+
+
 def test_magnitude_random_and_unpruned_layers():
     model = tiny_llama()
     geom = LlamaGeometry.from_config(model.config)

@@ -5,8 +5,10 @@
 Every run gets the same `steps` of LoRA training (LoRAPrune: its whole iterative run; baselines:
 recovery after one-shot pruning; lora_only: the dense model, nothing pruned) on the same training
 windows (same seed), and every pruned run removes the same number of parameters (structures.py).
-LoRAPrune runs once per cool-down in --cooldowns (the fraction of the budget spent at the final
-masks); the one compared with the baselines is chosen on VALIDATION perplexity, never on test.
+The iterative methods (LoRAPrune; streamed_taylor, ours: the same run with the exact Taylor
+importance streamed out of the LoRA backward) run once per cool-down in --cooldowns (the fraction
+of the budget spent at the final masks); the one compared with the baselines is chosen on
+VALIDATION perplexity, never on test.
 Measured: validation and test perplexity (fixed context / stride / token count), parameter counts,
 greedy tokens/s (batch 1), checkpoint size on disk; and, each in its own subprocess, the memory of
 the pruning stage of LoRAPrune vs full-gradient Taylor (bench_memory.py). --jobs N spreads the runs
@@ -83,7 +85,7 @@ def run_memory(args, dense_dir: Path, train_ids, out: Path) -> dict:
     res = {}
     # default glibc malloc, then a fixed mmap threshold (no heap fragmentation from the dynamic one)
     for alloc, env in (("", {}), (" (MALLOC_MMAP_THRESHOLD_=65536)", {"MALLOC_MMAP_THRESHOLD_": "65536"})):
-        for method in ("loraprune", "taylor"):
+        for method in ("loraprune", "streamed_taylor", "taylor"):
             cmd = [sys.executable, "-m", "learned_nodes.loraprune.bench_memory", "--model", str(dense_dir),
                    "--batches", str(batch_file), "--method", method, "--device", args.device,
                    "--threads", str(args.threads)]
@@ -98,19 +100,19 @@ def run_memory(args, dense_dir: Path, train_ids, out: Path) -> dict:
 
 
 def label_of(cfg) -> str:
-    """Row name of a run: LoRAPrune rows carry their cool-down."""
-    return f"loraprune (cool-down {cfg.cooldown:g})" if cfg.method == "loraprune" else cfg.method
+    """Row name of a run: iterative runs (loraprune, streamed_taylor) carry their cool-down."""
+    return f"{cfg.method} (cool-down {cfg.cooldown:g})" if cfg.iterative else cfg.method
 
 
 def run_configs(args) -> list:
-    from learned_nodes.loraprune.config import PruneConfig
+    from learned_nodes.loraprune.config import ITERATIVE, PruneConfig
 
     common = dict(steps=args.steps, seq_len=args.seq_len, batch_size=args.batch_size,
                   device=args.device, seed=args.seed, progress=not args.quiet)
     cfgs = [PruneConfig(method="lora_only", ratio=0.0, **common)] if args.lora_only else []
     for r in args.ratios:
         for m in args.methods:
-            for cd in (args.cooldowns if m == "loraprune" else [0.1]):
+            for cd in (args.cooldowns if m in ITERATIVE else [0.1]):
                 cfgs.append(PruneConfig(method=m, ratio=r, cooldown=cd, **common))
     return cfgs
 
@@ -218,10 +220,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out", default="out/bench_loraprune")
     p.add_argument("--model", default="", help="dense model ('' = SmolLM2-135M GGUF)")
     p.add_argument("--data", default="pydoc")
-    p.add_argument("--methods", nargs="+", default=["loraprune", "taylor", "magnitude", "random"])
+    p.add_argument("--methods", nargs="+",
+                   default=["loraprune", "streamed_taylor", "taylor", "magnitude", "random"])
     p.add_argument("--ratios", nargs="+", type=float, default=[0.5, 0.2])
     p.add_argument("--cooldowns", nargs="+", type=float, default=[0.1, 0.5],
-                   help="LoRAPrune cool-downs to run (the reference's 0.1 first); chosen on validation")
+                   help="cool-downs of the iterative methods (the reference's 0.1 first); "
+                        "each method's is chosen on validation")
     p.add_argument("--no-lora-only", dest="lora_only", action="store_false",
                    help="skip the dense + same LoRA training row")
     p.add_argument("--steps", type=int, default=80, help="LoRA steps of every run (same budget)")

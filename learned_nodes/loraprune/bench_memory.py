@@ -3,7 +3,8 @@
     python -m learned_nodes.loraprune.bench_memory --model DENSE_DIR --batches batch.safetensors --method loraprune
 
 - loraprune: LoRA on all projections, per step: forward, backward (LoRA grads only), LoRA-guided
-  importance, AdamW step.
+  importance, AdamW step. streamed_taylor: the same with the exact Taylor sums formed in the
+  LoRA backward.
 - taylor (LLM-Pruner): every weight trainable, per batch: forward, backward (full gradients
   accumulated), then first-order Taylor importance; no optimiser in LLM-Pruner's pruning stage.
 Both see the same (steps, B, T) token batches. Printed as one JSON line: bytes held by .grad tensors
@@ -43,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True, help="dense HF folder")
     p.add_argument("--batches", required=True, help="safetensors file with 'ids' (steps, B, T)")
-    p.add_argument("--method", choices=["loraprune", "taylor"], required=True)
+    p.add_argument("--method", choices=["loraprune", "streamed_taylor", "taylor"], required=True)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
@@ -53,7 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from learned_nodes.llm.model_io import load_causal_lm
     from learned_nodes.loraprune.importance import ImportanceEMA, model_unit_scores
-    from learned_nodes.loraprune.lora import inject_lora, lora_parameters
+    from learned_nodes.loraprune.config import CRITERION_OF
+    from learned_nodes.loraprune.lora import inject_lora, lora_parameters, track_taylor
     from learned_nodes.loraprune.prune_loop import grad_and_optimizer_bytes, lm_loss
     from learned_nodes.loraprune.structures import LlamaGeometry, pruned_layers
 
@@ -67,8 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     opt = None
     t0 = time.perf_counter()
     model.train()
-    if args.method == "loraprune":
+    if args.method in ("loraprune", "streamed_taylor"):
         inject_lora(model)
+        track_taylor(model, args.method == "streamed_taylor")
         params = lora_parameters(model)
         opt = torch.optim.AdamW(params, lr=3e-4)
         ema = ImportanceEMA(geom)
@@ -77,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
-            ema.update(*model_unit_scores(model, geom, layers, "lora"))
+            ema.update(*model_unit_scores(model, geom, layers, CRITERION_OF[args.method]))
             opt.step()
     else:
         model.requires_grad_(True)

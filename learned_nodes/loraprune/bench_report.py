@@ -13,9 +13,9 @@ def label(run: dict[str, Any]) -> str:
     return run.get("label", run["method"])
 
 
-def chosen_loraprune(runs: list[dict[str, Any]], ratio: float) -> dict[str, Any] | None:
-    """The LoRAPrune run at `ratio` with the lowest VALIDATION perplexity (test never selects)."""
-    cands = [r for r in runs if r["method"] == "loraprune" and abs(r["ratio"] - ratio) < 1e-9]
+def chosen(runs: list[dict[str, Any]], method: str, ratio: float) -> dict[str, Any] | None:
+    """The `method` run at `ratio` with the lowest VALIDATION perplexity (test never selects)."""
+    cands = [r for r in runs if r["method"] == method and abs(r["ratio"] - ratio) < 1e-9]
     return min(cands, key=lambda r: r.get("val_ppl", r["test_ppl"])) if cands else None
 
 
@@ -51,16 +51,16 @@ def memory_table(mem: dict[str, Any]) -> list[str]:
 def targets(results: dict[str, Any]) -> list[str]:
     out = []
     runs = results["runs"]
-    for ratio in sorted({r["ratio"] for r in runs if r["method"] == "loraprune"}, reverse=True):
-        lp = chosen_loraprune(runs, ratio)
-        ty = next((r for r in runs if r["method"] == "taylor" and abs(r["ratio"] - ratio) < 1e-9), None)
-        if lp and ty:
-            met = lp["test_ppl"] < ty["test_ppl"]
-            out.append(f"- LoRAPrune test perplexity below Taylor's at {ratio:.0%}"
-                       f"{' (the target)' if abs(ratio - 0.5) < 1e-9 else ''}: "
-                       f"{'met' if met else 'NOT met'} ({lp['test_ppl']:.2f} vs {ty['test_ppl']:.2f}; "
-                       f"{label(lp)} chosen on validation; parameters {lp['params'] / 1e6:.2f}M vs "
-                       f"{ty['params'] / 1e6:.2f}M)")
+    for method, name in (("loraprune", "LoRAPrune"), ("streamed_taylor", "streamed Taylor (ours)")):
+        for ratio in sorted({r["ratio"] for r in runs if r["method"] == method}, reverse=True):
+            lp, ty = chosen(runs, method, ratio), chosen(runs, "taylor", ratio)
+            if lp and ty:
+                met = lp["test_ppl"] < ty["test_ppl"]
+                target = " (the target)" if method == "loraprune" and abs(ratio - 0.5) < 1e-9 else ""
+                out.append(f"- {name} test perplexity below LLM-Pruner-style Taylor's at {ratio:.0%}"
+                           f"{target}: {'yes' if met else 'NO'} ({lp['test_ppl']:.2f} vs "
+                           f"{ty['test_ppl']:.2f}; {label(lp)} chosen on validation; parameters "
+                           f"{lp['params'] / 1e6:.2f}M vs {ty['params'] / 1e6:.2f}M)")
     mem = results.get("memory", {})
     a, b = mem.get("loraprune", {}), mem.get("taylor", {})
     if "grad_plus_optimizer_bytes" in a and "grad_plus_optimizer_bytes" in b:

@@ -10,9 +10,12 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
-METHODS = ("loraprune", "taylor", "magnitude", "random", "lora_only")
-CRITERION_OF = {"loraprune": "lora", "taylor": "taylor", "magnitude": "magnitude", "random": "random",
-                "lora_only": None}        # lora_only: the same LoRA training, nothing pruned (reference)
+METHODS = ("loraprune", "streamed_taylor", "taylor", "magnitude", "random", "lora_only")
+# streamed_taylor (ours): LoRAPrune's iterative run with the exact Taylor importance streamed out of
+# the LoRA backward; lora_only: the same LoRA training, nothing pruned (reference row).
+ITERATIVE = ("loraprune", "streamed_taylor")
+CRITERION_OF = {"loraprune": "lora", "streamed_taylor": "streamed_taylor", "taylor": "taylor",
+                "magnitude": "magnitude", "random": "random", "lora_only": None}
 
 
 @dataclass
@@ -79,8 +82,8 @@ class PruneConfig:
 
     @property
     def iterative(self) -> bool:
-        """LoRAPrune prunes along the cubic ramp; the baselines prune one-shot."""
-        return self.method == "loraprune"
+        """LoRAPrune (and streamed_taylor) prune along the cubic ramp; the baselines one-shot."""
+        return self.method in ITERATIVE
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -6,6 +6,9 @@ Element scores of one projection weight W (out, in):
               utils.compute_sensitivity: no s or learning-rate factor; a global factor cancels in the
               per-module L2 normalisation below). Score |G * W|. W0 needs no gradient.
 - "taylor"    (LLM-Pruner, first order): |W * dL/dW| with the FULL weight gradient.
+- "streamed_taylor" (ours): the same |W * dL/dW|, exact, but formed module by module inside the
+              LoRA backward and reduced at once to row / column sums (lora.track_taylor): Taylor's
+              quality at LoRA's memory (no stored weight gradient).
 - "magnitude" |W|.
 - "random"    uniform random unit scores (no weights involved).
 Grouping (same for all criteria): rows of q_proj and columns of o_proj summed per query head; rows
@@ -21,7 +24,7 @@ import torch.nn as nn
 from learned_nodes.loraprune.lora import LoRALinear, decoder_layers, layer_linears
 from learned_nodes.loraprune.structures import LlamaGeometry
 
-CRITERIA = ("lora", "taylor", "magnitude", "random")
+CRITERIA = ("lora", "taylor", "streamed_taylor", "magnitude", "random")
 
 
 def lora_weight_gradient(mod: LoRALinear) -> torch.Tensor:
@@ -51,6 +54,17 @@ def element_scores(mod: nn.Module, criterion: str) -> torch.Tensor:
     raise ValueError(f"unknown criterion '{criterion}' (choose from {CRITERIA})")
 
 
+def unit_sums(mod: nn.Module, criterion: str, dim: int) -> torch.Tensor:
+    """Element scores of one projection summed over `dim`: 1 -> per output row (out,), 0 -> per
+    input column (in,)."""
+    if criterion == "streamed_taylor":
+        sums = getattr(mod, "taylor_sums", None)
+        if sums is None:
+            raise RuntimeError("'streamed_taylor' needs lora.track_taylor(model) and a backward pass")
+        return sums[0] if dim == 1 else sums[1]
+    return element_scores(mod, criterion).sum(dim)
+
+
 def _normalise(s: torch.Tensor) -> torch.Tensor:
     s = s.float()
     return s / (torch.linalg.vector_norm(s) + 1e-8)
@@ -61,15 +75,15 @@ def layer_unit_scores(layer: nn.Module, geom: LlamaGeometry, criterion: str
     """(heads (H,), channels (I,)) importance of one decoder layer."""
     H, KV, hd, g = geom.n_heads, geom.n_kv_heads, geom.head_dim, geom.group_size
     mods = layer_linears(layer)
-    q = element_scores(mods["q_proj"], criterion).sum(1).view(H, hd).sum(1)           # (H,)
-    o = element_scores(mods["o_proj"], criterion).sum(0).view(H, hd).sum(1)           # (H,)
-    k = element_scores(mods["k_proj"], criterion).sum(1).view(KV, hd).sum(1)          # (KV,)
-    v = element_scores(mods["v_proj"], criterion).sum(1).view(KV, hd).sum(1)          # (KV,)
+    q = unit_sums(mods["q_proj"], criterion, 1).view(H, hd).sum(1)                    # (H,)
+    o = unit_sums(mods["o_proj"], criterion, 0).view(H, hd).sum(1)                    # (H,)
+    k = unit_sums(mods["k_proj"], criterion, 1).view(KV, hd).sum(1)                   # (KV,)
+    v = unit_sums(mods["v_proj"], criterion, 1).view(KV, hd).sum(1)                   # (KV,)
     kv_share = ((_normalise(k) + _normalise(v)) / g).repeat_interleave(g)             # (H,)
     heads = _normalise(q) + _normalise(o) + kv_share
-    gate = element_scores(mods["gate_proj"], criterion).sum(1)                        # (I,)
-    up = element_scores(mods["up_proj"], criterion).sum(1)                            # (I,)
-    down = element_scores(mods["down_proj"], criterion).sum(0)                        # (I,)
+    gate = unit_sums(mods["gate_proj"], criterion, 1)                                 # (I,)
+    up = unit_sums(mods["up_proj"], criterion, 1)                                     # (I,)
+    down = unit_sums(mods["down_proj"], criterion, 0)                                 # (I,)
     channels = _normalise(gate) + _normalise(up) + _normalise(down)
     return heads.cpu(), channels.cpu()
 

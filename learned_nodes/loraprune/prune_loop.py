@@ -9,6 +9,8 @@
   the baselines slice the pruned units away before the LoRA recovery: LoRA on the masked model
   trains the same function with the same per-element updates (the masked units' gradients are
   zero), the sliced one is just cheaper.
+- streamed_taylor (ours): the loraprune run with the exact Taylor importance |W * dL/dW| that the
+  LoRA backward streams out module by module (lora.track_taylor): no weight gradient is stored.
 - lora_only: the same LoRA training on the dense model, nothing pruned (what recovery alone buys).
 AdamW at a constant learning rate on the LoRA parameters only, for every method.
 """
@@ -24,7 +26,7 @@ from tqdm.auto import tqdm
 
 from learned_nodes.loraprune.config import PruneConfig
 from learned_nodes.loraprune.importance import ImportanceEMA, model_unit_scores
-from learned_nodes.loraprune.lora import inject_lora, lora_parameters
+from learned_nodes.loraprune.lora import inject_lora, lora_parameters, track_taylor
 from learned_nodes.loraprune.masking import MaskHooks
 from learned_nodes.loraprune.pruned_modules import slice_model
 from learned_nodes.loraprune.schedule import cubic_sparsity, mask_update_steps
@@ -102,6 +104,7 @@ def run_pruning(model: nn.Module, batches: Iterator[torch.Tensor], cfg: PruneCon
     inject_lora(model, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, seed=cfg.seed)
     if cfg.iterative:
         hooks = MaskHooks(model, geom, masks)
+        track_taylor(model, cfg.criterion == "streamed_taylor")
     params = lora_parameters(model)
     history["trainable_params"] = sum(p.numel() for p in params)
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -120,7 +123,7 @@ def run_pruning(model: nn.Module, batches: Iterator[torch.Tensor], cfg: PruneCon
             if cfg.max_grad_norm > 0:
                 torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
             if cfg.iterative:
-                ema.update(*model_unit_scores(model, geom, layers, "lora"))
+                ema.update(*model_unit_scores(model, geom, layers, cfg.criterion))
             opt.step()
             if step == 1:
                 history["grad_bytes"], history["optimizer_state_bytes"] = \
@@ -136,6 +139,7 @@ def run_pruning(model: nn.Module, batches: Iterator[torch.Tensor], cfg: PruneCon
             bar.update(1)
             bar.set_postfix(loss=f"{history['loss'][-1]:.3f}", ratio=f"{ratio:.2f}")
     opt.zero_grad(set_to_none=True)
+    track_taylor(model, False)
     history["train_s"] = time.perf_counter() - t0
     history["ema_skipped"] = ema.skipped
     model.eval()
