@@ -197,3 +197,13 @@ def test_lora_function_gradients_with_dropout():
     torch.manual_seed(0)
     dropped = m(x)
     assert not torch.allclose(dropped, plain)                 # dropout acts in train mode only
+
+
+def test_agreement_measure():
+    from learned_nodes.loraprune.agreement import agreement
+
+    a = torch.rand(3, 10, generator=torch.Generator().manual_seed(0))
+    same = agreement(a, a.clone() * 2.0, [0, 2])
+    assert same["spearman"] == pytest.approx(1.0) and same["overlap"] == pytest.approx(1.0)
+    rev = agreement(a, -a, [1])
+    assert rev["spearman"] == pytest.approx(-1.0) and rev["overlap"] == pytest.approx(0.0)

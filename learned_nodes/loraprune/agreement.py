@@ -6,8 +6,9 @@ On the dense model: Taylor unit scores (query heads, MLP channels) from FULL wei
 `--calib` batches (the LLM-Pruner baseline's estimate), and a second Taylor estimate on other
 batches (how much Taylor agrees with itself: the noise ceiling). Then LoRA is trained as in a
 LoRAPrune run (no masks) and, after steps 1, 5, 10, 20, 40, ..., the moving average of the
-LoRA-guided scores is compared with the first Taylor estimate. Magnitude and random scores are
-the floor. Agreement per pruned layer, averaged over layers:
+LoRA-guided scores is compared with the first Taylor estimate, and so is the moving average of the
+streamed Taylor scores of the same steps (exact |W * dL/dW| out of the LoRA backward, what the
+streamed_taylor method uses). Magnitude and random scores are the floor. Agreement per pruned layer, averaged over layers:
 - spearman: rank correlation of the unit scores;
 - overlap: |A & B| / |A| of the sets each criterion would remove at 50 % (lowest half).
 Prints a table, writes JSON.
@@ -70,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from learned_nodes.llm.model_io import load_causal_lm
     from learned_nodes.loraprune.config import PruneConfig
     from learned_nodes.loraprune.importance import ImportanceEMA, model_unit_scores
-    from learned_nodes.loraprune.lora import inject_lora, lora_parameters
+    from learned_nodes.loraprune.lora import inject_lora, lora_parameters, track_taylor
     from learned_nodes.loraprune.prune_loop import lm_loss
     from learned_nodes.loraprune.structures import LlamaGeometry, pruned_layers
 
@@ -95,7 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     inject_lora(model, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, seed=args.seed)
     params = lora_parameters(model)
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    ema = ImportanceEMA(geom, cfg.ema)
+    track_taylor(model)
+    ema, ema_streamed = ImportanceEMA(geom, cfg.ema), ImportanceEMA(geom, cfg.ema)
     marks = sorted({1, 5, 10, 20, 40, 80, args.steps} & set(range(1, args.steps + 1)))
     for step in tqdm(range(1, args.steps + 1), desc="LoRA steps"):
         loss = lm_loss(model, next(batches).to(args.device))
@@ -103,9 +105,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
         ema.update(*model_unit_scores(model, geom, layers, "lora"))
+        ema_streamed.update(*model_unit_scores(model, geom, layers, "streamed_taylor"))
         opt.step()
         if step in marks:
             rows[f"lora-guided, EMA after {step} steps"] = (ema.heads.clone(), ema.channels.clone())
+            rows[f"streamed Taylor, EMA after {step} steps"] = (ema_streamed.heads.clone(),
+                                                                ema_streamed.channels.clone())
     result = {}
     print(f"agreement with full-gradient Taylor ({args.calib} batches), mean over {len(layers)} layers")
     print(f"{'criterion':38s} {'heads rho':>9s} {'heads 50%':>9s} {'chan rho':>9s} {'chan 50%':>9s}")
