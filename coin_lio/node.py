@@ -1,7 +1,8 @@
 """coin_lio_node: LiDAR-inertial odometry on a ROS 2 graph (thin adapter over OdometryDriver).
 
 Subscribes  <points_topic> sensor_msgs/PointCloud2, <imu_topic> sensor_msgs/Imu (sensor-data QoS)
-Publishes   ~/odometry nav_msgs/Odometry (odom_frame -> base_frame), ~/path nav_msgs/Path,
+Publishes   ~/odometry nav_msgs/Odometry (odom_frame -> base_frame), ~/path nav_msgs/Path (the
+            trajectory since the last reset, at most path_max_poses),
             ~/cloud_registered sensor_msgs/PointCloud2 (odom_frame), ~/degeneracy
             coin_lio_suite/DegeneracyReport, ~/intensity_image (mono8, filtered) and
             ~/feature_image (rgb8, tracked patches drawn) sensor_msgs/Image when subscribed,
@@ -24,6 +25,10 @@ from coin_lio.config import NODE_NAME
 from coin_lio.node_config import NodeConfig
 from suite_tools.config_params import ConfigError, declare_and_build
 from suite_tools.node_main import run_node
+
+# IMU readings kept while no scan is processed (10 s at 2 kHz): a LiDAR outage with the IMU still
+# publishing must not grow the queue without bound; the dropped ones become an IMU gap -> reset.
+IMU_BACKLOG_MAX = 20000
 
 
 class _RateLimitedLog:
@@ -48,7 +53,7 @@ def _make_node(args=None):
     from std_srvs.srv import Trigger
 
     from coin_lio import ros_messages as rm
-    from coin_lio.odometry_driver import OdometryDriver
+    from coin_lio.odometry_driver import OdometryDriver, append_path_pose
     from coin_lio_suite.msg import DegeneracyReport
 
     class CoinLioNode(Node):
@@ -64,7 +69,8 @@ def _make_node(args=None):
             self.driver = OdometryDriver(c.lio, c.time_jump_reset)
             self.T_base_imu = rm.pose_to_matrix(c.base_to_imu)
             self.T_imu_base = np.linalg.inv(self.T_base_imu)
-            self.imu_in: deque = deque()                 # raw readings, appended by the callback
+            # raw readings, appended by the callback; bounded for a LiDAR outage (IMU still running)
+            self.imu_in: deque = deque(maxlen=IMU_BACKLOG_MAX)
             self.scans: deque = deque()                  # waiting scans (bounded by the policy)
             self.cond = threading.Condition()
             self.dropped = 0
@@ -114,6 +120,9 @@ def _make_node(args=None):
                 self.log.warn("imu_bad", f"IMU message dropped: {exc}")
                 return
             with self.cond:
+                if len(self.imu_in) == IMU_BACKLOG_MAX:
+                    self.log.warn("imu_backlog", f"no scan processed for {IMU_BACKLOG_MAX} IMU readings: "
+                                  "the oldest are dropped (the odometry resets on the gap)")
                 self.imu_in.append(r)
                 self.cond.notify()
 
@@ -201,8 +210,8 @@ def _make_node(args=None):
             if self.tf is not None:
                 self.tf.sendTransform(rm.transform_msg(res.t_end, T_odom_base, c.odom_frame, c.base_frame))
             if c.publish_path:
-                self.path.poses.append(rm.pose_stamped(res, T_odom_base, c.odom_frame))
-                del self.path.poses[:-c.path_max_poses]
+                append_path_pose(self.path.poses, rm.pose_stamped(res, T_odom_base, c.odom_frame),
+                                 res.status, c.path_max_poses)   # a reset starts a new path
                 if self.n_published % c.path_every == 0:
                     self.path.header.stamp = rm.to_stamp(res.t_end)
                     self.pub_path.publish(self.path)

@@ -89,3 +89,19 @@ class OdometryDriver:
     def _reject(self, kind: str, message: str) -> None:
         self.counts[kind] += 1
         self.pipeline.events.append((kind, message))
+
+
+def append_path_pose(poses: list, pose, status: str, max_poses: int) -> None:
+    """Append the pose of one scan result (its `status`) to the path `poses` (in place, oldest
+    first), keeping the most recent `max_poses` of the current trajectory only.
+
+    Every reset (a looped bag's time jump, an IMU gap, an internal error, the reset service)
+    starts the odometry over in a new odom frame, and its first scan is 'mapped' again: the poses
+    before it belong to a frame that no longer exists, so the path starts over too. Kept, a looped
+    bag piles up one trajectory per loop (~0.9 kB per PoseStamped, and every published ~/path with
+    them) until max_poses.
+    """
+    if status == "mapped":
+        poses.clear()
+    poses.append(pose)
+    del poses[:-max_poses]
