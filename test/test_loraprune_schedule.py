@@ -103,6 +103,26 @@ def test_freed_kv_heads_count_toward_the_target():
     assert abs(a - 0.5 * geom.dense_units_params()) <= geom.channel_params / 2 + 1
 
 
+@pytest.mark.parametrize("target", [0.2, 0.5])
+def test_iterative_ramp_ends_at_the_one_shot_parameter_count(target):
+    """SmolLM2's geometry along the cubic ramp with random importances: the final masks remove the
+    target's parameters (no overshoot from a head or a freed KV head landing late)."""
+    from learned_nodes.loraprune.schedule import cubic_sparsity, mask_update_steps
+
+    layers = pruned_layers(SMOL.n_layers)
+    gen = torch.Generator().manual_seed(0)
+    for cooldown in (0.1, 0.5):
+        masks = PruneMasks.full(SMOL)
+        for step in mask_update_steps(80, 10):
+            r = cubic_sparsity(step, 80, target, 0.1, cooldown)
+            if r > 0:
+                masks = update_masks(masks, torch.rand(30, 9, generator=gen),
+                                     torch.rand(30, 1536, generator=gen), layers, SMOL, r, target)
+        rep = sparsity_report(SMOL, masks, layers)
+        assert abs(rep["ratio_pruned_layers"] - target) < 0.001, (cooldown, rep["ratio_pruned_layers"])
+        assert all(int((~masks.heads[i]).sum()) == plan_heads(SMOL, target) for i in layers)
+
+
 @pytest.mark.parametrize("bad", [
     dict(method="nope"), dict(ratio=0.0), dict(ratio=1.0), dict(ratio=-0.1), dict(steps=0),
     dict(seq_len=1), dict(batch_size=0), dict(lr=0.0), dict(lr=float("nan")), dict(lora_r=0),

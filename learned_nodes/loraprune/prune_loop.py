@@ -131,7 +131,8 @@ def run_pruning(model: nn.Module, batches: Iterator[torch.Tensor], cfg: PruneCon
             if step in updates:
                 ratio = cubic_sparsity(step, cfg.steps, cfg.ratio, cfg.warmup, cfg.cooldown)
                 if ratio > 0:
-                    masks = update_masks(masks, ema.heads, ema.channels, layers, geom, ratio)
+                    masks = update_masks(masks, ema.heads, ema.channels, layers, geom, ratio,
+                                         final_ratio=cfg.ratio)
                     hooks.update(masks)
                     history["mask_updates"].append({"step": step, "ratio": ratio})
             history["loss"].append(float(loss.item()))

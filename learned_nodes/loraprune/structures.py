@@ -196,12 +196,22 @@ def _remove_least_important(kept: torch.Tensor, importance: torch.Tensor, target
 
 
 def update_masks(masks: PruneMasks, head_importance: torch.Tensor, channel_importance: torch.Tensor,
-                 layers: list[int], geom: LlamaGeometry, ratio: float) -> PruneMasks:
+                 layers: list[int], geom: LlamaGeometry, ratio: float,
+                 final_ratio: float | None = None) -> PruneMasks:
     """Monotone mask update towards `ratio` (units already pruned stay pruned): in each pruned layer
-    remove the least important query heads down to `plan_heads`, then the least important channels
-    until the layer's removed parameters, freed KV heads included, reach the ratio."""
+    remove the least important query heads, then the least important channels until the layer's
+    removed parameters, freed KV heads included, reach the ratio.
+
+    On an iterative ramp towards `final_ratio`, the head count runs AHEAD of the ramp
+    (ceil(ratio / final * final heads)): heads are coarse (one is 2 % of a layer), and a head (or
+    the KV head it frees) removed late would land on channels already removed for the smaller
+    count, overshooting the target. Ahead, the channels only ever fill the rest, and the final
+    parameter count is that of a one-shot plan."""
     out = masks.clone()
-    n_heads = plan_heads(geom, ratio)
+    if final_ratio is None or ratio >= final_ratio:
+        n_heads = plan_heads(geom, ratio)
+    else:
+        n_heads = math.ceil(ratio / final_ratio * plan_heads(geom, final_ratio) - 1e-9)
     for layer in layers:
         _remove_least_important(out.heads[layer], head_importance[layer], n_heads)
         heads_removed = int((~out.heads[layer]).sum())
