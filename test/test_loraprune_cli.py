@@ -88,3 +88,7 @@ def test_bench_runs_every_method_in_two_workers_and_picks_loraprune_on_validatio
     report = (out / "results.md").read_text()
     assert "chosen on validation" in report and "lora_only" in report
     assert "streamed Taylor (ours) test perplexity below" in report
+    assert all(r["tokens_per_s"] > 0 and "tokens_per_s_in_worker" in r for r in res["runs"][1:])
+    assert not res["failed_runs"]
+    with pytest.raises(SystemExit):                                   # checked before anything runs
+        main(["--model", str(model_dir), "--data", str(data), "--out", str(out), "--cooldowns", "0.95"])

@@ -125,6 +125,45 @@ def test_streamed_taylor_equals_full_gradient_taylor_without_storing_it():
         model_unit_scores(_lora_model(), geom, [1], "streamed_taylor")    # never tracked
 
 
+def test_streamed_taylor_with_dropout_masks_and_chosen_layers():
+    """With LoRA dropout on and mask hooks installed, every tracked module's sums are those of
+    |W * gy^T x| from the input and output gradient captured by hooks; untracked layers keep none."""
+    from learned_nodes.loraprune.lora import track_taylor
+    from learned_nodes.loraprune.masking import MaskHooks
+    from learned_nodes.loraprune.structures import PruneMasks
+
+    model = tiny_llama()
+    inject_lora(model, r=4, alpha=8.0, dropout=0.3, seed=0)
+    geom = LlamaGeometry.from_config(model.config)
+    masks = PruneMasks.full(geom)
+    masks.heads[1, 0] = masks.heads[2, 3] = False
+    masks.channels[1, :10] = False
+    MaskHooks(model, geom, masks)
+    track_taylor(model, True, layers=[1, 2])
+    seen = {}
+
+    def capture(mod, inputs, out):
+        x = inputs[0].detach().reshape(-1, inputs[0].shape[-1])                  # (N, in)
+        out.register_hook(lambda gy: seen.__setitem__(mod, (x, gy.reshape(-1, gy.shape[-1]))))
+
+    mods = [m for m in model.modules() if isinstance(m, LoRALinear)]
+    for m in mods:
+        m.register_forward_hook(capture)
+    model.train()
+    _loss(model).backward()
+    for i, layer in enumerate(model.model.layers):
+        for m in (layer.self_attn.q_proj, layer.self_attn.o_proj, layer.mlp.down_proj):
+            if i not in (1, 2):
+                assert m.taylor_sums is None
+                continue
+            x, gy = seen[m]
+            e = ((gy.t() @ x) * m.effective_weight().detach()).abs()
+            assert torch.allclose(m.taylor_sums[0], e.sum(1), atol=1e-6, rtol=1e-4)
+            assert torch.allclose(m.taylor_sums[1], e.sum(0), atol=1e-6, rtol=1e-4)
+    o = model.model.layers[1].self_attn.o_proj.taylor_sums[1].view(4, 16).sum(1)
+    assert o[0] == 0 and (o[1:] > 0).all()                            # a masked head scores 0
+
+
 def test_magnitude_random_and_unpruned_layers():
     model = tiny_llama()
     geom = LlamaGeometry.from_config(model.config)

@@ -10,7 +10,7 @@ pytest.importorskip("transformers")
 from learned_nodes.loraprune.config import METHODS, PruneConfig  # noqa: E402
 from learned_nodes.loraprune.schedule import cubic_sparsity, mask_update_steps  # noqa: E402
 from learned_nodes.loraprune.structures import (LlamaGeometry, PruneMasks, count_params,  # noqa: E402
-                                                plan_counts, plan_heads, pruned_layers,
+                                                channels_to_remove, plan_heads, pruned_layers,
                                                 sparsity_report, update_masks)
 
 
@@ -45,15 +45,18 @@ def test_first_and_last_layers_spared():
     assert pruned_layers(4) == [0, 1, 2]
 
 
-def test_plan_counts_reach_the_ratio():
+def test_plans_reach_the_ratio():
     for ratio in (0.2, 0.5):
-        heads, channels = plan_counts(SMOL, ratio)
+        heads = plan_heads(SMOL, ratio)
+        channels = channels_to_remove(SMOL, ratio, heads, 0)
         dense = SMOL.attn_params(9, 3) + SMOL.mlp_params(1536)
         removed = heads * SMOL.head_params + channels * SMOL.channel_params
         assert abs(removed / dense - ratio) < 0.001
-    assert plan_counts(SMOL, 0.5)[0] == 5 and plan_counts(SMOL, 0.2)[0] == 2
-    assert plan_counts(SMOL, 0.0) == (0, 0)
-    assert plan_counts(SMOL, 0.99)[0] == 8                           # one head always kept
+    assert plan_heads(SMOL, 0.5) == 5 and plan_heads(SMOL, 0.2) == 2
+    assert plan_heads(SMOL, 0.0) == 0 and channels_to_remove(SMOL, 0.0, 0, 0) == 0
+    assert plan_heads(SMOL, 0.99) == 8                               # one head always kept
+    freed = channels_to_remove(SMOL, 0.5, 5, 1)                      # a freed KV head counts
+    assert channels_to_remove(SMOL, 0.5, 5, 0) - freed == round(SMOL.kv_head_params / SMOL.channel_params)
     assert count_params(SMOL) == 134515008                           # SmolLM2-135M
 
 
@@ -109,18 +112,22 @@ def test_iterative_ramp_ends_at_the_one_shot_parameter_count(target):
     target's parameters (no overshoot from a head or a freed KV head landing late)."""
     from learned_nodes.loraprune.schedule import cubic_sparsity, mask_update_steps
 
-    layers = pruned_layers(SMOL.n_layers)
+    heavy = LlamaGeometry(6, 64, 8, 2, 8, 16, 128, True)             # attention-heavy: KV frees matter
     gen = torch.Generator().manual_seed(0)
-    for cooldown in (0.1, 0.5):
-        masks = PruneMasks.full(SMOL)
-        for step in mask_update_steps(80, 10):
-            r = cubic_sparsity(step, 80, target, 0.1, cooldown)
-            if r > 0:
-                masks = update_masks(masks, torch.rand(30, 9, generator=gen),
-                                     torch.rand(30, 1536, generator=gen), layers, SMOL, r, target)
-        rep = sparsity_report(SMOL, masks, layers)
-        assert abs(rep["ratio_pruned_layers"] - target) < 0.001, (cooldown, rep["ratio_pruned_layers"])
-        assert all(int((~masks.heads[i]).sum()) == plan_heads(SMOL, target) for i in layers)
+    for geom, seed in ((SMOL, 0), (heavy, 1), (heavy, 2)):
+        layers = pruned_layers(geom.n_layers)
+        for cooldown in (0.1, 0.5):
+            masks = PruneMasks.full(geom)
+            for step in mask_update_steps(80, 10):
+                r = cubic_sparsity(step, 80, target, 0.1, cooldown)
+                if r > 0:
+                    masks = update_masks(masks, torch.rand(geom.n_layers, geom.n_heads, generator=gen),
+                                         torch.rand(geom.n_layers, geom.intermediate, generator=gen),
+                                         layers, geom, r, target)
+            for i in layers:                                         # within half a channel
+                assert int((~masks.heads[i]).sum()) == plan_heads(geom, target)
+                err = removed_layer_params(geom, masks, i) - target * geom.dense_units_params()
+                assert abs(err) <= geom.channel_params / 2 + 1, (geom, cooldown, i, err)
 
 
 @pytest.mark.parametrize("bad", [

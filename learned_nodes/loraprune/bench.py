@@ -1,4 +1,4 @@
-"""Benchmark: dense vs LoRAPrune vs Taylor (LLM-Pruner) vs magnitude vs random at 20 % and 50 %.
+"""Benchmark: dense, lora_only, LoRAPrune, streamed Taylor, Taylor (LLM-Pruner), magnitude, random.
 
     python -m learned_nodes.loraprune.bench --out out/bench_loraprune [--steps 80] [--jobs 2] [--device cuda]
 
@@ -11,16 +11,16 @@ of the budget spent at the final masks); the one compared with the baselines is 
 VALIDATION perplexity, never on test.
 Measured: validation and test perplexity (fixed context / stride / token count), parameter counts,
 greedy tokens/s (batch 1), checkpoint size on disk; and, each in its own subprocess, the memory of
-the pruning stage of LoRAPrune vs full-gradient Taylor (bench_memory.py). --jobs N spreads the runs
-over N worker processes (one per core). results.json is rewritten after every run (partial results
-survive), results.md + results.png at the end.
+the pruning stage of LoRAPrune and streamed Taylor vs full-gradient Taylor (bench_memory.py).
+--jobs N spreads the runs over N worker processes (one per core; bench_runs.py): their tokens/s are
+then measured again, one model at a time, once every run is done. results.json is rewritten as
+runs finish (partial results survive), results.md + results.png at the end. Targets at 20 and 50 %.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -126,7 +126,8 @@ def load_data(args, tok) -> dict:
 
 
 def prune_and_measure(cfg, dense_dir: Path, data: dict, args, out: Path) -> dict[str, Any]:
-    """One run: prune the dense model, evaluate, save (and usually delete) its checkpoint."""
+    """One run: prune the dense model, evaluate, save its checkpoint (bench_runs.keep_checkpoints
+    deletes all but the kept one at the end)."""
     import torch
 
     from learned_nodes.llm.model_io import load_causal_lm
@@ -160,61 +161,6 @@ def prune_and_measure(cfg, dense_dir: Path, data: dict, args, out: Path) -> dict
     return run
 
 
-def keep_checkpoints(runs: list[dict], args) -> None:
-    """Keep the LoRAPrune 50 % checkpoint chosen on validation (if asked); delete the others."""
-    lp50 = [r for r in runs if r["method"] == "loraprune" and abs(r["ratio"] - 0.5) < 1e-9]
-    keep = min(lp50, key=lambda r: r["val_ppl"]) if lp50 and args.save_loraprune_50 else None
-    for r in runs:
-        ckpt = Path(r["checkpoint"]) if r.get("checkpoint") else None
-        if ckpt is None or not ckpt.exists():
-            continue
-        if r is keep:
-            dest = Path(args.save_loraprune_50)
-            shutil.rmtree(dest, ignore_errors=True)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(str(ckpt), dest)
-            r["checkpoint"] = str(dest)
-        else:
-            shutil.rmtree(ckpt)
-            r["checkpoint"] = None
-
-
-def worker(args, k: int) -> int:
-    """--worker K: runs K, K + jobs, ... of run_configs() on the saved dense model; one JSON file."""
-    import torch
-
-    from learned_nodes.llm.model_io import load_causal_lm
-
-    torch.set_num_threads(args.threads)
-    out = Path(args.out)
-    dense_dir = out / "dense_model"
-    _, tok = load_causal_lm(dense_dir, device="cpu", dtype=torch.float32)
-    data = load_data(args, tok)
-    runs = []
-    for cfg in run_configs(args)[k::args.jobs]:
-        runs.append(prune_and_measure(cfg, dense_dir, data, args, out))
-        (out / f"worker_{k}.json").write_text(json.dumps(runs, indent=2, default=str))
-    return 0
-
-
-def run_workers(args, argv: Sequence[str] | None, out: Path) -> list[dict]:
-    """Start --jobs worker processes on the same arguments and merge their runs in config order."""
-    base = list(sys.argv[1:] if argv is None else argv)
-    procs = [subprocess.Popen([sys.executable, "-m", "learned_nodes.loraprune.bench", *base,
-                               "--worker", str(k)]) for k in range(args.jobs)]
-    codes = [p.wait() for p in procs]
-    per = []
-    for k in range(args.jobs):
-        f = out / f"worker_{k}.json"
-        per.append(json.loads(f.read_text()) if f.exists() else [])
-    if any(codes):
-        print(f"worker exit codes {codes}: the missing runs are left out", flush=True)
-    merged = []
-    for i in range(max((len(r) for r in per), default=0)):
-        merged += [r[i] for r in per if i < len(r)]
-    return merged
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="loraprune-bench", description=__doc__.splitlines()[0])
     p.add_argument("--out", default="out/bench_loraprune")
@@ -244,11 +190,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--worker", type=int, default=-1, help=argparse.SUPPRESS)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--speed-pass", action="store_true",
+                   help="only re-measure tokens/s of OUT/results.json's kept checkpoints, one at a time")
     args = p.parse_args(argv)
     if args.jobs < 1:
         p.error("--jobs must be >= 1")
+    try:
+        run_configs(args)                                # every config valid before anything runs
+    except ValueError as exc:
+        p.error(str(exc))
+    from learned_nodes.loraprune.bench_runs import keep_checkpoints, run_workers, speed_pass, worker
+
     if args.worker >= 0:
         return worker(args, args.worker)
+    if args.speed_pass:
+        return speed_pass(args)
 
     import torch
 
@@ -283,8 +239,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.memory_steps > 0:
         results["memory"] = run_memory(args, dense_dir, data["train"], out)
         dump()
+    failed = []
     if args.jobs > 1:
-        results["runs"] += run_workers(args, argv, out)
+        runs, failed = run_workers(args, argv, out)
+        results["runs"] += runs
+        results["failed_runs"] = failed
+        dump()
+        speed_pass(args, results["runs"])
     else:
         for cfg in run_configs(args):
             results["runs"].append(prune_and_measure(cfg, dense_dir, data, args, out))
@@ -293,7 +254,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     dump()
     write_report(results, out)
     print(f"wrote {out / 'results.json'}, {out / 'results.md'} in {time.perf_counter() - t_start:.0f} s")
-    return 0
+    if failed:
+        print(f"{len(failed)} run(s) FAILED: {[f['label'] for f in failed]}", flush=True)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@
   LoRA backward.
 - taylor (LLM-Pruner): every weight trainable, per batch: forward, backward (full gradients
   accumulated), then first-order Taylor importance; no optimiser in LLM-Pruner's pruning stage.
-Both see the same (steps, B, T) token batches. Printed as one JSON line: bytes held by .grad tensors
+All three see the same (steps, B, T) token batches. Printed as one JSON line: bytes held by .grad tensors
 and optimiser state (summed over the live tensors at the end of the stage), peak RSS of the process
 (getrusage ru_maxrss: loading included) and the peak RSS of the stage alone (VmHWM after resetting
 it through /proc/self/clear_refs, where the kernel allows), seconds per step.
@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     model.train()
     if args.method in ("loraprune", "streamed_taylor"):
         inject_lora(model)
-        track_taylor(model, args.method == "streamed_taylor")
+        track_taylor(model, args.method == "streamed_taylor", layers)
         params = lora_parameters(model)
         opt = torch.optim.AdamW(params, lr=3e-4)
         ema = ImportanceEMA(geom)

@@ -16,7 +16,7 @@ def label(run: dict[str, Any]) -> str:
 def chosen(runs: list[dict[str, Any]], method: str, ratio: float) -> dict[str, Any] | None:
     """The `method` run at `ratio` with the lowest VALIDATION perplexity (test never selects)."""
     cands = [r for r in runs if r["method"] == method and abs(r["ratio"] - ratio) < 1e-9]
-    return min(cands, key=lambda r: r.get("val_ppl", r["test_ppl"])) if cands else None
+    return min(cands, key=lambda r: r.get("val_ppl", float("inf"))) if cands else None
 
 
 def run_table(results: dict[str, Any]) -> list[str]:
@@ -62,7 +62,13 @@ def targets(results: dict[str, Any]) -> list[str]:
                            f"{ty['test_ppl']:.2f}; {label(lp)} chosen on validation; parameters "
                            f"{lp['params'] / 1e6:.2f}M vs {ty['params'] / 1e6:.2f}M)")
     mem = results.get("memory", {})
-    a, b = mem.get("loraprune", {}), mem.get("taylor", {})
+    b = mem.get("taylor", {})
+    for name in ("streamed_taylor",):
+        a = mem.get(name, {})
+        if "grad_plus_optimizer_bytes" in a and "grad_plus_optimizer_bytes" in b:
+            out.append(f"- {name}: grad + optimiser {a['grad_plus_optimizer_bytes'] / b['grad_plus_optimizer_bytes']:.3f}x "
+                       f"Taylor's, peak RSS {_mb(a['peak_rss_bytes'])} vs {_mb(b['peak_rss_bytes'])} MB")
+    a = mem.get("loraprune", {})
     if "grad_plus_optimizer_bytes" in a and "grad_plus_optimizer_bytes" in b:
         ratio = a["grad_plus_optimizer_bytes"] / b["grad_plus_optimizer_bytes"]
         out.append(f"- grad + optimiser bytes < 0.1x Taylor's: {'met' if ratio < 0.1 else 'NOT met'} "
@@ -113,10 +119,11 @@ def write_report(results: dict[str, Any], out: Path) -> None:
              f"Data: {s['data']} ({s['train_tokens']:,} train tokens). Every run: {s['steps']} "
              f"LoRA steps of {s['batch_size']} x {s['seq_len']} tokens (one window stream, seed {s['seed']}; "
              "Taylor first draws its 4 calibration batches from it); every pruned run at a target removes "
-             "the same parameter count (freed KV heads counted). LoRAPrune's cool-down (steps at the "
-             "final masks) is chosen on validation perplexity. "
+             "the same parameter count (freed KV heads counted). The cool-down (steps at the "
+             "final masks) of each iterative method (loraprune, streamed_taylor) is chosen on validation perplexity. "
              f"Perplexity on the first {s['eval_tokens']:,} validation / test tokens, {s['context']}-token windows, "
-             f"stride {s['stride']}. Device {s['device']}, {s['torch_threads']} torch thread(s).", "",
+             f"stride {s['stride']}. Device {s['device']}, {s['torch_threads']} torch thread(s); tokens/s "
+             "measured with one model at a time (after the runs when they ran in parallel workers).", "",
              *run_table(results), ""]
     if results.get("memory"):
         lines += ["## Memory of the pruning stage (same model, same batches, one process each)", "",

@@ -50,7 +50,7 @@ class PruneConfig:
             raise ValueError(f"unknown method '{self.method}' (choose from {METHODS})")
         low = 0.0 if self.method == "lora_only" else 1e-12      # lora_only ignores the ratio
         if not (isinstance(self.ratio, (int, float)) and low <= self.ratio < 1.0):
-            raise ValueError(f"ratio must be in (0, 1), got {self.ratio}")
+            raise ValueError(f"ratio must be in (0, 1) ([0, 1) for lora_only), got {self.ratio}")
         for name in ("steps", "seq_len", "batch_size", "lora_r", "prune_every", "calib_batches"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

@@ -1,4 +1,4 @@
-"""Importance of the prunable units (query heads, MLP channels) under four criteria.
+"""Importance of the prunable units (query heads, MLP channels) under five criteria.
 
 Element scores of one projection weight W (out, in):
 - "lora"      (LoRAPrune): W = W0 + s B A and the gradient of W estimated from the LoRA gradients

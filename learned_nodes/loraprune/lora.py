@@ -14,7 +14,7 @@ Streamed Taylor (`track_taylor`): the backward already holds the output gradient
 the input x (N, in), whose product gy^T x is the exact gradient of W0 (= of W). When asked, it
 forms that product for this module only, takes |W * dL/dW| and keeps just its row sums (out,) and
 column sums (in,) on the module: the exact first-order Taylor importance of every unit without a
-stored weight gradient (one (out, in) temporary per module at a time).
+stored weight gradient (two (out, in) temporaries of one module at a time).
 """
 from __future__ import annotations
 
@@ -62,8 +62,8 @@ class _LoRAFunction(torch.autograd.Function):
                 glora = glora * keep / (1.0 - p)
             gx = gy @ w0 + glora
         if ctx.sink is not None:                                           # exact Taylor, streamed
-            g = gy2.t() @ x.reshape(-1, x.shape[-1])                       # (out, in) = dL/dW0
-            e = (g * (w0 + (b @ a) * s)).abs_()                            # |W * dL/dW|
+            w = torch.addmm(w0, b, a, alpha=s)                             # W = W0 + s B A
+            e = (gy2.t() @ x.reshape(-1, x.shape[-1])).mul_(w).abs_()      # |W * dL/dW| (out, in)
             ctx.sink.taylor_sums = (e.sum(1), e.sum(0))                    # (out,), (in,)
         return gx, None, None, ga, gb, None, None, None, None
 
@@ -116,6 +116,8 @@ class LoRALinear(nn.Module):
         return self.base.weight + self.delta_weight()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:          # (..., in) -> (..., out)
+        if self.track_taylor:
+            self.taylor_sums = None                              # never last step's by mistake
         return _LoRAFunction.apply(x, self.base.weight, self.base.bias, self.lora_A, self.lora_B,
                                    self.scaling, self.dropout_p, self.training,
                                    self if self.track_taylor else None)
@@ -164,11 +166,14 @@ def inject_lora(model: nn.Module, r: int = 8, alpha: float = 16.0, dropout: floa
     return added
 
 
-def track_taylor(model: nn.Module, on: bool = True) -> None:
-    """Make every LoRALinear's backward leave its streamed Taylor sums (see the module doc)."""
-    for m in model.modules():
-        if isinstance(m, LoRALinear):
-            m.track_taylor, m.taylor_sums = on, None
+def track_taylor(model: nn.Module, on: bool = True, layers: list[int] | None = None) -> None:
+    """Make the LoRALinear backward of the decoder `layers` (None: all) leave its streamed Taylor
+    sums (see the module doc); the others (and everything with on=False) stop."""
+    chosen = set(range(len(decoder_layers(model)))) if layers is None else set(layers)
+    for i, layer in enumerate(decoder_layers(model)):
+        for m in layer_linears(layer).values():
+            if isinstance(m, LoRALinear):
+                m.track_taylor, m.taylor_sums = on and i in chosen, None
 
 
 def lora_parameters(model: nn.Module) -> list[nn.Parameter]:

@@ -104,7 +104,7 @@ def run_pruning(model: nn.Module, batches: Iterator[torch.Tensor], cfg: PruneCon
     inject_lora(model, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, seed=cfg.seed)
     if cfg.iterative:
         hooks = MaskHooks(model, geom, masks)
-        track_taylor(model, cfg.criterion == "streamed_taylor")
+        track_taylor(model, cfg.criterion == "streamed_taylor", layers)
     params = lora_parameters(model)
     history["trainable_params"] = sum(p.numel() for p in params)
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)

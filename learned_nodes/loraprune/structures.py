@@ -123,12 +123,6 @@ def channels_to_remove(geom: LlamaGeometry, ratio: float, heads_removed: int, kv
     return min(max(int(round(need / geom.channel_params)), 0), geom.intermediate - 1)
 
 
-def plan_counts(geom: LlamaGeometry, ratio: float) -> tuple[int, int]:
-    """(query heads, MLP channels) per pruned layer when the removed heads free no KV head."""
-    heads = plan_heads(geom, ratio)
-    return heads, channels_to_remove(geom, ratio, heads, 0)
-
-
 @dataclass
 class PruneMasks:
     """Kept units: heads (L, H) bool over query heads, channels (L, I) bool over MLP channels."""
@@ -202,20 +196,26 @@ def update_masks(masks: PruneMasks, head_importance: torch.Tensor, channel_impor
     remove the least important query heads, then the least important channels until the layer's
     removed parameters, freed KV heads included, reach the ratio.
 
-    On an iterative ramp towards `final_ratio`, the head count runs AHEAD of the ramp
-    (ceil(ratio / final * final heads)): heads are coarse (one is 2 % of a layer), and a head (or
-    the KV head it frees) removed late would land on channels already removed for the smaller
-    count, overshooting the target. Ahead, the channels only ever fill the rest, and the final
-    parameter count is that of a one-shot plan."""
+    On an iterative ramp towards `final_ratio` two things keep the final count that of a one-shot
+    plan: the head count runs AHEAD of the ramp (ceil(ratio / final * final heads)), since a head
+    is a coarse unit (2 % of a SmolLM2 layer) and one removed late would land on channels already
+    removed for the smaller count; and the channels never go beyond the fewest the final masks can
+    need (every KV head the final heads could free counted), so a KV head freed late cannot
+    overshoot either."""
     out = masks.clone()
-    if final_ratio is None or ratio >= final_ratio:
-        n_heads = plan_heads(geom, ratio)
+    ramp = final_ratio is not None and ratio < final_ratio
+    if ramp:
+        final_heads = plan_heads(geom, final_ratio)
+        n_heads = math.ceil(ratio / final_ratio * final_heads - 1e-9)
+        channel_cap = channels_to_remove(geom, final_ratio, final_heads, final_heads // geom.group_size)
     else:
-        n_heads = math.ceil(ratio / final_ratio * plan_heads(geom, final_ratio) - 1e-9)
+        n_heads = plan_heads(geom, ratio)
     for layer in layers:
         _remove_least_important(out.heads[layer], head_importance[layer], n_heads)
         heads_removed = int((~out.heads[layer]).sum())
         kv_removed = geom.n_kv_heads - len(out.kept_kv_heads(layer, geom))
         n_channels = channels_to_remove(geom, ratio, heads_removed, kv_removed)
+        if ramp:
+            n_channels = min(n_channels, channel_cap)
         _remove_least_important(out.channels[layer], channel_importance[layer], n_channels)
     return out
