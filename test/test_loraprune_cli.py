@@ -92,3 +92,37 @@ def test_bench_runs_every_method_in_two_workers_and_picks_loraprune_on_validatio
     assert not res["failed_runs"]
     with pytest.raises(SystemExit):                                   # checked before anything runs
         main(["--model", str(model_dir), "--data", str(data), "--out", str(out), "--cooldowns", "0.95"])
+
+
+def test_memory_benchmark_counts_the_bytes_each_method_holds(tiny_setup, tmp_path, capsys):
+    from safetensors.torch import save_file
+
+    from learned_nodes.loraprune.bench_memory import main
+
+    model_dir, _, _ = tiny_setup
+    batches = tmp_path / "b.safetensors"
+    save_file({"ids": torch.randint(0, 300, (2, 2, 16))}, str(batches))
+    got = {}
+    for method in ("loraprune", "streamed_taylor", "taylor"):
+        assert main(["--model", str(model_dir), "--batches", str(batches), "--method", method]) == 0
+        got[method] = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    n = got["taylor"]["trainable_params"]
+    assert got["taylor"]["grad_bytes"] == 4 * n and got["taylor"]["optimizer_state_bytes"] == 0
+    for m in ("loraprune", "streamed_taylor"):                        # LoRA grads + AdamW moments
+        lora = got[m]["trainable_params"]
+        assert 0 < lora < n and got[m]["grad_bytes"] == 4 * lora
+        assert got[m]["optimizer_state_bytes"] >= 2 * got[m]["grad_bytes"]
+        assert got[m]["peak_rss_bytes"] > 0
+
+
+def test_agreement_tool_runs_and_ranks_taylor_against_itself(tiny_setup, tmp_path):
+    from learned_nodes.loraprune.agreement import main
+
+    model_dir, data, _ = tiny_setup
+    out = tmp_path / "agree.json"
+    assert main(["--model", str(model_dir), "--data", str(data), "--steps", "2", "--seq-len", "16",
+                 "--batch-size", "2", "--calib", "2", "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["agreement"]
+    assert {"taylor (other batches)", "magnitude", "random", "lora-guided, EMA after 1 steps",
+            "streamed Taylor, EMA after 2 steps"} <= set(rows)
+    assert all(-1.0 <= r["heads"]["spearman"] <= 1.0 for r in rows.values())

@@ -38,20 +38,6 @@ def agreement(a: torch.Tensor, b: torch.Tensor, layers: list[int]) -> dict[str, 
     return {"spearman": sum(rho) / len(rho), "overlap": sum(over) / len(over)}
 
 
-def taylor_scores(model, geom, layers, batches, n: int, device: str):
-    from learned_nodes.loraprune.importance import model_unit_scores
-    from learned_nodes.loraprune.prune_loop import lm_loss
-
-    model.requires_grad_(True)
-    model.zero_grad(set_to_none=True)
-    for _ in range(n):
-        (lm_loss(model, next(batches).to(device)) / n).backward()
-    scores = model_unit_scores(model, geom, layers, "taylor")
-    model.zero_grad(set_to_none=True)
-    model.requires_grad_(False)
-    return scores
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="loraprune-agreement", description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True, help="dense HF folder (e.g. out/bench_loraprune/dense_model)")
@@ -72,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from learned_nodes.loraprune.config import PruneConfig
     from learned_nodes.loraprune.importance import ImportanceEMA, model_unit_scores
     from learned_nodes.loraprune.lora import inject_lora, lora_parameters, track_taylor
-    from learned_nodes.loraprune.prune_loop import lm_loss
+    from learned_nodes.loraprune.prune_loop import full_gradient_taylor, lm_loss
     from learned_nodes.loraprune.structures import LlamaGeometry, pruned_layers
 
     torch.set_num_threads(args.threads)
@@ -87,8 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     other = training_batches(train, args.seq_len, args.batch_size,
                              torch.Generator().manual_seed(args.seed + 1000))
     model.train()
-    ref = taylor_scores(model, geom, layers, batches, args.calib, args.device)
-    ceiling = taylor_scores(model, geom, layers, other, args.calib, args.device)
+    ref = full_gradient_taylor(model, geom, layers, batches, args.calib, args.device)[:2]
+    ceiling = full_gradient_taylor(model, geom, layers, other, args.calib, args.device)[:2]
     gen = torch.Generator().manual_seed(args.seed)
     rows = {"taylor (other batches)": ceiling,
             "magnitude": model_unit_scores(model, geom, layers, "magnitude"),

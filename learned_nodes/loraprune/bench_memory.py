@@ -8,7 +8,7 @@
 - taylor (LLM-Pruner): every weight trainable, per batch: forward, backward (full gradients
   accumulated), then first-order Taylor importance; no optimiser in LLM-Pruner's pruning stage.
 All three see the same (steps, B, T) token batches. Printed as one JSON line: bytes held by .grad tensors
-and optimiser state (summed over the live tensors at the end of the stage), peak RSS of the process
+and optimiser state (summed over the live tensors at the end of the stage; Taylor: before its gradients are dropped), peak RSS of the process
 (getrusage ru_maxrss: loading included) and the peak RSS of the stage alone (VmHWM after resetting
 it through /proc/self/clear_refs, where the kernel allows), seconds per step.
 """
@@ -56,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from learned_nodes.loraprune.importance import ImportanceEMA, model_unit_scores
     from learned_nodes.loraprune.config import CRITERION_OF
     from learned_nodes.loraprune.lora import inject_lora, lora_parameters, track_taylor
-    from learned_nodes.loraprune.prune_loop import grad_and_optimizer_bytes, lm_loss
+    from learned_nodes.loraprune.prune_loop import full_gradient_taylor, grad_and_optimizer_bytes, lm_loss
     from learned_nodes.loraprune.structures import LlamaGeometry, pruned_layers
 
     torch.set_num_threads(args.threads)
@@ -82,17 +82,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             ema.update(*model_unit_scores(model, geom, layers, CRITERION_OF[args.method]))
             opt.step()
-    else:
-        model.requires_grad_(True)
-        for x in batches:
-            (lm_loss(model, x.to(args.device)) / len(batches)).backward()
-        model_unit_scores(model, geom, layers, "taylor")
+        grad_bytes, opt_bytes = grad_and_optimizer_bytes(model, opt)
+        trainable = sum(p.numel() for p in params)
+    else:                                          # LLM-Pruner: every weight's gradient, no optimiser
+        _, _, grad_bytes = full_gradient_taylor(model, geom, layers, iter(batches), len(batches),
+                                                args.device)
+        opt_bytes, trainable = 0, sum(p.numel() for p in model.parameters())
     seconds = time.perf_counter() - t0
-    grad_bytes, opt_bytes = grad_and_optimizer_bytes(model, opt)
     out = {"method": args.method, "steps": int(batches.shape[0]), "batch": list(batches.shape[1:]),
            "grad_bytes": grad_bytes, "optimizer_state_bytes": opt_bytes,
            "grad_plus_optimizer_bytes": grad_bytes + opt_bytes,
-           "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+           "trainable_params": trainable,
            "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
            "rss_after_load_bytes": (rss_loaded or 0) * 1024,
            "stage_peak_rss_bytes": (_status_kb("VmHWM") or 0) * 1024 if reset else None,

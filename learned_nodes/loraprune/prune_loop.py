@@ -65,22 +65,33 @@ def lm_loss(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return model(input_ids=x, labels=x, use_cache=False).loss
 
 
+def full_gradient_taylor(model: nn.Module, geom: LlamaGeometry, layers: list[int], batches: Iterator,
+                         n: int, device: str, progress: bool = False
+                         ) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """LLM-Pruner's estimate: gradients of EVERY weight accumulated over `n` batches (mean loss),
+    then Taylor unit scores. Returns (heads (L, H), channels (L, I), bytes the .grad tensors held);
+    the gradients are dropped and the model frozen again."""
+    model.requires_grad_(True)
+    model.train()
+    model.zero_grad(set_to_none=True)
+    for _ in tqdm(range(n), desc="taylor: calibration", disable=not progress, leave=False):
+        (lm_loss(model, next(batches).to(device)) / n).backward()
+    grad_bytes, _ = grad_and_optimizer_bytes(model, None)
+    heads, channels = model_unit_scores(model, geom, layers, "taylor")
+    model.zero_grad(set_to_none=True)
+    model.requires_grad_(False)
+    return heads, channels, grad_bytes
+
+
 def one_shot_masks(model: nn.Module, geom: LlamaGeometry, layers: list[int], batches: Iterator,
                    cfg: PruneConfig, generator: torch.Generator, history: dict) -> PruneMasks:
     """Baseline masks at the target ratio from the dense model (taylor uses full gradients)."""
     t0 = time.perf_counter()
     if cfg.criterion == "taylor":
-        model.requires_grad_(True)                       # LLM-Pruner: gradients of every weight
-        model.train()
-        model.zero_grad(set_to_none=True)
-        for _ in tqdm(range(cfg.calib_batches), desc="taylor: calibration", disable=not cfg.progress,
-                      leave=False):
-            loss = lm_loss(model, next(batches).to(cfg.device)) / cfg.calib_batches
-            loss.backward()
-        history["calib_grad_bytes"], _ = grad_and_optimizer_bytes(model, None)
-    heads, channels = model_unit_scores(model, geom, layers, cfg.criterion, generator)
-    model.zero_grad(set_to_none=True)
-    model.requires_grad_(False)
+        heads, channels, history["calib_grad_bytes"] = full_gradient_taylor(
+            model, geom, layers, batches, cfg.calib_batches, cfg.device, cfg.progress)
+    else:
+        heads, channels = model_unit_scores(model, geom, layers, cfg.criterion, generator)
     history["importance_s"] = time.perf_counter() - t0
     return update_masks(PruneMasks.full(geom), heads, channels, layers, geom, cfg.ratio)
 
