@@ -7,18 +7,7 @@ import numpy as np
 from coin_lio.config import LioConfig
 from coin_lio.io.scan import LidarScan
 from coin_lio.odometry_driver import ImuReading, OdometryDriver, append_path_pose
-
-G = 9.81
-
-
-def _room(rng, n=3000, half=(12.0, 8.0), height=4.0):
-    """Points on the floor, ceiling and four walls of a box room around the (static) sensor."""
-    pts = []
-    for _ in range(n // 6):
-        x, y = rng.uniform(-half[0], half[0]), rng.uniform(-half[1], half[1])
-        z = rng.uniform(0, height)
-        pts += [[x, y, 0.0], [x, y, height], [half[0], y, z], [-half[0], y, z], [x, half[1], z], [x, -half[1], z]]
-    return np.asarray(pts) - [0.0, 0.0, 1.5]
+from test_lio_core import G, _room
 
 
 def _scan(pts: np.ndarray, stamp: float, period: float = 0.1) -> LidarScan:
@@ -31,7 +20,7 @@ def _scan(pts: np.ndarray, stamp: float, period: float = 0.1) -> LidarScan:
 
 
 def test_looped_bag_path_keeps_only_the_current_trajectory():
-    pts = _room(np.random.default_rng(3))
+    pts = _room(np.random.default_rng(3), n=3000) - [0.0, 0.0, 1.5]     # sensor 1.5 m above floor
     driver = OdometryDriver(LioConfig())
     path: list[float] = []                     # pose times (s), as the node keeps PoseStamped
     loop_s, loops, per_loop = 2.0, 3, []
