@@ -80,7 +80,7 @@ def load_causal_lm(path: str | Path | None = None, device: str = "cpu", dtype: A
             _check_shards(_weight_files(path))            # pickles / truncation refused first
             loaded = load_pruned(path, device=device, dtype=dtype)
             model, tok = loaded if isinstance(loaded, tuple) else (loaded, None)
-            return own_memory(model.to(device)).eval(), tok or _load_tokenizer(path)
+            return own_memory(model.to(device)).eval(), tok or load_tokenizer(path)
         ggufs = sorted(path.glob("*.gguf"))
         if config is None and len(ggufs) == 1:
             model, tok = _load_gguf(path, ggufs[0].name, dtype)
@@ -107,7 +107,8 @@ def _read_config(folder: Path) -> dict[str, Any] | None:
     return doc
 
 
-def _load_tokenizer(folder: Path, **kwargs: Any):
+def load_tokenizer(folder: Path, **kwargs: Any):
+    """The tokenizer saved in a local model folder (no model weights loaded)."""
     from transformers import AutoTokenizer
 
     try:
@@ -125,7 +126,7 @@ def _load_gguf(folder: Path, name: str, dtype: Any):
     if magic != b"GGUF":
         raise ValueError(f"{path}: not a GGUF file (magic {magic!r}, expected b'GGUF')")
     try:
-        tok = _load_tokenizer(folder, gguf_file=name)
+        tok = load_tokenizer(folder, gguf_file=name)
         model = AutoModelForCausalLM.from_pretrained(str(folder), gguf_file=name, dtype=dtype,
                                                      local_files_only=True)
     except FileNotFoundError:
@@ -208,7 +209,7 @@ def _load_hf_folder(folder: Path, config_doc: dict[str, Any], dtype: Any):
     except (OSError, ValueError, KeyError) as exc:
         raise ValueError(f"{folder}/config.json: not a usable model configuration ({exc})") from None
     check_hf_weights(folder, config)
-    tok = _load_tokenizer(folder)
+    tok = load_tokenizer(folder)
     model = AutoModelForCausalLM.from_pretrained(str(folder), config=config, dtype=dtype,
                                                  use_safetensors=True, local_files_only=True)
     return own_memory(model), tok

@@ -30,14 +30,13 @@ def _write_json(path: Path, doc) -> None:
 def worker(args, k: int) -> int:
     import torch
 
-    from learned_nodes.llm.model_io import load_causal_lm
+    from learned_nodes.llm.model_io import load_tokenizer
     from learned_nodes.loraprune.bench import label_of, load_data, prune_and_measure, run_configs
 
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     dense_dir = out / "dense_model"
-    _, tok = load_causal_lm(dense_dir, device="cpu", dtype=torch.float32)
-    data = load_data(args, tok)
+    data = load_data(args, load_tokenizer(dense_dir))
     doc: dict = {"runs": [], "failed": []}
     for cfg in run_configs(args)[k::args.jobs]:
         try:
@@ -83,8 +82,9 @@ def speed_pass(args, runs: list[dict] | None = None) -> int:
     None, those of OUT/results.json (rewritten)."""
     import torch
 
-    from learned_nodes.llm.model_io import load_causal_lm
-    from learned_nodes.loraprune.bench import greedy_tokens_per_s, load_data
+    from learned_nodes.llm.corpus import load_corpus, tokenize
+    from learned_nodes.llm.model_io import load_causal_lm, load_tokenizer
+    from learned_nodes.loraprune.bench import greedy_tokens_per_s
 
     torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -92,8 +92,8 @@ def speed_pass(args, runs: list[dict] | None = None) -> int:
     if runs is None:
         results = json.loads((out / "results.json").read_text())
         runs = results["runs"]
-    model, tok = load_causal_lm(out / "dense_model", device=args.device, dtype=torch.float32)
-    prompt = load_data(args, tok)["test"][:32]
+    tok = load_tokenizer(out / "dense_model")
+    prompt = tokenize(tok, load_corpus(args.data).test)[:32]          # as bench.evaluate's prompt
     for r in runs:
         path = out / "dense_model" if r["method"] == "dense" else r.get("checkpoint")
         if not path or not Path(path).exists():

@@ -24,7 +24,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+ATTN_PROJ = ("q_proj", "k_proj", "v_proj", "o_proj")
+MLP_PROJ = ("gate_proj", "up_proj", "down_proj")
+LORA_TARGETS = ATTN_PROJ + MLP_PROJ
 
 
 class _LoRAFunction(torch.autograd.Function):
@@ -141,13 +143,11 @@ def decoder_layers(model: nn.Module) -> nn.ModuleList:
 
 def layer_linears(layer: nn.Module) -> dict[str, nn.Module]:
     """{'q_proj': module, ...} for one decoder layer (nn.Linear or LoRALinear)."""
-    attn, mlp = layer.self_attn, layer.mlp
-    return {"q_proj": attn.q_proj, "k_proj": attn.k_proj, "v_proj": attn.v_proj, "o_proj": attn.o_proj,
-            "gate_proj": mlp.gate_proj, "up_proj": mlp.up_proj, "down_proj": mlp.down_proj}
+    return {name: getattr(_parent(layer, name), name) for name in LORA_TARGETS}
 
 
 def _parent(layer: nn.Module, name: str) -> nn.Module:
-    return layer.self_attn if name in ("q_proj", "k_proj", "v_proj", "o_proj") else layer.mlp
+    return layer.self_attn if name in ATTN_PROJ else layer.mlp
 
 
 def inject_lora(model: nn.Module, r: int = 8, alpha: float = 16.0, dropout: float = 0.05,
