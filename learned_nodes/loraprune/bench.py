@@ -131,19 +131,14 @@ def prune_and_measure(cfg, dense_dir: Path, data: dict, args, out: Path) -> dict
     import torch
 
     from learned_nodes.llm.model_io import load_causal_lm
-    from learned_nodes.loraprune.pipeline import prune_tokens, summary_line
-    from learned_nodes.loraprune.pruned_checkpoint import save_pruned
+    from learned_nodes.loraprune.pipeline import prune_tokens, save_run, summary_line
 
     model, tok = load_causal_lm(dense_dir, device=args.device, dtype=torch.float32)
     pruned, report = prune_tokens(model, data["train"], cfg)
     run = {"label": label_of(cfg), "method": cfg.method, "ratio": cfg.ratio, "cooldown": cfg.cooldown,
            **evaluate(pruned, data, args)}
-    ckpt = out / "checkpoints" / f"{cfg.method}_{cfg.ratio}_{cfg.cooldown:g}"
-    save_pruned(pruned, tok, ckpt, extra={"method": cfg.method, "target_ratio": cfg.ratio,
-                                          "ratio_pruned_layers": report["ratio_pruned_layers"],
-                                          "ratio_whole_model": report["ratio_whole_model"],
-                                          "test_ppl": run["test_ppl"]})
-    (ckpt / "prune_report.json").write_text(json.dumps(report, indent=2, default=str))
+    ckpt = save_run(pruned, tok, out / "checkpoints" / f"{cfg.method}_{cfg.ratio}_{cfg.cooldown:g}",
+                    report, test_ppl=run["test_ppl"])
     run["disk_bytes"] = (ckpt / "model.safetensors").stat().st_size
     run["checkpoint"] = str(ckpt)
     hist = report.pop("history")

@@ -9,9 +9,7 @@ DIR/prune_report.json (config, parameter counts, ratios, loss curve, mask update
 from __future__ import annotations
 
 import argparse
-import json
 import time
-from pathlib import Path
 from typing import Sequence
 
 from learned_nodes.loraprune.config import METHODS
@@ -56,8 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from learned_nodes.llm.corpus import load_corpus, tokenize
     from learned_nodes.llm.model_io import load_causal_lm
-    from learned_nodes.loraprune.pipeline import prune_tokens, summary_line
-    from learned_nodes.loraprune.pruned_checkpoint import save_pruned
+    from learned_nodes.loraprune.pipeline import prune_tokens, save_run, summary_line
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -87,13 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         report["test_ppl_tokens"] = min(args.eval_tokens, int(test_ids.numel()))
         print(f"test perplexity (256-token windows, stride 256, {report['test_ppl_tokens']} tokens): "
               f"{report['test_ppl']:.3f}")
-    out = Path(args.out)
-    save_pruned(pruned, tok, out, extra={"method": cfg.method, "target_ratio": cfg.ratio,
-                                         "ratio_pruned_layers": report["ratio_pruned_layers"],
-                                         "ratio_whole_model": report["ratio_whole_model"]})
     report["model"] = str(args.model or "default")
     report["data"] = str(args.data)
-    (out / "prune_report.json").write_text(json.dumps(report, indent=2, default=str))
+    out = save_run(pruned, tok, args.out, report)
     print(f"wrote {out} ({(out / 'model.safetensors').stat().st_size / 1e6:.1f} MB) and "
           f"{out / 'prune_report.json'}")
     return 0

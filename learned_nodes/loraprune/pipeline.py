@@ -2,7 +2,9 @@
 -> pruned, merged, sliced model + a JSON-able report."""
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -10,7 +12,7 @@ import torch.nn as nn
 
 from learned_nodes.loraprune.config import PruneConfig
 from learned_nodes.loraprune.prune_loop import run_pruning
-from learned_nodes.loraprune.pruned_checkpoint import export_pruned
+from learned_nodes.loraprune.pruned_checkpoint import export_pruned, save_pruned
 from learned_nodes.loraprune.structures import LlamaGeometry, count_params
 
 
@@ -54,6 +56,18 @@ def prune_tokens(model: nn.Module, train_ids: torch.Tensor, cfg: PruneConfig
     if report["params_counted_after"] != report["params_after"]:
         raise RuntimeError("sliced model's parameter count differs from the plan")
     return pruned, report
+
+
+def save_run(pruned: nn.Module, tokenizer: Any, out: str | Path, report: dict, **extra: Any) -> Path:
+    """The pruned checkpoint (the run's method, target and achieved ratios, + `extra`, in its
+    config) and prune_report.json beside it; returns the folder."""
+    out = Path(out)
+    save_pruned(pruned, tokenizer, out, extra={
+        "method": report["config"]["method"], "target_ratio": report["config"]["ratio"],
+        "ratio_pruned_layers": report["ratio_pruned_layers"],
+        "ratio_whole_model": report["ratio_whole_model"], **extra})
+    (out / "prune_report.json").write_text(json.dumps(report, indent=2, default=str))
+    return out
 
 
 def summary_line(report: dict) -> str:
