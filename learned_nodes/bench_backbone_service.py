@@ -16,6 +16,7 @@ import yaml
 
 from learned_nodes.bench_service import latency_table, measure
 from learned_nodes.service_client import EmbedClient, server_graph
+from suite_tools.param_files import node_section
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,10 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     a.out.mkdir(parents=True, exist_ok=True)
     params = yaml.safe_load(Path(a.params_file).read_text())
     if a.threads > 0:
-        params["backbone_node"]["ros__parameters"]["model"]["threads"] = a.threads
+        node_section(params, "backbone_node")["model"]["threads"] = a.threads
     params_file = a.out / "params.yaml"
     params_file.write_text(yaml.safe_dump(params))
-    ckpt = params["backbone_node"]["ros__parameters"]["model"]["checkpoint_path"]
+    ckpt = node_section(params, "backbone_node")["model"]["checkpoint_path"]
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 255, (480, 640, 3), dtype=np.uint8) for _ in range(a.concurrency)]
     t0 = time.monotonic()

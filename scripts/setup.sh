@@ -71,6 +71,26 @@ grep -rl '/opt/python/cp311-cp311/' "$VENV/share" --include='*.cmake' 2>/dev/nul
   -e "s#/opt/python/cp311-cp311/include/python3.11#$PYINC#g" \
   -e "s#/opt/python/cp311-cp311/lib/python3.11/site-packages/numpy/_core/include#$NPINC#g" || true
 
+# 4a. tf2_msgs (for /tf and /tf_static) has no wheel: build the message-only stand-in in
+#     interfaces/tf2_msgs the same way, unless a real tf2_msgs is already importable.
+tf_hash=$(hash_of interfaces/tf2_msgs/package.xml interfaces/tf2_msgs/CMakeLists.txt interfaces/tf2_msgs/msg/*)
+if [ "$(cat "$STAMPS/tf2_msgs" 2>/dev/null)" != "$tf_hash" ]; then
+  if "$VENV/bin/python" -c 'import tf2_msgs.msg' 2>/dev/null && [ ! -f "$STAMPS/tf2_msgs" ]; then
+    log "tf2_msgs is installed: the stand-in is not built"
+  else
+    log "building the tf2_msgs stand-in (TFMessage) with colcon"
+    mkdir -p "$ROOT/.colcon"
+    AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV" PATH="$VENV/bin:$PATH" \
+      "$VENV/bin/colcon" --log-base "$ROOT/.colcon/log" build --base-paths "$ROOT/interfaces/tf2_msgs" \
+        --build-base "$ROOT/.colcon/build" --merge-install --install-base "$VENV" \
+        --event-handlers console_direct- \
+        --cmake-args -DPython3_EXECUTABLE="$VENV/bin/python" -DBUILD_TESTING=OFF \
+        > "$ROOT/.colcon/tf2_msgs_build.log" 2>&1 \
+      || { tail -40 "$ROOT/.colcon/tf2_msgs_build.log"; echo "[setup] tf2_msgs build failed (.colcon/tf2_msgs_build.log)" >&2; exit 1; }
+  fi
+  echo "$tf_hash" > "$STAMPS/tf2_msgs"
+fi
+
 # 4. Build this package (interfaces, executables, launch/config) into the venv with colcon.
 build_hash=$( { hash_of package.xml CMakeLists.txt msg/* srv/* action/*; ls launch config; } | sha256sum | cut -c1-16)
 if [ "$(cat "$STAMPS/colcon" 2>/dev/null)" != "$build_hash" ]; then

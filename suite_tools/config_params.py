@@ -11,7 +11,8 @@ import typing
 from pathlib import Path
 from typing import Any, Mapping, TypeVar
 
-import yaml
+from suite_tools import param_files
+from suite_tools.param_files import fully_qualified_name
 
 T = TypeVar("T")
 
@@ -99,30 +100,19 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
     return value
 
 
-def load_node_params(path: str | Path, node_name: str) -> dict[str, Any]:
-    """The `ros__parameters` mapping for `node_name` in a ROS 2 params YAML ('/**' applies too)."""
-    data = yaml.safe_load(Path(path).read_text()) or {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: top level must be a mapping of node names")
-    merged: dict[str, Any] = {}
-    for key in ("/**", f"/{node_name}", node_name, f"/**/{node_name}"):
-        section = data.get(key)
-        if isinstance(section, dict):
-            params = section.get("ros__parameters")
-            if not isinstance(params, dict):
-                raise ConfigError(f"{path}: '{key}' has no ros__parameters mapping")
-            _deep_update(merged, params)
+def load_node_params(path: str | Path, node_name: str, namespace: str = "") -> dict[str, Any]:
+    """The `ros__parameters` that a params YAML gives node `node_name` in `namespace`, matched
+    and merged exactly as ROS does (suite_tools.param_files: `/**/name`, `/**`, `/ns/name`)."""
+    fqn = fully_qualified_name(node_name, namespace)
+    try:
+        data = param_files.load(path)
+        merged = param_files.params_for(data, fqn, str(path))
+    except param_files.ParamFileError as exc:
+        raise ConfigError(str(exc)) from None
     if not merged:
-        raise ConfigError(f"{path}: no parameters for node '{node_name}' (keys: {sorted(data)})")
+        raise ConfigError(f"{path}: no entry applies to node '{fqn}' (keys: {sorted(map(str, data))}; "
+                          f"'/**/{node_name}:' applies in every namespace)")
     return merged
-
-
-def _deep_update(dst: dict, src: Mapping) -> None:
-    for k, v in src.items():
-        if isinstance(v, Mapping) and isinstance(dst.get(k), dict):
-            _deep_update(dst[k], v)
-        else:
-            dst[k] = v
 
 
 def ros_parameter_default(value: Any) -> Any:

@@ -21,6 +21,7 @@ import numpy as np
 import yaml
 
 from suite_tools.ros_env import DomainLease, apply_local_graph_env, local_graph_env, source_root
+from suite_tools.param_files import node_section
 
 
 def simulate(out: Path, scene: str, duration: float, seed: int) -> Path:
@@ -43,7 +44,7 @@ def odometry_params(seq: Path, out: Path) -> Path:
     base = source_root() / "config" / "coin_lio.yaml"
     _, cfg, _ = resolve_inputs(seq, load_node_config(base), None)
     data = yaml.safe_load(base.read_text())
-    p = data["coin_lio_node"]["ros__parameters"]
+    p = node_section(data, "coin_lio_node")
     p["input_reliability"] = "reliable"
     p["lio"]["extrinsic"] = {"translation": list(cfg.lio.extrinsic.translation),
                              "rotation": list(cfg.lio.extrinsic.rotation)}

@@ -26,6 +26,7 @@ from sensor_msgs.msg import Image  # noqa: E402
 
 from learned_nodes.image_conversions import numpy_to_image  # noqa: E402
 from suite_tools.testing import Graph  # noqa: E402
+from suite_tools.param_files import node_section  # noqa: E402
 
 pytestmark = pytest.mark.graph
 GOOD = "backbone_node"
@@ -70,7 +71,7 @@ def write_params(path: Path, node_name: str, checkpoint: Path) -> Path:
 def write_shipped_params(path: Path) -> Path:
     """config/backbone.yaml unchanged (the shipped checkpoint) but for the node name and 1 thread."""
     doc = yaml.safe_load((REPO / "config" / "backbone.yaml").read_text())
-    params = doc["backbone_node"]["ros__parameters"]
+    params = node_section(doc, "backbone_node")
     params["model"]["threads"] = 1
     path.write_text(yaml.safe_dump({SHIPPED: {"ros__parameters": params}}))
     return path

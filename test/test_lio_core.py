@@ -15,6 +15,7 @@ from coin_lio.core.imu_propagation import ImuSample, ImuTrack, propagate
 from coin_lio.core.local_map import LocalMap, voxel_downsample
 from coin_lio.core.plane_residuals import fit_planes, smallest_eigenvector
 from coin_lio.core.state import DIM, NavState
+from suite_tools.param_files import node_section
 
 G = 9.81
 
@@ -205,7 +206,7 @@ def test_config_validation_and_yaml_mirror():
         build(LioConfig, {"update.max_iterations": 2.5})
     path = Path(__file__).resolve().parents[1] / "config" / "coin_lio.yaml"
     cfg = load_node_config(path)
-    yaml_keys = set(flatten_yaml(yaml.safe_load(path.read_text())["coin_lio_node"]["ros__parameters"]))
+    yaml_keys = set(flatten_yaml(node_section(yaml.safe_load(path.read_text()), "coin_lio_node")))
     assert yaml_keys == set(flatten(NodeConfig())), "config/coin_lio.yaml must mirror NodeConfig"
     assert cfg.lio.extrinsic.matrix()[0, 0] == -1.0
 

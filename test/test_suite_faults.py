@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from suite_tools.param_files import node_section
 
 rclpy = pytest.importorskip("rclpy")
 
@@ -91,7 +92,7 @@ def _odometry_graph(graph, seq: Path, tmp_path: Path):
     from rclpy.qos import QoSProfile, ReliabilityPolicy
 
     cfg = yaml.safe_load((ROOT / "config" / "coin_lio.yaml").read_text())
-    p = cfg["coin_lio_node"]["ros__parameters"]
+    p = node_section(cfg, "coin_lio_node")
     T = np.asarray(json.loads((seq / "sequence.json").read_text())["extrinsics"]["T_imu_cloud"], float)
     p["lio"]["extrinsic"] = {"translation": T[:3, 3].tolist(), "rotation": T[:3, :3].reshape(-1).tolist()}
     p["input_reliability"] = "reliable"

@@ -11,17 +11,20 @@ from __future__ import annotations
 import re
 import shlex
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from suite_tools import param_files
 from suite_tools.launcher import package_index
 from suite_tools.launcher.errors import LaunchError
 from suite_tools.launcher.plan import InlineParams, ParamsFile, ParamSource, ProcessSpec
 from suite_tools.launcher.schema import Entity
 from suite_tools.launcher.substitutions import (Scope, Template, evaluate, has_substitutions,
                                                 resolve)
+from suite_tools.param_files import fully_qualified_name
 
 _NODE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _NAMESPACE = re.compile(r"^/([A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*)?$")
@@ -161,6 +164,26 @@ def node_params(entries: list[Entity], scope: Scope, key: str) -> list[ParamSour
     return sources
 
 
+def warn_unmatched_params_files(sources: list[ParamSource], fqn: str) -> list[str]:
+    """Warn (stderr) for each params file with no entry that applies to node `fqn`: ROS would
+    pass it and silently use none of its values (e.g. a `name:` key under a namespace)."""
+    warnings = []
+    for source in sources:
+        if not isinstance(source, ParamsFile):
+            continue
+        try:
+            data = param_files.load(source.path)
+        except (param_files.ParamFileError, OSError, yaml.YAMLError) as exc:
+            raise LaunchError(f"parameter file {source.path}: {exc}") from None
+        if not any(param_files.key_matches(str(key), fqn) for key in data):
+            warnings.append(f"[launcher] warning: no entry of parameter file {source.path} applies to node "
+                            f"{fqn} (keys: {', '.join(map(str, data)) or 'none'}): ROS will ignore the file; "
+                            f"key it '/**/{fqn.rsplit('/', 1)[-1]}:' to apply in every namespace")
+    for w in warnings:
+        print(w, file=sys.stderr, flush=True)
+    return warnings
+
+
 def _as_bool(entity: Entity, key: str, scope: Scope, default: bool) -> bool:
     raw = entity.attrs.get(key)
     if raw is None:
@@ -243,6 +266,8 @@ def build_node(entity: Entity, scope: Scope, base_env: dict[str, str]) -> Proces
     label = name or (evaluate(a["exec_name"], scope) if "exec_name" in a else Path(exe).name)
     spec = _common(entity, scope, base_env, label, "node", cmd)
     spec.params = node_params(a.get("param", []), scope, fqn)
+    if name is not None:
+        warn_unmatched_params_files(spec.params, fully_qualified_name(name, ns or ""))
     spec.remaps = [(evaluate(r.attrs["from"], scope), evaluate(r.attrs["to"], scope))
                    for r in a.get("remap", [])]
     return spec
