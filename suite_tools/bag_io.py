@@ -80,6 +80,24 @@ def make_imu(t_ns: int, frame_id: str, gyro: Sequence[float], acc: Sequence[floa
         linear_acceleration=vec(*map(float, acc)), linear_acceleration_covariance=cov_unknown.copy())
 
 
+def latched_qos(depth: int = 1) -> list:
+    """The offered QoS of a latched topic (reliable, transient local, keep last `depth`) as
+    rosbag2 records it, e.g. ouster-ros' /ouster/metadata; for BagWriter.write(qos=...)."""
+    from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
+
+    never = QosTime(sec=9223372036, nsec=854775807)      # rosbag2's "infinite"
+    return [Qos(QosHistory.KEEP_LAST, depth, QosReliability.RELIABLE, QosDurability.TRANSIENT_LOCAL,
+                never, never, QosLiveliness.AUTOMATIC, never, False)]
+
+
+def is_latched(qos: Sequence) -> bool:
+    """True when every recorded publisher offered transient local durability (ros2 bag play then
+    replays the topic latched)."""
+    from rosbags.interfaces import QosDurability
+
+    return bool(qos) and all(q.durability == QosDurability.TRANSIENT_LOCAL for q in qos)
+
+
 class BagWriter:
     """Writes a ROS 2 bag message by message: `with BagWriter(path) as w: w.write(topic, t, msg)`."""
 
@@ -98,12 +116,15 @@ class BagWriter:
         self._writer.open()
         return self
 
-    def write(self, topic: str, t_ns: int, msg: Any) -> None:
-        """Serialise and write one message; its type comes from the message object."""
+    def write(self, topic: str, t_ns: int, msg: Any, qos: Sequence = ()) -> None:
+        """Serialise and write one message; its type comes from the message object. qos: the
+        offered QoS profiles recorded with the topic (rosbags Qos; e.g. latched_qos()), taken at
+        the topic's first message; () = none recorded (players use their default)."""
         msgtype = msg.__msgtype__
         conn = self._connections.get(topic)
         if conn is None:
-            conn = self._writer.add_connection(topic, msgtype, typestore=self._store)
+            conn = self._writer.add_connection(topic, msgtype, typestore=self._store,
+                                               offered_qos_profiles=list(qos))
             self._connections[topic] = conn
         elif conn.msgtype != msgtype:
             raise TypeError(f"topic '{topic}' has type {conn.msgtype}, got {msgtype}")
@@ -125,6 +146,7 @@ class BagMessage:
     msgtype: str
     t_ns: int      # bag (receive) time
     raw: bytes     # CDR with encapsulation header, as published
+    qos: tuple = ()   # offered QoS profiles recorded with the topic (rosbags Qos)
 
     def decode(self) -> Any:
         return suite_typestore().deserialize_cdr(self.raw, self.msgtype)
@@ -151,7 +173,20 @@ def read_bag(path: str | Path, topics: Iterable[str] | None = None,
             if missing:
                 raise KeyError(f"bag {path} has no topics {sorted(missing)}")
         for conn, t_ns, raw in reader.messages(connections=conns, start=start_ns):
-            yield BagMessage(conn.topic, conn.msgtype, t_ns, bytes(raw))
+            yield BagMessage(conn.topic, conn.msgtype, t_ns, bytes(raw), _offered_qos(conn))
+
+
+def _offered_qos(conn) -> tuple:
+    return tuple(getattr(getattr(conn, "ext", None), "offered_qos_profiles", None) or ())
+
+
+def bag_offered_qos(path: str | Path) -> dict[str, tuple]:
+    """{topic: offered QoS profiles recorded with it (rosbags Qos, all its connections)}."""
+    with AnyReader([Path(path)], default_typestore=suite_typestore()) as reader:
+        out: dict[str, tuple] = {}
+        for c in reader.connections:
+            out[c.topic] = out.get(c.topic, ()) + _offered_qos(c)
+        return out
 
 
 def bag_time_range(path: str | Path) -> tuple[int, int]:

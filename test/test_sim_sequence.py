@@ -12,7 +12,7 @@ from coin_lio.sim import ImuConfig, OusterConfig, OusterMetadata, SequenceConfig
 from coin_lio.sim.cli import main
 from coin_lio.sim.imu import simulate_imu
 from coin_lio.sim.sequence import build
-from suite_tools.bag_io import bag_topics, read_bag
+from suite_tools.bag_io import bag_topics, is_latched, read_bag
 
 
 def small(**kw) -> SequenceConfig:
@@ -26,7 +26,8 @@ def test_bag_round_trip(tmp_path):
     cfg = small()
     info = generate_sequence(cfg, tmp_path / "seq", progress=False)
     assert bag_topics(info.bag) == {"/ouster/points": ("sensor_msgs/msg/PointCloud2", 10),
-                                    "/ouster/imu": ("sensor_msgs/msg/Imu", info.n_imu)}
+                                    "/ouster/imu": ("sensor_msgs/msg/Imu", info.n_imu),
+                                    "/ouster/metadata": ("std_msgs/msg/String", 1)}
     spec, traj, sim, _ = build(cfg)
     imu = simulate_imu(traj, 10 * 0.1 + 2 / 200.0, cfg.imu, seed=cfg.seed)
     t0, k, i, last = cfg.start_time_ns, 0, 0, 0
@@ -34,6 +35,10 @@ def test_bag_round_trip(tmp_path):
         assert m.t_ns >= last
         last = m.t_ns
         msg = m.decode()
+        if m.topic == "/ouster/metadata":           # first, latched as ouster-ros offers it
+            assert m.t_ns == t0 and k == i == 0 and is_latched(m.qos) and m.qos[0].depth == 1
+            assert json.loads(msg.data) == json.loads(json.dumps(sim.meta.to_dict("legacy")))
+            continue
         stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
         if m.topic == "/ouster/points":
             assert stamp == t0 + k * 100_000_000 and m.t_ns == stamp + 100_000_000
@@ -147,3 +152,33 @@ def test_described_frames_put_the_points_on_the_tunnel_walls(tmp_path, cloud_fra
     world = np.einsum("nij,nj->ni", r_wb, p_imu) + p_wb
     wall = np.abs(np.hypot(world[:, 1], world[:, 2] - 1.2) - 3.0)
     assert np.minimum(wall, np.abs(world[:, 2])).max() < 2e-3
+
+
+def test_rotated_imu_mount_changes_only_the_imu_side(tmp_path):
+    """An IMU turned on the rig (roll 90 + yaw 90): the same LiDAR clouds, IMU readings and ground
+    truth in the turned axes, and the metadata (in the bag too) says so."""
+    imu = ImuConfig.noiseless(200.0)
+    a = generate_sequence(small(duration=0.5, imu=imu), tmp_path / "a", progress=False)
+    turned = OusterConfig(rows=32, cols=512, imu_mount_rpy_deg=(90.0, 0.0, 90.0))
+    b = generate_sequence(small(duration=0.5, imu=imu, ouster=turned), tmp_path / "b", progress=False)
+    R = turned.imu_mount_rotation()
+    np.testing.assert_allclose(R, [[0, 0, 1], [1, 0, 0], [0, 1, 0]], atol=1e-15)   # x_imu = y_sensor ...
+    raw = {k: {t: list(read_bag(x.bag, [t])) for t in ("/ouster/points", "/ouster/imu")} for k, x in (("a", a), ("b", b))}
+    assert [m.raw for m in raw["a"]["/ouster/points"]] == [m.raw for m in raw["b"]["/ouster/points"]]
+    for ma, mb in zip(raw["a"]["/ouster/imu"], raw["b"]["/ouster/imu"]):
+        ia, ib = ma.decode(), mb.decode()
+        for f in ("angular_velocity", "linear_acceleration"):
+            va, vb = (np.array([getattr(getattr(m, f), c) for c in "xyz"]) for m in (ia, ib))
+            np.testing.assert_allclose(vb, R.T @ va, atol=1e-9)
+    ib = raw["b"]["/ouster/imu"][0].decode().linear_acceleration
+    assert abs(ib.y - 9.81) < 0.2                       # at rest gravity is on the IMU's y axis
+    ga, gb = np.loadtxt(a.ground_truth), np.loadtxt(b.ground_truth)
+    np.testing.assert_allclose(gb[:, 1:4], ga[:, 1:4], atol=1e-12)
+    Ra, Rb = (Rotation.from_quat(g[:, 4:]).as_matrix() for g in (ga, gb))
+    np.testing.assert_allclose(Rb, Ra @ R, atol=1e-9)
+    meta = json.loads(next(read_bag(b.bag, ["/ouster/metadata"])).decode().data)
+    np.testing.assert_allclose(np.reshape(meta["imu_to_sensor_transform"], (4, 4))[:3, :3], R, atol=1e-12)
+    assert meta == json.loads(b.metadata.read_text())
+    desc = json.loads(b.description.read_text())
+    assert desc["topics"]["metadata"] == "/ouster/metadata"
+    assert desc["config"]["ouster"]["imu_mount_rpy_deg"] == [90.0, 0.0, 90.0]

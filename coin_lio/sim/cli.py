@@ -40,6 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="publish destaggered clouds (default: raw column order like ouster-ros)")
     p.add_argument("--cloud-frame", choices=("os_lidar", "os_sensor"), default="os_lidar",
                    help="Ouster cloud frame (ouster-ros ROS 2 default os_lidar; ROS 1 os_sensor)")
+    p.add_argument("--imu-mount-rpy", type=float, nargs=3, default=(0.0, 0.0, 0.0),
+                   metavar=("ROLL", "PITCH", "YAW"),
+                   help="Ouster: the IMU turned against the usual layout, deg about os_sensor x y z "
+                        "(in the metadata's imu_to_sensor_transform)")
+    p.add_argument("--no-metadata-topic", action="store_true",
+                   help="Ouster: no /ouster/metadata (std_msgs/String, latched) in the bag")
     p.add_argument("--range-noise", type=float, default=LidarNoiseConfig.range_sigma,
                    help="m (1 sigma)")
     p.add_argument("--noiseless", action="store_true", help="no LiDAR and no IMU noise at all")
@@ -61,14 +67,16 @@ def config_from_args(args: argparse.Namespace) -> SequenceConfig:
     if args.sensor == "ouster":
         kwargs["ouster"] = OusterConfig(rows=args.rows or 128, cols=args.cols or 1024,
                                         frequency_hz=args.lidar_rate, family=args.family,
-                                        destaggered=args.destaggered, cloud_frame=args.cloud_frame)
+                                        destaggered=args.destaggered, cloud_frame=args.cloud_frame,
+                                        imu_mount_rpy_deg=tuple(args.imu_mount_rpy))
     else:
         kwargs["velodyne"] = VelodyneConfig(rings=args.rows or 16, cols=args.cols or 1800,
                                             frequency_hz=float(args.lidar_rate))
     return SequenceConfig(scene=args.scene, duration=args.duration, profile=args.profile,
                           seed=args.seed, sensor=args.sensor, noise=noise, imu=imu,
                           gt_frame=args.gt_frame, storage=args.storage,
-                          metadata_layout=args.metadata_layout, **kwargs)
+                          metadata_layout=args.metadata_layout,
+                          metadata_topic="" if args.no_metadata_topic else None, **kwargs)
 
 
 def main(argv: list[str] | None = None) -> int:

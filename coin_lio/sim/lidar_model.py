@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from coin_lio.sim.metadata import IMU_TO_SENSOR_MM, LIDAR_TO_SENSOR_MM, OusterMetadata
 
@@ -77,8 +78,14 @@ class OusterConfig:
     min_range: float = 0.3              # m
     max_range: float = 75.0             # m
     frame_ids: tuple[str, str, str] = ("os_sensor", "os_lidar", "os_imu")
+    imu_mount_rpy_deg: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    #   the IMU turned against the usual Ouster layout (its axes parallel to os_sensor): roll,
+    #   pitch, yaw about os_sensor x, y, z (R = Rz Ry Rx); the metadata's imu_to_sensor says so
 
     def __post_init__(self) -> None:
+        self.imu_mount_rpy_deg = tuple(float(a) for a in self.imu_mount_rpy_deg)
+        if len(self.imu_mount_rpy_deg) != 3 or not all(np.isfinite(self.imu_mount_rpy_deg)):
+            raise ValueError(f"imu_mount_rpy_deg must be 3 finite angles, got {self.imu_mount_rpy_deg}")
         if self.rows not in (16, 32, 64, 128):
             raise ValueError(f"rows must be 16, 32, 64 or 128, got {self.rows}")
         if self.cols not in (512, 1024, 2048):
@@ -103,17 +110,24 @@ class OusterConfig:
     def period_ns(self) -> int:
         return 1_000_000_000 // self.frequency_hz
 
+    def imu_mount_rotation(self) -> np.ndarray:
+        """(3, 3) the IMU's axes in the usual IMU layout (= os_sensor axes): Rz(yaw) Ry(pitch) Rx(roll)."""
+        roll, pitch, yaw = self.imu_mount_rpy_deg
+        return Rotation.from_euler("ZYX", [yaw, pitch, roll], degrees=True).as_matrix()
+
     def metadata(self) -> OusterMetadata:
         alt, az = ouster_beam_angles(self.rows, self.family, self.azimuth_layout)
         if self.quantize_azimuths:
             az = np.round(az * self.cols / 360.0) * 360.0 / self.cols
         shift = np.round(az * self.cols / 360.0).astype(int) + self.pixel_shift_offset
+        imu_to_sensor = IMU_TO_SENSOR_MM.copy()
+        imu_to_sensor[:3, :3] = np.round(self.imu_mount_rotation(), 12) + 0.0
         return OusterMetadata(
             beam_altitude_angles=alt.tolist(), beam_azimuth_angles=az.tolist(),
             pixel_shift_by_row=shift.tolist(), columns_per_frame=self.cols,
             lidar_origin_to_beam_origin_mm=OUSTER_FAMILIES[self.family][2],
             lidar_mode=f"{self.cols}x{self.frequency_hz}",
-            lidar_to_sensor_transform=LIDAR_TO_SENSOR_MM, imu_to_sensor_transform=IMU_TO_SENSOR_MM,
+            lidar_to_sensor_transform=LIDAR_TO_SENSOR_MM, imu_to_sensor_transform=imu_to_sensor,
             prod_line=f"{self.family}-{self.rows}")
 
     def to_dict(self) -> dict:

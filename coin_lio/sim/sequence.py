@@ -3,7 +3,9 @@
 DIR/bag                 ROS 2 bag (MCAP): PointCloud2 stamped at the scan START (time of
                         measurement column 0, as ouster-ros does; point t / time = offset from that
                         stamp) and written at bag time stamp + scan period (when the sweep is
-                        complete); Imu stamped and written at its sample time, same clock.
+                        complete); Imu stamped and written at its sample time, same clock; Ouster:
+                        the metadata JSON (std_msgs/String on /ouster/metadata) first, recorded
+                        with the latched QoS ouster-ros offers (reliable, transient local, depth 1).
 DIR/ground_truth.tum    t x y z qx qy qz qw: pose of the ground-truth frame (default the IMU
                         frame, FAST-LIO's body) in the world (z up, gravity -z) at the scan stamps.
 DIR/metadata.json       Ouster sensor metadata (Velodyne: ring table) of the simulated sensor.
@@ -25,7 +27,7 @@ from coin_lio.sim.lidar_model import (LidarNoiseConfig, OusterConfig, VelodyneCo
                                       coin_lio_u_shift)
 from coin_lio.sim.lidar_sim import LidarSimulator
 from coin_lio.sim.scenes import SCENES, make_scene
-from coin_lio.sim.trajectory import PROFILES, SplineTrajectory, TrajectoryConfig
+from coin_lio.sim.trajectory import PROFILES, RotatedBody, SplineTrajectory, TrajectoryConfig
 from coin_lio.sim.trajectory import Path as SplinePath
 
 SENSORS = ("ouster", "velodyne")
@@ -50,6 +52,8 @@ class SequenceConfig:
     start_time_ns: int = 1_700_000_000_000_000_000
     points_topic: str = ""                       # "" -> /ouster/points or /velodyne_points
     imu_topic: str = ""                          # "" -> /ouster/imu or /imu/data
+    metadata_topic: str | None = None            # None -> /ouster/metadata (Ouster), none (Velodyne);
+    #                                              "" = no metadata topic in the bag
     gt_frame: str = "imu"                        # imu | lidar | sensor (Ouster) | cloud
     velodyne_extrinsic: tuple[float, float, float, float] = (0.0, 0.0, 0.12, 0.0)  # x y z yaw_deg
     storage: str = "mcap"
@@ -86,6 +90,10 @@ class SequenceConfig:
             self.points_topic = "/ouster/points" if self.sensor == "ouster" else "/velodyne_points"
         if not self.imu_topic:
             self.imu_topic = "/ouster/imu" if self.sensor == "ouster" else "/imu/data"
+        if self.metadata_topic is None:
+            self.metadata_topic = "/ouster/metadata" if self.sensor == "ouster" else ""
+        if self.metadata_topic and self.sensor != "ouster":
+            raise ValueError("a metadata topic is written for Ouster sensors only")
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -116,6 +124,8 @@ def build(config: SequenceConfig):
     traj = SplineTrajectory(SplinePath(spec.waypoints, spec.closed), tcfg, config.duration + 1.0,
                             seed=config.seed)
     if config.sensor == "ouster":
+        if config.ouster.imu_mount_rpy_deg != (0.0, 0.0, 0.0):   # the IMU turned on the same rig
+            traj = RotatedBody(traj, config.ouster.imu_mount_rotation())
         sim = LidarSimulator(config.ouster, config.noise)
         sensor_frame, lidar_frame, imu_frame = config.ouster.frame_ids
         cloud_frame = lidar_frame if config.ouster.cloud_frame == "os_lidar" else sensor_frame
@@ -142,7 +152,7 @@ def generate_sequence(config: SequenceConfig, out_dir: str | Path, progress: boo
     """Write DIR/bag, ground_truth.tum, metadata.json, sequence.json for `config`."""
     from tqdm import tqdm
 
-    from suite_tools.bag_io import BagWriter, make_imu, make_pointcloud2
+    from suite_tools.bag_io import BagWriter, latched_qos, make_imu, make_pointcloud2, msg_class
 
     wall0 = time.perf_counter()
     out = Path(out_dir)
@@ -165,6 +175,10 @@ def generate_sequence(config: SequenceConfig, out_dir: str | Path, progress: boo
     with BagWriter(bag_path, storage=config.storage) as writer, \
             tqdm(total=n_scans, disable=not progress, unit="scan",
                  desc=f"{config.scene}/{config.profile}") as bar:
+        if config.metadata_topic:   # as ros2 bag record gets the latched message: before the data
+            text = json.dumps(sim.meta.to_dict(config.metadata_layout))
+            writer.write(config.metadata_topic, t0, msg_class("std_msgs/msg/String")(data=text),
+                         qos=latched_qos())
         for k in range(n_scans):
             stamp = t0 + k * period_ns
             tic = time.perf_counter()
@@ -229,7 +243,8 @@ def describe(config: SequenceConfig, sim: LidarSimulator, frames: dict, imu,
         "n_imu": info.n_imu, "scan_period_ns": sim.period_ns,
         "start_time_ns": config.start_time_ns,
         "files": {"bag": "bag", "ground_truth": "ground_truth.tum", "metadata": "metadata.json"},
-        "topics": {"points": config.points_topic, "imu": config.imu_topic},
+        "topics": {"points": config.points_topic, "imu": config.imu_topic,
+                   **({"metadata": config.metadata_topic} if config.metadata_topic else {})},
         "frames": {"world": "world (z up, gravity -z)", "cloud": frames["cloud"],
                    "imu": frames["imu"], "trajectory_body": frames["imu"], **{
                        f"{k}_frame": v for k, v in frames["names"].items()}},

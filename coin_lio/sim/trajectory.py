@@ -96,6 +96,19 @@ class LinearTrajectory(Trajectory):
                                np.stack([zeros, zeros, zeros + self.rate], axis=1))
 
 
+class RotatedBody(Trajectory):
+    """The motion of `base` seen in a body frame turned by a constant R_base_body (same origin):
+    R = R_base R_base_body, omega = R_base_body^T omega_base; p, v, a unchanged. An IMU mounted
+    rotated on a rig that follows `base`."""
+
+    def __init__(self, base: Trajectory, R_base_body: np.ndarray) -> None:
+        self.base, self.R = base, np.asarray(R_base_body, float)
+
+    def state(self, t):
+        s = self.base.state(t)
+        return TrajectoryState(s.p, s.v, s.a, s.R @ self.R, s.omega @ self.R)
+
+
 class Path:
     """C2 cubic spline through waypoints (K, 3), parametrised by chord length (|P'| ~ 1)."""
 
