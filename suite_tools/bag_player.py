@@ -7,7 +7,10 @@
                           [--ros-args -r /ouster/points:=/other/points ...]
 
 Topics are renamed with ordinary ROS remapping (`--ros-args -r FROM:=TO`, or `remap:` in a
-launch file), as for any node.
+launch file), as for any node. Topics recorded from transient-local publishers (latched, e.g.
+ouster-ros' /ouster/metadata; read from the bag's offered_qos_profiles) are published latched
+(reliable, transient local, the recorded depth), as `ros2 bag play` does: a subscriber that
+comes later still gets the last message, so --wait-subscribers does not wait for them.
 
 Also an executable of the package (`bag_player`), so launch files can start it as a node.
 """
@@ -23,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from suite_tools.bag_io import bag_time_range, bag_topics, read_bag
+from suite_tools.bag_io import bag_offered_qos, bag_time_range, bag_topics, is_latched, read_bag
 from suite_tools.node_main import message_type
 from suite_tools.playback_clock import PlaybackClock, wait_until
 
@@ -95,7 +98,7 @@ def prefetch(messages, max_bytes: int = 256 << 20, max_count: int = 2000):
 def play(args: argparse.Namespace, node) -> dict:
     """Publish the bag's messages on time; returns playback statistics."""
     import rclpy
-    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
     topics = bag_topics(args.bag)
     played = [t for t in topics if args.topics is None or t in args.topics]
@@ -105,17 +108,29 @@ def play(args: argparse.Namespace, node) -> dict:
     qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100,
                      reliability=ReliabilityPolicy.RELIABLE if args.qos == "reliable"
                      else ReliabilityPolicy.BEST_EFFORT)
-    pubs = {t: node.create_publisher(message_type(topics[t][0]), t, qos) for t in played}
+    offered = bag_offered_qos(args.bag)
+    latched = {t: max([q.depth for q in offered[t]] + [1]) for t in played if is_latched(offered.get(t, ()))}
+
+    def topic_qos(t: str) -> QoSProfile:
+        if t not in latched:
+            return qos
+        return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=latched[t],
+                          reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+    pubs = {t: node.create_publisher(message_type(topics[t][0]), t, topic_qos(t)) for t in played}
+    if latched and not args.quiet:
+        print(f"[bag_player] latched (transient local, as recorded): {sorted(latched)}", flush=True)
     clock_pub = None
     if args.clock > 0:
         clock_cls = message_type("rosgraph_msgs/msg/Clock")
         clock_pub = node.create_publisher(clock_cls, "/clock", 10)
 
+    waited = {t: p for t, p in pubs.items() if t not in latched}   # latched: late joiners get it
     if args.wait_subscribers > 0:
         deadline = time.monotonic() + args.wait_timeout
-        while any(p.get_subscription_count() < args.wait_subscribers for p in pubs.values()):
+        while any(p.get_subscription_count() < args.wait_subscribers for p in waited.values()):
             if time.monotonic() > deadline or not rclpy.ok():
-                lacking = [t for t, p in pubs.items() if p.get_subscription_count() < args.wait_subscribers]
+                lacking = [t for t, p in waited.items() if p.get_subscription_count() < args.wait_subscribers]
                 raise TimeoutError(f"no {args.wait_subscribers} subscriber(s) on {lacking} "
                                    f"after {args.wait_timeout:.0f} s")
             time.sleep(0.05)

@@ -2,6 +2,8 @@
 and the playback options (rate, start, topic selection, loop, /clock)."""
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -94,3 +96,43 @@ def test_loop_replays_with_time_jumping_back_and_clock(graph, tmp_path):
     graph.wait("clock_monitor", 20)
     clock = read_report(clock_report)["/clock"]
     assert len(clock.recv_ns) > 20  # /clock at 50 Hz over > 1.5 s of playback
+
+
+def test_latched_topic_replayed_latched_for_a_late_subscriber(graph, ros_context, tmp_path):
+    """A topic recorded from a transient-local publisher (ouster-ros' /ouster/metadata) is played
+    latched: a subscriber that joins after it was sent still gets it (a volatile one does not), and
+    --wait-subscribers does not wait for it. Other topics keep the player's default QoS."""
+    import rclpy
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Imu
+    from std_msgs.msg import String
+
+    from suite_tools.bag_io import BagWriter, bag_offered_qos, is_latched, latched_qos, make_imu, msg_class
+
+    bag, t0 = tmp_path / "bag", 1_700_000_000_000_000_000
+    with BagWriter(bag) as w:
+        w.write("/sensor/metadata", t0, msg_class("std_msgs/msg/String")(data='{"lidar_mode": "1024x10"}'),
+                qos=latched_qos())
+        for k in range(300):                                   # 3 s of IMU, volatile
+            w.write("/imu", t0 + k * 10_000_000, make_imu(t0 + k * 10_000_000, "os_imu", [0, 0, 0], [0, 0, 9.81]))
+    offered = bag_offered_qos(bag)
+    assert is_latched(offered["/sensor/metadata"]) and not is_latched(offered["/imu"])
+    node = rclpy.create_node("late_joiner")
+    imu: list = []
+    node.create_subscription(Imu, "/imu", imu.append, QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
+    graph.spawn("player", graph.python_cmd("-m", "suite_tools.bag_player", str(bag), "--wait-subscribers", "1"))
+    deadline = time.monotonic() + 30
+    while len(imu) < 50 and time.monotonic() < deadline:      # 0.5 s into playback: metadata long sent
+        rclpy.spin_once(node, timeout_sec=0.1)
+    assert len(imu) >= 50, graph.log("player")
+    latched, volatile = [], []
+    node.create_subscription(String, "/sensor/metadata", latched.append, QoSProfile(
+        depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+    node.create_subscription(String, "/sensor/metadata", volatile.append, QoSProfile(depth=1))
+    deadline = time.monotonic() + 5
+    while not latched and time.monotonic() < deadline:
+        rclpy.spin_once(node, timeout_sec=0.1)
+    assert [m.data for m in latched] == ['{"lidar_mode": "1024x10"}'] and volatile == []
+    assert graph.wait("player", 30) == 0
+    assert "latched (transient local, as recorded): ['/sensor/metadata']" in graph.log("player")
+    node.destroy_node()

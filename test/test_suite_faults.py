@@ -78,7 +78,7 @@ def _bag_without(src: Path, dst: Path, topic: str, t_from: float, t_to: float) -
             if m.topic == topic and t0 + t_from * 1e9 <= m.t_ns < t0 + t_to * 1e9:
                 dropped += 1
                 continue
-            w.write(m.topic, m.t_ns, m.decode())
+            w.write(m.topic, m.t_ns, m.decode(), qos=m.qos)   # latched stays latched
     return dropped
 
 
