@@ -97,13 +97,22 @@ class UpdateConfig:
 
 @dataclass
 class ExtrinsicConfig:
-    """LiDAR pose in the IMU frame: p_imu = R p_lidar + t (FAST-LIO extrinsic_R / extrinsic_T)."""
+    """LiDAR pose in the IMU frame: p_imu = R p_lidar + t (FAST-LIO extrinsic_R / extrinsic_T),
+    "LiDAR" being the frame the clouds are published in.
+
+    source: where the extrinsic comes from. auto (default): from the sensor metadata (Ouster
+    lidar_to_sensor / imu_to_sensor, coin_lio.io.sensor_metadata) when there is metadata with them,
+    the clouds are in os_lidar / os_sensor and the IMU messages in os_imu; else translation/rotation
+    here. metadata: from the metadata whenever it can be. config: always translation/rotation here.
+    """
 
     translation: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
     rotation: list[float] = field(default_factory=lambda: [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0])
+    source: str = "auto"            # auto | metadata | config
 
     def __post_init__(self) -> None:
         _check(len(self.translation) == 3 and len(self.rotation) == 9, "extrinsic needs 3 + 9 numbers")
+        _check(self.source in ("auto", "metadata", "config"), "extrinsic.source must be auto, metadata or config")
         R = np.asarray(self.rotation, float).reshape(3, 3)
         _check(np.allclose(R @ R.T, np.eye(3), atol=1e-4) and np.linalg.det(R) > 0,
                "extrinsic rotation is not a rotation matrix")
@@ -116,9 +125,9 @@ class ExtrinsicConfig:
         return T
 
     @classmethod
-    def from_matrix(cls, T_imu_lidar: np.ndarray) -> "ExtrinsicConfig":
+    def from_matrix(cls, T_imu_lidar: np.ndarray, source: str = "auto") -> "ExtrinsicConfig":
         T = np.asarray(T_imu_lidar, float)
-        return cls(translation=T[:3, 3].tolist(), rotation=T[:3, :3].reshape(-1).tolist())
+        return cls(translation=T[:3, 3].tolist(), rotation=T[:3, :3].reshape(-1).tolist(), source=source)
 
 
 @dataclass
@@ -135,7 +144,8 @@ class PhotometricConfig:
     """COIN-LIO's photometric residuals on the intensity image (defaults = the reference's)."""
 
     enabled: bool = True                # False = the geometric core alone (FAST-LIO2)
-    metadata_path: str = ""             # Ouster metadata JSON of the sensor ('' = photometric off)
+    metadata_path: str = ""             # Ouster metadata JSON of the sensor ('' = from the node's
+    #                                     metadata_topic / the bag's metadata topic)
     intensity_field: str = "intensity"  # image channel (falls back to reflectivity if absent)
     destaggered: bool = False           # clouds arrive already destaggered (newer drivers)
     u_shift: int = -1                   # image column offset; -1 = calibrate on the first scan

@@ -1,6 +1,7 @@
 """coin_lio_node: LiDAR-inertial odometry on a ROS 2 graph (thin adapter over OdometryDriver).
 
-Subscribes  <points_topic> sensor_msgs/PointCloud2, <imu_topic> sensor_msgs/Imu (sensor-data QoS)
+Subscribes  <points_topic> sensor_msgs/PointCloud2, <imu_topic> sensor_msgs/Imu (sensor-data QoS),
+            <metadata_topic> std_msgs/String (Ouster metadata JSON, transient local; geometric-only till then)
 Publishes   ~/odometry nav_msgs/Odometry (odom_frame -> base_frame), ~/path nav_msgs/Path (the
             trajectory since the last reset, at most path_max_poses),
             ~/cloud_registered sensor_msgs/PointCloud2 (odom_frame), ~/degeneracy
@@ -9,8 +10,9 @@ Publishes   ~/odometry nav_msgs/Odometry (odom_frame -> base_frame), ~/path nav_
             TF odom_frame -> base_frame when tf2_ros exists
 Services    ~/reset std_srvs/Trigger
 Threads     IMU and cloud callbacks only convert and enqueue; a worker thread runs the filter, so
-            the IMU callback never waits for a scan. Lag policy: at most `max_scan_queue` scans
-            wait; when another arrives the OLDEST waiting scan is dropped, counted, and reported
+            the IMU callback never waits for a scan (at most imu_wait s for the IMU to cover it:
+            odometry_driver.ScanGate). Lag policy: at most `max_scan_queue` scans wait; when
+            another arrives the OLDEST waiting scan is dropped, counted, and reported
             (log + DegeneracyReport.num_dropped_scans).
 """
 from __future__ import annotations
@@ -48,12 +50,13 @@ def _make_node(args=None):
     from nav_msgs.msg import Odometry, Path
     from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
     from rclpy.node import Node
-    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image, Imu, PointCloud2
+    from std_msgs.msg import String
     from std_srvs.srv import Trigger
 
     from coin_lio import ros_messages as rm
-    from coin_lio.odometry_driver import OdometryDriver, append_path_pose
+    from coin_lio.odometry_driver import INFO_EVENTS, OdometryDriver, ScanGate, append_path_pose
     from coin_lio_suite.msg import DegeneracyReport
 
     class CoinLioNode(Node):
@@ -66,12 +69,15 @@ def _make_node(args=None):
             c = self.cfg
             self.exit_code = None
             self.log = _RateLimitedLog(self.get_logger())
-            self.driver = OdometryDriver(c.lio, c.time_jump_reset)
+            metadata_sub = bool(c.metadata_topic) and not c.lio.photometric.metadata_path
+            self.driver = OdometryDriver(c.lio, c.time_jump_reset,
+                                         metadata_source=f"topic {c.metadata_topic}" if metadata_sub else "")
             self.T_base_imu = rm.pose_to_matrix(c.base_to_imu)
             self.T_imu_base = np.linalg.inv(self.T_base_imu)
             # raw readings, appended by the callback; bounded for a LiDAR outage (IMU still running)
             self.imu_in: deque = deque(maxlen=IMU_BACKLOG_MAX)
-            self.scans: deque = deque()                  # waiting scans (bounded by the policy)
+            self.gate = ScanGate(c.imu_wait, c.max_scan_queue)   # waiting scans + the IMU-cover rule
+            self.new_metadata = None                     # parsed, for the worker to apply
             self.cond = threading.Condition()
             self.dropped = 0
             self.reset_requested = False
@@ -104,6 +110,11 @@ def _make_node(args=None):
                                      callback_group=MutuallyExclusiveCallbackGroup())
             self.create_subscription(PointCloud2, c.points_topic, self._on_cloud, cloud_qos,
                                      callback_group=MutuallyExclusiveCallbackGroup())
+            if metadata_sub:   # as ouster-ros publishes it: reliable, transient local, depth 1
+                meta_qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
+                self.create_subscription(String, c.metadata_topic, self._on_metadata, meta_qos,
+                                         callback_group=MutuallyExclusiveCallbackGroup())
             self.create_service(Trigger, "~/reset", self._on_reset,
                                 callback_group=MutuallyExclusiveCallbackGroup())
             self.running = True
@@ -124,12 +135,12 @@ def _make_node(args=None):
                     self.log.warn("imu_backlog", f"no scan processed for {IMU_BACKLOG_MAX} IMU readings: "
                                   "the oldest are dropped (the odometry resets on the gap)")
                 self.imu_in.append(r)
+                self.gate.add_imu(r.t)
                 self.cond.notify()
 
         def _on_cloud(self, msg) -> None:
-            lp = self.cfg.lio.preprocess
             try:
-                scan = rm.scan_from_msg(msg, lp.time_field or "auto", lp.time_scale)
+                scan = rm.read_scan(msg, self.cfg.lio.preprocess)
             except ValueError as exc:
                 self.log.warn("cloud_bad", f"point cloud dropped: {exc}")
                 return
@@ -137,12 +148,20 @@ def _make_node(args=None):
                 self.log.warn("cloud_empty", "point cloud without valid points dropped")
                 return
             with self.cond:
-                while len(self.scans) >= self.cfg.max_scan_queue:
-                    self.scans.popleft()
-                    self.dropped += 1
-                    self.log.warn("scan_dropped", "processing behind: the oldest waiting scan was dropped")
-                self.scans.append(scan)
+                dropped = self.gate.add_scan(scan)
                 self.cond.notify()
+            if dropped:
+                self.dropped += dropped
+                self.log.warn("scan_dropped", "processing behind: the oldest waiting scan was dropped")
+
+        def _on_metadata(self, msg) -> None:
+            try:
+                meta = rm.metadata_from_msg(msg)
+            except ValueError as exc:   # malformed: say so, keep running (geometric-only)
+                self.log.warn("metadata_bad", f"sensor metadata on {self.cfg.metadata_topic} ignored: {exc}")
+                return
+            with self.cond:
+                self.new_metadata = meta
 
         def _on_reset(self, request, response):
             with self.cond:
@@ -155,29 +174,29 @@ def _make_node(args=None):
         def _work(self) -> None:
             while self.running:
                 with self.cond:
-                    self.cond.wait_for(lambda: not self.running or self.scans or self.reset_requested,
+                    self.cond.wait_for(lambda: not self.running or self.gate.scans or self.reset_requested,
                                        timeout=0.5)
                     if not self.running:
                         return
                     if self.reset_requested:
                         self.reset_requested = False
-                        self.scans.clear()
+                        self.gate.clear()
                         self.imu_in.clear()
                         self.driver.reset("service call")
                         self.path.poses.clear()
-                    if not self.scans:
+                    scan = None           # wait (bounded by imu_wait) for the IMU to cover the scan
+                    while self.running and self.gate.scans:
+                        scan = self.gate.pop_ready(time.monotonic())
+                        if scan is not None:
+                            break
+                        self.cond.wait(timeout=self.gate.wait_left(time.monotonic()))
+                    if scan is None:
                         continue
-                    scan = self.scans[0]
-                    # Wait (bounded) for the IMU to cover the scan's end.
-                    deadline = time.monotonic() + self.cfg.imu_wait
-                    while not self._imu_covers(scan.end) and time.monotonic() < deadline and self.running:
-                        self.cond.wait(timeout=max(0.0, deadline - time.monotonic()))
-                    if self.scans and self.scans[0] is scan:
-                        self.scans.popleft()
-                    else:
-                        continue          # dropped by the lag policy meanwhile
                     imu = list(self.imu_in)
                     self.imu_in.clear()
+                    meta, self.new_metadata = self.new_metadata, None
+                if meta is not None:
+                    self.driver.set_metadata(meta)
                 for r in imu:
                     self.driver.add_imu(r)
                     self.last_gyro = r.gyro
@@ -189,8 +208,8 @@ def _make_node(args=None):
                     self.driver.reset("internal error")
                     continue
                 ms = (time.perf_counter() - t0) * 1e3
-                for kind, message in self.driver.drain_events():
-                    self.log.warn(kind, message)
+                for kind, message in self.driver.drain_events():   # news as info, problems rate-limited
+                    self.get_logger().info(message) if kind in INFO_EVENTS else self.log.warn(kind, message)
                 if res is not None and res.T_world_lidar is not None and res.state.is_finite():
                     try:
                         self._publish(res, ms)
@@ -198,9 +217,6 @@ def _make_node(args=None):
                         if not self.context.ok():
                             return
                         self.get_logger().error(f"publishing failed ({type(exc).__name__}: {exc})")
-
-        def _imu_covers(self, t: float) -> bool:
-            return (self.imu_in and self.imu_in[-1].t >= t) or self.driver.imu_covers(t)
 
         def _publish(self, res, ms: float) -> None:
             c = self.cfg

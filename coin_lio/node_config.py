@@ -18,6 +18,9 @@ def _check(cond: bool, msg: str) -> None:
 class NodeConfig:
     points_topic: str = "/ouster/points"
     imu_topic: str = "/ouster/imu"
+    metadata_topic: str = "/ouster/metadata"   # std_msgs/String, the sensor metadata JSON (reliable,
+    #                                    transient local, as ouster-ros); read when lio.photometric.
+    #                                    metadata_path is empty ('' = none); the runner reads it from bags
     input_reliability: str = "best_effort"   # sensor-data QoS; "reliable" for lossless bag replay
     odom_frame: str = "odom"           # REP-105 names; the odometry's fixed frame
     base_frame: str = "base_link"      # child frame of the odometry (the IMU body unless set)

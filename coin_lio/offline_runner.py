@@ -5,7 +5,9 @@
 Writes DIR/trajectory.tum (the IMU body in the odometry frame, at each scan's end), timing.csv
 (per-scan stage times, ms), degeneracy.jsonl (per-scan eigenvalues, weak directions, residual
 counts), summary.json, and with ground truth (given, or a simulator sequence's) the APE/RPE
-evaluation and trajectory.png.
+evaluation and trajectory.png. Messages are converted by the node's functions, scans wait for
+the IMU by the node's rule (odometry_driver.ScanGate), and the sensor metadata comes, as in the
+node, from lio.photometric.metadata_path or else from the bag's metadata_topic (/ouster/metadata).
 """
 from __future__ import annotations
 
@@ -23,25 +25,36 @@ import numpy as np  # noqa: E402
 
 
 from coin_lio.node_config import NodeConfig, load_node_config  # noqa: E402
-from coin_lio.odometry_driver import ImuReading, OdometryDriver  # noqa: E402
+from coin_lio.odometry_driver import OdometryDriver, ScanGate  # noqa: E402
 
 
-def iter_bag_events(bag: Path, points_topic: str, imu_topic: str, time_field: str = "auto"):
-    """('imu', ImuReading) and ('scan', LidarScan) in arrival order, as a subscriber sees them."""
-    from coin_lio.io.pointcloud2 import pointcloud2_to_array
-    from coin_lio.io.scan import scan_from_cloud
+def bag_metadata_topic(bag: Path, cfg: NodeConfig) -> str:
+    """The topic the runner takes the sensor metadata from: cfg.metadata_topic when the config
+    has no photometric.metadata_path and the bag holds that topic (as the node subscribes), else ''."""
+    from suite_tools.bag_io import bag_topics
+
+    if cfg.lio.photometric.metadata_path or not cfg.metadata_topic:
+        return ""
+    return cfg.metadata_topic if cfg.metadata_topic in bag_topics(bag) else ""
+
+
+def iter_bag_events(bag: Path, cfg: NodeConfig, metadata_topic: str = ""):
+    """('imu', ImuReading), ('scan', LidarScan), ('metadata', dict) in arrival order, converted
+    exactly as the node converts its messages (coin_lio.ros_messages); bad messages come as
+    (kind, reason) with the node's kinds: 'cloud_bad', 'imu_bad', 'metadata_bad'."""
+    from coin_lio import ros_messages as rm
     from suite_tools.bag_io import read_bag
 
-    for m in read_bag(bag, [points_topic, imu_topic]):
-        msg = m.decode()
-        st = msg.header.stamp
-        if m.topic == imu_topic:
-            av, la = msg.angular_velocity, msg.linear_acceleration
-            yield "imu", ImuReading(st.sec + st.nanosec * 1e-9, np.array([av.x, av.y, av.z]),
-                                    np.array([la.x, la.y, la.z]))
-        else:
-            yield "scan", scan_from_cloud(pointcloud2_to_array(msg), st.sec * 1_000_000_000 + st.nanosec,
-                                          time_field)
+    convert = {cfg.imu_topic: ("imu", rm.imu_from_msg),
+               cfg.points_topic: ("scan", lambda msg: rm.read_scan(msg, cfg.lio.preprocess))}
+    if metadata_topic:
+        convert[metadata_topic] = ("metadata", rm.metadata_from_msg)
+    for m in read_bag(bag, list(convert)):
+        kind, fn = convert[m.topic]
+        try:
+            yield kind, fn(m.decode())
+        except (ValueError, TypeError) as exc:
+            yield ("cloud" if kind == "scan" else kind) + "_bad", f"{m.topic} message dropped: {exc}"
 
 
 def run(bag: Path, cfg: NodeConfig, out: Path, gt_path: Path | None = None,
@@ -53,10 +66,12 @@ def run(bag: Path, cfg: NodeConfig, out: Path, gt_path: Path | None = None,
     from suite_tools.bag_io import bag_topics
 
     out.mkdir(parents=True, exist_ok=True)
-    driver = OdometryDriver(cfg.lio, cfg.time_jump_reset)
+    meta_topic = bag_metadata_topic(bag, cfg)
+    driver = OdometryDriver(cfg.lio, cfg.time_jump_reset,
+                            metadata_source=f"the bag's {meta_topic}" if meta_topic else "")
     n_total = bag_topics(bag).get(cfg.points_topic, ("", 0))[1]
     stamps, poses, timing_rows, events = [], [], [], []
-    pending = []   # scans waiting for the IMU to cover them, as in the node
+    gate = ScanGate()   # scans wait for the IMU to cover them, as in the node (no wall-clock bound)
     bar = tqdm(total=min(n_total, max_scans or n_total), unit="scan", disable=not progress, desc="coin-lio-run")
     degen_file = open(out / "degeneracy.jsonl", "w")
     t_wall = time.perf_counter()
@@ -89,18 +104,23 @@ def run(bag: Path, cfg: NodeConfig, out: Path, gt_path: Path | None = None,
             "weak_translation": None if d is None else d.weak_translation.tolist(),
             "normal_strength": None if d is None else d.normal_strength.tolist()}) + "\n")
 
-    for kind, item in iter_bag_events(bag, cfg.points_topic, cfg.imu_topic, cfg.lio.preprocess.time_field):
+    for kind, item in iter_bag_events(bag, cfg, meta_topic):
         if kind == "imu":
             driver.add_imu(item)
+            gate.add_imu(item.t)
+        elif kind == "scan":
+            gate.add_scan(item)
+        elif kind == "metadata":
+            driver.set_metadata(item)
         else:
-            pending.append(item)
-        while pending and driver.imu_covers(pending[0].end):
-            process(pending.pop(0))
+            events.append((kind, item))
+        while (not max_scans or n_done[0] < max_scans) and (scan := gate.pop_ready()) is not None:
+            process(scan)
         if max_scans and n_done[0] >= max_scans:
             break
-    for scan in pending:  # the bag ended: IMU will not come; extrapolate as the node does
-        if not max_scans or n_done[0] < max_scans:
-            process(scan)
+    # the bag ended: no more IMU will come; extrapolate as the node does after imu_wait
+    while (not max_scans or n_done[0] < max_scans) and (scan := gate.pop_ready(flush=True)) is not None:
+        process(scan)
     bar.close()
     degen_file.close()
     wall = time.perf_counter() - t_wall
@@ -153,7 +173,7 @@ def resolve_inputs(path: Path, cfg: NodeConfig, gt: Path | None) -> tuple[Path, 
         cfg.imu_topic = seq.get("topics", {}).get("imu", cfg.imu_topic)
         T = seq.get("extrinsics", {}).get("T_imu_cloud")
         if T is not None:
-            cfg.lio.extrinsic = ExtrinsicConfig.from_matrix(np.asarray(T, float))
+            cfg.lio.extrinsic = ExtrinsicConfig.from_matrix(np.asarray(T, float), cfg.lio.extrinsic.source)
         gt = gt or path / seq.get("files", {}).get("ground_truth", "ground_truth.tum")
         meta = path / seq.get("files", {}).get("metadata", "metadata.json")
         if not cfg.lio.photometric.metadata_path and meta.exists():

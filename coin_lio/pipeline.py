@@ -53,15 +53,19 @@ class LioPipeline:
                             else self.cfg.extrinsic.matrix())
         self.events: list[tuple[str, str]] = []   # (kind, message) for the caller to log
         self.photo = None
-        if self.cfg.photometric.enabled:
-            if self.cfg.photometric.metadata_path or metadata:
-                from coin_lio.core.photometric import PhotometricTracker
-
-                self.photo = PhotometricTracker(self.cfg.photometric, self.cfg.update.lidar_noise, metadata)
-            else:
-                self.events.append(("photometric_off", "no sensor metadata (photometric.metadata_path): "
-                                    "geometric residuals only"))
+        self.set_metadata(metadata or self.cfg.photometric.metadata_path or None)
+        if self.photo is None and self.cfg.photometric.enabled:
+            self.events.append(("photometric_off", "no sensor metadata (photometric.metadata_path): "
+                                "geometric residuals only"))
         self.reset()
+
+    def set_metadata(self, metadata: dict | str | None) -> None:
+        """The sensor metadata (dict or JSON path) of the photometric part, which switches on with
+        it (when enabled); patches tracked so far are dropped."""
+        if metadata and self.cfg.photometric.enabled:
+            from coin_lio.core.photometric import PhotometricTracker
+
+            self.photo = PhotometricTracker(self.cfg.photometric, self.cfg.update.lidar_noise, metadata)
 
     # ---- state -------------------------------------------------------------------------
     def reset(self) -> None:
@@ -273,8 +277,6 @@ def _to_world(x: NavState, body: np.ndarray) -> np.ndarray:
 
 def _ms(t0: float) -> float:
     return (time.perf_counter() - t0) * 1e3
-
-
 
 
 def make_odometry(setup, config: str | None = None, **overrides) -> LioPipeline:

@@ -1,7 +1,11 @@
-"""ROS message <-> core conversions for coin_lio_node (node-side: imports message types).
+"""ROS message <-> core conversions of coin_lio (message types are imported lazily, in the
+functions that build messages).
 
-Inputs are validated here and turned into the core's plain types; outputs are built from the
-core's results. Tested on hand-built messages without a running graph.
+Inputs are validated here and turned into the core's plain types -- the ONE path from a message to
+the core: coin_lio_node (rclpy messages), the offline runner and the evaluation (rosbags-decoded
+bag messages, which have the same attribute layout) all call imu_from_msg, read_scan /
+scan_from_msg and metadata_from_msg. Outputs are built from the core's results. Tested on
+hand-built messages without a running graph.
 """
 from __future__ import annotations
 
@@ -10,8 +14,10 @@ import array
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from coin_lio.config import PreprocessConfig
 from coin_lio.io.pointcloud2 import pointcloud2_to_array
 from coin_lio.io.scan import LidarScan, scan_from_cloud
+from coin_lio.io.sensor_metadata import parse_metadata
 from coin_lio.odometry_driver import ImuReading
 from coin_lio.pipeline import ScanResult
 
@@ -28,14 +34,28 @@ def to_stamp(t_s: float):
 
 
 def imu_from_msg(msg) -> ImuReading:
+    """sensor_msgs/Imu -> ImuReading (stamp s, gyro rad/s, acc m/s^2, frame id)."""
     av, la = msg.angular_velocity, msg.linear_acceleration
     return ImuReading(stamp_ns(msg.header) * 1e-9, np.array([av.x, av.y, av.z], float),
-                      np.array([la.x, la.y, la.z], float))
+                      np.array([la.x, la.y, la.z], float), str(msg.header.frame_id))
 
 
 def scan_from_msg(msg, time_field: str = "auto", time_scale: float = 0.0) -> LidarScan:
     """PointCloud2 -> LidarScan; raises PointCloudFormatError (a ValueError) with the reason."""
-    return scan_from_cloud(pointcloud2_to_array(msg), stamp_ns(msg.header), time_field, time_scale)
+    return scan_from_cloud(pointcloud2_to_array(msg), stamp_ns(msg.header), time_field, time_scale,
+                           str(msg.header.frame_id))
+
+
+def read_scan(msg, preprocess: PreprocessConfig) -> LidarScan:
+    """A cloud as the node and the offline runner read it: with lio.preprocess's time_field and
+    time_scale (the per-point time unit)."""
+    return scan_from_msg(msg, preprocess.time_field or "auto", preprocess.time_scale)
+
+
+def metadata_from_msg(msg) -> dict:
+    """std_msgs/String holding the sensor metadata JSON (/ouster/metadata) -> the checked dict;
+    MetadataError (a ValueError) with the reason."""
+    return parse_metadata(msg.data)
 
 
 def pose_to_matrix(xyz_qxyzw) -> np.ndarray:

@@ -18,6 +18,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from coin_lio.io.scan import LidarScan
+from coin_lio.odometry_driver import ImuReading
 
 log = logging.getLogger(__name__)
 
@@ -95,19 +96,15 @@ _GT_FRAME_KEYS = ("frames.ground_truth", "ground_truth.frame", "ground_truth_fra
 
 
 def ouster_frames(metadata: dict | None) -> dict[str, np.ndarray]:
-    """{os_sensor, os_lidar, os_imu: T_sensor_frame (4x4, m)} from Ouster metadata, or {}."""
-    if not metadata:
+    """{os_sensor, os_lidar, os_imu: T_sensor_frame (4x4, m)} from Ouster metadata, or {}
+    (coin_lio.io.sensor_metadata.sensor_transforms: legacy and nested layouts)."""
+    from coin_lio.io.sensor_metadata import MetadataError, sensor_transforms
+
+    try:
+        return (sensor_transforms(metadata) or {}) if metadata else {}
+    except MetadataError as exc:
+        log.warning("Ouster metadata transforms unusable: %s", exc)
         return {}
-    l2s = _lookup(metadata, "lidar_to_sensor_transform") or _lookup(
-        metadata, "calibration_status.lidar_to_sensor_transform")
-    i2s = _lookup(metadata, "imu_to_sensor_transform") or _lookup(
-        metadata, "imu_intrinsics.imu_to_sensor_transform")
-    if l2s is None or i2s is None:
-        return {}
-    L, I = parse_transform(l2s), parse_transform(i2s)
-    L[:3, 3] *= 1e-3
-    I[:3, 3] *= 1e-3
-    return {"os_sensor": np.eye(4), "os_lidar": L, "os_imu": I}
 
 
 def read_lidar_imu_extrinsic(sequence: dict, metadata: dict | None,
@@ -197,11 +194,7 @@ def load_sequence(root: str | Path, points_topic: str | None = None,
                         cloud_frame, metadata, sequence, notes)
 
 
-@dataclass
-class ImuSample:
-    t: float            # header stamp, s
-    gyro: np.ndarray    # (3,) rad/s
-    acc: np.ndarray     # (3,) m/s^2
+ImuSample = ImuReading     # t (header stamp, s), gyro (3,) rad/s, acc (3,) m/s^2, frame_id
 
 
 class Scan(LidarScan):
@@ -216,19 +209,20 @@ class Scan(LidarScan):
 
 
 def decode_scan(msg: Any) -> Scan:
-    """A bag's PointCloud2 (rosbags message) as a Scan; times and validity as the node reads them."""
-    from coin_lio.io.pointcloud2 import pointcloud2_to_array
-    from coin_lio.io.scan import scan_from_cloud
+    """A bag's PointCloud2 (rosbags message) as a Scan, converted by the node's function."""
+    from dataclasses import fields
 
-    stamp_ns = int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
-    scan = scan_from_cloud(pointcloud2_to_array(msg), stamp_ns)
-    return Scan(scan.stamp_ns, scan.cloud, scan.times, scan.valid, scan.time_field)
+    from coin_lio.ros_messages import scan_from_msg
+
+    scan = scan_from_msg(msg)
+    return Scan(**{f.name: getattr(scan, f.name) for f in fields(LidarScan)})
 
 
 def iter_sensor_events(info: SequenceInfo, reorder_window_s: float = 0.5) -> Iterator[ImuSample | Scan]:
     """IMU samples (by stamp) and scans (by last point time) in time order; an IMU sample at
     exactly a scan's end comes before the scan. Messages up to reorder_window_s late in the bag
     are put back in order."""
+    from coin_lio.ros_messages import imu_from_msg
     from suite_tools.bag_io import read_bag
 
     heap: list = []
@@ -236,11 +230,8 @@ def iter_sensor_events(info: SequenceInfo, reorder_window_s: float = 0.5) -> Ite
     for m in read_bag(info.bag, [info.points_topic, info.imu_topic]):
         msg = m.decode()
         if m.topic == info.imu_topic:
-            st = msg.header.stamp
-            t = st.sec + st.nanosec * 1e-9
-            av, la = msg.angular_velocity, msg.linear_acceleration
-            ev: ImuSample | Scan = ImuSample(t, np.array([av.x, av.y, av.z]), np.array([la.x, la.y, la.z]))
-            key = (t, 0)
+            ev: ImuSample | Scan = imu_from_msg(msg)
+            key = (ev.t, 0)
         else:
             ev = decode_scan(msg)
             key = (ev.end, 1)

@@ -28,6 +28,7 @@ class LidarScan:
     times: np.ndarray        # (H, W) float64 absolute s
     valid: np.ndarray        # (H, W) bool
     time_field: str          # the field times came from ('' = none: all points at the stamp)
+    frame_id: str = ""       # header.frame_id of the cloud (os_lidar, os_sensor, ...)
 
     @property
     def organized(self) -> bool:
@@ -49,7 +50,7 @@ class LidarScan:
 
 
 def scan_from_cloud(cloud: np.ndarray, stamp_ns: int, time_field: str = "auto",
-                    time_scale: float = 0.0) -> LidarScan:
+                    time_scale: float = 0.0, frame_id: str = "") -> LidarScan:
     """Build a LidarScan from a structured array (H, W) or (N,) as pointcloud2_to_array gives.
 
     time_field 'auto' picks the first known field present; time_scale 0 uses the known scale of
@@ -83,4 +84,4 @@ def scan_from_cloud(cloud: np.ndarray, stamp_ns: int, time_field: str = "auto",
     with np.errstate(invalid="ignore"):
         valid = (np.isfinite(x) & np.isfinite(y) & np.isfinite(z) & ((x != 0) | (y != 0) | (z != 0))
                  & np.isfinite(times) & (times >= stamp - 0.1) & (times <= stamp + MAX_SCAN_SPAN_S))
-    return LidarScan(int(stamp_ns), cloud, times, valid, field)
+    return LidarScan(int(stamp_ns), cloud, times, valid, field, frame_id)
