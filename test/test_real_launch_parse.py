@@ -17,6 +17,7 @@ import yaml
 
 from real_launch_support import REPO, engine_or_skip
 
+pytestmark = pytest.mark.graph      # spawns processes (the engine), though no DDS graph
 FILES = sorted((REPO / "launch").glob("*.yaml")) + sorted((REPO / "test" / "launch").glob("*.yaml"))
 TOP = re.compile(r"^[├└]── (.*)$", re.M)   # the top-level lines of print_a_launch_file's tree
 
