@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
+import threading
 from typing import Callable, Sequence
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # many small matrix ops: threading only hurts
@@ -55,6 +57,10 @@ def run_node(make_node: Callable[[], object], args: Sequence[str] | None = None,
         else:
             code = int(exc.code or 0)
     finally:
+        # a terminal's Ctrl-C reaches the whole process group and ros2 launch forwards another
+        # SIGINT: one arriving in the middle of the clean-up must not turn it into a crash (-2)
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         if node is not None:
             closer = getattr(node, "on_shutdown", None)
             if callable(closer):
