@@ -1,6 +1,6 @@
 """Configuration of coin_lio: one dataclass per component, validated on construction.
 
-config/coin_lio.yaml mirrors it under `coin_lio_node: ros__parameters: lio:`; the node and the
+config/coin_lio.yaml mirrors it under `/**/coin_lio_node: ros__parameters: lio:`; the node and the
 offline runner both read it (`load_lio_config`). Defaults are FAST-LIO2's / COIN-LIO's.
 """
 from __future__ import annotations

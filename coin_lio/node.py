@@ -7,7 +7,9 @@ Publishes   ~/odometry nav_msgs/Odometry (odom_frame -> base_frame), ~/path nav_
             ~/cloud_registered sensor_msgs/PointCloud2 (odom_frame), ~/degeneracy
             coin_lio_suite/DegeneracyReport, ~/intensity_image (mono8, filtered) and
             ~/feature_image (rgb8, tracked patches drawn) sensor_msgs/Image when subscribed,
-            TF odom_frame -> base_frame when tf2_ros exists
+            /tf (tf2_msgs/TFMessage) odom_frame -> base_frame each scan; /tf_static (latched)
+            base_frame -> IMU frame -> LiDAR frame (the input messages' frame ids) from
+            base_to_imu and the extrinsic, sent again when a frame id or the extrinsic changes
 Services    ~/reset std_srvs/Trigger
 Threads     IMU and cloud callbacks only convert and enqueue; a worker thread runs the filter, so
             the IMU callback never waits for a scan (at most imu_wait s for the IMU to cover it:
@@ -58,6 +60,8 @@ def _make_node(args=None):
     from coin_lio import ros_messages as rm
     from coin_lio.odometry_driver import INFO_EVENTS, OdometryDriver, ScanGate, append_path_pose
     from coin_lio_suite.msg import DegeneracyReport
+    from suite_tools.tf_broadcast import (StaticTransformBroadcaster, TransformBroadcaster, sensor_frames,
+                                          tf_available)
 
     class CoinLioNode(Node):
         def __init__(self) -> None:
@@ -92,13 +96,14 @@ def _make_node(args=None):
             self.pub_degen = self.create_publisher(DegeneracyReport, "~/degeneracy", 20)
             self.pub_image = self.create_publisher(Image, "~/intensity_image", 2)
             self.pub_features = self.create_publisher(Image, "~/feature_image", 2)
-            self.tf = None
-            if c.publish_tf:
-                try:
-                    from tf2_ros import TransformBroadcaster
-                    self.tf = TransformBroadcaster(self)
-                except ImportError:
-                    self.get_logger().info("tf2_ros not available: TF not published (odometry is)")
+            self.tf = self.tf_static = None
+            self.imu_frame = self.lidar_frame = ""       # frame ids of the latest input messages
+            self.static_sent = None                       # what /tf_static last carried
+            if (c.publish_tf or c.publish_static_tf) and not tf_available():
+                self.get_logger().warning("tf2_msgs is not installed: TF not published (odometry is)")
+            elif c.publish_tf or c.publish_static_tf:
+                self.tf = TransformBroadcaster(self) if c.publish_tf else None
+                self.tf_static = StaticTransformBroadcaster(self) if c.publish_static_tf else None
             rel = (ReliabilityPolicy.RELIABLE if c.input_reliability == "reliable"
                    else ReliabilityPolicy.BEST_EFFORT)
             imu_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=400, reliability=rel)
@@ -130,6 +135,7 @@ def _make_node(args=None):
             except (ValueError, TypeError) as exc:
                 self.log.warn("imu_bad", f"IMU message dropped: {exc}")
                 return
+            self.imu_frame = msg.header.frame_id
             with self.cond:
                 if len(self.imu_in) == IMU_BACKLOG_MAX:
                     self.log.warn("imu_backlog", f"no scan processed for {IMU_BACKLOG_MAX} IMU readings: "
@@ -147,6 +153,7 @@ def _make_node(args=None):
             if not scan.valid.any():
                 self.log.warn("cloud_empty", "point cloud without valid points dropped")
                 return
+            self.lidar_frame = msg.header.frame_id
             with self.cond:
                 dropped = self.gate.add_scan(scan)
                 self.cond.notify()
@@ -224,7 +231,9 @@ def _make_node(args=None):
             self.pub_odom.publish(rm.odometry_msg(res, T_odom_base, self.T_base_imu, c.odom_frame,
                                                   c.base_frame, self.last_gyro))
             if self.tf is not None:
-                self.tf.sendTransform(rm.transform_msg(res.t_end, T_odom_base, c.odom_frame, c.base_frame))
+                self.tf.send([rm.transform_msg(res.t_end, T_odom_base, c.odom_frame, c.base_frame)])
+            if self.tf_static is not None:
+                self._send_static_tf(res.t_end)
             if c.publish_path:
                 append_path_pose(self.path.poses, rm.pose_stamped(res, T_odom_base, c.odom_frame),
                                  res.status, c.path_max_poses)   # a reset starts a new path
@@ -247,6 +256,19 @@ def _make_node(args=None):
                     self.pub_features.publish(rm.image_msg(feature_image(res.image, res.patch_uv, ages),
                                                            res.t_end, frame))
             self.n_published += 1
+
+        def _send_static_tf(self, t: float) -> None:
+            """base_frame -> IMU frame -> LiDAR frame on /tf_static, when any of it changed."""
+            T_imu_lidar = self.driver.pipeline.T_imu_lidar
+            key = (self.imu_frame, self.lidar_frame, T_imu_lidar.round(9).tobytes())
+            if key != self.static_sent:
+                self.static_sent = key
+                chain, note = sensor_frames(self.cfg.base_frame, self.imu_frame, self.lidar_frame,
+                                            self.T_base_imu, T_imu_lidar)
+                if note:
+                    self.log.warn("tf_frames", note)
+                if chain:
+                    self.tf_static.send([rm.transform_msg(t, T, parent, child) for parent, child, T in chain])
 
         def on_shutdown(self) -> None:
             self.running = False

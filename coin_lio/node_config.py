@@ -26,7 +26,11 @@ class NodeConfig:
     base_frame: str = "base_link"      # child frame of the odometry (the IMU body unless set)
     base_to_imu: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0])
     #                                    pose of the IMU in base_frame: x y z qx qy qz qw
-    publish_tf: bool = True            # odom -> base_frame, when tf2_ros is available
+    publish_tf: bool = True            # /tf odom_frame -> base_frame, each scan (tf2_msgs/TFMessage)
+    publish_static_tf: bool = True     # /tf_static base_frame -> IMU -> LiDAR frame (the input messages'
+    #                                    frame ids) from base_to_imu + the extrinsic; false where the
+    #                                    driver publishes its own sensor frames (ouster-ros: os_sensor ->
+    #                                    os_imu, os_lidar) and base_frame is joined to them elsewhere
     publish_cloud: bool = True         # registered (downsampled) scan in odom_frame
     publish_path: bool = True
     publish_images: bool = True        # filtered intensity (mono8) + feature image (rgb8), when subscribed

@@ -101,15 +101,10 @@ def pose_stamped(res: ScanResult, T: np.ndarray, frame: str):
 
 
 def transform_msg(t_end: float, T: np.ndarray, parent: str, child: str):
-    from geometry_msgs.msg import TransformStamped
+    """geometry_msgs/TransformStamped: the pose T (4x4) of `child` in `parent` at t_end (s)."""
+    from suite_tools.tf_broadcast import transform
 
-    msg = TransformStamped()
-    msg.header.stamp, msg.header.frame_id, msg.child_frame_id = to_stamp(t_end), parent, child
-    q = Rotation.from_matrix(T[:3, :3]).as_quat()
-    msg.transform.translation.x, msg.transform.translation.y, msg.transform.translation.z = map(float, T[:3, 3])
-    r = msg.transform.rotation
-    r.x, r.y, r.z, r.w = map(float, q)
-    return msg
+    return transform(to_stamp(t_end), T, parent, child)
 
 
 def xyz_cloud_msg(points: np.ndarray, t_end: float, frame: str):

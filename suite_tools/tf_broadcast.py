@@ -45,6 +45,26 @@ def matrix(msg) -> np.ndarray:
     return T
 
 
+def sensor_frames(base: str, imu: str, lidar: str, T_base_imu: np.ndarray,
+                  T_imu_lidar: np.ndarray) -> tuple[list[tuple[str, str, np.ndarray]], str]:
+    """The static chain base -> IMU -> LiDAR as (parent, child, T (4x4)) and a note ('' if none).
+
+    `imu` / `lidar` are the frame ids of the input messages: an empty one, or one equal to `base`,
+    is skipped (the LiDAR then hangs off `base` with T_base_imu @ T_imu_lidar).
+    """
+    chain, note, parent = [], "", base
+    if imu and imu != base:
+        chain.append((base, imu, np.asarray(T_base_imu, float)))
+        parent = imu
+    elif not np.allclose(T_base_imu, np.eye(4)):
+        note = (f"the IMU messages' frame '{imu}' is base_frame or empty: base_to_imu is not "
+                "published (and should be the identity)")
+    if lidar and lidar not in (parent, base):
+        T = T_imu_lidar if parent == imu else T_base_imu @ T_imu_lidar
+        chain.append((parent, lidar, np.asarray(T, float)))
+    return chain, note
+
+
 class TransformBroadcaster:
     """Dynamic transforms on /tf (tf2_ros.TransformBroadcaster's QoS: reliable, depth 100)."""
 

@@ -15,6 +15,7 @@ rclpy = pytest.importorskip("rclpy")
 from nav_msgs.msg import Odometry  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import Image, Imu, PointCloud2, PointField  # noqa: E402
+from suite_tools.param_files import node_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCHER = str(Path(sys.executable).parent / "coin-lio-suite-launch")
@@ -29,7 +30,7 @@ def sequence(tmp_path_factory):
 
 def _config(tmp_path, **changes) -> Path:
     data = yaml.safe_load((ROOT / "config" / "coin_lio.yaml").read_text())
-    data["coin_lio_node"]["ros__parameters"].update(changes)
+    node_section(data, "coin_lio_node").update(changes)
     path = tmp_path / "coin_lio.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
@@ -62,7 +63,7 @@ def test_node_odometry_equals_offline_runner(graph, ros_context, sequence, tmp_p
 
     # the node gets the same extrinsic the runner read from the sequence
     data = yaml.safe_load(cfg_path.read_text())
-    lio = data["coin_lio_node"]["ros__parameters"]["lio"]
+    lio = node_section(data, "coin_lio_node")["lio"]
     lio["extrinsic"] = {"translation": list(cfg.lio.extrinsic.translation),
                         "rotation": list(cfg.lio.extrinsic.rotation)}
     lio["photometric"]["metadata_path"] = cfg.lio.photometric.metadata_path

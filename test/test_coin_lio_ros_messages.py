@@ -69,3 +69,4 @@ def test_output_messages():
     assert rep.num_geometric_residuals == 42 and rep.num_dropped_scans == 3
     tf = rm.transform_msg(7.5, T, "odom", "base_link")
     assert tf.transform.translation.y == 2.0 and tf.transform.rotation.w == 1.0
+    assert (tf.header.frame_id, tf.child_frame_id, tf.header.stamp.nanosec) == ("odom", "base_link", 500_000_000)
