@@ -103,6 +103,9 @@ def _make_node(argv=None):
 
 
 def main(args=None) -> int:
+    from suite_tools.dependencies import require
+
+    require("classifier_node")   # one line, not a traceback, where torch & co. are not installed
     from learned_nodes.server.main import serve
 
     return serve(_make_node, args)

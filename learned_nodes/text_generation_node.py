@@ -155,6 +155,9 @@ def _make_node():
 
 
 def main(args=None) -> int:
+    from suite_tools.dependencies import require
+
+    require("text_generation_node")   # one line, not a traceback, where torch & co. are not installed
     os.environ.setdefault("TQDM_DISABLE", "1")   # before tqdm loads: no GGUF-conversion bar in the log
     from learned_nodes.server.main import serve
 

@@ -44,12 +44,12 @@ fi
 # 2. The venv and its pinned packages.
 [ -x "$VENV/bin/python" ] || { log "creating $VENV"; "$PY" -m venv "$VENV"; }
 mkdir -p "$STAMPS"
-req_hash=$(hash_of requirements/*.txt)
+req_hash=$(hash_of requirements/base.txt requirements/constraints.txt requirements/debian.txt requirements/learned.txt requirements/ros.txt)  # not robot*.txt
 if [ "$(cat "$STAMPS/pip" 2>/dev/null)" != "$req_hash" ]; then
   log "installing pinned Python packages (ROS 2 Kilted wheels, numpy, torch CPU, ...)"
   req_args=()
   for f in requirements/*.txt; do
-    case "$f" in */constraints.txt|*/debian.txt) ;; *) req_args+=(-r "$f") ;; esac
+    case "$f" in */constraints.txt|*/debian.txt|*/robot*.txt) ;; *) req_args+=(-r "$f") ;; esac  # robot*: scripts/robot_deps.sh
   done
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
     -c requirements/constraints.txt "${req_args[@]}" 2>&1 \
@@ -65,11 +65,8 @@ if [ "$(cat "$STAMPS/pip" 2>/dev/null)" != "$req_hash" ]; then
 fi
 
 # 3. The wheels' exported CMake targets name the wheel builder's include dirs; point them at ours.
-PYINC=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
-NPINC=$("$VENV/bin/python" -c 'import numpy; print(numpy.get_include())')
-grep -rl '/opt/python/cp311-cp311/' "$VENV/share" --include='*.cmake' 2>/dev/null | xargs -r sed -i \
-  -e "s#/opt/python/cp311-cp311/include/python3.11#$PYINC#g" \
-  -e "s#/opt/python/cp311-cp311/lib/python3.11/site-packages/numpy/_core/include#$NPINC#g" || true
+source scripts/ros_wheels.sh
+fix_wheel_cmake_paths "$VENV" "$VENV/bin/python"
 
 # 4a. tf2_msgs (for /tf and /tf_static) has no wheel: build the message-only stand-in in
 #     interfaces/tf2_msgs the same way, unless a real tf2_msgs is already importable.
@@ -79,13 +76,8 @@ if [ "$(cat "$STAMPS/tf2_msgs" 2>/dev/null)" != "$tf_hash" ]; then
     log "tf2_msgs is installed: the stand-in is not built"
   else
     log "building the tf2_msgs stand-in (TFMessage) with colcon"
-    mkdir -p "$ROOT/.colcon"
-    AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV" PATH="$VENV/bin:$PATH" \
-      "$VENV/bin/colcon" --log-base "$ROOT/.colcon/log" build --base-paths "$ROOT/interfaces/tf2_msgs" \
-        --build-base "$ROOT/.colcon/build" --merge-install --install-base "$VENV" \
-        --event-handlers console_direct- \
-        --cmake-args -DPython3_EXECUTABLE="$VENV/bin/python" -DBUILD_TESTING=OFF \
-        > "$ROOT/.colcon/tf2_msgs_build.log" 2>&1 \
+    colcon_build_into "$ROOT/interfaces/tf2_msgs" "$VENV" "$VENV/bin/python" "$ROOT/.colcon" \
+        "$ROOT/.colcon/tf2_msgs_build.log" \
       || { tail -40 "$ROOT/.colcon/tf2_msgs_build.log"; echo "[setup] tf2_msgs build failed (.colcon/tf2_msgs_build.log)" >&2; exit 1; }
   fi
   echo "$tf_hash" > "$STAMPS/tf2_msgs"
@@ -95,14 +87,9 @@ fi
 build_hash=$( { hash_of package.xml CMakeLists.txt msg/* srv/* action/*; ls launch config; } | sha256sum | cut -c1-16)
 if [ "$(cat "$STAMPS/colcon" 2>/dev/null)" != "$build_hash" ]; then
   log "building coin_lio_suite (interfaces) with colcon"
-  mkdir -p "$ROOT/.colcon"
   rm -rf "$VENV/lib/coin_lio_suite"  # wrappers of executables that no longer exist must go
-  AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV" PATH="$VENV/bin:$PATH" \
-    "$VENV/bin/colcon" --log-base "$ROOT/.colcon/log" build --base-paths "$ROOT" \
-      --build-base "$ROOT/.colcon/build" --merge-install --install-base "$VENV" --symlink-install \
-      --event-handlers console_direct- \
-      --cmake-args -DPython3_EXECUTABLE="$VENV/bin/python" -DBUILD_TESTING=OFF \
-        -DCOIN_LIO_SUITE_INSTALL_PYTHON=OFF > "$ROOT/.colcon/last_build.log" 2>&1 \
+  EXTRA_CMAKE_ARGS=-DCOIN_LIO_SUITE_INSTALL_PYTHON=OFF colcon_build_into "$ROOT" "$VENV" "$VENV/bin/python" \
+      "$ROOT/.colcon" "$ROOT/.colcon/last_build.log" --symlink-install \
     || { tail -40 "$ROOT/.colcon/last_build.log"; echo "[setup] colcon build failed (full log: .colcon/last_build.log)" >&2; exit 1; }
   echo "$build_hash" > "$STAMPS/colcon"
 fi

@@ -1,0 +1,142 @@
+"""On a robot, the documented install steps install everything the executables import.
+
+The slow test follows README "Running on a robot" in a fresh folder (scripts/robot_install_check.sh:
+the ROS 2 wheels stand in for the ROS install, pip for rosdep's python3-* keys; then the robot's
+own commands: scripts/robot_deps.sh, a plain colcon build, `source install/setup.bash`) and starts
+every executable of lib/coin_lio_suite there until it shows its help or reaches its working log
+line. The fast tests check the one-line message for a missing dependency and the pins.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from suite_tools.dependencies import NEEDS
+
+ROOT = Path(__file__).resolve().parents[1]
+BLOCKER = """
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split('.')[0] in {blocked!r}:
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+sys.meta_path.insert(0, Block())
+"""
+
+
+def _requirements(name: str) -> dict[str, str]:
+    out = {}
+    for line in (ROOT / "requirements" / name).read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line and not line.startswith("-"):
+            pkg, _, version = line.partition("==")
+            assert version, f"{name}: '{line}' is not pinned"
+            out[pkg.lower().replace("_", "-")] = version
+    return out
+
+
+def test_robot_requirements_are_pinned_to_the_tested_versions_and_cover_every_need():
+    tested = _requirements("constraints.txt")
+    robot = {**_requirements("robot.txt"), **_requirements("robot-model-files.txt")}
+    for pkg, version in robot.items():
+        assert tested.get(pkg) == version, f"{pkg}=={version} but the suite is tested with {tested.get(pkg)}"
+    providers = importlib.metadata.packages_distributions()
+    for exe, modules in NEEDS.items():
+        for module in modules:
+            dists = {d.lower().replace("_", "-") for d in providers.get(module, [])}
+            assert dists & set(robot), f"{exe} imports {module}: no requirements/robot*.txt line installs it"
+
+
+@pytest.mark.parametrize("exe", sorted(NEEDS))
+def test_missing_dependency_is_one_clear_line(exe):
+    code = BLOCKER.format(blocked={"torch", "transformers"}) + \
+        f"from learned_nodes.{exe} import main\nsys.exit(main([]))\n"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr[-2000:]
+    (line,) = res.stderr.strip().splitlines()
+    assert line.startswith(f"{exe} needs torch") and "missing here" in line and "robot_deps.sh" in line
+
+
+def test_wrapper_turns_an_import_failure_into_one_line():
+    wrapper = next((Path(p) / "lib/coin_lio_suite/bag_player"
+                    for p in os.environ.get("AMENT_PREFIX_PATH", sys.prefix).split(os.pathsep)
+                    if (Path(p) / "lib/coin_lio_suite/bag_player").exists()), None)
+    if wrapper is None:
+        pytest.skip("the package is not built (make setup)")
+    code = BLOCKER.format(blocked={"rosbags"}) + f"exec(open({str(wrapper)!r}).read())\n"
+    res = subprocess.run([sys.executable, "-c", code, "--help"], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr[-2000:]
+    (line,) = res.stderr.strip().splitlines()
+    assert line.startswith("bag_player: No module named 'rosbags'") and "robot_deps.sh" in line
+
+
+# executable -> (arguments, the line that shows it works, a plain exit expected instead of SIGINT)
+EXPECT = {
+    "coin_lio_node": ([], r"coin_lio: /ouster/points \+ /ouster/imu", False),
+    "classifier_node": ([], r"active: serving", False),
+    "backbone_node": ([], r"active: serving", False),
+    "text_generation_node": ([], r"active: serving", False),
+    "topic_monitor": (["--ros-args", "-p", "topics:=['/chatter:std_msgs/msg/String']"], r"monitoring", False),
+    "suite_client": (["--ros-args", "-p", "listen_s:=0.5", "-p", "wait_s:=0.5"], r"\[suite_client\] odometry:",
+                     True),
+    "bag_player": (["--help"], r"usage: ", True),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.graph
+def test_documented_robot_steps_install_everything_the_executables_import(tmp_path):
+    from suite_tools.ros_env import DomainLease
+
+    work = tmp_path / "robot"
+    clean = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LANG": "C.UTF-8"}
+    t0 = time.monotonic()
+    res = subprocess.run(["bash", str(ROOT / "scripts/robot_install_check.sh"), str(work)], env=clean,
+                         capture_output=True, text=True, timeout=1200)
+    print(res.stdout, f"install: {time.monotonic() - t0:.0f} s")
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    lib = work / "ws/install/coin_lio_suite/lib/coin_lio_suite"
+    assert sorted(p.name for p in lib.iterdir()) == sorted(EXPECT)
+    assert not any(p.is_symlink() for p in lib.iterdir())            # the plain (copying) build
+    with DomainLease() as lease:
+        env_cmd = (f"source {work}/env.sh && export ROS_DOMAIN_ID={lease.domain_id} "
+                   "ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST && exec \"$0\" \"$@\"")
+        procs = {}
+        for exe, (args, _, _) in EXPECT.items():
+            log = open(tmp_path / f"{exe}.log", "wb")
+            procs[exe] = subprocess.Popen(["bash", "-c", env_cmd, str(lib / exe), *args], env=clean,
+                                          stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            pending = dict(EXPECT)
+            deadline = time.monotonic() + 300
+            while pending and time.monotonic() < deadline:
+                for exe in list(pending):
+                    text = (tmp_path / f"{exe}.log").read_text(errors="replace")
+                    if re.search(pending[exe][1], text):
+                        del pending[exe]
+                    elif procs[exe].poll() is not None and not pending[exe][2]:
+                        pytest.fail(f"{exe} exited {procs[exe].returncode}:\n{text[-3000:]}")
+                time.sleep(0.5)
+            assert not pending, {exe: (tmp_path / f"{exe}.log").read_text()[-1500:] for exe in pending}
+        finally:
+            for exe, proc in procs.items():
+                if proc.poll() is None:
+                    os.killpg(proc.pid, signal.SIGINT)
+            for exe, proc in procs.items():
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    pytest.fail(f"{exe} did not end on SIGINT")
+        for exe, proc in procs.items():
+            assert proc.returncode == 0, f"{exe}: exit {proc.returncode}\n" + \
+                (tmp_path / f"{exe}.log").read_text(errors="replace")[-2000:]
+        print(f"robot install check: {time.monotonic() - t0:.0f} s in all")
