@@ -139,21 +139,35 @@ class BertPromptEncoder(PromptTextEncoder):
         return F.normalize(self.projection(s) if self.projection is not None else s, dim=-1)
 
 
+MAX_RESIZE_AREA = 64   # shorter-side resize kept while its result is <= this many S x S squares
+
+
 def preprocess_images(images: Sequence[np.ndarray], size: int, mean: np.ndarray,
                       std: np.ndarray) -> torch.Tensor:
-    """Shorter side to `size` (area filter down, cubic up), centre crop, (x - mean) / std: (B, 3, S, S)."""
+    """Shorter side to `size` (area filter down, cubic up), centre crop, (x - mean) / std: (B, 3, S, S).
+
+    Cost bounded by the input and the output, not by the aspect ratio: where the resized image
+    would exceed MAX_RESIZE_AREA x S x S pixels (aspect ratio > 64), the centre square of the input
+    (side = shorter side) is cropped first and resized to S x S (the same pixels within a
+    sub-pixel shift), so a 1 x 100000 image no longer becomes a 224 x 22.4M intermediate.
+    """
     import cv2
 
     out = np.empty((len(images), size, size, 3), np.float32)
     for i, img in enumerate(images):
         h, w = img.shape[:2]
-        scale = size / min(h, w)
+        side = min(h, w)
+        scale = size / side
         nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
         interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+        if nh * nw > MAX_RESIZE_AREA * size * size:                            # crop first
+            y0, x0 = (h - side) // 2, (w - side) // 2
+            img, (nh, nw) = img[y0:y0 + side, x0:x0 + side], (size, size)
         r = cv2.resize(np.ascontiguousarray(img), (nw, nh), interpolation=interp)
         y0, x0 = (nh - size) // 2, (nw - size) // 2
         out[i] = r[y0:y0 + size, x0:x0 + size]
-    out = (out - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    out -= np.asarray(mean, np.float32)
+    out /= np.asarray(std, np.float32)
     return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
 
 

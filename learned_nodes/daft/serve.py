@@ -37,17 +37,26 @@ def label_names(cfg: dict[str, Any], num_classes: int) -> list[str]:
 
 def preprocess(rgb: np.ndarray, size: int, to_grey: bool = True, mean: float = 127.0,
                std: float = 128.0) -> np.ndarray:
-    """(H, W, 3) uint8 RGB -> (3, size, size) float32 model input."""
+    """(H, W, 3) uint8 RGB -> (3, size, size) float32 model input.
+
+    Grey images are resized as one channel and repeated after. The two axes are resized in two
+    separable passes (the same antialiased bilinear filter as one 2-D call), the longer axis first,
+    so that the intermediate holds at most size x min(H, W) pixels per channel: the cost is bounded
+    by the input and the output, not by the aspect ratio (1 x N and N x 1 included).
+    """
     x = np.asarray(rgb, np.float32)
-    if to_grey:
-        x = np.repeat((x @ GREY_WEIGHTS)[..., None], 3, axis=2)       # training data is grey
-    t = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None]  # (1, 3, H, W)
+    x = (x @ GREY_WEIGHTS)[..., None] if to_grey else x                  # (H, W, C), C = 1 or 3
+    t = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None]  # (1, C, H, W)
     h, w = t.shape[-2:]
-    if (h, w) != (size, size):
-        t = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False,
-                          antialias=size < h or size < w)
+    aa = size < h or size < w               # as one 2-D call would: antialias when any axis shrinks
+    passes = [(h, size), (size, size)] if h <= w else [(size, w), (size, size)]
+    for out_hw in passes:
+        if tuple(t.shape[-2:]) != out_hw:
+            t = F.interpolate(t, size=out_hw, mode="bilinear", align_corners=False, antialias=aa)
     t = (t.clamp(0, 255) - mean) / std
-    return t[0].numpy()
+    if t.shape[1] == 1:
+        t = t.expand(1, 3, size, size)
+    return np.ascontiguousarray(t[0].numpy())
 
 
 @dataclass

@@ -62,6 +62,8 @@ def sample_next(logits: Any, temperature: float, top_p: float, generator: Any) -
     if temperature <= 0.0:
         return int(torch.argmax(logits))
     probs = torch.softmax(logits / temperature, dim=-1)                     # (V,)
+    if not bool(torch.isfinite(probs).all()):
+        raise ValueError(f"logits / temperature {temperature:g} give no valid distribution (non-finite)")
     if top_p < 1.0:
         sorted_p, order = torch.sort(probs, descending=True)                # (V,), (V,)
         keep = (torch.cumsum(sorted_p, 0) - sorted_p) < top_p               # first always kept

@@ -6,6 +6,10 @@ import math
 from dataclasses import dataclass, field
 
 
+MIN_TEMPERATURE = 1e-6   # below it (but > 0) logits / T may overflow float32 (1e-45: inf - inf = NaN);
+                         # sampling that cold is greedy in all but name: use 0
+
+
 class RequestError(ValueError):
     """A malformed or out-of-limits generation request; str(error) is the reason sent back."""
 
@@ -113,6 +117,9 @@ def check_request(req: GenerationRequest, cfg: GeneratorConfig) -> CheckedReques
     temperature, top_p = float(req.temperature), float(req.top_p)
     if not math.isfinite(temperature) or not 0.0 <= temperature <= 100.0:
         raise RequestError(f"temperature must be in [0, 100] (0 = greedy), got {temperature}")
+    if 0.0 < temperature < MIN_TEMPERATURE:
+        raise RequestError(f"temperature {temperature:g} is too small to give a valid distribution: "
+                           f"use 0 (greedy) or >= {MIN_TEMPERATURE:g}")
     if not math.isfinite(top_p) or not 0.0 <= top_p <= 1.0:
         raise RequestError(f"top_p must be in [0, 1] (0 or 1 = no truncation), got {top_p}")
     seed = int(req.seed)

@@ -9,6 +9,8 @@ class ServerLimits:
     """Request limits and batching of a model server (the `limits.*` parameters)."""
 
     max_image_pixels: int = 4096 * 4096    # H * W above this is refused before any copy
+    max_aspect_ratio: float = 64.0         # longer / shorter side above this is refused (OS0-32 range
+                                           # images are 2048 x 32 = 64); preprocessing stays bounded anyway
     max_class_names: int = 256             # per request
     max_class_name_chars: int = 100        # per class name
     max_top_k: int = 256
@@ -22,6 +24,8 @@ class ServerLimits:
                      "max_batch", "max_queue"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.max_aspect_ratio >= 1.0:
+            raise ValueError(f"max_aspect_ratio must be >= 1, got {self.max_aspect_ratio}")
         if self.max_wait_ms < 0:
             raise ValueError(f"max_wait_ms must be >= 0, got {self.max_wait_ms}")
         if self.request_timeout_s <= 0:
