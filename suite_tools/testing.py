@@ -26,6 +26,16 @@ def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.
         time.sleep(interval)
 
 
+def spin_until(node, predicate: Callable[[], bool], timeout: float) -> bool:
+    """Spin an rclpy `node` until predicate() holds or `timeout` s pass; the final predicate()."""
+    import rclpy
+
+    deadline = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < deadline:
+        rclpy.spin_once(node, timeout_sec=0.1)
+    return predicate()
+
+
 class Graph:
     """Processes of one isolated graph: `with Graph() as g: g.spawn([...]) ...`.
 

@@ -24,6 +24,7 @@ from tf2_msgs.msg import TFMessage  # noqa: E402
 
 from suite_tools.param_files import node_section  # noqa: E402
 from suite_tools.tf_broadcast import matrix  # noqa: E402
+from suite_tools.testing import spin_until  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCHER = str(Path(sys.executable).parent / "coin-lio-suite-launch")
@@ -75,15 +76,6 @@ def _parameters(node, fqn: str, names: list[str]) -> list:
     return [v.string_value or v.integer_value or v.double_value for v in fut.result().values]
 
 
-def _spin_until(node, pred, timeout: float) -> bool:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not pred() and time.monotonic() < deadline:
-        rclpy.spin_once(node, timeout_sec=0.1)
-    return pred()
-
-
 def test_namespace_custom_config_and_tf(graph, ros_context, sequence, tmp_path):
     from coin_lio.ros_messages import pose_to_matrix
 
@@ -102,13 +94,13 @@ def test_namespace_custom_config_and_tf(graph, ros_context, sequence, tmp_path):
     node.create_subscription(TFMessage, "/tf_static", lambda m: static.update(
         {t.child_frame_id: (t.header.frame_id, matrix(t)) for t in m.transforms}),
         QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE))
-    assert _spin_until(node, lambda: node.count_publishers("/robot1/coin_lio_node/odometry") > 0, 30)
+    assert spin_until(node, lambda: node.count_publishers("/robot1/coin_lio_node/odometry") > 0, 30)
     bag = sequence / "bag"
     graph.spawn("player", graph.python_cmd("-m", "suite_tools.bag_player", str(bag), "--wait-subscribers", "1"))
-    assert _spin_until(node, lambda: graph.procs["player"].poll() is not None, 90), graph.log("player")
-    assert _spin_until(node, lambda: len(odom) >= 20 and len(static) >= 2, 60), \
+    assert spin_until(node, lambda: graph.procs["player"].poll() is not None, 90), graph.log("player")
+    assert spin_until(node, lambda: len(odom) >= 20 and len(static) >= 2, 60), \
         f"{len(odom)} poses, static {sorted(static)}; log:\n{graph.log('launch')[-3000:]}"
-    _spin_until(node, lambda: False, 0.5)     # the last /tf messages of the last scan
+    spin_until(node, lambda: False, 0.5)     # the last /tf messages of the last scan
 
     # /tf carries odom -> base at each odometry stamp, equal to the odometry's pose
     matched = 0

@@ -16,6 +16,7 @@ from nav_msgs.msg import Odometry  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import Image, Imu, PointCloud2, PointField  # noqa: E402
 from suite_tools.param_files import node_section  # noqa: E402
+from suite_tools.testing import spin_until  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCHER = str(Path(sys.executable).parent / "coin-lio-suite-launch")
@@ -41,13 +42,6 @@ def _collect(node, topic="/coin_lio_node/odometry"):
     qos = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
     node.create_subscription(Odometry, topic, got.append, qos)
     return got
-
-
-def _spin_until(node, pred, timeout):
-    deadline = time.monotonic() + timeout
-    while not pred() and time.monotonic() < deadline:
-        rclpy.spin_once(node, timeout_sec=0.1)
-    return pred()
 
 
 def test_node_odometry_equals_offline_runner(graph, ros_context, sequence, tmp_path):
@@ -77,11 +71,11 @@ def test_node_odometry_equals_offline_runner(graph, ros_context, sequence, tmp_p
                                  lambda m: images[m.encoding].append((m.height, m.width, len(m.data))), 10)
     graph.spawn("launch", [LAUNCHER, str(ROOT / "launch" / "coin_lio.launch.yaml"), f"config:={cfg_path}"])
     # our subscription must be matched before the first pose is published (volatile QoS)
-    assert _spin_until(node, lambda: node.count_publishers("/coin_lio_node/odometry") > 0, 30)
+    assert spin_until(node, lambda: node.count_publishers("/coin_lio_node/odometry") > 0, 30)
     time.sleep(1.0)
     graph.spawn("player", graph.python_cmd("-m", "suite_tools.bag_player", str(bag), "--wait-subscribers", "1"))
-    assert _spin_until(node, lambda: graph.procs["player"].poll() is not None, 90), graph.log("player")
-    assert _spin_until(node, lambda: len(got) >= len(offline), 30), \
+    assert spin_until(node, lambda: graph.procs["player"].poll() is not None, 90), graph.log("player")
+    assert spin_until(node, lambda: len(got) >= len(offline), 30), \
         f"{len(got)} of {len(offline)} poses; node log:\n{graph.log('launch')[-3000:]}"
     online = np.array([[m.header.stamp.sec + m.header.stamp.nanosec * 1e-9, m.pose.pose.position.x,
                         m.pose.pose.position.y, m.pose.pose.position.z] for m in got])
@@ -129,7 +123,7 @@ def test_node_survives_bad_input_and_keeps_publishing(graph, ros_context, sequen
     got = _collect(node)
     pub_pc = node.create_publisher(PointCloud2, "/ouster/points", 10)
     pub_imu = node.create_publisher(Imu, "/ouster/imu", 100)
-    assert _spin_until(node, lambda: pub_pc.get_subscription_count() and pub_imu.get_subscription_count(), 30)
+    assert spin_until(node, lambda: pub_pc.get_subscription_count() and pub_imu.get_subscription_count(), 30)
     time.sleep(0.5)
     n = 64
     xyz = np.random.default_rng(0).normal(0, 5, (3, 4, n)).astype(np.float32)
@@ -154,7 +148,7 @@ def test_node_survives_bad_input_and_keeps_publishing(graph, ros_context, sequen
     time.sleep(0.5)
     # now a valid stream: the node must initialise and publish finite odometry
     graph.spawn("player", graph.python_cmd("-m", "suite_tools.bag_player", str(sequence / "bag")))
-    assert _spin_until(node, lambda: len(got) >= 20, 60), graph.log("launch")[-3000:]
+    assert spin_until(node, lambda: len(got) >= 20, 60), graph.log("launch")[-3000:]
     poses = np.array([[m.pose.pose.position.x, m.pose.pose.position.y, m.pose.pose.position.z,
                        m.pose.pose.orientation.w] for m in got])
     assert np.all(np.isfinite(poses))
@@ -165,7 +159,7 @@ def test_node_survives_bad_input_and_keeps_publishing(graph, ros_context, sequen
     client = node.create_client(Trigger, "/coin_lio_node/reset")
     assert client.wait_for_service(timeout_sec=10)
     future = client.call_async(Trigger.Request())
-    assert _spin_until(node, future.done, 10) and future.result().success
+    assert spin_until(node, future.done, 10) and future.result().success
     graph.wait("player", 60)
     assert graph.interrupt("launch") == 0
     log = graph.log("launch")

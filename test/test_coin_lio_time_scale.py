@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from suite_tools.testing import spin_until
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -80,18 +81,12 @@ def test_node_and_runner_agree_with_time_scale(graph, ros_context, micro_bag, tm
     launcher = str(Path(sys.executable).parent / "coin-lio-suite-launch")
     graph.spawn("launch", [launcher, str(ROOT / "launch" / "coin_lio.launch.yaml"), f"config:={cfg_path}"])
 
-    def spin_until(pred, timeout):
-        deadline = time.monotonic() + timeout
-        while not pred() and time.monotonic() < deadline:
-            rclpy.spin_once(node, timeout_sec=0.1)
-        return pred()
-
-    assert spin_until(lambda: node.count_publishers("/coin_lio_node/odometry") > 0, 30)
+    assert spin_until(node, lambda: node.count_publishers("/coin_lio_node/odometry") > 0, 30)
     time.sleep(1.0)
     graph.spawn("player", graph.python_cmd("-m", "suite_tools.bag_player", str(micro_bag / "bag_us"),
                                            "--wait-subscribers", "1"))
-    assert spin_until(lambda: graph.procs["player"].poll() is not None, 90), graph.log("player")
-    assert spin_until(lambda: len(got) >= len(offline), 60), \
+    assert spin_until(node, lambda: graph.procs["player"].poll() is not None, 90), graph.log("player")
+    assert spin_until(node, lambda: len(got) >= len(offline), 60), \
         f"{len(got)} of {len(offline)} poses; node log:\n{graph.log('launch')[-3000:]}"
     assert graph.interrupt("launch") == 0
     online = np.array([[m.header.stamp.sec + m.header.stamp.nanosec * 1e-9, m.pose.pose.position.x,

@@ -17,6 +17,7 @@ import yaml
 
 from coin_lio.config import ExtrinsicConfig
 from coin_lio.node_config import NodeConfig, load_node_config
+from suite_tools.testing import spin_until
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = ROOT / "config" / "coin_lio.yaml"
@@ -111,21 +112,15 @@ def test_node_zero_config_matches_offline_and_survives_bad_metadata(graph, ros_c
     launcher = str(Path(sys.executable).parent / "coin-lio-suite-launch")
     graph.spawn("launch", [launcher, str(ROOT / "launch" / "coin_lio.launch.yaml"), f"config:={cfg_path}"])
 
-    def spin_until(pred, timeout):
-        deadline = time.monotonic() + timeout
-        while not pred() and time.monotonic() < deadline:
-            rclpy.spin_once(node, timeout_sec=0.1)
-        return pred()
-
-    assert spin_until(lambda: "metadata_bad" in graph.log("launch"), 30), graph.log("launch")[-3000:]
+    assert spin_until(node, lambda: "metadata_bad" in graph.log("launch"), 30), graph.log("launch")[-3000:]
     node.destroy_publisher(bad)
-    assert spin_until(lambda: node.count_publishers("/coin_lio_node/odometry") > 0, 30)
+    assert spin_until(node, lambda: node.count_publishers("/coin_lio_node/odometry") > 0, 30)
     time.sleep(1.0)
     graph.spawn("player", graph.python_cmd("-m", "suite_tools.bag_player", str(rotated / "bag"),
                                            "--wait-subscribers", "1"))
-    assert spin_until(lambda: graph.procs["player"].poll() is not None, 90), graph.log("player")
+    assert spin_until(node, lambda: graph.procs["player"].poll() is not None, 90), graph.log("player")
     offline_traj = offline["zero"][1]
-    assert spin_until(lambda: len(got) >= len(offline_traj), 60), \
+    assert spin_until(node, lambda: len(got) >= len(offline_traj), 60), \
         f"{len(got)} of {len(offline_traj)} poses; node log:\n{graph.log('launch')[-3000:]}"
     assert graph.interrupt("launch") == 0
     log = graph.log("launch")

@@ -29,6 +29,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 
 from real_launch_support import (CUSTOM_ODOMETRY, INPUTS_ENV, REPO, SERVER_PREFIX,  # noqa: E402
                                  SIGTERM_TIMEOUT_S, build_inputs, cmdline, descendants, engine_or_skip, still_running)
+from suite_tools.testing import spin_until  # noqa: E402
 
 pytestmark = pytest.mark.graph
 INNER = REPO / "test" / "real_launch" / "suite_launch_pytest.py"
@@ -49,13 +50,6 @@ def real_graph(ros_context, graph, engine, tmp_path):
     """The isolated graph (own domain, localhost, FastDDS profile) with the engine's paths."""
     graph.env.update(engine.env(graph.env), ROS_LOG_DIR=str(tmp_path / "ros_log"))
     return graph
-
-
-def _spin_until(node, predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate() and time.monotonic() < deadline:
-        rclpy.spin_once(node, timeout_sec=0.1)
-    return predicate()
 
 
 def _call(node, srv_type, name: str, request, timeout: float):
@@ -106,10 +100,10 @@ def test_coin_lio_launch_applies_a_custom_config_and_publishes_odometry(engine, 
                 GetParameters.Request(names=list(CUSTOM_ODOMETRY)), timeout=60)
     got = {"path_every": res.values[0].integer_value, "imu_wait": res.values[1].double_value}
     assert got == CUSTOM_ODOMETRY, real_graph.log("engine")[-3000:]
-    assert _spin_until(node, lambda: node.count_publishers("/coin_lio_node/odometry") > 0, 30)
+    assert spin_until(node, lambda: node.count_publishers("/coin_lio_node/odometry") > 0, 30)
     real_graph.spawn("player", real_graph.python_cmd("-m", "suite_tools.bag_player", inputs["bag"],
                                                      "--wait-subscribers", "1", "--quiet"))
-    assert _spin_until(node, lambda: len(poses) >= 5, 60), \
+    assert spin_until(node, lambda: len(poses) >= 5, 60), \
         f"{len(poses)} poses\n{real_graph.log('engine')[-3000:]}\n{real_graph.log('player')[-1000:]}"
     real_graph.interrupt("player")
     _sigint_ends_everything(real_graph, "engine", {"coin_lio_node"})
