@@ -66,7 +66,8 @@ def _make_node():
 
         def __init__(self) -> None:
             super().__init__("backbone_node")
-            self.create_service(EmbedImage, "~/embed", self._on_embed, callback_group=self.service_group)
+            self.create_service(EmbedImage, "~/embed", self._on_embed, callback_group=self.service_group,
+                                qos_profile=self.request_qos())
             self.served = 0
 
         def load_model(self):

@@ -63,7 +63,8 @@ def _make_node(argv=None):
         def __init__(self) -> None:
             super().__init__("classifier_node")
             self.create_service(ClassifyImage, "~/classify", self._on_classify,
-                                callback_group=self.service_group)
+                                callback_group=self.service_group,
+                                qos_profile=self.request_qos())
             self.served = 0
 
         def load_model(self):

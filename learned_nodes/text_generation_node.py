@@ -32,6 +32,8 @@ class TextGenerationNodeConfig:
     device: str = "cpu"               # cpu | cuda | cuda:N
     dtype: str = "float32"            # float32 | bfloat16 | float16
     threads: int = 0                  # torch intra-op threads; 0 = torch's default
+    result_retention_s: int = 300     # a finished goal's result stays available this long (s);
+                                      # asked later, a client gets STATUS_UNKNOWN (rclpy default: 10)
     generation: GeneratorConfig = field(default_factory=GeneratorConfig)
     limits: ServerLimits = field(default_factory=ServerLimits)   # max_batch + 2 executor threads
     autostart: bool = True            # configure + activate at start-up
@@ -42,6 +44,8 @@ class TextGenerationNodeConfig:
             raise ValueError(f"dtype must be float32, bfloat16 or float16, got '{self.dtype}'")
         if self.threads < 0:
             raise ValueError("threads must be >= 0")
+        if self.result_retention_s < 1:
+            raise ValueError(f"result_retention_s must be >= 1, got {self.result_retention_s}")
         g = self.generation
         if self.limits.max_batch < g.max_concurrent + g.max_waiting:
             raise ValueError(f"limits.max_batch ({self.limits.max_batch}) sizes the executor and must be "
@@ -80,14 +84,17 @@ def _make_node():
 
         def __init__(self) -> None:
             super().__init__("text_generation_node")
+            qos = self.request_qos()   # a burst of requests / goals waits in this history, none dropped
             self.create_service(GenerateText, "~/generate", self._on_generate,
-                                callback_group=self.service_group)
+                                callback_group=self.service_group, qos_profile=qos)
             # one feedback message per token: keep them all for a reliable stream
             depth = self.config.generation.max_new_tokens_limit + 16
             self._action = ActionServer(
                 self, GenerateAction, "~/generate", self._execute, callback_group=self.service_group,
                 goal_callback=lambda goal: GoalResponse.ACCEPT,
                 cancel_callback=lambda handle: CancelResponse.ACCEPT,
+                goal_service_qos_profile=qos, result_service_qos_profile=qos,
+                cancel_service_qos_profile=qos, result_timeout=self.config.result_retention_s,
                 feedback_pub_qos_profile=QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE))
             self.served = 0
 
@@ -107,6 +114,12 @@ def _make_node():
                 f"{type(gen.model).__name__} ({params / 1e6:.1f}M parameters) from {c.model_path} on "
                 f"{c.device}; chat template {'on' if gen.uses_chat_template else 'off'}")
             return gen
+
+        @property
+        def executor_threads(self) -> int:
+            # running + waiting generations (<= max_batch by the config check) + 2 that answer "busy",
+            # accept goals and serve the lifecycle services
+            return self.limits.max_batch + 2
 
         def serve_batch(self, items: list):  # generation is not batched: requests run on their threads
             raise RuntimeError("text generation does not use the batch queue")

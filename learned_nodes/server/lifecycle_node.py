@@ -5,6 +5,11 @@ worker and serve; deactivate: stop serving (queued requests fail with a reason);
 model; shutdown: all of it. Services live in their own reentrant callback group, so a slow request
 never blocks the lifecycle services or other requests; answers while not active say so.
 `autostart` (parameter) runs configure + activate at start-up for `ros2 launch` users.
+
+Bursts: services use `request_qos()` (reliable, history `limits.request_history` instead of the
+default 10, which dropped every request beyond ~10 while the threads were busy), and the executor
+has `executor_threads` = max_batch + max_queue + 2 threads, so that every request is taken: it is
+served, waits in the queue (answered within `request_timeout_s`), or is answered "queue full" at once.
 """
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from typing import Any, Generic, Sequence, TypeVar
 
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from learned_nodes.server.batching import BatchQueue, QueueClosed, QueueFull
 from learned_nodes.server.limits import ServerLimits
@@ -30,7 +36,7 @@ class NotServing(RuntimeError):
 class ModelServerNode(LifecycleNode, Generic[C]):
     """Subclasses set `config_class` (a dataclass with `limits: ServerLimits` and `autostart: bool`),
     implement `load_model()` and `serve_batch(items)`, and create their services in __init__ with
-    `callback_group=self.service_group`."""
+    `callback_group=self.service_group, qos_profile=self.request_qos()`."""
 
     config_class: type
 
@@ -99,6 +105,17 @@ class ModelServerNode(LifecycleNode, Generic[C]):
             self.trigger_activate()
 
     # -- serving --------------------------------------------------------------------------------
+    def request_qos(self) -> QoSProfile:
+        """QoS of every service / action service of the server (requests and responses)."""
+        return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self.limits.request_history,
+                          reliability=ReliabilityPolicy.RELIABLE)
+
+    @property
+    def executor_threads(self) -> int:
+        """Threads of the executor: one per request being served or queued, + 2 that answer the
+        requests beyond (queue full) and the lifecycle services."""
+        return self.limits.max_batch + self.limits.max_queue + 2
+
     @property
     def is_active(self) -> bool:
         return self._queue is not None

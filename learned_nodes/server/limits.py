@@ -17,11 +17,14 @@ class ServerLimits:
     max_batch: int = 8                     # requests served by one model call
     max_wait_ms: float = 5.0               # how long the worker waits to fill a batch
     request_timeout_s: float = 10.0        # queued + inference time before a request fails
-    max_queue: int = 64                    # requests waiting; more are refused at once
+    max_queue: int = 64                    # requests waiting; more are refused at once ("queue full")
+    request_history: int = 256             # DDS history (requests and responses) of every service and
+                                           # action service: a burst waits there until a thread takes it;
+                                           # more than this many untaken at once would be overwritten
 
     def __post_init__(self) -> None:
         for name in ("max_image_pixels", "max_class_names", "max_class_name_chars", "max_top_k",
-                     "max_batch", "max_queue"):
+                     "max_batch", "max_queue", "request_history"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.max_aspect_ratio >= 1.0:

@@ -20,7 +20,7 @@ def serve(make_node: Callable[[], object], args=None) -> int:
         return node
 
     def executor():
-        # one thread per request that may wait in a batch, plus the lifecycle services
-        return MultiThreadedExecutor(num_threads=holder["node"].limits.max_batch + 2)
+        # one thread per request served or queued, plus those answering "queue full" and lifecycle
+        return MultiThreadedExecutor(num_threads=holder["node"].executor_threads)
 
     return run_node(make, args, executor_factory=executor)

@@ -1,0 +1,132 @@
+"""Bursts of 200 simultaneous requests lose nothing: classifier_node (~/classify) and
+text_generation_node (~/generate service and the action's goal service), tiny models, one process
+each. Every request gets an answer within the stated time: a result, "queue full" / "busy", or a
+timeout answer. Before the fix (service history depth 10, max_batch + 2 executor threads) 9-10 of
+20 simultaneous requests were never answered.
+
+The clients use a request history >= their burst (rclpy's default of 10 would drop the client's
+own unsent requests: a client-side limit, stated in the README)."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+rclpy = pytest.importorskip("rclpy")
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+from action_msgs.msg import GoalStatus  # noqa: E402
+from coin_lio_suite.action import GenerateText as GenerateAction  # noqa: E402
+from coin_lio_suite.srv import ClassifyImage, GenerateText  # noqa: E402
+from rclpy.action import ActionClient  # noqa: E402
+from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
+
+from learned_nodes.image_conversions import numpy_to_image  # noqa: E402
+from learned_nodes.llm.tiny_models import make_tiny_lm  # noqa: E402
+from suite_tools.testing import Graph  # noqa: E402
+from test_classifier_node_graph import _write_models  # noqa: E402
+
+pytestmark = pytest.mark.graph
+BURST = 200
+ANSWER_WITHIN_S = 45.0      # every answer of a burst, on 2 shared cores (request_timeout_s is 20)
+CLS, GEN = "classifier_node", "text_generation_node"
+QOS = QoSProfile(depth=BURST + 56, reliability=ReliabilityPolicy.RELIABLE)
+
+
+def _params(root: Path) -> dict[str, Path]:
+    encoder, learner = _write_models(root)
+    lm = make_tiny_lm(root / "tiny_lm")
+    cls = {"model": {"encoder_path": str(encoder), "prompt_learner_path": str(learner), "threads": 1},
+           "limits": {"max_batch": 4, "max_queue": 16, "request_timeout_s": 20.0, "max_wait_ms": 5.0}}
+    gen = {"model_path": str(lm), "threads": 1, "result_retention_s": 60,
+           "generation": {"max_prompt_tokens": 64, "default_max_new_tokens": 4, "max_concurrent": 1,
+                          "max_waiting": 2, "queue_timeout_s": 20.0},
+           "limits": {"max_batch": 3}}
+    out = {}
+    for name, params in ((CLS, cls), (GEN, gen)):
+        out[name] = root / f"{name}.yaml"
+        out[name].write_text(yaml.safe_dump({name: {"ros__parameters": params}}))
+    return out
+
+
+@pytest.fixture(scope="module")
+def graph_client(tmp_path_factory):
+    root = tmp_path_factory.mktemp("burst")
+    params = _params(root)
+    with Graph(root / "logs") as g:
+        for name, module in ((CLS, "learned_nodes.classifier_node"), (GEN, "learned_nodes.text_generation_node")):
+            g.spawn(name, g.python_cmd("-m", module, "--ros-args", "--params-file", str(params[name])))
+        for key in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "FASTDDS_DEFAULT_PROFILES_FILE",
+                    "AMENT_PREFIX_PATH", "RMW_IMPLEMENTATION"):
+            os.environ[key] = g.env[key]
+        rclpy.init(domain_id=g.domain_id)
+        node = rclpy.create_node("burst_test_client")
+        classify = node.create_client(ClassifyImage, f"/{CLS}/classify", qos_profile=QOS)
+        generate = node.create_client(GenerateText, f"/{GEN}/generate", qos_profile=QOS)
+        action = ActionClient(node, GenerateAction, f"/{GEN}/generate", goal_service_qos_profile=QOS,
+                              result_service_qos_profile=QOS, cancel_service_qos_profile=QOS)
+        try:
+            for name, cli in ((CLS, classify), (GEN, generate)):
+                assert cli.wait_for_service(timeout_sec=90.0), g.log(name)[-3000:]
+            assert action.wait_for_server(timeout_sec=30.0), g.log(GEN)[-3000:]
+            yield node, classify, generate, action, g
+        finally:
+            action.destroy()
+            node.destroy_node()
+            rclpy.try_shutdown()
+            for name in (CLS, GEN):
+                assert g.interrupt(name, timeout=20) in (0, -2), g.log(name)[-3000:]
+
+
+def _spin_all(node, futures: list, timeout: float) -> float:
+    """Spin until every future is done or `timeout` passes; returns the seconds it took."""
+    t0 = time.monotonic()
+    while not all(f.done() for f in futures) and time.monotonic() - t0 < timeout:
+        rclpy.spin_once(node, timeout_sec=0.05)
+    return time.monotonic() - t0
+
+
+def test_classify_burst_every_request_answered(graph_client):
+    node, classify, _, _, g = graph_client
+    image = numpy_to_image(np.random.default_rng(0).integers(0, 255, (32, 40, 3), dtype=np.uint8), "rgb8")
+    futures = [classify.call_async(ClassifyImage.Request(image=image, class_names=["cat", "robot"]))
+               for _ in range(BURST)]
+    took = _spin_all(node, futures, ANSWER_WITHIN_S)
+    answers = [f.result() for f in futures if f.done()]
+    lost = BURST - len(answers)
+    served = sum(a.success for a in answers)
+    full = sum("already waiting" in a.message for a in answers)
+    print(f"classify burst: answered {len(answers)}/{BURST}, lost {lost}, served {served}, "
+          f"queue full {full}, {took:.1f} s")
+    assert lost == 0, f"{lost} of {BURST} never answered; log:\n" + g.log(CLS)[-2000:]
+    assert served >= 4 and served + full == BURST, [a.message for a in answers if not a.success][:5]
+
+
+def test_generate_service_and_goal_bursts_every_request_answered(graph_client):
+    node, _, generate, action, g = graph_client
+    calls = [generate.call_async(GenerateText.Request(prompt="Hello robot", max_new_tokens=4))
+             for _ in range(BURST)]
+    goals = [action.send_goal_async(GenerateAction.Goal(prompt="Hello robot", max_new_tokens=4))
+             for _ in range(BURST)]
+    took = _spin_all(node, calls + goals, ANSWER_WITHIN_S)
+    answered_calls = [f.result() for f in calls if f.done()]
+    handles = [f.result() for f in goals if f.done()]
+    results = [h.get_result_async() for h in handles if h.accepted]
+    took += _spin_all(node, results, ANSWER_WITHIN_S - took)
+    finished = [f.result() for f in results if f.done()]
+    busy = sum("busy" in r.result.message for r in finished)
+    print(f"generate burst: service answered {len(answered_calls)}/{BURST} "
+          f"({sum(a.success for a in answered_calls)} generated); goals answered {len(handles)}/{BURST}, "
+          f"accepted {len(results)}, results {len(finished)} ({busy} busy), {took:.1f} s")
+    assert len(answered_calls) == BURST, g.log(GEN)[-2000:]
+    assert all(a.success or "busy" in a.message for a in answered_calls), \
+        [a.message for a in answered_calls if not a.success][:5]
+    assert len(handles) == BURST and len(results) == BURST, g.log(GEN)[-2000:]
+    assert len(finished) == BURST, f"{BURST - len(finished)} goal results never came"
+    assert all(r.status in (GoalStatus.STATUS_SUCCEEDED, GoalStatus.STATUS_ABORTED) for r in finished)
+    assert all(r.status == GoalStatus.STATUS_SUCCEEDED or "busy" in r.result.message for r in finished)
+    assert sum(r.status == GoalStatus.STATUS_SUCCEEDED for r in finished) >= 1
