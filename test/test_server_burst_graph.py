@@ -34,6 +34,7 @@ pytestmark = pytest.mark.graph
 BURST = 200
 ANSWER_WITHIN_S = 45.0      # every answer of a burst, on 2 shared cores (request_timeout_s is 20)
 CLS, GEN = "classifier_node", "text_generation_node"
+RETENTION_S = 5            # text generation's result_retention_s (rclpy's fixed default was 10)
 QOS = QoSProfile(depth=BURST + 56, reliability=ReliabilityPolicy.RELIABLE)
 
 
@@ -42,7 +43,7 @@ def _params(root: Path) -> dict[str, Path]:
     lm = make_tiny_lm(root / "tiny_lm")
     cls = {"model": {"encoder_path": str(encoder), "prompt_learner_path": str(learner), "threads": 1},
            "limits": {"max_batch": 4, "max_queue": 16, "request_timeout_s": 20.0, "max_wait_ms": 5.0}}
-    gen = {"model_path": str(lm), "threads": 1, "result_retention_s": 60,
+    gen = {"model_path": str(lm), "threads": 1, "result_retention_s": RETENTION_S,
            "generation": {"max_prompt_tokens": 64, "default_max_new_tokens": 4, "max_concurrent": 1,
                           "max_waiting": 2, "queue_timeout_s": 20.0},
            "limits": {"max_batch": 3}}
@@ -112,11 +113,19 @@ def test_generate_service_and_goal_bursts_every_request_answered(graph_client):
              for _ in range(BURST)]
     goals = [action.send_goal_async(GenerateAction.Goal(prompt="Hello robot", max_new_tokens=4))
              for _ in range(BURST)]
+    results: list = [None] * BURST      # each result asked for as soon as its goal is answered
+
+    def ask_result(i: int, fut) -> None:
+        if fut.result().accepted:
+            results[i] = fut.result().get_result_async()
+
+    for i, fut in enumerate(goals):
+        fut.add_done_callback(lambda f, i=i: ask_result(i, f))
     took = _spin_all(node, calls + goals, ANSWER_WITHIN_S)
     answered_calls = [f.result() for f in calls if f.done()]
     handles = [f.result() for f in goals if f.done()]
-    results = [h.get_result_async() for h in handles if h.accepted]
-    took += _spin_all(node, results, ANSWER_WITHIN_S - took)
+    took += _spin_all(node, [r for r in results if r is not None], ANSWER_WITHIN_S - took)
+    results = [r for r in results if r is not None]
     finished = [f.result() for f in results if f.done()]
     busy = sum("busy" in r.result.message for r in finished)
     print(f"generate burst: service answered {len(answered_calls)}/{BURST} "
@@ -130,3 +139,29 @@ def test_generate_service_and_goal_bursts_every_request_answered(graph_client):
     assert all(r.status in (GoalStatus.STATUS_SUCCEEDED, GoalStatus.STATUS_ABORTED) for r in finished)
     assert all(r.status == GoalStatus.STATUS_SUCCEEDED or "busy" in r.result.message for r in finished)
     assert sum(r.status == GoalStatus.STATUS_SUCCEEDED for r in finished) >= 1
+
+
+def test_finished_goal_result_is_kept_for_the_retention_time_then_dropped(graph_client):
+    """Asked for again and again after the goal ended: the result is there for about
+    result_retention_s, then STATUS_UNKNOWN (waited for by condition, bounded)."""
+    node, _, _, action, g = graph_client
+    sent = action.send_goal_async(GenerateAction.Goal(prompt="Hello robot", max_new_tokens=2))
+    _spin_all(node, [sent], 30.0)
+    handle = sent.result()
+    first = handle.get_result_async()
+    _spin_all(node, [first], 30.0)
+    assert first.done() and first.result().status == GoalStatus.STATUS_SUCCEEDED, g.log(GEN)[-2000:]
+    ended = time.monotonic()
+    status = GoalStatus.STATUS_SUCCEEDED
+    while status != GoalStatus.STATUS_UNKNOWN and time.monotonic() - ended < RETENTION_S + 15.0:
+        again = handle.get_result_async()
+        _spin_all(node, [again], 10.0)
+        assert again.done(), "a result request was never answered"
+        status = again.result().status
+        if status != GoalStatus.STATUS_UNKNOWN:
+            pace = time.monotonic() + 0.25
+            while time.monotonic() < pace:                  # ask ~4 times a second, spinning meanwhile
+                rclpy.spin_once(node, timeout_sec=0.05)
+    kept = time.monotonic() - ended
+    assert status == GoalStatus.STATUS_UNKNOWN, f"result still kept after {kept:.1f} s"
+    assert RETENTION_S - 1.0 <= kept <= RETENTION_S + 10.0, f"result kept {kept:.1f} s, configured {RETENTION_S} s"
