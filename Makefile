@@ -6,7 +6,7 @@ export OPENBLAS_NUM_THREADS := 1
 export AMENT_PREFIX_PATH := $(VENV)$(if $(AMENT_PREFIX_PATH),:$(AMENT_PREFIX_PATH),)
 PYTEST_ARGS ?=
 
-.PHONY: setup test demo pruned-model bench-daft bench-loraprune test-fast lock clean help bench-sim bench-photometric bench-lio stress soak
+.PHONY: setup test demo pruned-model bench-daft bench-loraprune test-fast lock clean help bench-sim bench-photometric bench-lio stress stress-32 soak
 
 help:
 	@echo "make demo   - set up, then run the demo graph (bag -> launcher -> nodes)"
@@ -60,6 +60,10 @@ bench-loraprune: setup
 # The whole suite under load: 8 concurrent classifier clients + a looped bag into the odometry
 stress: setup
 	$(PY) -m suite_tools.stress --duration 60 --clients 8 --out $(CURDIR)/out/stress
+
+# The issue-19 load: 16 classify + 16 embed clients (32), answered/sent, lost (must be 0), p50/p95/p99, RSS
+stress-32: setup
+	$(PY) -m suite_tools.stress --duration 60 --clients 16 --services classify embed --out $(CURDIR)/out/stress32
 
 # 30 minutes of the same at a lower request rate: RSS of every node sampled
 soak: setup

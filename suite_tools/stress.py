@@ -3,13 +3,17 @@
   python -m suite_tools.stress --duration 60 --clients 8            # `make stress`
   python -m suite_tools.stress --duration 1800 --clients 2          # `make soak` (30 min)
   python -m suite_tools.stress --duration 60 --clients 0            # odometry alone: the baseline
+  python -m suite_tools.stress --duration 60 --clients 16 --services classify embed   # `make stress-32`
 
 Brings up launch/suite.launch.yaml (odometry + every model server that `--services` names), plays a
 simulated tunnel bag in a loop into coin_lio_node (every loop jumps time back: the odometry must
 reset cleanly), runs N concurrent clients per model service, samples the RSS and CPU of every
-node, and prints per service: requests, failures, p50/p95/p99 latency; for the odometry: scans
-processed per second of the 10 Hz bag, dropped scans, processing time; RSS after warm-up and at
-the end (growth %) and CPU share of every node. Bounded in time, localhost only.
+node, and prints per service: answered / sent, lost (sent, never answered: after the load every
+request in flight gets up to the client timeout to be answered), success=false answers,
+p50/p95/p99 latency; for the odometry: scans
+processed per second of the 10 Hz bag, dropped scans, processing time; RSS before the load, after
+warm-up and at the end (growth %) and CPU share of every node. Exit 1 when a request was lost, a
+request failed or a node died. Bounded in time, localhost only.
 """
 from __future__ import annotations
 
@@ -71,26 +75,38 @@ SERVICES = {
 }
 
 
+LOST = "no answer (lost request)"
+
+
 class _Client:
     """One client as a small state machine on the main thread's spin loop: always one request in
-    flight; records (success, seconds, message) per request."""
+    flight (none after `stop()`); records (answered, success, seconds, message) per request."""
 
     def __init__(self, cli, request, results: list, timeout: float = 60.0) -> None:
         self.cli, self.request, self.results, self.timeout = cli, request, results, timeout
-        self.future, self.t0 = None, 0.0
+        self.future, self.t0, self.sent, self.stopped = None, 0.0, 0, False
+
+    @property
+    def idle(self) -> bool:
+        return self.future is None
+
+    def stop(self) -> None:
+        self.stopped = True
 
     def step(self) -> None:
         now = time.perf_counter()
         if self.future is not None:
             if self.future.done():
                 res = self.future.result()
-                self.results.append((bool(res and res.success), now - self.t0, "" if res is None else res.message))
+                self.results.append((res is not None, bool(res and res.success), now - self.t0,
+                                     "" if res is None else res.message))
                 self.future = None
             elif now - self.t0 > self.timeout:
-                self.results.append((False, now - self.t0, "no answer (lost request)"))
+                self.results.append((False, False, now - self.t0, LOST))
                 self.future = None
-        if self.future is None:
+        if self.future is None and not self.stopped:
             self.t0 = now
+            self.sent += 1
             self.future = self.cli.call_async(self.request)
 
 
@@ -98,6 +114,7 @@ class _Sampler:
     """RSS (MB) and cumulative CPU seconds of every running node, sampled every few seconds."""
 
     def __init__(self) -> None:
+        self.before: dict[str, float] = {}                        # RSS (MB) before the load
         self.rss: dict[str, list[float]] = {}
         self.cpu: dict[str, list[tuple[float, float]]] = {}       # (wall s, cpu s)
 
@@ -121,20 +138,26 @@ class _Sampler:
             warm = v[max(1, len(v) // 5):] or v
             c = self.cpu[label][max(1, len(v) // 5):] or self.cpu[label]
             share = (c[-1][1] - c[0][1]) / max(1e-9, c[-1][0] - c[0][0]) * 100 if len(c) > 1 else float("nan")
-            lines.append(f"[stress] {label}: RSS {warm[0]:.0f} MB after warm-up -> {warm[-1]:.0f} MB "
+            before = self.before.get(label, v[0])
+            lines.append(f"[stress] {label}: RSS {before:.0f} MB before the load -> {v[-1]:.0f} MB after "
+                         f"({(v[-1] - before) / before * 100:+.1f} %); {warm[0]:.0f} MB after warm-up -> "
+                         f"{warm[-1]:.0f} MB "
                          f"({(warm[-1] - warm[0]) / warm[0] * 100:+.1f} %), max {max(v):.0f} MB; "
                          f"CPU {share:.0f} % of one core")
         return lines
 
 
-def _latency_line(name: str, results: list, duration: float, clients: int) -> list[str]:
-    ok_lat = np.array([r[1] for r in results if r[0]]) * 1e3
-    failed = [r for r in results if not r[0]]
-    line = f"[stress] {name} ({clients} clients): {len(results)} requests, {len(failed)} failed"
+def _latency_line(name: str, results: list, sent: int, duration: float, clients: int) -> list[str]:
+    """results: (answered, success, seconds, message) per request."""
+    answered = [r for r in results if r[0]]
+    ok_lat = np.array([r[2] for r in answered if r[1]]) * 1e3
+    failed = [r for r in answered if not r[1]]
+    line = (f"[stress] {name} ({clients} clients): answered {len(answered)}/{sent} sent, "
+            f"lost {sent - len(answered)}, {len(failed)} success=false")
     if len(ok_lat):
         line += (f", {len(ok_lat) / duration:.1f} answers/s; latency p50 {np.percentile(ok_lat, 50):.0f} ms, "
                  f"p95 {np.percentile(ok_lat, 95):.0f} ms, p99 {np.percentile(ok_lat, 99):.0f} ms")
-    kinds = sorted({r[2] for r in failed})
+    kinds = sorted({r[3] for r in results if not r[1]})
     return [line] + [f"[stress]   failure: {k}" for k in kinds[:3]]
 
 
@@ -182,8 +205,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"[stress] not active after 180 s: {late}", file=sys.stderr)
             player = subprocess.Popen([sys.executable, "-m", "suite_tools.bag_player", str(seq / "bag"),
                                        "--loop", "--wait-subscribers", "1"], env=env)
+            sampler.sample(sup.poll())
+            sampler.before = {k: v[-1] for k, v in sampler.rss.items()}
             clients = [_Client(cli, request, results) for clis, request, results in loads.values()
                        for cli in clis[:args.clients]]
+            sent = {name: [] for name in loads}
+            for name, (clis, _, _) in loads.items():
+                sent[name] = [c for c in clients if c.cli in clis]
             t_end = time.monotonic() + args.duration
             next_sample = 0.0
             while time.monotonic() < t_end:
@@ -193,6 +221,13 @@ def main(argv: list[str] | None = None) -> int:
                 if time.monotonic() >= next_sample:
                     next_sample = time.monotonic() + 5.0
                     sampler.sample(sup.poll())
+            for c in clients:                                  # the requests in flight: answered or lost
+                c.stop()
+            while not all(c.idle for c in clients):
+                for c in clients:
+                    c.step()
+                rclpy.spin_once(node, timeout_sec=0.02)
+            sampler.sample(sup.poll())
             player.terminate()
             player.wait(10)
             alive = [st.label for st in sup.poll() if st.state == "running"]
@@ -204,8 +239,9 @@ def main(argv: list[str] | None = None) -> int:
     failed_any = False
     for name, (_, _, results) in loads.items():
         if args.clients:
-            print("\n".join(_latency_line(name, results, args.duration, args.clients)))
-            failed_any |= any(not r[0] for r in results)
+            n_sent = sum(c.sent for c in sent[name])
+            print("\n".join(_latency_line(name, results, n_sent, args.duration, args.clients)))
+            failed_any |= any(not r[1] for r in results) or len(results) != n_sent
     if degen:
         photo = np.mean([d.num_photometric_residuals > 0 for d in degen]) * 100
         ms = np.array([d.processing_time_ms for d in degen])
