@@ -15,7 +15,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from coin_lio.config import PreprocessConfig
-from coin_lio.io.pointcloud2 import pointcloud2_to_array
+from suite_tools.pointcloud2 import pointcloud2_to_array
 from coin_lio.io.scan import LidarScan, scan_from_cloud
 from coin_lio.io.sensor_metadata import parse_metadata
 from coin_lio.odometry_driver import ImuReading

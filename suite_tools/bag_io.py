@@ -53,7 +53,7 @@ def header(t_ns: int, frame_id: str):
 
 def make_pointcloud2(points: np.ndarray, t_ns: int, frame_id: str, is_dense: bool = True):
     """sensor_msgs/PointCloud2 (rosbags) from a structured array of shape (H, W) or (N,)."""
-    from coin_lio.io.pointcloud2 import array_to_pointcloud2_parts
+    from suite_tools.pointcloud2 import array_to_pointcloud2_parts
 
     fields, point_step, height, width, data = array_to_pointcloud2_parts(points)
     field_cls = msg_class("sensor_msgs/msg/PointField")

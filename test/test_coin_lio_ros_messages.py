@@ -8,14 +8,14 @@ from sensor_msgs.msg import Imu  # noqa: E402
 from coin_lio import ros_messages as rm  # noqa: E402
 from coin_lio.core.degeneracy import Degeneracy  # noqa: E402
 from coin_lio.core.state import NavState  # noqa: E402
-from coin_lio.io.pointcloud2 import OUSTER_ORIGINAL_DTYPE, PointCloudFormatError, pointcloud2_to_array  # noqa: E402
+from suite_tools.pointcloud2 import OUSTER_ORIGINAL_DTYPE, PointCloudFormatError, pointcloud2_to_array  # noqa: E402
 from coin_lio.pipeline import ScanResult  # noqa: E402
 
 
 def _ouster_msg(rows=4, cols=8, stamp=(12, 500_000_000)):
     from sensor_msgs.msg import PointCloud2, PointField
 
-    from coin_lio.io.pointcloud2 import array_to_pointcloud2_parts
+    from suite_tools.pointcloud2 import array_to_pointcloud2_parts
 
     a = np.zeros((rows, cols), OUSTER_ORIGINAL_DTYPE)
     a["x"] = np.arange(rows * cols).reshape(rows, cols) + 1.0

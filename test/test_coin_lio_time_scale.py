@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def micro_bag(tmp_path_factory) -> Path:
     """(sequence dir) with bag_us/: every cloud's `t` in microseconds; other messages as recorded."""
     from bag_fixtures import simulated_sequence
-    from coin_lio.io.pointcloud2 import pointcloud2_to_array
+    from suite_tools.pointcloud2 import pointcloud2_to_array
     from suite_tools.bag_io import BagWriter, make_pointcloud2, read_bag
 
     seq = simulated_sequence(tmp_path_factory.mktemp("ts") / "urban", "urban", 4.0, 5, 32, 512)

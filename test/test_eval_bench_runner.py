@@ -124,7 +124,7 @@ def test_cli_parses_sets_and_runs(seq_dir, tmp_path, oracles):
 
 
 def test_events_come_in_time_order_even_if_the_bag_is_not(tmp_path):
-    from coin_lio.io.pointcloud2 import OUSTER_ORIGINAL_DTYPE
+    from suite_tools.pointcloud2 import OUSTER_ORIGINAL_DTYPE
     from suite_tools.bag_io import BagWriter, make_imu, make_pointcloud2
 
     t0 = 1_700_000_000_000_000_000

@@ -82,8 +82,30 @@ def test_import_rules_in_source(package, forbidden):
     assert not (_imports(package) & forbidden), f"{package} imports {_imports(package) & forbidden}"
 
 
+def _module_imports(path: Path) -> set[str]:
+    """Full dotted names of the modules a file imports (absolute imports)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+def test_real_sensor_code_does_not_depend_on_the_simulator():
+    """coin_lio.sim renders what coin_lio.io models; never the other way (and nothing else
+    outside the simulator and the evaluation reaches into it)."""
+    for path in (ROOT / "coin_lio").rglob("*.py"):
+        rel = path.relative_to(ROOT / "coin_lio").parts
+        if rel[0] in ("sim", "eval"):
+            continue
+        bad = {m for m in _module_imports(path) if m == "coin_lio.sim" or m.startswith("coin_lio.sim.")}
+        assert not bad, f"{path.relative_to(ROOT)} imports {bad}"
+
+
 def test_import_coin_lio_loads_neither_torch_nor_rclpy():
-    code = ("import sys, coin_lio, coin_lio.io.pointcloud2; "
+    code = ("import sys, coin_lio, coin_lio.io.scan, coin_lio.config, suite_tools.pointcloud2; "
             "bad = [m for m in ('torch', 'rclpy', 'learned_nodes') if m in sys.modules]; "
             "print(bad); sys.exit(1 if bad else 0)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

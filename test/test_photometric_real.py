@@ -16,7 +16,7 @@ from coin_lio.photometric.features import (FeatureConfig, detect_candidates, dom
 from coin_lio.photometric.image_filter import filter_image, validity_mask
 from coin_lio.photometric.patches import patch_indices, patch_points
 from coin_lio.photometric.projection import ImageModel
-from coin_lio.sim.lidar_model import coin_lio_u_shift
+from coin_lio.io.ouster_geometry import coin_lio_u_shift
 
 
 @pytest.fixture(scope="module")

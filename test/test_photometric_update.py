@@ -20,7 +20,7 @@ def tunnel(tmp_path_factory):
 
 
 def _first_scan(seq):
-    from coin_lio.io.pointcloud2 import pointcloud2_to_array
+    from suite_tools.pointcloud2 import pointcloud2_to_array
     from coin_lio.io.scan import scan_from_cloud
     from suite_tools.bag_io import read_bag
 

@@ -4,7 +4,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from coin_lio.io.pointcloud2 import (OUSTER_ORIGINAL_DTYPE, FieldSpec, PointCloudFormatError,
+from suite_tools.pointcloud2 import (OUSTER_ORIGINAL_DTYPE, FieldSpec, PointCloudFormatError,
                                      array_to_pointcloud2_parts, pointcloud2_to_array, xyz_array)
 
 

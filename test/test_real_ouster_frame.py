@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from coin_lio.io import ouster_real as orl
-from coin_lio.io.pointcloud2 import OUSTER_ORIGINAL_DTYPE, pointcloud2_to_array
-from coin_lio.sim.lidar_model import coin_lio_project, coin_lio_u_shift, ouster_xyz_lut
-from coin_lio.sim.metadata import OusterMetadata
+from suite_tools.pointcloud2 import OUSTER_ORIGINAL_DTYPE, pointcloud2_to_array
+from coin_lio.io.ouster_geometry import coin_lio_project, coin_lio_u_shift, ouster_xyz_lut
+from coin_lio.io.ouster_metadata import OusterMetadata
 
 
 def _recording(name: str):
@@ -105,7 +105,7 @@ def test_cloud_has_ouster_ros_original_layout_in_raw_column_order(os1_128):
     np.testing.assert_array_equal(cloud["intensity"][valid], frame.fields["REFLECTIVITY"][valid])
     np.testing.assert_array_equal(cloud["ambient"], frame.fields["NEAR_IR"])
     # staggered: destaggering by pixel_shift_by_row makes neighbouring rows agree in range
-    from coin_lio.sim.metadata import destagger
+    from coin_lio.photometric.projection import destagger
 
     rng = cloud["range"].astype(np.float64)
     d = destagger(rng, os1_128["meta"].pixel_shift_by_row)
@@ -131,7 +131,7 @@ def test_xyz_lookup_table_is_the_sdks_formula(os1_128):
 
 @pytest.mark.parametrize("name", sorted(orl.RECORDINGS))
 def test_every_real_point_projects_back_to_its_own_pixel(name):
-    """COIN-LIO's projection (coin_lio.sim.lidar_model.coin_lio_project) of each valid point of a
+    """COIN-LIO's projection (coin_lio.io.ouster_geometry.coin_lio_project) of each valid point of a
     real frame, in os_lidar with u_shift = coin_lio_u_shift(os_lidar, pixel shift offset): the row
     within half a pixel always; the column within half a pixel of the destaggered column, up to
     the part the integer pixel_shift_by_row rounds away (< 0.5 px) plus the beam-origin parallax

@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 
-from coin_lio.io.pointcloud2 import OUSTER_ORIGINAL_DTYPE
+from suite_tools.pointcloud2 import OUSTER_ORIGINAL_DTYPE
 from coin_lio.sim import (LidarNoiseConfig, LidarSimulator, LinearTrajectory, OusterConfig,
                           VelodyneConfig, destagger, make_scene)
 from coin_lio.sim.lidar_model import VELODYNE_DTYPE

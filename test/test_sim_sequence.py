@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from coin_lio.io.pointcloud2 import pointcloud2_to_array
+from suite_tools.pointcloud2 import pointcloud2_to_array
 from coin_lio.sim import ImuConfig, OusterConfig, OusterMetadata, SequenceConfig, generate_sequence
 from coin_lio.sim.cli import main
 from coin_lio.sim.imu import simulate_imu

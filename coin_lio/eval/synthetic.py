@@ -128,7 +128,7 @@ def write_sequence(out_dir: str | Path, seconds: float = 3.0, rig: SyntheticRig 
     """Write SEQ/bag (MCAP: /ouster/points, /ouster/imu), ground_truth.tum (IMU body),
     metadata.json and sequence.json, as the simulator lays a sequence out. Returns SEQ."""
     from coin_lio.eval.trajectory import Trajectory, write_tum
-    from coin_lio.io.pointcloud2 import OUSTER_ORIGINAL_DTYPE
+    from suite_tools.pointcloud2 import OUSTER_ORIGINAL_DTYPE
     from suite_tools.bag_io import BagWriter, make_imu, make_pointcloud2
 
     rig = rig or SyntheticRig()

@@ -98,8 +98,8 @@ def _pick(doc: dict, *paths: str, default: Any = None) -> Any:
 
 
 def read_metadata(path: str | Path) -> tuple[Any, SensorFormat, dict]:
-    """(coin_lio.sim OusterMetadata, SensorFormat, raw JSON dict) of a sensor metadata file."""
-    from coin_lio.sim.metadata import OusterMetadata
+    """(OusterMetadata, SensorFormat, raw JSON dict) of a sensor metadata file."""
+    from coin_lio.io.ouster_metadata import OusterMetadata
 
     raw = json.loads(Path(path).read_text())
     meta = OusterMetadata.from_dict(raw)
@@ -139,7 +139,7 @@ def pixel_shift_offset(meta: Any) -> int:
 
 
 def suite_metadata(meta: Any, layout: str = "legacy") -> dict:
-    """The metadata dict in the simulator's JSON layout (coin_lio.sim.metadata reads it back)."""
+    """The metadata dict in the simulator's JSON layout (coin_lio.io.ouster_metadata reads it back)."""
     return meta.to_dict(layout)
 
 

@@ -14,7 +14,6 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from coin_lio.photometric.projection import destagger  # noqa: F401  (re-exported)
 
 # Sensor frame <- LiDAR frame on real units: 180-degree yaw and the LiDAR origin 36.18 mm up.
 LIDAR_TO_SENSOR_MM = np.array([[-1.0, 0, 0, 0], [0, -1.0, 0, 0], [0, 0, 1.0, 36.18],

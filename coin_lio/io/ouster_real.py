@@ -10,9 +10,9 @@ source archive (sdk/tests/pcaps, fetched by `make setup` into data/ouster_sdk_te
 digests of the sdk's own decoding; `frame_digest` reproduces them.
 
 `frame_to_cloud` gives the organised cloud as ouster-ros publishes it ("original" layout,
-coin_lio.io.pointcloud2.OUSTER_ORIGINAL_DTYPE, raw = staggered column order, os_lidar frame like
+suite_tools.pointcloud2.OUSTER_ORIGINAL_DTYPE, raw = staggered column order, os_lidar frame like
 the simulator's default): xyz = range * direction + offset from the metadata's lookup table
-(coin_lio.sim.lidar_model.ouster_xyz_lut = the sdk's make_xyz_lut), t = column timestamp - the
+(coin_lio.io.ouster_geometry.ouster_xyz_lut = the sdk's make_xyz_lut), t = column timestamp - the
 first valid column's timestamp (the header stamp), intensity = SIGNAL, reflectivity, ring = row,
 ambient = NEAR_IR, range in mm; pixels without a return are all-zero except t, ring, ambient.
 The low-bandwidth profile RNG15_RFL8_NIR8 carries no SIGNAL channel: intensity='auto' then takes
@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from coin_lio.io.pointcloud2 import OUSTER_ORIGINAL_DTYPE
+from suite_tools.pointcloud2 import OUSTER_ORIGINAL_DTYPE
 # metadata + packet layouts (also re-exported: PROFILES, pixel_shift_offset, suite_metadata)
 from coin_lio.io.ouster_format import (IMU_PACKET_BYTES, PROFILES, LidarFrame, OusterDataError,  # noqa: F401
                                        SensorFormat, decode_lidar_packets, pixel_shift_offset,
@@ -178,7 +178,7 @@ def frame_to_cloud(frame: LidarFrame, meta: Any, cloud_frame: str = "os_lidar",
 
     intensity: 'auto' (SIGNAL, else REFLECTIVITY), 'signal' (zeros without SIGNAL),
     'reflectivity'. The choice is recorded in frame.info['intensity_field']."""
-    from coin_lio.sim.lidar_model import ouster_xyz_lut
+    from coin_lio.io.ouster_geometry import ouster_xyz_lut
 
     h, w = frame.shape
     if (h, w) != (meta.pixels_per_column, meta.columns_per_frame):

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from coin_lio.io.pointcloud2 import PointCloudFormatError
+from suite_tools.pointcloud2 import PointCloudFormatError
 
 # Known per-point time fields: name -> (seconds per unit, relative to the header stamp?).
 TIME_FIELDS = {

@@ -59,12 +59,12 @@ def parse_metadata(data: str | bytes | Mapping[str, Any]) -> dict:
 
 def image_model_problem(meta: Mapping[str, Any]) -> str:
     """'' when the photometric image model can be built from the metadata (Ouster beam tables and
-    data format, as coin_lio.sim.metadata.OusterMetadata reads them; or a ring table), else why not."""
+    data format, as coin_lio.io.ouster_metadata.OusterMetadata reads them; or a ring table), else why not."""
     if "altitudes_deg_by_ring" in meta:            # Velodyne-like ring table (simulator)
         alt = meta["altitudes_deg_by_ring"]
         ok = isinstance(alt, list) and len(alt) >= 2 and all(isinstance(a, (int, float)) for a in alt)
         return "" if ok else "altitudes_deg_by_ring must be a list of >= 2 numbers"
-    from coin_lio.sim.metadata import OusterMetadata
+    from coin_lio.io.ouster_metadata import OusterMetadata
 
     try:
         OusterMetadata.from_dict(meta)

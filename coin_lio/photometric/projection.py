@@ -70,9 +70,9 @@ class ImageModel:
                       **kwargs: Any) -> "ImageModel":
         """From Ouster metadata: a JSON path, a JSON dict (flat or nested layout) or an object
         with beam_altitude_angles, pixel_shift_by_row, columns_per_frame and
-        lidar_origin_to_beam_origin_mm (coin_lio.sim.metadata.OusterMetadata)."""
+        lidar_origin_to_beam_origin_mm (coin_lio.io.ouster_metadata.OusterMetadata)."""
         if isinstance(meta, (str, Path, Mapping)):
-            from coin_lio.sim.metadata import OusterMetadata   # parses both layouts
+            from coin_lio.io.ouster_metadata import OusterMetadata   # parses both layouts
 
             meta = (OusterMetadata.from_dict(meta) if isinstance(meta, Mapping)
                     else OusterMetadata.read(meta))

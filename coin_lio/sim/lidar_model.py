@@ -16,9 +16,10 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from coin_lio.sim.metadata import IMU_TO_SENSOR_MM, LIDAR_TO_SENSOR_MM, OusterMetadata
+from coin_lio.io.ouster_geometry import CLOUD_FRAMES
+from coin_lio.io.ouster_metadata import IMU_TO_SENSOR_MM, LIDAR_TO_SENSOR_MM, OusterMetadata
 
-# Ouster points use coin_lio.io.pointcloud2.OUSTER_ORIGINAL_DTYPE (ouster-ros "original").
+# Ouster points use suite_tools.pointcloud2.OUSTER_ORIGINAL_DTYPE (ouster-ros "original").
 # velodyne_pointcloud PointcloudXYZIRT (packed fields, set with PointCloud2Modifier).
 VELODYNE_DTYPE = np.dtype({
     "names": ["x", "y", "z", "intensity", "ring", "time"],
@@ -31,7 +32,6 @@ OUSTER_FAMILIES = {
     "OS-1": (22.5, -22.5, 15.806, 4.2),
     "OS-2": (11.25, -11.25, 13.762, 2.1),
 }
-CLOUD_FRAMES = ("os_lidar", "os_sensor")
 
 
 @dataclass
@@ -196,61 +196,3 @@ def ouster_beam_angles(rows: int, family: str = "OS-0",
     else:
         az = -(a_outer / 3.0) * (1.0 + 0.2 * rel ** 2 + 0.25 * np.clip(-rel, 0, None) ** 2)
     return alt, az
-
-
-def ouster_xyz_lut(meta: OusterMetadata, frame: str = "os_lidar") -> tuple[np.ndarray, np.ndarray]:
-    """(direction (H, W, 3), offset (H, W, 3) in m): point = range_m * direction + offset.
-
-    Same numbers as ouster-sdk make_xyz_lut (raw column order); frame 'os_sensor' applies
-    lidar_to_sensor_transform, 'os_lidar' leaves the LiDAR frame.
-    """
-    h, w = meta.pixels_per_column, meta.columns_per_frame
-    enc = 2.0 * np.pi - np.arange(w) * (2.0 * np.pi / w)                 # (W,)
-    az = -np.radians(meta.beam_azimuth_angles)[:, None]                   # (H, 1)
-    alt = np.radians(meta.beam_altitude_angles)[:, None]                  # (H, 1)
-    direction = np.stack(np.broadcast_arrays(np.cos(enc + az) * np.cos(alt),
-                                             np.sin(enc + az) * np.cos(alt),
-                                             np.sin(alt) + 0.0 * enc), axis=-1)  # (H, W, 3)
-    btl = meta.beam_to_lidar()
-    n, z0 = btl[0, 3], btl[2, 3]
-    dist = n if z0 == 0 else float(np.hypot(n, z0))
-    origin = np.stack([np.cos(enc) * n, np.sin(enc) * n, np.full(w, z0)], axis=-1)  # (W, 3)
-    offset = origin[None, :, :] - direction * dist                       # (H, W, 3) mm
-    if frame == "os_sensor":
-        rot, trans = meta.lidar_to_sensor_transform[:3, :3], meta.lidar_to_sensor_transform[:3, 3]
-        direction = direction @ rot.T
-        offset = offset @ rot.T + trans
-    elif frame != "os_lidar":
-        raise ValueError(f"frame must be one of {CLOUD_FRAMES}, got '{frame}'")
-    return direction, offset * 1e-3
-
-
-def beam_origins_m(meta: OusterMetadata) -> tuple[np.ndarray, float]:
-    """((W, 3) beam origin per raw column in the LiDAR frame in m, range offset in m)."""
-    w = meta.columns_per_frame
-    enc = 2.0 * np.pi - np.arange(w) * (2.0 * np.pi / w)
-    btl = meta.beam_to_lidar()
-    n, z0 = btl[0, 3], btl[2, 3]
-    dist = n if z0 == 0 else float(np.hypot(n, z0))
-    origin = np.stack([np.cos(enc) * n, np.sin(enc) * n, np.full(w, z0)], axis=-1) * 1e-3
-    return origin, dist * 1e-3
-
-
-def coin_lio_project(points: np.ndarray, meta: OusterMetadata) -> tuple[np.ndarray, np.ndarray]:
-    """COIN-LIO's projection of (N, 3) points -> (u, v) continuous pixel coordinates
-    (coin_lio.photometric.projection.ImageModel.project; u wrapped into [0, W)).
-
-    Points in the LiDAR frame land on destaggered column (u + W/2 + pixel_shift_offset) % W, in
-    sensor axes on (u + offset) % W; that column offset is COIN-LIO's u_shift.
-    """
-    from coin_lio.photometric.projection import ImageModel
-
-    uv, _ = ImageModel.from_metadata(meta).project(points)
-    return uv[:, 0], uv[:, 1]
-
-
-def coin_lio_u_shift(meta: OusterMetadata, cloud_frame: str, pixel_shift_offset: int = 0) -> int:
-    """COIN-LIO image/u_shift for clouds in `cloud_frame` (projection applied in that frame)."""
-    cols = meta.columns_per_frame
-    half = cols // 2 if cloud_frame == "os_lidar" else 0
-    return int((half + pixel_shift_offset) % cols)

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from coin_lio.io.pointcloud2 import OUSTER_ORIGINAL_DTYPE
-from coin_lio.sim.lidar_model import (VELODYNE_DTYPE, LidarNoiseConfig, OusterConfig,
-                                      VelodyneConfig, beam_origins_m, ouster_xyz_lut)
-from coin_lio.sim.metadata import destagger
+from coin_lio.io.ouster_geometry import beam_origins_m, ouster_xyz_lut
+from coin_lio.photometric.projection import destagger
+from coin_lio.sim.lidar_model import VELODYNE_DTYPE, LidarNoiseConfig, OusterConfig, VelodyneConfig
 from coin_lio.sim.scene import Scene
 from coin_lio.sim.trajectory import Trajectory
+from suite_tools.pointcloud2 import OUSTER_ORIGINAL_DTYPE
 
 
 class LidarSimulator:

@@ -23,8 +23,8 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from coin_lio.sim.imu import GRAVITY, ImuConfig, simulate_imu
-from coin_lio.sim.lidar_model import (LidarNoiseConfig, OusterConfig, VelodyneConfig,
-                                      coin_lio_u_shift)
+from coin_lio.io.ouster_geometry import coin_lio_u_shift
+from coin_lio.sim.lidar_model import LidarNoiseConfig, OusterConfig, VelodyneConfig
 from coin_lio.sim.lidar_sim import LidarSimulator
 from coin_lio.sim.scenes import SCENES, make_scene
 from coin_lio.sim.trajectory import PROFILES, RotatedBody, SplineTrajectory, TrajectoryConfig
