@@ -10,8 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from coin_lio.photometric.features import FeatureConfig
-from coin_lio.photometric.image_filter import ImageFilterConfig, MaskConfig
+from coin_lio.photometric.photometric_config import FeatureConfig, ImageFilterConfig, MaskConfig
 from suite_tools.config_params import ConfigError, build, load_node_params
 
 

@@ -112,6 +112,14 @@ def test_import_coin_lio_loads_neither_torch_nor_rclpy():
     assert res.returncode == 0, res.stdout + res.stderr
 
 
+def test_loading_the_odometry_config_needs_no_opencv():
+    code = ("import sys; from coin_lio.node_config import load_node_config; "
+            f"load_node_config({str(ROOT / 'config' / 'coin_lio.yaml')!r}); "
+            "bad = [m for m in ('cv2', 'torch', 'rclpy') if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
 def _installed_executable(name: str) -> Path | None:
     import os
 

@@ -17,10 +17,11 @@ from typing import Any
 
 _EXPORTS = {
     "projection": ("ImageModel", "destagger"),
-    "image_filter": ("REFERENCE_DEAD_ZONES_1024x128", "FilteredImage", "ImageFilterConfig",
-                     "MaskConfig", "filter_image", "validity_mask"),
-    "features": ("FeatureConfig", "detect_candidates", "dominant_directions", "greedy_nms",
-                 "random_candidates", "select_patches"),
+    "photometric_config": ("REFERENCE_DEAD_ZONES_1024x128", "ImageFilterConfig", "MaskConfig",
+                           "FeatureConfig"),
+    "image_filter": ("FilteredImage", "filter_image", "validity_mask"),
+    "features": ("detect_candidates", "dominant_directions", "greedy_nms", "random_candidates",
+                 "select_patches"),
     "patches": ("ncc", "patch_intensities", "patch_offsets", "patch_pixels", "patch_points",
                 "sample_bilinear", "sample_patches"),
 }

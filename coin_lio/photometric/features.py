@@ -10,40 +10,11 @@ best remaining candidate.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import cv2
 import numpy as np
 
+from coin_lio.photometric.photometric_config import SELECTION_MODES, FeatureConfig  # noqa: F401
 from coin_lio.photometric.projection import ImageModel
-
-SELECTION_MODES = ("degeneracy", "gradient", "random")
-
-
-@dataclass
-class FeatureConfig:
-    """COIN-LIO image/ parameters of detection and selection (defaults = the reference's)."""
-
-    grad_min: float = 16.5              # 0.5 |Iu| + 0.5 |Iv| must exceed this
-    margin: int = 10                    # px from the image border
-    suppression_radius: int = 10        # px, NMS and distance to existing patches
-    num_features: int = 60              # patches kept alive at most
-    selection_mode: str = "degeneracy"  # degeneracy | gradient | random (ablations)
-    structure_block: int = 5            # cornerEigenValsAndVecs blockSize
-    structure_ksize: int = 3            # its Sobel aperture
-
-    def __post_init__(self) -> None:
-        if not np.isfinite(self.grad_min) or self.grad_min < 0:
-            raise ValueError(f"grad_min must be >= 0, got {self.grad_min}")
-        for name in ("margin", "suppression_radius", "num_features"):
-            if int(getattr(self, name)) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.selection_mode not in SELECTION_MODES:
-            raise ValueError(f"selection_mode must be one of {SELECTION_MODES}, "
-                             f"got '{self.selection_mode}'")
-        if self.structure_block < 1 or self.structure_ksize not in (1, 3, 5, 7):
-            raise ValueError("structure_block must be >= 1 and structure_ksize 1, 3, 5 or 7")
-
 
 def _disk(radius: int) -> tuple[np.ndarray, np.ndarray]:
     d = np.arange(-radius, radius + 1)

@@ -15,10 +15,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-# The reference's config/params.yaml image/masks for 1024x128 (Ouster connector), (u, v, w, h):
-# one 140-column rectangle across the image seam, given as two.
-REFERENCE_DEAD_ZONES_1024x128 = ((0, 84, 70, 44), (953, 84, 70, 44))
-
+from coin_lio.photometric.photometric_config import (  # noqa: F401  (re-exported)
+    REFERENCE_DEAD_ZONES_1024x128, ImageFilterConfig, MaskConfig)
 
 @lru_cache(maxsize=16)
 def fir_taps(taps: int, cutoff: float, highpass: bool) -> np.ndarray:
@@ -27,47 +25,6 @@ def fir_taps(taps: int, cutoff: float, highpass: bool) -> np.ndarray:
     from scipy.signal import firwin
 
     return firwin(taps, cutoff, pass_zero=not highpass, fs=1.0).astype(np.float32)
-
-
-def _odd_positive(name: str, value: int) -> None:
-    if int(value) < 1 or int(value) % 2 == 0:
-        raise ValueError(f"{name} must be a positive odd integer, got {value}")
-
-
-@dataclass
-class ImageFilterConfig:
-    """COIN-LIO image/ parameters of the filter chain (defaults = the reference's)."""
-
-    intensity_scale: float = 0.25       # x the raw intensity (reference: unless reflectivity)
-    line_removal: bool = True           # ablation switch
-    highpass_taps: int = 33             # vertical high-pass FIR
-    highpass_cutoff: float = 0.21       # cycles per pixel (firwin fs=1)
-    lowpass_taps: int = 33              # horizontal low-pass FIR of the high-passed image
-    lowpass_cutoff: float = 0.04        # cycles per pixel
-    brightness_filter: bool = True      # ablation switch
-    brightness_window: tuple[int, int] = (41, 7)    # box blur (width, height)
-    brightness_gain: float = 140.0
-    smoothing: bool = True              # Gaussian 3x3 (the reference blurs inside brightness)
-    max_value: float = 255.0
-    wrap_horizontal: bool = True        # False: reflect at the left/right border (reference)
-
-    def __post_init__(self) -> None:
-        if not np.isfinite(self.intensity_scale) or self.intensity_scale <= 0:
-            raise ValueError(f"intensity_scale must be > 0, got {self.intensity_scale}")
-        _odd_positive("highpass_taps", self.highpass_taps)
-        _odd_positive("lowpass_taps", self.lowpass_taps)
-        for name in ("highpass_cutoff", "lowpass_cutoff"):
-            if not 0.0 < getattr(self, name) < 0.5:
-                raise ValueError(f"{name} must be in (0, 0.5) cycles/pixel, "
-                                 f"got {getattr(self, name)}")
-        self.brightness_window = tuple(int(x) for x in self.brightness_window)
-        if len(self.brightness_window) != 2:
-            raise ValueError(f"brightness_window must be (width, height), "
-                             f"got {self.brightness_window}")
-        for n in self.brightness_window:
-            _odd_positive("brightness_window entries", n)
-        if self.brightness_gain <= 0 or self.max_value <= 0:
-            raise ValueError("brightness_gain and max_value must be > 0")
 
 
 @dataclass
@@ -161,48 +118,6 @@ def _chain(img: np.ndarray, cfg: ImageFilterConfig) -> FilteredImage:
     img = np.clip(img, 0.0, cfg.max_value).astype(np.float32)
     gu, gv = gradients(img, cfg.wrap_horizontal)
     return FilteredImage(img, gu, gv)
-
-
-@dataclass
-class MaskConfig:
-    """Where photometric patches may live: range gate, dead zones, eroded margin."""
-
-    min_range: float = 0.7                       # m
-    max_range: float = 30.0                      # m
-    dead_zones_px: tuple = ()                    # ((u, v, width, height), ...) pixels; u wraps
-    dead_zones_frac: tuple = ()                  # same as fractions of (W, H, W, H)
-    erosion: int = 3                             # square kernel; 1 = none. The reference erodes 7
-    #   (patch size + 2) so a patch around a valid centre has points; patches here check all 25
-    #   pixels explicitly, and 7 throws away most of the ground where returns are sparse
-    wrap_horizontal: bool = True
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.min_range < self.max_range:
-            raise ValueError(f"need 0 <= min_range < max_range, got {self.min_range}, "
-                             f"{self.max_range}")
-        self.dead_zones_px = _rects(self.dead_zones_px, "dead_zones_px", int)
-        self.dead_zones_frac = _rects(self.dead_zones_frac, "dead_zones_frac", float)
-        for r in self.dead_zones_px:
-            if r[2] < 0 or r[3] < 0:
-                raise ValueError(f"dead zone {r} has a negative size")
-        for r in self.dead_zones_frac:
-            if not all(0.0 <= x <= 1.0 for x in r):
-                raise ValueError(f"fractional dead zone {r} must lie in [0, 1]")
-        _odd_positive("erosion", self.erosion)
-
-
-def _rects(value: Any, name: str, kind: type) -> tuple:
-    """Rectangles as ((u, v, w, h), ...); also the reference's flat list [u, v, w, h, u, ...]."""
-    arr = np.asarray(value if len(value) else np.zeros((0, 4)), dtype=np.float64)
-    if arr.ndim == 1:
-        if arr.size % 4:
-            raise ValueError(f"{name}: a flat list needs a multiple of 4 numbers, got {arr.size}")
-        arr = arr.reshape(-1, 4)
-    if arr.ndim != 2 or arr.shape[1] != 4:
-        raise ValueError(f"{name} must be rectangles (u, v, width, height), got shape {arr.shape}")
-    if kind is int and not np.all(arr == np.round(arr)):
-        raise ValueError(f"{name} must be whole pixels")
-    return tuple(tuple(kind(x) for x in r) for r in arr)
 
 
 def dead_zone_mask(shape: tuple[int, int], cfg: MaskConfig) -> np.ndarray:

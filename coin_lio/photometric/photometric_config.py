@@ -1,0 +1,124 @@
+"""Configuration of the photometric part (image filter, mask, features): plain validated
+dataclasses with no OpenCV, so that loading coin_lio's configuration stays light. The filter and
+feature code that uses them lives in image_filter.py and features.py."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+# The reference's config/params.yaml image/masks for 1024x128 (Ouster connector), (u, v, w, h):
+# one 140-column rectangle across the image seam, given as two.
+REFERENCE_DEAD_ZONES_1024x128 = ((0, 84, 70, 44), (953, 84, 70, 44))
+
+
+def _odd_positive(name: str, value: int) -> None:
+    if int(value) < 1 or int(value) % 2 == 0:
+        raise ValueError(f"{name} must be a positive odd integer, got {value}")
+
+
+@dataclass
+class ImageFilterConfig:
+    """COIN-LIO image/ parameters of the filter chain (defaults = the reference's)."""
+
+    intensity_scale: float = 0.25       # x the raw intensity (reference: unless reflectivity)
+    line_removal: bool = True           # ablation switch
+    highpass_taps: int = 33             # vertical high-pass FIR
+    highpass_cutoff: float = 0.21       # cycles per pixel (firwin fs=1)
+    lowpass_taps: int = 33              # horizontal low-pass FIR of the high-passed image
+    lowpass_cutoff: float = 0.04        # cycles per pixel
+    brightness_filter: bool = True      # ablation switch
+    brightness_window: tuple[int, int] = (41, 7)    # box blur (width, height)
+    brightness_gain: float = 140.0
+    smoothing: bool = True              # Gaussian 3x3 (the reference blurs inside brightness)
+    max_value: float = 255.0
+    wrap_horizontal: bool = True        # False: reflect at the left/right border (reference)
+
+    def __post_init__(self) -> None:
+        if not np.isfinite(self.intensity_scale) or self.intensity_scale <= 0:
+            raise ValueError(f"intensity_scale must be > 0, got {self.intensity_scale}")
+        _odd_positive("highpass_taps", self.highpass_taps)
+        _odd_positive("lowpass_taps", self.lowpass_taps)
+        for name in ("highpass_cutoff", "lowpass_cutoff"):
+            if not 0.0 < getattr(self, name) < 0.5:
+                raise ValueError(f"{name} must be in (0, 0.5) cycles/pixel, "
+                                 f"got {getattr(self, name)}")
+        self.brightness_window = tuple(int(x) for x in self.brightness_window)
+        if len(self.brightness_window) != 2:
+            raise ValueError(f"brightness_window must be (width, height), "
+                             f"got {self.brightness_window}")
+        for n in self.brightness_window:
+            _odd_positive("brightness_window entries", n)
+        if self.brightness_gain <= 0 or self.max_value <= 0:
+            raise ValueError("brightness_gain and max_value must be > 0")
+
+
+@dataclass
+class MaskConfig:
+    """Where photometric patches may live: range gate, dead zones, eroded margin."""
+
+    min_range: float = 0.7                       # m
+    max_range: float = 30.0                      # m
+    dead_zones_px: tuple = ()                    # ((u, v, width, height), ...) pixels; u wraps
+    dead_zones_frac: tuple = ()                  # same as fractions of (W, H, W, H)
+    erosion: int = 3                             # square kernel; 1 = none. The reference erodes 7
+    #   (patch size + 2) so a patch around a valid centre has points; patches here check all 25
+    #   pixels explicitly, and 7 throws away most of the ground where returns are sparse
+    wrap_horizontal: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.min_range < self.max_range:
+            raise ValueError(f"need 0 <= min_range < max_range, got {self.min_range}, "
+                             f"{self.max_range}")
+        self.dead_zones_px = _rects(self.dead_zones_px, "dead_zones_px", int)
+        self.dead_zones_frac = _rects(self.dead_zones_frac, "dead_zones_frac", float)
+        for r in self.dead_zones_px:
+            if r[2] < 0 or r[3] < 0:
+                raise ValueError(f"dead zone {r} has a negative size")
+        for r in self.dead_zones_frac:
+            if not all(0.0 <= x <= 1.0 for x in r):
+                raise ValueError(f"fractional dead zone {r} must lie in [0, 1]")
+        _odd_positive("erosion", self.erosion)
+
+
+def _rects(value: Any, name: str, kind: type) -> tuple:
+    """Rectangles as ((u, v, w, h), ...); also the reference's flat list [u, v, w, h, u, ...]."""
+    arr = np.asarray(value if len(value) else np.zeros((0, 4)), dtype=np.float64)
+    if arr.ndim == 1:
+        if arr.size % 4:
+            raise ValueError(f"{name}: a flat list needs a multiple of 4 numbers, got {arr.size}")
+        arr = arr.reshape(-1, 4)
+    if arr.ndim != 2 or arr.shape[1] != 4:
+        raise ValueError(f"{name} must be rectangles (u, v, width, height), got shape {arr.shape}")
+    if kind is int and not np.all(arr == np.round(arr)):
+        raise ValueError(f"{name} must be whole pixels")
+    return tuple(tuple(kind(x) for x in r) for r in arr)
+
+
+SELECTION_MODES = ("degeneracy", "gradient", "random")
+
+
+@dataclass
+class FeatureConfig:
+    """COIN-LIO image/ parameters of detection and selection (defaults = the reference's)."""
+
+    grad_min: float = 16.5              # 0.5 |Iu| + 0.5 |Iv| must exceed this
+    margin: int = 10                    # px from the image border
+    suppression_radius: int = 10        # px, NMS and distance to existing patches
+    num_features: int = 60              # patches kept alive at most
+    selection_mode: str = "degeneracy"  # degeneracy | gradient | random (ablations)
+    structure_block: int = 5            # cornerEigenValsAndVecs blockSize
+    structure_ksize: int = 3            # its Sobel aperture
+
+    def __post_init__(self) -> None:
+        if not np.isfinite(self.grad_min) or self.grad_min < 0:
+            raise ValueError(f"grad_min must be >= 0, got {self.grad_min}")
+        for name in ("margin", "suppression_radius", "num_features"):
+            if int(getattr(self, name)) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.selection_mode not in SELECTION_MODES:
+            raise ValueError(f"selection_mode must be one of {SELECTION_MODES}, "
+                             f"got '{self.selection_mode}'")
+        if self.structure_block < 1 or self.structure_ksize not in (1, 3, 5, 7):
+            raise ValueError("structure_block must be >= 1 and structure_ksize 1, 3, 5 or 7")
