@@ -1,8 +1,9 @@
 """Bursts of 200 simultaneous requests lose nothing: classifier_node (~/classify) and
 text_generation_node (~/generate service and the action's goal service), tiny models, one process
 each. Every request gets an answer within the stated time: a result, "queue full" / "busy", or a
-timeout answer. Before the fix (service history depth 10, max_batch + 2 executor threads) 9-10 of
-20 simultaneous requests were never answered.
+timeout answer. Before the fix (service history depth 10, max_batch + 2 executor threads) 190 of
+200 classify requests, 188 generate calls and 189 goals were never answered. Also through the
+graph: the hostile requests of issue 19 get success=false with the reason.
 
 The clients use a request history >= their burst (rclpy's default of 10 would drop the client's
 own unsent requests: a client-side limit, stated in the README)."""
@@ -24,6 +25,7 @@ from coin_lio_suite.action import GenerateText as GenerateAction  # noqa: E402
 from coin_lio_suite.srv import ClassifyImage, GenerateText  # noqa: E402
 from rclpy.action import ActionClient  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
 
 from learned_nodes.image_conversions import numpy_to_image  # noqa: E402
 from learned_nodes.llm.tiny_models import make_tiny_lm  # noqa: E402
@@ -89,6 +91,35 @@ def _spin_all(node, futures: list, timeout: float) -> float:
     while not all(f.done() for f in futures) and time.monotonic() - t0 < timeout:
         rclpy.spin_once(node, timeout_sec=0.05)
     return time.monotonic() - t0
+
+
+def _one(node, client, request, timeout: float = 20.0):
+    future = client.call_async(request)
+    _spin_all(node, [future], timeout)
+    assert future.done(), f"no answer within {timeout} s"
+    return future.result()
+
+
+def test_hostile_requests_answered_with_a_reason_and_serving_continues(graph_client):
+    """Through the graph: the issue's 1 x 100000 image, the full float32 range, invisible and
+    case-duplicate class names, a temperature of 1e-45."""
+    node, classify, generate, _, _ = graph_client
+    wide = Image(height=1, width=100_000, encoding="rgb8", step=300_000, data=bytes(300_000))
+    small = numpy_to_image(np.zeros((8, 8, 3), np.uint8), "rgb8")   # the first call of a client is slow
+    assert _one(node, classify, ClassifyImage.Request(image=small, class_names=["cat", "robot"]), 40.0).success
+    t0 = time.monotonic()
+    res = _one(node, classify, ClassifyImage.Request(image=wide, class_names=["cat", "robot"]), 5.0)
+    print(f"1 x 100000 rgb8 answered in {time.monotonic() - t0:.3f} s: {res.message}")
+    assert not res.success and "aspect ratio of 100000.0; the limit is 64" in res.message
+    extreme = numpy_to_image(np.array([[-3e38, 3e38], [0.0, 1.0]], np.float32), "32FC1")
+    for names, ok, reason in ((["cat", "robot"], True, ""), (["cat", "\u200b\ufeff"], False, "no visible character"),
+                              (["Cat", "cat"], False, "appears twice")):
+        res = _one(node, classify, ClassifyImage.Request(image=extreme, class_names=names))
+        assert res.success == ok and reason in res.message, res.message
+        assert not ok or (len(res.scores) == 2 and np.isfinite(res.scores).all())
+    res = _one(node, generate, GenerateText.Request(prompt="Hello robot", max_new_tokens=4, temperature=1e-45))
+    assert not res.success and "too small to give a valid distribution" in res.message, res.message
+    assert _one(node, generate, GenerateText.Request(prompt="Hello robot", max_new_tokens=4)).success
 
 
 def test_classify_burst_every_request_answered(graph_client):
