@@ -87,11 +87,13 @@ def _make_node():
         def _on_embed(self, request, response):
             t0 = time.perf_counter()
             try:
-                rgb = check_image(request.image, self.limits)
-                model = self.model
-                if model is None:  # unconfigured or the checkpoint failed to load: say why
-                    raise self.not_serving()
-                item = model.preprocess(rgb)
+                with self.conversion_slots:
+                    rgb = check_image(request.image, self.limits)
+                    model = self.model
+                    if model is None:  # unconfigured or the checkpoint failed to load: say why
+                        raise self.not_serving()
+                    item = model.preprocess(rgb)
+                    del rgb
                 result, ms = self.submit(item)
             except (RequestError, NotServing, TimeoutError, RuntimeError) as exc:
                 response.success, response.message = False, str(exc)

@@ -85,8 +85,9 @@ def _make_node(argv=None):
         def _on_classify(self, request, response):
             t0 = time.perf_counter()
             try:
-                item = check_classify(request.image, list(request.class_names), request.top_k,
-                                      self.config.class_names, self.limits)
+                with self.conversion_slots:
+                    item = check_classify(request.image, list(request.class_names), request.top_k,
+                                          self.config.class_names, self.limits)
                 scores, ms = self.submit(item)
             except (RequestError, NotServing, TimeoutError, RuntimeError) as exc:
                 response.success, response.message = False, str(exc)

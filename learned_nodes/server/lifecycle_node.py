@@ -48,6 +48,9 @@ class ModelServerNode(LifecycleNode, Generic[C]):
         self.model: Any = None
         self._queue: BatchQueue | None = None
         self._lock = threading.Lock()
+        # image conversions at once (each up to ~20 B per input pixel): the other taken requests
+        # wait for one, so a burst of maximal images costs (max_batch + 2) conversions, not one per thread
+        self.conversion_slots = threading.BoundedSemaphore(self.limits.max_batch + 2)
         self.last_error = ""
 
     # -- what a concrete server provides -------------------------------------------------------
