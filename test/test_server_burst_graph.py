@@ -132,10 +132,11 @@ def test_classify_burst_every_request_answered(graph_client):
     lost = BURST - len(answers)
     served = sum(a.success for a in answers)
     full = sum("already waiting" in a.message for a in answers)
+    timed_out = sum("timed out" in a.message or "no result within" in a.message for a in answers)
     print(f"classify burst: answered {len(answers)}/{BURST}, lost {lost}, served {served}, "
-          f"queue full {full}, {took:.1f} s")
+          f"queue full {full}, timeout answers {timed_out}, {took:.1f} s")
     assert lost == 0, f"{lost} of {BURST} never answered; log:\n" + g.log(CLS)[-2000:]
-    assert served >= 4 and served + full == BURST, [a.message for a in answers if not a.success][:5]
+    assert served >= 4 and served + full + timed_out == BURST, [a.message for a in answers if not a.success][:5]
 
 
 def test_generate_service_and_goal_bursts_every_request_answered(graph_client):
