@@ -59,15 +59,15 @@ bench-loraprune: setup
 
 # The whole suite under load: 8 concurrent classifier clients + a looped bag into the odometry
 stress: setup
-	$(PY) -m suite_tools.stress --duration 60 --clients 8 --out $(CURDIR)/out/stress
+	$(PY) -m suite_apps.stress --duration 60 --clients 8 --out $(CURDIR)/out/stress
 
 # The issue-19 load: 16 classify + 16 embed clients (32), answered/sent, lost (must be 0), p50/p95/p99, RSS
 stress-32: setup
-	$(PY) -m suite_tools.stress --duration 60 --clients 16 --services classify embed --out $(CURDIR)/out/stress32
+	$(PY) -m suite_apps.stress --duration 60 --clients 16 --services classify embed --out $(CURDIR)/out/stress32
 
 # 30 minutes of the same at a lower request rate: RSS of every node sampled
 soak: setup
-	$(PY) -m suite_tools.stress --duration 1800 --clients 2 --out $(CURDIR)/out/soak
+	$(PY) -m suite_apps.stress --duration 1800 --clients 2 --out $(CURDIR)/out/soak
 
 lock:
 	{ echo "# Pinned versions of everything the venv holds (make lock rewrites it)."; \

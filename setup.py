@@ -18,7 +18,7 @@ NODES = [
 TOOLS = [
     "coin-lio-suite-launch=suite_tools.launcher.cli:main",
     "coin-lio-suite-play=suite_tools.bag_player:main",
-    "coin-lio-suite-demo=suite_tools.demo:main",
+    "coin-lio-suite-demo=suite_apps.demo:main",
     "coin-lio-sim=coin_lio.sim.cli:main",
     "coin-lio-bench=coin_lio.eval.bench_runner:main",
     "coin-lio-bench-sim=coin_lio.eval.bench_sim:main",
@@ -38,7 +38,7 @@ setup(
     name="coin-lio-suite-python",
     version="0.1.0",
     description="COIN-LIO odometry and learned-model servers for ROS 2",
-    packages=find_packages(include=["coin_lio*", "learned_nodes*", "suite_tools*"]),
+    packages=find_packages(include=["coin_lio*", "learned_nodes*", "suite_tools*", "suite_apps*"]),
     package_data={"learned_nodes": ["models/*/*"]},     # the shipped aligned encoder + prompt learner
     python_requires=">=3.10",
     install_requires=["numpy", "scipy", "pyyaml", "rosbags", "tqdm"],

@@ -149,15 +149,8 @@ def degeneracy_msg(res: ScanResult, frame: str, dropped: int, processing_ms: flo
 
 
 def image_msg(pixels: np.ndarray, t_end: float, frame: str):
-    """sensor_msgs/Image from (H, W) uint8 (mono8) or (H, W, 3) uint8 (rgb8)."""
-    from sensor_msgs.msg import Image
+    """sensor_msgs/Image from (H, W) uint8 (mono8) or (H, W, 3) uint8 (rgb8), stamped t_end (s)."""
+    from suite_tools.image_msgs import numpy_to_image
 
-    px = np.ascontiguousarray(pixels, dtype=np.uint8)
-    msg = Image()
-    msg.header.stamp, msg.header.frame_id = to_stamp(t_end), frame
-    msg.height, msg.width = px.shape[:2]
-    msg.encoding = "mono8" if px.ndim == 2 else "rgb8"
-    msg.step = px.shape[1] * (1 if px.ndim == 2 else 3)
-    msg.is_bigendian = 0
-    msg.data = array.array("B", px.tobytes())
-    return msg
+    px = np.asarray(pixels, dtype=np.uint8)
+    return numpy_to_image(px, "mono8" if px.ndim == 2 else "rgb8", frame, to_stamp(t_end))

@@ -26,6 +26,8 @@ import time
 
 import numpy as np
 
+from suite_tools.image_msgs import numpy_to_image
+
 
 def read_image(path: str) -> tuple[np.ndarray, str]:
     """(H, W, 3) RGB uint8 or (H, W) grey of a PNG/JPEG file; ('', '') -> ValueError."""
@@ -37,18 +39,6 @@ def read_image(path: str) -> tuple[np.ndarray, str]:
     if img.ndim == 3:
         return cv2.cvtColor(img[..., :3], cv2.COLOR_BGR2RGB), "rgb8"
     return img.astype(np.uint8), "mono8"
-
-
-def image_msg(arr: np.ndarray, encoding: str):
-    """numpy (H, W[, 3]) uint8 -> sensor_msgs/Image with dense rows."""
-    from sensor_msgs.msg import Image
-
-    arr = np.ascontiguousarray(arr, dtype=np.uint8)
-    channels = 1 if arr.ndim == 2 else arr.shape[2]
-    msg = Image(height=arr.shape[0], width=arr.shape[1], encoding=encoding, is_bigendian=0,
-                step=arr.shape[1] * channels)
-    msg.data = arr.tobytes()
-    return msg
 
 
 class Status:
@@ -143,8 +133,8 @@ def main(args: list[str] | None = None) -> int:
         if p["image_path"]:
             arr, enc = read_image(p["image_path"])
             res, ms = call("classify", ClassifyImage, p["classify_service"],
-                           ClassifyImage.Request(image=image_msg(arr, enc), class_names=list(p["class_names"]),
-                                                 top_k=3))
+                           ClassifyImage.Request(image=numpy_to_image(arr, enc),
+                                                 class_names=list(p["class_names"]), top_k=3))
             if res is not None:
                 best = ", ".join(f"{n} {s:.2f}" for n, s in zip(res.labels, res.scores))
                 print(f"[suite_client] classify ({ms:.0f} ms round trip, {res.inference_ms:.0f} ms model): "
@@ -152,7 +142,8 @@ def main(args: list[str] | None = None) -> int:
         # 3. embed
         if p["embed_image_path"]:
             arr, enc = read_image(p["embed_image_path"])
-            res, ms = call("embed", EmbedImage, p["embed_service"], EmbedImage.Request(image=image_msg(arr, enc)))
+            res, ms = call("embed", EmbedImage, p["embed_service"],
+                           EmbedImage.Request(image=numpy_to_image(arr, enc)))
             if res is not None:
                 norm = math.sqrt(sum(v * v for v in res.embedding))
                 best = ", ".join(f"{n} {s:.2f}" for n, s in list(zip(res.labels, res.scores))[:3])

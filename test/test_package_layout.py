@@ -76,7 +76,8 @@ def _imports(package: str) -> set[str]:
 @pytest.mark.parametrize("package, forbidden", [
     ("coin_lio", {"learned_nodes", "torch", "transformers", "safetensors"}),
     ("learned_nodes", {"coin_lio"}),
-    ("suite_tools", {"torch", "learned_nodes", "transformers"}),
+    ("suite_tools", {"torch", "learned_nodes", "transformers", "coin_lio"}),   # the shared base
+    ("suite_apps", {"torch", "transformers"}),
 ])
 def test_import_rules_in_source(package, forbidden):
     assert not (_imports(package) & forbidden), f"{package} imports {_imports(package) & forbidden}"

@@ -34,7 +34,7 @@ def test_image_file_to_message_round_trip(tmp_path):
     cv2 = pytest.importorskip("cv2")
     pytest.importorskip("sensor_msgs")
     from learned_nodes.image_conversions import image_to_numpy
-    from suite_tools.suite_client import image_msg
+    from suite_tools.image_msgs import numpy_to_image as image_msg
 
     rgb = np.random.default_rng(0).integers(0, 255, (5, 7, 3), dtype=np.uint8)
     cv2.imwrite(str(tmp_path / "c.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))

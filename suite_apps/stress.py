@@ -1,9 +1,9 @@
 """Load and soak of the whole suite on one graph (issue: behaviour under load and faults).
 
-  python -m suite_tools.stress --duration 60 --clients 8            # `make stress`
-  python -m suite_tools.stress --duration 1800 --clients 2          # `make soak` (30 min)
-  python -m suite_tools.stress --duration 60 --clients 0            # odometry alone: the baseline
-  python -m suite_tools.stress --duration 60 --clients 16 --services classify embed   # `make stress-32`
+  python -m suite_apps.stress --duration 60 --clients 8            # `make stress`
+  python -m suite_apps.stress --duration 1800 --clients 2          # `make soak` (30 min)
+  python -m suite_apps.stress --duration 60 --clients 0            # odometry alone: the baseline
+  python -m suite_apps.stress --duration 60 --clients 16 --services classify embed   # `make stress-32`
 
 Brings up launch/suite.launch.yaml (odometry + every model server that `--services` names), plays a
 simulated tunnel bag in a loop into coin_lio_node (every loop jumps time back: the odometry must
@@ -27,9 +27,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from suite_tools.demo import odometry_params, simulate, wait_until_active
+from suite_apps.demo import odometry_params, simulate, wait_until_active
 from suite_tools.ros_env import DomainLease, apply_local_graph_env, local_graph_env, source_root
-from suite_tools.suite_client import image_msg
+from suite_tools.image_msgs import numpy_to_image
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class ServiceLoad:
 
 def _image():
     """A 640x480 rgb8 noise image (seeded)."""
-    return image_msg(np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8), "rgb8")
+    return numpy_to_image(np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8), "rgb8")
 
 
 def _classify():
