@@ -9,7 +9,8 @@ and the model time. Concurrent requests are batched. Bad requests get success=fa
 
 configure loads `model.checkpoint_path` (a folder of config.json + model.safetensors written by
 learned_nodes.daft.tune / save_tuned; default: the shipped learned_nodes/models/daft_effl0_mnist,
-EfficientNet-Lite0 DAFT-tuned on MNIST, so the node serves digit labels out of the box); pickles, truncated files and wrong shapes are refused there,
+EfficientNet-Lite0 DAFT-tuned on MNIST, so the node serves digit labels out of the box); pickles,
+truncated files and wrong shapes are refused there,
 the node stays up and answers "node is not active (model failed to load: <reason>)".
 Parameters: see BackboneNodeConfig (mirrored by config/backbone.yaml).
 

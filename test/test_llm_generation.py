@@ -1,7 +1,8 @@
 """learned_nodes.llm.generation on a tiny random Llama: greedy is deterministic and equals a
 no-cache argmax loop; seeds reproduce (also concurrently); temperature and top-p are honoured;
 streamed deltas never split a character and concatenate to the text; cancel stops between tokens;
-EOS stops; requests beyond the slots wait in line, then get busy; empty, non-UTF-8 and out-of-limit requests get success=false with a reason."""
+EOS stops; requests beyond the slots wait in line, then get busy; empty, non-UTF-8 and out-of-limit
+requests get success=false with a reason."""
 from __future__ import annotations
 
 import threading

@@ -163,7 +163,8 @@ def test_rotated_imu_mount_changes_only_the_imu_side(tmp_path):
     b = generate_sequence(small(duration=0.5, imu=imu, ouster=turned), tmp_path / "b", progress=False)
     R = turned.imu_mount_rotation()
     np.testing.assert_allclose(R, [[0, 0, 1], [1, 0, 0], [0, 1, 0]], atol=1e-15)   # x_imu = y_sensor ...
-    raw = {k: {t: list(read_bag(x.bag, [t])) for t in ("/ouster/points", "/ouster/imu")} for k, x in (("a", a), ("b", b))}
+    raw = {k: {t: list(read_bag(x.bag, [t])) for t in ("/ouster/points", "/ouster/imu")}
+           for k, x in (("a", a), ("b", b))}
     assert [m.raw for m in raw["a"]["/ouster/points"]] == [m.raw for m in raw["b"]["/ouster/points"]]
     for ma, mb in zip(raw["a"]["/ouster/imu"], raw["b"]["/ouster/imu"]):
         ia, ib = ma.decode(), mb.decode()

@@ -41,7 +41,8 @@ def stages(seq_dirs: list[Path], config: Path | None, out: Path) -> list[dict]:
         lines.append(f"| {r['sequence']} | " + " | ".join(f"{r[k]:.1f}" for k in STAGES)
                      + f" | {r['p95']:.1f} | {r['rtf']:.1f}x | {r['ape']:.3f} |")
     table = "\n".join(lines)
-    print("\nmedian ms per stage (128x1024 scans, one core; image, photometric, patch_selection: COIN-LIO's part):\n" + table)
+    print("\nmedian ms per stage (128x1024 scans, one core; image, photometric, patch_selection: "
+          "COIN-LIO's part):\n" + table)
     out.mkdir(parents=True, exist_ok=True)
     (out / "stages.md").write_text(table + "\n")
     return rows

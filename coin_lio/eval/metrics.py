@@ -141,7 +141,7 @@ def kitti_drift(ref: Trajectory, est: Trajectory, lengths=KITTI_LENGTHS, step: i
     _check_pair(ref, est)
     Q, P = ref.poses(), est.poses()
     dist = np.concatenate(([0.0], np.cumsum(np.linalg.norm(np.diff(ref.positions, axis=0), axis=1))))
-    t_errs: dict[float, list[float]] = {float(l): [] for l in lengths}
+    t_errs: dict[float, list[float]] = {float(length): [] for length in lengths}
     r_errs: list[float] = []
     for first in range(0, len(ref), step):
         for length in lengths:
@@ -154,7 +154,8 @@ def kitti_drift(ref: Trajectory, est: Trajectory, lengths=KITTI_LENGTHS, step: i
             cos = np.clip(0.5 * (np.trace(err[:3, :3]) - 1.0), -1.0, 1.0)
             r_errs.append(float(np.arccos(cos)) / length)
     all_t = [e for v in t_errs.values() for e in v]
-    per_length = {l: (float(np.mean(v)) * 100.0 if v else float("nan"), len(v)) for l, v in t_errs.items()}
+    per_length = {length: (float(np.mean(v)) * 100.0 if v else float("nan"), len(v))
+                  for length, v in t_errs.items()}
     if not all_t:
         return KittiResult(float("nan"), float("nan"), 0, per_length)
     return KittiResult(float(np.mean(all_t)) * 100.0, float(np.rad2deg(np.mean(r_errs))) * 100.0,

@@ -23,7 +23,7 @@ def ouster_xyz_lut(meta: OusterMetadata, frame: str = "os_lidar") -> tuple[np.nd
     Same numbers as ouster-sdk make_xyz_lut (raw column order); frame 'os_sensor' applies
     lidar_to_sensor_transform, 'os_lidar' leaves the LiDAR frame.
     """
-    h, w = meta.pixels_per_column, meta.columns_per_frame
+    w = meta.columns_per_frame
     enc = 2.0 * np.pi - np.arange(w) * (2.0 * np.pi / w)                 # (W,)
     az = -np.radians(meta.beam_azimuth_angles)[:, None]                   # (H, 1)
     alt = np.radians(meta.beam_altitude_angles)[:, None]                  # (H, 1)

@@ -1,6 +1,7 @@
 """Simulated LiDAR + IMU sequences with ground truth (pure numpy/scipy; no rclpy, no torch).
 
-Layers: sensor models (lidar_model; the real sensor's metadata and geometry are coin_lio.io's), scenes (scene, textures, scenes), motion
+Layers: sensor models (lidar_model; the real sensor's metadata and geometry are coin_lio.io's),
+scenes (scene, textures, scenes), motion
 (trajectory, imu), the sweep simulator (lidar_sim) and the sequence writer (sequence, cli).
 
     from coin_lio.sim import SequenceConfig, generate_sequence

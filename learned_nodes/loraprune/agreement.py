@@ -8,7 +8,8 @@ batches (how much Taylor agrees with itself: the noise ceiling). Then LoRA is tr
 LoRAPrune run (no masks) and, after steps 1, 5, 10, 20, 40, ..., the moving average of the
 LoRA-guided scores is compared with the first Taylor estimate, and so is the moving average of the
 streamed Taylor scores of the same steps (exact |W * dL/dW| out of the LoRA backward, what the
-streamed_taylor method uses). Magnitude and random scores are the floor. Agreement per pruned layer, averaged over layers:
+streamed_taylor method uses). Magnitude and random scores are the floor. Agreement per pruned
+layer, averaged over layers:
 - spearman: rank correlation of the unit scores;
 - overlap: |A & B| / |A| of the sets each criterion would remove at 50 % (lowest half).
 Prints a table, writes JSON.

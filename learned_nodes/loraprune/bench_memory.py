@@ -8,7 +8,8 @@
 - taylor (LLM-Pruner): every weight trainable, per batch: forward, backward (full gradients
   accumulated), then first-order Taylor importance; no optimiser in LLM-Pruner's pruning stage.
 All three see the same (steps, B, T) token batches. Printed as one JSON line: bytes held by .grad tensors
-and optimiser state (summed over the live tensors at the end of the stage; Taylor: before its gradients are dropped), peak RSS of the process
+and optimiser state (summed over the live tensors at the end of the stage; Taylor: before its
+gradients are dropped), peak RSS of the process
 (getrusage ru_maxrss: loading included) and the peak RSS of the stage alone (VmHWM after resetting
 it through /proc/self/clear_refs, where the kernel allows), seconds per step.
 """

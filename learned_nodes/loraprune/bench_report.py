@@ -66,7 +66,8 @@ def targets(results: dict[str, Any]) -> list[str]:
     for name in ("streamed_taylor",):
         a = mem.get(name, {})
         if "grad_plus_optimizer_bytes" in a and "grad_plus_optimizer_bytes" in b:
-            out.append(f"- {name}: grad + optimiser {a['grad_plus_optimizer_bytes'] / b['grad_plus_optimizer_bytes']:.3f}x "
+            grad_ratio = a['grad_plus_optimizer_bytes'] / b['grad_plus_optimizer_bytes']
+            out.append(f"- {name}: grad + optimiser {grad_ratio:.3f}x "
                        f"Taylor's, peak RSS {_mb(a['peak_rss_bytes'])} vs {_mb(b['peak_rss_bytes'])} MB")
     a = mem.get("loraprune", {})
     if "grad_plus_optimizer_bytes" in a and "grad_plus_optimizer_bytes" in b:
@@ -81,7 +82,8 @@ def targets(results: dict[str, Any]) -> list[str]:
         a2, b2 = mem.get("loraprune" + fixed, {}), mem.get("taylor" + fixed, {})
         if "peak_rss_bytes" in a2 and "peak_rss_bytes" in b2:
             out.append(f"- same with a fixed malloc mmap threshold: {_mb(a2['peak_rss_bytes'])} vs "
-                       f"{_mb(b2['peak_rss_bytes'])} MB ({'lower' if a2['peak_rss_bytes'] < b2['peak_rss_bytes'] else 'not lower'})")
+                       f"{_mb(b2['peak_rss_bytes'])} MB "
+                       f"({'lower' if a2['peak_rss_bytes'] < b2['peak_rss_bytes'] else 'not lower'})")
     return out
 
 

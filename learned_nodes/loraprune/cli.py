@@ -1,6 +1,7 @@
 """`loraprune`: prune a LLaMA-architecture model and write a standalone checkpoint.
 
-    loraprune --model PATH --ratio 0.5 --data pydoc --out DIR [--method loraprune|streamed_taylor|taylor|magnitude|random|lora_only]
+    loraprune --model PATH --ratio 0.5 --data pydoc --out DIR
+              [--method loraprune|streamed_taylor|taylor|magnitude|random|lora_only]
               [--steps N] [--cooldown 0.1] [--seq-len 128] [--batch-size 4] [--device cpu] [--seed 0]
 
 Writes DIR (model.safetensors + config.json with pruned_structure + tokenizer) and

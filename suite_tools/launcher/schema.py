@@ -19,7 +19,7 @@ from suite_tools.launcher.substitutions import parse_template
 # Attribute kinds: S = string (substitutions allowed), T = plain text (no substitutions),
 # B = YAML bool, F = float, I = int, V = parameter value (scalar or uniform list),
 # a tuple ("list", NAME) = list of sub-entities checked against SUB[NAME].
-S, T, B, F, I, V = "str", "text", "bool", "float", "int", "value"
+S, T, B, F, I, V = "str", "text", "bool", "float", "int", "value"  # noqa: E741
 _COND = {"if": S, "unless": S}
 _PROCESS = {
     "name": S, "cwd": S, "output": S, "env": ("list", "env"), "launch-prefix": S,
