@@ -126,23 +126,50 @@ def ros_parameter_default(value: Any) -> Any:
     return value
 
 
+ARRAY_TYPES = {str: "STRING_ARRAY", int: "INTEGER_ARRAY", float: "DOUBLE_ARRAY", bool: "BOOL_ARRAY"}
+
+
+def _hint_of(cls: type, dotted: str) -> Any:
+    """The type hint of the field at dotted path `dotted` of config dataclass `cls`."""
+    hint: Any = cls
+    for part in dotted.split("."):
+        hint = typing.get_type_hints(hint)[part]
+    return hint
+
+
 def declare_and_build(node: Any, cls: type[T]) -> T:
     """Declare every field of config dataclass `cls` as a ROS parameter (dotted names, the
     dataclass defaults) on `node`, read them back (params files and -p overrides applied) and
-    build the validated config. Raises ConfigError naming the bad parameter."""
-    from rcl_interfaces.msg import ParameterDescriptor
+    build the validated config. Raises ConfigError naming the bad parameter.
 
-    defaults = flatten(cls())
-    for name, value in defaults.items():
-        value = ros_parameter_default(value)
-        if isinstance(value, list) and not value:   # an empty list has no type: let the file decide
-            node.declare_parameter(name, value, ParameterDescriptor(dynamic_typing=True))
+    The one declaration rule of every node of the suite: parameters are dynamically typed, so a
+    `5` given for a float reads as 5.0 and a wrong type is refused by the dataclass with the
+    parameter's name (not by rclpy with a traceback); an empty-list default is declared as an
+    array of the field's item type (str, int, float, bool), unset unless a file or -p sets it.
+    """
+    from rcl_interfaces.msg import ParameterDescriptor
+    from rclpy.exceptions import ParameterUninitializedException
+    from rclpy.parameter import Parameter
+
+    values: dict[str, Any] = {}
+    for key, default in flatten(cls()).items():
+        empty = isinstance(default, list) and not default
+        item = (typing.get_args(_hint_of(cls, key)) or (None,))[0] if empty else None
+        if item in ARRAY_TYPES:
+            node.declare_parameter(key, getattr(Parameter.Type, ARRAY_TYPES[item]))
+            try:
+                value = node.get_parameter(key).value
+            except ParameterUninitializedException:
+                value = default
+        elif empty:             # no item type (e.g. rectangles): the file decides
+            node.declare_parameter(key, default, ParameterDescriptor(dynamic_typing=True))
+            value = node.get_parameter(key).value
+            value = default if value is None else value
         else:
-            node.declare_parameter(name, value)
-    values = {}
-    for name in defaults:
-        v = node.get_parameter(name).value
-        if v is None:                                 # an unset dynamically typed parameter
-            v = defaults[name]
-        values[name] = list(v) if hasattr(v, "tolist") or type(v).__name__ == "array" else v
+            node.declare_parameter(key, ros_parameter_default(default),
+                                   ParameterDescriptor(dynamic_typing=True))
+            value = node.get_parameter(key).value
+        if not isinstance(value, (str, bytes)) and hasattr(value, "__len__"):
+            value = list(value)  # array.array / tuple from rclpy -> list
+        values[key] = value
     return build(cls, values)

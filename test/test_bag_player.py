@@ -86,8 +86,12 @@ def test_loop_replays_with_time_jumping_back_and_clock(graph, tmp_path):
                                            "--wait-subscribers", "1"))
     from suite_tools.testing import wait_for
 
-    wait_for(lambda: report.exists() and len(read_report(report)["/ouster/imu"].recv_ns)
-             > 3 * len(times["/ouster/imu"]), 30, what="three loops of the bag")
+    def enough() -> bool:   # the /clock monitor may match later than the IMU one: wait for both
+        return (report.exists() and clock_report.exists()
+                and len(read_report(report)["/ouster/imu"].recv_ns) > 3 * len(times["/ouster/imu"])
+                and len(read_report(clock_report)["/clock"].recv_ns) > 20)
+
+    wait_for(enough, 60, what="three loops of the bag and > 20 /clock messages")
     assert graph.interrupt("player") == 0
     stamps = np.asarray(read_report(report)["/ouster/imu"].stamp_ns, dtype=np.int64)
     jumps_back = np.flatnonzero(np.diff(stamps) < 0)
