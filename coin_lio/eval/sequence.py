@@ -18,6 +18,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from coin_lio.io.scan import LidarScan
+from coin_lio.io.sensor_metadata import lookup
 from coin_lio.odometry_driver import ImuReading
 
 log = logging.getLogger(__name__)
@@ -74,15 +75,6 @@ def _first(d: dict, keys, default=None):
     return next((d[k] for k in keys if k in d), default)
 
 
-def _lookup(doc: dict, path: str) -> Any:
-    node: Any = doc
-    for part in path.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
 # Where sequence.json may keep T_lidar_imu ("lidar" = the frame of the published points):
 # (key path, stored inverted?). First hit wins. coin_lio.sim (format coin_lio_sim/1) writes
 # extrinsics.T_imu_cloud (cloud frame in the IMU frame) and, for Ouster, extrinsics.T_lidar_imu
@@ -113,7 +105,7 @@ def read_lidar_imu_extrinsic(sequence: dict, metadata: dict | None,
     else Ouster metadata (os_lidar clouds: inv(lidar_to_sensor) @ imu_to_sensor; os_sensor
     clouds: imu_to_sensor; mm -> m), else identity with a warning."""
     for key, inverted in _T_LIDAR_IMU_KEYS:
-        value = _lookup(sequence, key)
+        value = lookup(sequence, key, sep=".")
         if value is not None:
             T = parse_transform(value)
             return (np.linalg.inv(T) if inverted else T), f"sequence.json:{key}"
@@ -131,7 +123,7 @@ def read_gt_frame(sequence: dict, T_lidar_imu: np.ndarray, metadata: dict | None
     """(GT frame, T_lidar_gt, note). The GT frame is 'lidar' (= the cloud frame), 'imu', the
     cloud's or the IMU's frame id, an Ouster frame (os_sensor/os_lidar/os_imu, via metadata) or a
     frame with an `extrinsics.T_lidar_<frame>` entry; if sequence.json names none: the cloud frame."""
-    frame = next((f for f in (_lookup(sequence, k) for k in _GT_FRAME_KEYS) if f is not None), None)
+    frame = next((f for f in (lookup(sequence, k, sep=".") for k in _GT_FRAME_KEYS) if f is not None), None)
     if frame is None:
         log.warning("sequence.json does not say which frame ground_truth.tum describes: assuming LiDAR")
         return "lidar", np.eye(4), "gt frame missing: assumed lidar"
@@ -144,7 +136,7 @@ def read_gt_frame(sequence: dict, T_lidar_imu: np.ndarray, metadata: dict | None
     if frame in imu_names:
         return str(frame), T_lidar_imu.copy(), ""
     for key in (f"extrinsics.T_lidar_{frame}", "extrinsics.T_lidar_gt", "extrinsics.T_lidar_body"):
-        value = _lookup(sequence, key)
+        value = lookup(sequence, key, sep=".")
         if value is not None:
             return str(frame), parse_transform(value), ""
     ouster = ouster_frames(metadata)

@@ -85,9 +85,10 @@ def load_metadata(path: str | Path) -> dict:
         raise MetadataError(f"{path}: {exc}") from None
 
 
-def _lookup(meta: Mapping, path: str) -> Any:
-    node: Any = meta
-    for key in path.split("/"):
+def lookup(doc: Mapping, path: str, sep: str = "/") -> Any:
+    """The value at `path` ("a/b/c") in nested mappings, or None where any key is missing."""
+    node: Any = doc
+    for key in path.split(sep):
         if not isinstance(node, Mapping) or key not in node:
             return None
         node = node[key]
@@ -111,7 +112,7 @@ def sensor_transforms(meta: Mapping) -> dict[str, np.ndarray] | None:
     transforms (legacy or nested keys), else None; MetadataError when one is not rigid."""
     found = {}
     for frame, keys in _TRANSFORM_KEYS.items():
-        value = next((v for v in (_lookup(meta, k) for k in keys) if v is not None), None)
+        value = next((v for v in (lookup(meta, k) for k in keys) if v is not None), None)
         if value is None:
             return None
         T = _rigid_mm(value, keys[0]).copy()
