@@ -36,6 +36,11 @@ def spin_until(node, predicate: Callable[[], bool], timeout: float) -> bool:
     return predicate()
 
 
+# what a process in this process's graph must share with the spawned ones
+GRAPH_KEYS = ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "FASTDDS_DEFAULT_PROFILES_FILE",
+              "AMENT_PREFIX_PATH", "RMW_IMPLEMENTATION")
+
+
 class Graph:
     """Processes of one isolated graph: `with Graph() as g: g.spawn([...]) ...`.
 
@@ -52,6 +57,12 @@ class Graph:
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.procs: dict[str, subprocess.Popen] = {}
+
+    def use_in_this_process(self) -> None:
+        """Give this process the graph's ROS environment (domain, localhost discovery, transport
+        profile): call before rclpy.init in a test that talks to the graph in-process."""
+        for key in GRAPH_KEYS:
+            os.environ[key] = self.env[key]
 
     def python_cmd(self, *args: str) -> list[str]:
         return [sys.executable, *args]

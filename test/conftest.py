@@ -23,9 +23,7 @@ def graph(tmp_path):
 def ros_context(graph):
     """rclpy (default context) in this process on the graph's domain (same isolation as `graph`)."""
     rclpy = pytest.importorskip("rclpy")
-    for key in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "FASTDDS_DEFAULT_PROFILES_FILE",
-                "AMENT_PREFIX_PATH", "RMW_IMPLEMENTATION"):
-        os.environ[key] = graph.env[key]
+    graph.use_in_this_process()
     rclpy.init(domain_id=graph.domain_id)
     try:
         yield rclpy.get_default_context()

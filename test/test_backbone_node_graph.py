@@ -8,7 +8,6 @@ test digits sent as 640x480 rgb8. One graph for the module: the good node, the t
 and the shipped one (renamed with __node:=) start together."""
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from pathlib import Path
@@ -92,9 +91,7 @@ def server(tmp_path_factory):
                                       f"__node:={SHIPPED}", "--params-file",
                                       str(write_shipped_params(root / "shipped.yaml"))))
         names.append((SHIPPED, "shipped"))
-        for key in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "FASTDDS_DEFAULT_PROFILES_FILE",
-                    "AMENT_PREFIX_PATH", "RMW_IMPLEMENTATION"):
-            os.environ[key] = g.env[key]
+        g.use_in_this_process()
         rclpy.init(domain_id=g.domain_id)
         node = rclpy.create_node("backbone_test_client")
         clients = {name: node.create_client(EmbedImage, f"/{name}/embed") for name, _ in names}

@@ -4,7 +4,6 @@ table (each refused with a reason, the node keeps serving), batching of concurre
 lifecycle (inactive refuses, active serves). One node process for the whole module (~15 s)."""
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -62,9 +61,7 @@ def server(tmp_path_factory):
     with Graph(root / "logs") as g:
         g.spawn("classifier", g.python_cmd("-m", "learned_nodes.classifier_node", "--ros-args",
                                            "--params-file", str(params)))
-        for key in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "FASTDDS_DEFAULT_PROFILES_FILE",
-                    "AMENT_PREFIX_PATH", "RMW_IMPLEMENTATION"):
-            os.environ[key] = g.env[key]
+        g.use_in_this_process()
         rclpy.init(domain_id=g.domain_id)
         node = rclpy.create_node("classifier_test_client")
         client = node.create_client(ClassifyImage, SERVICE)

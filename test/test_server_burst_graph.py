@@ -9,7 +9,6 @@ The clients use a request history >= their burst (rclpy's default of 10 would dr
 own unsent requests: a client-side limit, stated in the README)."""
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -63,9 +62,7 @@ def graph_client(tmp_path_factory):
     with Graph(root / "logs") as g:
         for name, module in ((CLS, "learned_nodes.classifier_node"), (GEN, "learned_nodes.text_generation_node")):
             g.spawn(name, g.python_cmd("-m", module, "--ros-args", "--params-file", str(params[name])))
-        for key in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "FASTDDS_DEFAULT_PROFILES_FILE",
-                    "AMENT_PREFIX_PATH", "RMW_IMPLEMENTATION"):
-            os.environ[key] = g.env[key]
+        g.use_in_this_process()
         rclpy.init(domain_id=g.domain_id)
         node = rclpy.create_node("burst_test_client")
         classify = node.create_client(ClassifyImage, f"/{CLS}/classify", qos_profile=QOS)

@@ -5,7 +5,6 @@ there is a choice), with requests answered between cycles: the RSS after the las
 given back with malloc_trim)."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -64,9 +63,7 @@ def test_rss_after_20_lifecycle_cycles_within_10_percent_of_after_the_first(tmp_
     with Graph(tmp_path / "logs") as g:
         for name, (module, *_rest) in SERVERS.items():
             g.spawn(name, g.python_cmd("-m", module, "--ros-args", "--params-file", str(params[name])))
-        for key in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "FASTDDS_DEFAULT_PROFILES_FILE",
-                    "AMENT_PREFIX_PATH", "RMW_IMPLEMENTATION"):
-            os.environ[key] = g.env[key]
+        g.use_in_this_process()
         rclpy.init(domain_id=g.domain_id)
         node = rclpy.create_node("lifecycle_memory_client")
         try:

@@ -57,9 +57,7 @@ def server(tmp_path_factory):
             g.spawn(name, g.python_cmd("-m", "learned_nodes.text_generation_node", "--ros-args", "-r",
                                        f"__node:={name}", "--params-file",
                                        str(write_params(root / f"{name}.yaml", name, model))))
-        for key in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "FASTDDS_DEFAULT_PROFILES_FILE",
-                    "AMENT_PREFIX_PATH", "RMW_IMPLEMENTATION"):
-            os.environ[key] = g.env[key]
+        g.use_in_this_process()
         rclpy.init(domain_id=g.domain_id)
         node = rclpy.create_node("text_generation_test_client")
         services = {n: node.create_client(GenerateText, f"/{n}/generate") for n in (GOOD, BROKEN)}
