@@ -13,7 +13,7 @@ with LLM-Pruner-style baselines on the same code path and a standalone pruned ch
 - prune_loop.py        the iterative LoRAPrune run and the one-shot baselines + LoRA recovery
 - pruned_modules.py    physically sliced attention / MLP modules (any subset of query heads)
 - pruned_checkpoint.py save / load of a standalone pruned checkpoint (safetensors + JSON)
-- cli.py, bench.py     the `loraprune` command and the benchmark
+- cli.py, bench*.py    the `loraprune` command and the benchmark (bench_measure.py: one run)
 
 Importing this package imports no torch; the modules do.
 """

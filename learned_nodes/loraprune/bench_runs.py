@@ -1,6 +1,6 @@
 """The benchmark's runs in worker processes, the one-at-a-time speed pass and the checkpoints kept.
 
-- `worker(args, k)`: `--worker K` runs configs K, K + jobs, ... of bench.run_configs() on the saved
+- `worker(args, k)`: `--worker K` runs configs K, K + jobs, ... of bench_measure.run_configs() on the saved
   dense model; each finished run (or its error) goes to OUT/worker_K.json, written atomically.
 - `run_workers`: starts `--jobs` workers on the parent's own arguments, merges their runs in
   config order; failed runs and exit codes come back instead of silently missing rows.
@@ -31,7 +31,7 @@ def worker(args, k: int) -> int:
     import torch
 
     from learned_nodes.llm.model_io import load_tokenizer
-    from learned_nodes.loraprune.bench import label_of, load_data, prune_and_measure, run_configs
+    from learned_nodes.loraprune.bench_measure import label_of, load_data, prune_and_measure, run_configs
 
     torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -50,7 +50,7 @@ def worker(args, k: int) -> int:
 
 def run_workers(args, argv: Sequence[str] | None, out: Path) -> tuple[list[dict], list[dict]]:
     """(runs in config order, failed runs) of `args.jobs` worker processes."""
-    from learned_nodes.loraprune.bench import label_of, run_configs
+    from learned_nodes.loraprune.bench_measure import label_of, run_configs
 
     base = list(sys.argv[1:] if argv is None else argv)
     procs = [subprocess.Popen([sys.executable, "-m", "learned_nodes.loraprune.bench", *base,
@@ -84,7 +84,7 @@ def speed_pass(args, runs: list[dict] | None = None) -> int:
 
     from learned_nodes.llm.corpus import load_corpus, tokenize
     from learned_nodes.llm.model_io import load_causal_lm, load_tokenizer
-    from learned_nodes.loraprune.bench import greedy_tokens_per_s
+    from learned_nodes.loraprune.bench_measure import greedy_tokens_per_s
 
     torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -93,7 +93,7 @@ def speed_pass(args, runs: list[dict] | None = None) -> int:
         results = json.loads((out / "results.json").read_text())
         runs = results["runs"]
     tok = load_tokenizer(out / "dense_model")
-    prompt = tokenize(tok, load_corpus(args.data).test)[:32]          # as bench.evaluate's prompt
+    prompt = tokenize(tok, load_corpus(args.data).test)[:32]          # as bench_measure.evaluate's prompt
     for r in runs:
         path = out / "dense_model" if r["method"] == "dense" else r.get("checkpoint")
         if not path or not Path(path).exists():
