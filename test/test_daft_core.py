@@ -187,7 +187,7 @@ def test_cka_and_cosine():
 
 
 def test_checkpoint_round_trip(tmp_path):
-    from learned_nodes.cocoop.checkpoint import CheckpointError
+    from learned_nodes.model_files.checkpoint import CheckpointError
     from learned_nodes.daft.checkpoint import load_tuned, save_tuned
 
     x, y = _tiny_task()

@@ -11,7 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from learned_nodes.cocoop.checkpoint import CheckpointError, load_tensors  # noqa: E402
+from learned_nodes.model_files.checkpoint import CheckpointError, load_tensors  # noqa: E402
 from learned_nodes.cocoop.encoders import load_encoder  # noqa: E402
 from learned_nodes.cocoop.inference import (PromptClassifier, build_model, default_config,  # noqa: E402
                                             load_prompt_learner, save_prompt_learner)

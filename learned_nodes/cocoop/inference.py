@@ -14,9 +14,9 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from learned_nodes.cocoop.checkpoint import CheckpointError, load_tensors, read_config, save_checkpoint
 from learned_nodes.cocoop.encoders import DualEncoder, load_encoder
 from learned_nodes.cocoop.model import ClassPrompts, CoCoOp, PromptLearnerConfig
+from learned_nodes.model_files.checkpoint import CheckpointError, load_tensors, read_config, save_checkpoint
 
 PROMPT_LEARNER_KIND = "prompt_learner"
 
@@ -47,7 +47,7 @@ def save_prompt_learner(model: CoCoOp, folder: str | Path, info: dict | None = N
 
 def load_prompt_learner(encoder: DualEncoder, folder: str | Path) -> tuple[CoCoOp, dict]:
     """CoCoOp/CoOp model on `encoder` with the trained context (and Meta-Net) of `folder`."""
-    from learned_nodes.cocoop.paths import resolve_path
+    from learned_nodes.model_files.paths import resolve_path
 
     folder = resolve_path(str(folder))
     doc = read_config(folder, PROMPT_LEARNER_KIND)

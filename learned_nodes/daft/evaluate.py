@@ -32,7 +32,7 @@ def pretrained_backbone(cfg: dict, override: str | None):
 def evaluate_checkpoint(folder: str | Path, data_path: str | Path | None = None, device: str = "cpu",
                         pretrained: str | None = None) -> dict:
     """{id, ood_digits?, id_corrupted, val, distortion_*?, checkpoint} of the checkpoint in `folder`."""
-    from learned_nodes.cocoop.paths import resolve_path
+    from learned_nodes.model_files.paths import resolve_path
     from learned_nodes.daft.distortion import extract_features
     from learned_nodes.daft.methods import accuracy
     from learned_nodes.daft.tune import distortion_images, evaluate

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from learned_nodes.cocoop.checkpoint import CheckpointError
 from learned_nodes.daft.checkpoint import load_tuned
+from learned_nodes.model_files.checkpoint import CheckpointError
 
 GREY_WEIGHTS = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601 luma
 
@@ -89,7 +89,7 @@ class TunedServer:
     def load(cls, folder: str | Path, device: str = "cpu", threads: int = 0,
              to_grey: bool = True) -> "TunedServer":
         """CheckpointError (pickle, truncated, wrong kind or shape, missing file) or a ready server."""
-        from learned_nodes.cocoop.paths import resolve_path
+        from learned_nodes.model_files.paths import resolve_path
 
         if threads > 0:
             torch.set_num_threads(threads)

