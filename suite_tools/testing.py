@@ -36,6 +36,33 @@ def spin_until(node, predicate: Callable[[], bool], timeout: float) -> bool:
     return predicate()
 
 
+def subscription_matched(node, topic: str) -> bool:
+    """True once a subscription of rclpy `node` on `topic` (fully qualified) is matched with a
+    publisher: data published from then on reaches it (count_publishers only says one exists)."""
+    return any(s.topic_name == topic and s.get_publisher_count() > 0 for s in node.subscriptions)
+
+
+def idle_cores(window_s: float = 0.5) -> float:
+    """How many cores were idle over the next `window_s` seconds (from /proc/stat; Linux only)."""
+    def sample() -> tuple[int, int]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return sum(fields), fields[3] + fields[4]          # all jiffies, idle + iowait
+    total0, idle0 = sample()
+    time.sleep(window_s)
+    total1, idle1 = sample()
+    return (os.cpu_count() or 1) * (idle1 - idle0) / max(total1 - total0, 1)
+
+
+def wait_for_quiet_cpu(min_idle: float = 0.9, timeout: float = 120.0) -> float:
+    """Wait until at least `min_idle` cores stay idle for a 0.5 s window; returns the idle cores
+    seen last. After `timeout` s it returns anyway (the caller decides what a busy machine means)."""
+    deadline = time.monotonic() + timeout
+    idle = idle_cores()
+    while idle < min_idle and time.monotonic() < deadline:
+        idle = idle_cores()
+    return idle
+
+
 # what a process in this process's graph must share with the spawned ones
 GRAPH_KEYS = ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "FASTDDS_DEFAULT_PROFILES_FILE",
               "AMENT_PREFIX_PATH", "RMW_IMPLEMENTATION")

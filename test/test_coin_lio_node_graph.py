@@ -16,7 +16,7 @@ from nav_msgs.msg import Odometry  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import Image, Imu, PointCloud2, PointField  # noqa: E402
 from suite_tools.param_files import node_section  # noqa: E402
-from suite_tools.testing import spin_until  # noqa: E402
+from suite_tools.testing import spin_until, subscription_matched  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCHER = str(Path(sys.executable).parent / "coin-lio-suite-launch")
@@ -71,8 +71,7 @@ def test_node_odometry_equals_offline_runner(graph, ros_context, sequence, tmp_p
                                  lambda m: images[m.encoding].append((m.height, m.width, len(m.data))), 10)
     graph.spawn("launch", [LAUNCHER, str(ROOT / "launch" / "coin_lio.launch.yaml"), f"config:={cfg_path}"])
     # our subscription must be matched before the first pose is published (volatile QoS)
-    assert spin_until(node, lambda: node.count_publishers("/coin_lio_node/odometry") > 0, 30)
-    time.sleep(1.0)
+    assert spin_until(node, lambda: subscription_matched(node, "/coin_lio_node/odometry"), 30)
     graph.spawn("player", graph.python_cmd("-m", "suite_tools.bag_player", str(bag), "--wait-subscribers", "1"))
     assert spin_until(node, lambda: graph.procs["player"].poll() is not None, 90), graph.log("player")
     assert spin_until(node, lambda: len(got) >= len(offline), 30), \

@@ -5,13 +5,12 @@ nanoseconds, so it needs time_scale 1e-6."""
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
-from suite_tools.testing import spin_until
+from suite_tools.testing import spin_until, subscription_matched
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -81,8 +80,7 @@ def test_node_and_runner_agree_with_time_scale(graph, ros_context, micro_bag, tm
     launcher = str(Path(sys.executable).parent / "coin-lio-suite-launch")
     graph.spawn("launch", [launcher, str(ROOT / "launch" / "coin_lio.launch.yaml"), f"config:={cfg_path}"])
 
-    assert spin_until(node, lambda: node.count_publishers("/coin_lio_node/odometry") > 0, 30)
-    time.sleep(1.0)
+    assert spin_until(node, lambda: subscription_matched(node, "/coin_lio_node/odometry"), 30)
     graph.spawn("player", graph.python_cmd("-m", "suite_tools.bag_player", str(micro_bag / "bag_us"),
                                            "--wait-subscribers", "1"))
     assert spin_until(node, lambda: graph.procs["player"].poll() is not None, 90), graph.log("player")

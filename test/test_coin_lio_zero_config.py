@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,7 @@ import yaml
 
 from coin_lio.config import ExtrinsicConfig
 from coin_lio.node_config import NodeConfig, load_node_config
-from suite_tools.testing import spin_until
+from suite_tools.testing import spin_until, subscription_matched
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = ROOT / "config" / "coin_lio.yaml"
@@ -114,8 +113,7 @@ def test_node_zero_config_matches_offline_and_survives_bad_metadata(graph, ros_c
 
     assert spin_until(node, lambda: "metadata_bad" in graph.log("launch"), 30), graph.log("launch")[-3000:]
     node.destroy_publisher(bad)
-    assert spin_until(node, lambda: node.count_publishers("/coin_lio_node/odometry") > 0, 30)
-    time.sleep(1.0)
+    assert spin_until(node, lambda: subscription_matched(node, "/coin_lio_node/odometry"), 30)
     graph.spawn("player", graph.python_cmd("-m", "suite_tools.bag_player", str(rotated / "bag"),
                                            "--wait-subscribers", "1"))
     assert spin_until(node, lambda: graph.procs["player"].poll() is not None, 90), graph.log("player")

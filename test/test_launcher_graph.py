@@ -155,8 +155,15 @@ def test_killed_launcher_leaves_no_orphans(launcher, tmp_path):
     wait_until(lambda: not leftovers(), 6.0, "the watchdog to remove the params dir")
 
 
+def _cmdline(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")[:-1]
+    except OSError:
+        return []
+
+
 def test_supervisor_api_escalates_and_reports(lease):
-    stubborn = "trap '' INT TERM; while :; do sleep 0.1; done"
+    stubborn = "trap '' INT TERM; echo trapped; while :; do sleep 0.1; done"
     plan = [ProcessSpec("stubborn", "process", ["/bin/sh", "-c", stubborn]),
             ProcessSpec("sleeper", "process", ["/bin/sleep", "30"]),
             ProcessSpec("quick", "process", ["/bin/echo", "hello"])]
@@ -166,6 +173,12 @@ def test_supervisor_api_escalates_and_reports(lease):
     with sup:
         wait_until(lambda: {s.label: s.state for s in sup.poll()}["quick"] == "exited", 5.0,
                    "'quick' to exit")
+        # A signal that arrives between fork and exec is lost (the child still has Python's
+        # handler), so shut down only once both run their own code: on a busy machine 'sleeper'
+        # once got SIGINT before its exec, and then SIGTERM.
+        wait_until(lambda: "[stubborn] trapped" in out.getvalue(), 10.0, "'stubborn' to set its trap")
+        sleeper = next(s.pid for s in sup.poll() if s.label == "sleeper")
+        wait_until(lambda: _cmdline(sleeper)[:1] == ["/bin/sleep"], 10.0, "'sleeper' to exec")
         assert sup.wait(0.2) is None  # the others go on after a clean exit
         pids = [s.pid for s in sup.poll()]
         t0 = time.monotonic()

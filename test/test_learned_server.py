@@ -80,14 +80,33 @@ def test_one_failing_item_fails_alone_and_handler_errors_reach_the_caller():
 
 
 def test_timeout_full_queue_and_close():
-    gate = threading.Event()
-    q = BatchQueue(lambda items: [gate.wait(5) and x for x in items], max_batch=1, max_queue=1)
-    with pytest.raises(TimeoutError):
-        q.submit(1, 0.2)                      # worker blocked on the gate
+    from suite_tools.testing import wait_for
+
+    gate, busy = threading.Event(), threading.Event()
+
+    def handler(items):
+        busy.set()
+        gate.wait(5)
+        return items
+
+    q = BatchQueue(handler, max_batch=1, max_queue=1)
+    outcome: list = []
+
+    def submit_first():
+        try:
+            outcome.append(q.submit(1, 0.2))
+        except TimeoutError as exc:
+            outcome.append(exc)
+
+    first = threading.Thread(target=submit_first)
+    first.start()
+    wait_for(busy.is_set, 10, what="the worker to take request 1")   # it is now held at the gate
+    first.join(10)
+    assert len(outcome) == 1 and isinstance(outcome[0], TimeoutError)   # the caller gave up at 0.2 s
     got: list = []
     waiter = threading.Thread(target=lambda: got.append(q.submit(2, 5.0)))
     waiter.start()                            # waits in the queue (the only slot)
-    time.sleep(0.1)
+    wait_for(lambda: len(q._queue) == 1, 10, what="request 2 to wait in the queue")
     with pytest.raises(QueueFull):
         q.submit(3, 1.0)
     gate.set()

@@ -129,6 +129,7 @@ def test_output_is_bounded_and_mono8_rounds():
     assert np.all(np.isfinite(filter_image(bad).image))
 
 
+@pytest.mark.quiet_cpu
 @pytest.mark.parametrize("shape", [(128, 1024), (64, 2048)])
 def test_filter_chain_timing(shape):
     img = textured(*shape) * 4

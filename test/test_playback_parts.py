@@ -21,6 +21,7 @@ def test_clock_maps_bag_time_to_wall_time_at_rate():
         PlaybackClock(rate=0.0)
 
 
+@pytest.mark.quiet_cpu
 @pytest.mark.flaky(reruns=2)
 def test_wait_until_is_precise_and_ticks():
     ticks = []

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from suite_tools.param_files import node_section
+from suite_tools.testing import spin_until, subscription_matched
 
 rclpy = pytest.importorskip("rclpy")
 
@@ -102,10 +103,8 @@ def _odometry_graph(graph, seq: Path, tmp_path: Path):
     node.create_subscription(Odometry, "/coin_lio_node/odometry", poses.append,
                              QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE))
     graph.spawn("launch", [LAUNCHER, str(ROOT / "launch" / "coin_lio.launch.yaml"), f"config:={tmp_path / 'c.yaml'}"])
-    deadline = time.monotonic() + 30
-    while node.count_publishers("/coin_lio_node/odometry") == 0 and time.monotonic() < deadline:
-        rclpy.spin_once(node, timeout_sec=0.1)
-    time.sleep(1.0)
+    assert spin_until(node, lambda: subscription_matched(node, "/coin_lio_node/odometry"), 30), \
+        graph.log("launch")[-3000:]
     return node, poses
 
 
