@@ -4,113 +4,75 @@ lifecycle ROS 2 service server.
 Service `~/classify` (coin_lio_suite/srv/ClassifyImage): an image (rgb8, bgr8, mono8, mono16,
 32FC1) and the class names to choose from (empty = the configured `class_names`); answers the
 top_k labels with softmax scores and the model time. Concurrent requests are batched.
-Parameters: see ClassifierNodeConfig (mirrored by config/classifier.yaml).
+Parameters: see learned_nodes.classifier_node_config.ClassifierNodeConfig (mirrored by
+config/classifier.yaml). torch loads in load_model (configure), after main() checked it is installed.
 
     ros2 run coin_lio_suite classifier_node --ros-args --params-file config/classifier.yaml
 """
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
+from coin_lio_suite.srv import ClassifyImage
 
-from learned_nodes.server.limits import ServerLimits, check_device
+from learned_nodes.classifier_node_config import ClassifierNodeConfig
+from learned_nodes.server.lifecycle_node import ModelServerNode, NotServing
+from learned_nodes.server.main import serve
 from learned_nodes.server.validation import ClassifyInput, RequestError, check_classify
-
-DEFAULT_ENCODER = "package://learned_nodes/models/aligned_effl0_minilm"
-DEFAULT_PROMPT_LEARNER = "package://learned_nodes/models/cocoop_fmnist_base"
+from suite_tools.dependencies import require
 
 
-@dataclass
-class ClassifierModelConfig:
-    """`model.*`: what to load and where to run it."""
+class ClassifierNode(ModelServerNode):
+    """`~/classify` over a PromptClassifier; concurrent requests batched (ModelServerNode)."""
 
-    encoder_path: str = DEFAULT_ENCODER        # HF CLIP folder or aligned dual encoder folder
-    prompt_learner_path: str = DEFAULT_PROMPT_LEARNER  # trained CoOp/CoCoOp folder; '' = zero-shot
-    device: str = "cpu"                        # cpu | cuda | cuda:N
-    threads: int = 0                           # torch intra-op threads; 0 = torch's default
-    class_cache_size: int = 32                 # class lists whose prompt embeddings stay cached
+    config_class = ClassifierNodeConfig
 
-    def __post_init__(self) -> None:
-        check_device(self.device)
-        if not self.encoder_path:
-            raise ValueError("encoder_path must name a model folder")
-        if self.threads < 0 or self.class_cache_size < 1:
-            raise ValueError("threads must be >= 0 and class_cache_size >= 1")
+    def __init__(self) -> None:
+        super().__init__("classifier_node")
+        self.create_service(ClassifyImage, "~/classify", self._on_classify,
+                            callback_group=self.service_group,
+                            qos_profile=self.request_qos())
+        self.served = 0
 
+    def load_model(self):
+        from learned_nodes.cocoop.inference import PromptClassifier
 
-@dataclass
-class ClassifierNodeConfig:
-    model: ClassifierModelConfig = field(default_factory=ClassifierModelConfig)
-    limits: ServerLimits = field(default_factory=ServerLimits)
-    class_names: list[str] = field(default_factory=list)  # used when a request names none
-    autostart: bool = True                                # configure + activate at start-up
+        m = self.config.model
+        clf = PromptClassifier.from_paths(m.encoder_path, m.prompt_learner_path or None, m.device,
+                                          m.threads, m.class_cache_size)
+        if self.config.class_names:  # warm the cache and the model (first call is slow otherwise)
+            clf.classify(np.zeros((32, 32, 3), np.uint8), self.config.class_names)
+        self.get_logger().info(f"{clf.method} on {clf.encoder.encoder_id} ({m.device})")
+        return clf
 
-    def __post_init__(self) -> None:
-        if len(self.class_names) > self.limits.max_class_names:
-            raise ValueError(f"{len(self.class_names)} class_names exceed limits.max_class_names")
+    def serve_batch(self, items: list[ClassifyInput]):
+        scores, ms = self.model.classify_many([it.rgb for it in items], [it.class_names for it in items])
+        return [(s, ms) for s in scores]
 
-
-def _make_node(argv=None):
-    from coin_lio_suite.srv import ClassifyImage
-
-    from learned_nodes.server.lifecycle_node import ModelServerNode, NotServing
-
-    class ClassifierNode(ModelServerNode):
-        config_class = ClassifierNodeConfig
-
-        def __init__(self) -> None:
-            super().__init__("classifier_node")
-            self.create_service(ClassifyImage, "~/classify", self._on_classify,
-                                callback_group=self.service_group,
-                                qos_profile=self.request_qos())
-            self.served = 0
-
-        def load_model(self):
-            from learned_nodes.cocoop.inference import PromptClassifier
-
-            m = self.config.model
-            clf = PromptClassifier.from_paths(m.encoder_path, m.prompt_learner_path or None, m.device,
-                                              m.threads, m.class_cache_size)
-            if self.config.class_names:  # warm the cache and the model (first call is slow otherwise)
-                clf.classify(np.zeros((32, 32, 3), np.uint8), self.config.class_names)
-            self.get_logger().info(f"{clf.method} on {clf.encoder.encoder_id} ({m.device})")
-            return clf
-
-        def serve_batch(self, items: list[ClassifyInput]):
-            scores, ms = self.model.classify_many([it.rgb for it in items], [it.class_names for it in items])
-            return [(s, ms) for s in scores]
-
-        def _on_classify(self, request, response):
-            t0 = time.perf_counter()
-            try:
-                with self.conversion_slots:
-                    item = check_classify(request.image, list(request.class_names), request.top_k,
-                                          self.config.class_names, self.limits)
-                scores, ms = self.submit(item)
-            except (RequestError, NotServing, TimeoutError, RuntimeError) as exc:
-                response.success, response.message = False, str(exc)
-                response.inference_ms = float((time.perf_counter() - t0) * 1000.0)
-                return response
-            order = np.argsort(-scores.probs, kind="stable")[: item.top_k]
-            response.success, response.message = True, ""
-            response.labels = [item.class_names[i] for i in order]
-            response.scores = [float(scores.probs[i]) for i in order]
-            response.inference_ms = float(ms)
-            self.served += 1
+    def _on_classify(self, request, response):
+        t0 = time.perf_counter()
+        try:
+            with self.conversion_slots:
+                item = check_classify(request.image, list(request.class_names), request.top_k,
+                                      self.config.class_names, self.limits)
+            scores, ms = self.submit(item)
+        except (RequestError, NotServing, TimeoutError, RuntimeError) as exc:
+            response.success, response.message = False, str(exc)
+            response.inference_ms = float((time.perf_counter() - t0) * 1000.0)
             return response
-
-    return ClassifierNode()
+        order = np.argsort(-scores.probs, kind="stable")[: item.top_k]
+        response.success, response.message = True, ""
+        response.labels = [item.class_names[i] for i in order]
+        response.scores = [float(scores.probs[i]) for i in order]
+        response.inference_ms = float(ms)
+        self.served += 1
+        return response
 
 
 def main(args=None) -> int:
-    from suite_tools.dependencies import require
-
     require("classifier_node")   # one line, not a traceback, where torch & co. are not installed
-    from learned_nodes.server.main import serve
-
-    return serve(_make_node, args)
+    return serve(ClassifierNode, args)
 
 
 if __name__ == "__main__":

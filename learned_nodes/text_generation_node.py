@@ -11,46 +11,27 @@ with that message. Bad requests get success=false + the reason.
 
 configure loads `model_path` (pickles, truncated files, wrong shapes refused there; the node stays
 up and answers "node is not active (model failed to load: <reason>)"). The core lives in
-learned_nodes.llm (no rclpy). Parameters: TextGenerationNodeConfig (config/text_generation.yaml).
+learned_nodes.llm (no rclpy). Parameters: learned_nodes.text_generation_node_config.
+TextGenerationNodeConfig (config/text_generation.yaml). torch loads in load_model (configure),
+after main() checked it is installed.
 
     python -m learned_nodes.text_generation_node --ros-args --params-file config/text_generation.yaml
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from typing import Any
 
-from learned_nodes.llm.model_io import DEFAULT_MODEL
-from learned_nodes.llm.requests import GenerationRequest, GenerationResult, GeneratorConfig, RequestError
-from learned_nodes.server.limits import ServerLimits, check_device
+from coin_lio_suite.action import GenerateText as GenerateAction
+from coin_lio_suite.srv import GenerateText
+from rclpy.action import ActionServer, CancelResponse, GoalResponse
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-
-@dataclass
-class TextGenerationNodeConfig:
-    model_path: str = DEFAULT_MODEL   # HF folder | .gguf | folder with one .gguf | pruned folder
-    device: str = "cpu"               # cpu | cuda | cuda:N
-    dtype: str = "float32"            # float32 | bfloat16 | float16
-    threads: int = 0                  # torch intra-op threads; 0 = torch's default
-    result_retention_s: int = 300     # a finished goal's result stays available this long (s);
-                                      # asked later, a client gets STATUS_UNKNOWN (rclpy default: 10)
-    generation: GeneratorConfig = field(default_factory=GeneratorConfig)
-    limits: ServerLimits = field(default_factory=ServerLimits)   # max_batch + 2 executor threads
-    autostart: bool = True            # configure + activate at start-up
-
-    def __post_init__(self) -> None:
-        check_device(self.device)
-        if self.dtype not in ("float32", "bfloat16", "float16"):
-            raise ValueError(f"dtype must be float32, bfloat16 or float16, got '{self.dtype}'")
-        if self.threads < 0:
-            raise ValueError("threads must be >= 0")
-        if self.result_retention_s < 1:
-            raise ValueError(f"result_retention_s must be >= 1, got {self.result_retention_s}")
-        g = self.generation
-        if self.limits.max_batch < g.max_concurrent + g.max_waiting:
-            raise ValueError(f"limits.max_batch ({self.limits.max_batch}) sizes the executor and must be "
-                             f">= generation.max_concurrent + generation.max_waiting "
-                             f"({g.max_concurrent} + {g.max_waiting})")
+from learned_nodes.llm.requests import GenerationRequest, GenerationResult, RequestError
+from learned_nodes.server.lifecycle_node import ModelServerNode
+from learned_nodes.server.main import serve
+from learned_nodes.text_generation_node_config import TextGenerationNodeConfig
+from suite_tools.dependencies import require
 
 
 def request_from_msg(msg: Any) -> GenerationRequest:
@@ -71,110 +52,99 @@ def fill_result(msg: Any, res: GenerationResult) -> Any:
     return msg
 
 
-def _make_node():
-    from coin_lio_suite.action import GenerateText as GenerateAction
-    from coin_lio_suite.srv import GenerateText
-    from rclpy.action import ActionServer, CancelResponse, GoalResponse
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
+class TextGenerationNode(ModelServerNode):
+    """`~/generate` as a service and as a streaming action over a TextGenerator; generations run on
+    the executor's threads (at most generation.max_concurrent at once), not in the batch queue."""
 
-    from learned_nodes.server.lifecycle_node import ModelServerNode
+    config_class = TextGenerationNodeConfig
 
-    class TextGenerationNode(ModelServerNode):
-        config_class = TextGenerationNodeConfig
+    def __init__(self) -> None:
+        super().__init__("text_generation_node")
+        qos = self.request_qos()   # a burst of requests / goals waits in this history, none dropped
+        self.create_service(GenerateText, "~/generate", self._on_generate,
+                            callback_group=self.service_group, qos_profile=qos)
+        # one feedback message per token: keep them all for a reliable stream
+        depth = self.config.generation.max_new_tokens_limit + 16
+        self._action = ActionServer(
+            self, GenerateAction, "~/generate", self._execute, callback_group=self.service_group,
+            goal_callback=lambda goal: GoalResponse.ACCEPT,
+            cancel_callback=lambda handle: CancelResponse.ACCEPT,
+            goal_service_qos_profile=qos, result_service_qos_profile=qos,
+            cancel_service_qos_profile=qos, result_timeout=self.config.result_retention_s,
+            feedback_pub_qos_profile=QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE))
+        self.served = 0
 
-        def __init__(self) -> None:
-            super().__init__("text_generation_node")
-            qos = self.request_qos()   # a burst of requests / goals waits in this history, none dropped
-            self.create_service(GenerateText, "~/generate", self._on_generate,
-                                callback_group=self.service_group, qos_profile=qos)
-            # one feedback message per token: keep them all for a reliable stream
-            depth = self.config.generation.max_new_tokens_limit + 16
-            self._action = ActionServer(
-                self, GenerateAction, "~/generate", self._execute, callback_group=self.service_group,
-                goal_callback=lambda goal: GoalResponse.ACCEPT,
-                cancel_callback=lambda handle: CancelResponse.ACCEPT,
-                goal_service_qos_profile=qos, result_service_qos_profile=qos,
-                cancel_service_qos_profile=qos, result_timeout=self.config.result_retention_s,
-                feedback_pub_qos_profile=QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE))
-            self.served = 0
+    def load_model(self):
+        import torch
+        from transformers.utils import logging as hf_logging
 
-        def load_model(self):
-            import torch
-            from transformers.utils import logging as hf_logging
+        from learned_nodes.llm.generation import TextGenerator
 
-            from learned_nodes.llm.generation import TextGenerator
+        if self.config.threads > 0:
+            torch.set_num_threads(self.config.threads)
+        hf_logging.disable_progress_bar()
+        c = self.config
+        gen = TextGenerator.from_path(c.model_path, c.generation, c.device, c.dtype)
+        params = sum(p.numel() for p in gen.model.parameters())
+        self.get_logger().info(
+            f"{type(gen.model).__name__} ({params / 1e6:.1f}M parameters) from {c.model_path} on "
+            f"{c.device}; chat template {'on' if gen.uses_chat_template else 'off'}")
+        return gen
 
-            if self.config.threads > 0:
-                torch.set_num_threads(self.config.threads)
-            hf_logging.disable_progress_bar()
-            c = self.config
-            gen = TextGenerator.from_path(c.model_path, c.generation, c.device, c.dtype)
-            params = sum(p.numel() for p in gen.model.parameters())
-            self.get_logger().info(
-                f"{type(gen.model).__name__} ({params / 1e6:.1f}M parameters) from {c.model_path} on "
-                f"{c.device}; chat template {'on' if gen.uses_chat_template else 'off'}")
-            return gen
+    @property
+    def executor_threads(self) -> int:
+        # running + waiting generations (<= max_batch by the config check) + 2 that answer "busy",
+        # accept goals and serve the lifecycle services
+        return self.limits.max_batch + 2
 
-        @property
-        def executor_threads(self) -> int:
-            # running + waiting generations (<= max_batch by the config check) + 2 that answer "busy",
-            # accept goals and serve the lifecycle services
-            return self.limits.max_batch + 2
+    def serve_batch(self, items: list):  # generation is not batched: requests run on their threads
+        raise RuntimeError("text generation does not use the batch queue")
 
-        def serve_batch(self, items: list):  # generation is not batched: requests run on their threads
-            raise RuntimeError("text generation does not use the batch queue")
+    def _not_serving(self) -> GenerationResult | None:
+        if self.is_active and self.model is not None:
+            return None
+        return GenerationResult(False, str(self.not_serving()), finish_reason="invalid")
 
-        def _not_serving(self) -> GenerationResult | None:
-            if self.is_active and self.model is not None:
-                return None
-            return GenerationResult(False, str(self.not_serving()), finish_reason="invalid")
+    def _run(self, msg: Any, on_delta=None, canceled=lambda: False) -> GenerationResult:
+        try:
+            request = request_from_msg(msg)
+        except RequestError as exc:
+            return GenerationResult(False, str(exc), finish_reason="invalid")
+        refused = self._not_serving()
+        if refused is not None:
+            return refused
+        model = self.model
+        result = model.generate(request, on_delta, lambda: canceled() or not self.is_active)
+        if result.canceled and not canceled():
+            result.message = f"stopped: the node was deactivated after {result.generated_tokens} tokens"
+        self.served += int(result.success)
+        return result
 
-        def _run(self, msg: Any, on_delta=None, canceled=lambda: False) -> GenerationResult:
-            try:
-                request = request_from_msg(msg)
-            except RequestError as exc:
-                return GenerationResult(False, str(exc), finish_reason="invalid")
-            refused = self._not_serving()
-            if refused is not None:
-                return refused
-            model = self.model
-            result = model.generate(request, on_delta, lambda: canceled() or not self.is_active)
-            if result.canceled and not canceled():
-                result.message = f"stopped: the node was deactivated after {result.generated_tokens} tokens"
-            self.served += int(result.success)
-            return result
+    def _on_generate(self, request, response):
+        return fill_result(response, self._run(request))
 
-        def _on_generate(self, request, response):
-            return fill_result(response, self._run(request))
+    def _execute(self, goal_handle):
+        def feedback(delta: str, n: int) -> None:
+            goal_handle.publish_feedback(GenerateAction.Feedback(text_delta=delta, generated_tokens=n))
 
-        def _execute(self, goal_handle):
-            def feedback(delta: str, n: int) -> None:
-                goal_handle.publish_feedback(GenerateAction.Feedback(text_delta=delta, generated_tokens=n))
+        result = self._run(goal_handle.request, feedback, lambda: goal_handle.is_cancel_requested)
+        if result.canceled and goal_handle.is_cancel_requested:
+            goal_handle.canceled()
+        elif result.success:
+            goal_handle.succeed()
+        else:
+            goal_handle.abort()
+        return fill_result(GenerateAction.Result(), result)
 
-            result = self._run(goal_handle.request, feedback, lambda: goal_handle.is_cancel_requested)
-            if result.canceled and goal_handle.is_cancel_requested:
-                goal_handle.canceled()
-            elif result.success:
-                goal_handle.succeed()
-            else:
-                goal_handle.abort()
-            return fill_result(GenerateAction.Result(), result)
-
-        def destroy_node(self):
-            self._action.destroy()
-            return super().destroy_node()
-
-    return TextGenerationNode()
+    def destroy_node(self):
+        self._action.destroy()
+        return super().destroy_node()
 
 
 def main(args=None) -> int:
-    from suite_tools.dependencies import require
-
     require("text_generation_node")   # one line, not a traceback, where torch & co. are not installed
     os.environ.setdefault("TQDM_DISABLE", "1")   # before tqdm loads: no GGUF-conversion bar in the log
-    from learned_nodes.server.main import serve
-
-    return serve(_make_node, args)
+    return serve(TextGenerationNode, args)
 
 
 if __name__ == "__main__":

@@ -245,7 +245,7 @@ def test_broken_checkpoint_is_refused_at_configure_and_the_node_answers_not_acti
 def test_config_yaml_mirrors_the_node_config():
     from suite_tools.config_params import build, flatten, load_node_params
 
-    from learned_nodes.backbone_node import BackboneNodeConfig
+    from learned_nodes.backbone_node_config import BackboneNodeConfig
 
     repo = Path(__file__).resolve().parents[1]
     cfg = build(BackboneNodeConfig, load_node_params(repo / "config" / "backbone.yaml", "backbone_node"))

@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 cv2 = pytest.importorskip("cv2")
 
-from learned_nodes.classifier_node import ClassifierNodeConfig  # noqa: E402
+from learned_nodes.classifier_node_config import ClassifierNodeConfig  # noqa: E402
 from suite_tools.config_params import build, flatten, load_node_params  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

@@ -28,8 +28,8 @@ from rclpy.qos import QoSProfile  # noqa: E402
 
 from learned_nodes.llm.requests import GenerationResult  # noqa: E402
 from learned_nodes.llm.tiny_models import make_tiny_lm  # noqa: E402
-from learned_nodes.text_generation_node import (TextGenerationNodeConfig, fill_result,  # noqa: E402
-                                                request_from_msg)
+from learned_nodes.text_generation_node import fill_result, request_from_msg  # noqa: E402
+from learned_nodes.text_generation_node_config import TextGenerationNodeConfig  # noqa: E402
 from suite_tools.testing import Graph  # noqa: E402
 
 pytestmark = pytest.mark.graph
