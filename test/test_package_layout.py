@@ -1,5 +1,7 @@
 """The package is what colcon, ros2 run and pip expect, and the import rules hold:
-coin_lio and learned_nodes never import each other, torch only under learned_nodes."""
+coin_lio and learned_nodes never import each other, torch only under learned_nodes; nodes have the
+ros2/demos shape (the Node class at module level, its config in a `<node module>_config.py` that
+imports without rclpy)."""
 from __future__ import annotations
 
 import ast
@@ -119,6 +121,101 @@ def test_loading_the_odometry_config_needs_no_opencv():
             "bad = [m for m in ('cv2', 'torch', 'rclpy') if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+NODE_PACKAGES = ("coin_lio", "learned_nodes", "suite_tools", "suite_apps")
+NODE_BASES = {"Node", "LifecycleNode", "ModelServerNode"}
+
+
+def _base_name(expr: ast.expr) -> str:
+    """'Node' for Node, rclpy.node.Node and Generic-style ModelServerNode[Cfg]."""
+    if isinstance(expr, ast.Subscript):
+        expr = expr.value
+    if isinstance(expr, ast.Attribute):
+        return expr.attr
+    return expr.id if isinstance(expr, ast.Name) else ""
+
+
+def _is_node_class(cls: ast.ClassDef, node_bases: set[str]) -> bool:
+    return any(_base_name(b) in node_bases for b in cls.bases)
+
+
+def _node_classes_in_functions(tree: ast.AST, node_bases: set[str]) -> list[tuple[str, int]]:
+    """(name, line) of every class deriving (by base name) from a node class that a function body
+    defines (the `_make_node()` factory shape)."""
+    found = set()
+    for fn in ast.walk(tree):
+        if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            found |= {(c.name, c.lineno) for c in ast.walk(fn)
+                      if isinstance(c, ast.ClassDef) and _is_node_class(c, node_bases)}
+    return sorted(found)
+
+
+def _parsed_sources() -> dict[Path, ast.AST]:
+    return {path: ast.parse(path.read_text()) for package in NODE_PACKAGES
+            for path in sorted((ROOT / package).rglob("*.py"))}
+
+
+def _all_node_bases(trees) -> set[str]:
+    """NODE_BASES and every class of the tree that derives from one of them (a subclass of a
+    subclass counts too)."""
+    bases = set(NODE_BASES)
+    while True:
+        more = {c.name for tree in trees for c in ast.walk(tree)
+                if isinstance(c, ast.ClassDef) and _is_node_class(c, bases)} - bases
+        if not more:
+            return bases
+        bases |= more
+
+
+def test_the_node_finder_sees_a_factory_class():
+    snippet = ("def _make_node():\n    from rclpy.node import Node\n\n"
+               "    class Monitor(rclpy.node.Node):\n        pass\n\n"
+               "    class Server(ModelServerNode[Cfg]):\n        pass\n    return Monitor()\n\n"
+               "class AtModuleLevel(Node):\n    pass\n")
+    assert _node_classes_in_functions(ast.parse(snippet), NODE_BASES) == [("Monitor", 4), ("Server", 7)]
+
+
+def test_node_classes_are_defined_at_module_level():
+    """ros2/demos shape: a node class lives at module level (importable, subclassable, visible to
+    tools), never inside a factory function; the module imports rclpy at its top."""
+    trees = _parsed_sources()
+    bases = _all_node_bases(trees.values())
+    bad = [f"{path.relative_to(ROOT)}:{line} class {name}"
+           for path, tree in trees.items() for name, line in _node_classes_in_functions(tree, bases)]
+    assert not bad, "node classes defined inside a function:\n" + "\n".join(bad)
+
+
+def _node_modules() -> list[str]:
+    """The modules of the node executables (setup.py NODES) that define a node class."""
+    tree = ast.parse((ROOT / "setup.py").read_text())
+    nodes = next(n for n in ast.walk(tree) if isinstance(n, ast.Assign) and n.targets[0].id == "NODES")
+    modules = [elt.value.split("=")[1].split(":")[0].strip() for elt in nodes.value.elts]
+    out = []
+    for module in modules:
+        source = ast.parse((ROOT / (module.replace(".", "/") + ".py")).read_text())
+        if any(isinstance(c, ast.ClassDef) and _is_node_class(c, NODE_BASES) for c in ast.walk(source)):
+            out.append(module)
+    return out
+
+
+def test_every_node_module_is_found():
+    assert set(_node_modules()) == {"coin_lio.node", "learned_nodes.classifier_node", "learned_nodes.backbone_node",
+                                    "learned_nodes.text_generation_node", "suite_tools.topic_monitor"}
+
+
+@pytest.mark.parametrize("node_module", _node_modules())
+def test_each_node_config_module_imports_without_rclpy(node_module):
+    """Offline tools and tests read a node's config (and its params YAML) without ROS: the node's
+    `<module>_config` holds its config dataclasses and imports neither rclpy nor torch."""
+    config_module = node_module + "_config"
+    assert (ROOT / (config_module.replace(".", "/") + ".py")).is_file(), f"{node_module}: no {config_module}"
+    code = (f"import sys, dataclasses, {config_module} as m; "
+            "configs = [v for v in vars(m).values() if dataclasses.is_dataclass(v) and v.__module__ == m.__name__]; "
+            "assert configs, 'no config dataclass'; [c() for c in configs]; "
+            "bad = [x for x in ('rclpy', 'torch') if x in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert res.returncode == 0, f"{config_module}: " + res.stdout + res.stderr
 
 
 def _installed_executable(name: str) -> Path | None:
