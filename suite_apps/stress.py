@@ -250,8 +250,10 @@ def main(argv: list[str] | None = None) -> int:
               f"in {photo:.0f} % of the scans, processing median {np.median(ms):.0f} ms, "
               f"p95 {np.percentile(ms, 95):.0f} ms")
     print("\n".join(sampler.report()))
-    ok = not failed_any and set(alive) == {st.label for st in plan}
-    print(f"[stress] {'ok' if ok else 'FAILED'}: every node alive at the end: {sorted(alive)}")
+    dead = sorted({st.label for st in plan} - set(alive))
+    ok = not failed_any and not dead
+    why = [w for w, bad in (("a request failed or was lost", failed_any), (f"dead at the end: {dead}", dead)) if bad]
+    print(f"[stress] {'ok' if ok else 'FAILED: ' + '; '.join(why)} (alive at the end: {sorted(alive)})")
     return 0 if ok else 1
 
 
