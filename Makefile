@@ -6,7 +6,7 @@ export OPENBLAS_NUM_THREADS := 1
 export AMENT_PREFIX_PATH := $(VENV)$(if $(AMENT_PREFIX_PATH),:$(AMENT_PREFIX_PATH),)
 PYTEST_ARGS ?=
 
-.PHONY: setup test demo pruned-model bench-daft bench-loraprune test-fast lock clean help bench-sim bench-photometric bench-lio stress stress-32 soak
+.PHONY: setup test demo pruned-model bench-daft bench-loraprune bench-executor test-fast lock clean help bench-sim bench-photometric bench-lio stress stress-32 soak
 
 help:
 	@echo "make demo   - set up, then run the demo graph (bag -> launcher -> nodes)"
@@ -56,6 +56,11 @@ bench-daft: setup
 bench-loraprune: setup
 	$(PY) -m learned_nodes.loraprune.bench --out $(CURDIR)/out/bench_loraprune --steps 80 --threads 1 \
 	  --jobs 2 --quiet
+
+# Model servers' executor under 1 / 4 / 16 / 64 requests in flight: shipped thread pool vs fewer threads vs
+# sys.setswitchinterval (GIL starvation of the batch worker?), classifier + backbone (docs/model_servers.md)
+bench-executor: setup
+	$(PY) -m learned_nodes.bench_executor --out $(CURDIR)/out/bench_executor
 
 # The whole suite under load: 8 concurrent classifier clients + a looped bag into the odometry
 stress: setup
