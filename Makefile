@@ -62,7 +62,7 @@ bench-loraprune: setup
 bench-executor: setup
 	$(PY) -m learned_nodes.bench_executor --out $(CURDIR)/out/bench_executor
 
-# The whole suite under load: 8 concurrent classifier clients + a looped bag into the odometry
+# The whole suite under load: 8 concurrent clients per model service + a looped bag into the odometry
 stress: setup
 	$(PY) -m suite_apps.stress --duration 60 --clients 8 --out $(CURDIR)/out/stress
 

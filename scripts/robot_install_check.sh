@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's "Running on a robot" steps, followed on this machine in a fresh folder, with
+# The robot steps (README "On a robot", docs/robot.md), followed on this machine in a fresh folder, with
 # stand-ins for the two things a robot has that this machine cannot install:
 #
 #   robot                                      here

@@ -1,10 +1,11 @@
 """On a robot, the documented install steps install everything the executables import.
 
-The slow test follows README "Running on a robot" in a fresh folder (scripts/robot_install_check.sh:
-the ROS 2 wheels stand in for the ROS install, pip for rosdep's python3-* keys; then the robot's
-own commands: scripts/robot_deps.sh, a plain colcon build, `source install/setup.bash`) and starts
-every executable of lib/coin_lio_suite there until it shows its help or reaches its working log
-line. The fast tests check the one-line message for a missing dependency and the pins.
+The slow test follows the robot steps (README "On a robot", docs/robot.md) in a fresh folder
+(scripts/robot_install_check.sh: the ROS 2 wheels stand in for the ROS install, pip for rosdep's
+python3-* keys; then the robot's own commands: scripts/robot_deps.sh, a plain colcon build,
+`source install/setup.bash`) and starts every executable of lib/coin_lio_suite there until it
+shows its help or reaches its working log line. The fast tests check the one-line message for a
+missing dependency and the pins.
 """
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ timeout answer. Before the fix (service history depth 10, max_batch + 2 executor
 graph: the hostile requests of issue 19 get success=false with the reason.
 
 The clients use a request history >= their burst (rclpy's default of 10 would drop the client's
-own unsent requests: a client-side limit, stated in the README)."""
+own unsent requests: a client-side limit, stated in docs/model_servers.md)."""
 from __future__ import annotations
 
 import time

@@ -1,4 +1,4 @@
-"""Tuned backbone + head as a self-describing checkpoint (cocoop/checkpoint.py format: JSON + safetensors).
+"""Tuned backbone + head as a self-describing checkpoint (model_files/checkpoint.py format: JSON + safetensors).
 
 The config carries everything needed to rebuild the model (backbone name, or a Hugging Face ResNet
 config), the preprocessing, the class names and the tuning config. Weights may be stored in fp16
