@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from learned_nodes.bench_service import _pct
+from learned_nodes.bench_service import percentile
 
 NODES = {"classifier": ("learned_nodes.classifier_node", "classifier_node", "classifier.yaml"),
          "backbone": ("learned_nodes.backbone_node", "backbone_node", "backbone.yaml")}
@@ -161,12 +161,12 @@ def load_phase(client, cli, requests: list, clients: int, seconds: float, pid: i
     batch = [counts[v] for v in model]
     return {"clients": clients, "answered": len(rtt), "failed": failed, "sent": sent, "wall_s": wall,
             "rps": len(rtt) / wall, "first_max_ms": max(first),
-            **{f"rtt_p{q}_ms": _pct(rtt, q) for q in (50, 95, 99)},
-            **{f"model_p{q}_ms": _pct(model, q) for q in (50, 95, 99)},
+            **{f"rtt_p{q}_ms": percentile(rtt, q) for q in (50, 95, 99)},
+            **{f"model_p{q}_ms": percentile(model, q) for q in (50, 95, 99)},
             "batch_mean": float(np.mean(batch)), "batch_max": max(batch),
             "model_ms_by_batch": {b: float(np.median([m for m, k in zip(model, batch) if k == b]))
                                   for b in sorted(set(batch))},
-            "model_over_alone_same_batch_p50": _pct([m / ref[k] for m, k in zip(model, batch)], 50),
+            "model_over_alone_same_batch_p50": percentile([m / ref[k] for m, k in zip(model, batch)], 50),
             "node_cpu_pct": 100.0 * node_cpu / wall,
             "executor_thread_cpu_pct": 100.0 * (_cpu_s(pid, pid) - main0) / wall,
             "client_cpu_pct": 100.0 * own_cpu / wall,

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 
-def _pct(values, q) -> float:
+def percentile(values, q) -> float:
+    """The q-th percentile of `values` as a float."""
     return float(np.percentile(np.asarray(values), q))
 
 
@@ -39,7 +40,8 @@ def measure(client, requests: list, warmup: int, calls: int, rounds: int, t_star
         out, wall = client.call_many(requests)
         assert all(r.success for r in out)
         walls.append(wall)
-    return {"calls": calls, "p50_ms": _pct(rtt, 50), "p95_ms": _pct(rtt, 95), "model_p50_ms": _pct(model_ms, 50),
+    return {"calls": calls, "p50_ms": percentile(rtt, 50), "p95_ms": percentile(rtt, 95),
+            "model_p50_ms": percentile(model_ms, 50),
             "sequential_rps": 1000.0 / float(np.mean(rtt)), "concurrent": len(requests),
             "concurrent_rps": len(requests) * rounds / (sum(walls) / 1000.0), "startup_s": up}
 

@@ -14,7 +14,7 @@ import sys
 from typing import Sequence
 
 INSTALL_HINT = ("install them with scripts/robot_deps.sh (requirements/robot.txt; "
-                "README: Running on a robot)")
+                "docs/robot.md)")
 
 # the modules each model server imports while it configures (beyond ROS and package.xml's keys)
 TORCH_STACK = ("torch", "safetensors")

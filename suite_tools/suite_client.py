@@ -309,12 +309,16 @@ def main(args: list[str] | None = None) -> int:
             raise                        # a real error: its traceback
         calls.stopped = True             # rclpy calls fail once a signal has shut the context down
     finally:
-        # a second Ctrl-C (a terminal's and a launcher's both arrive) must not break the clean-up
+        # a second Ctrl-C (a terminal's and a launcher's both arrive) must not break the clean-up;
+        # the caller's handler comes back afterwards (main() may be called in-process)
+        previous = None
         if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
     return calls.exit_status()
 
 

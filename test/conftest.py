@@ -32,8 +32,15 @@ def ros_context(graph):
 
 
 def pytest_configure(config):
+    import signal
     import sys
     from pathlib import Path
+
+    # bash starts a background job (`make test &`, nohup) with SIGINT ignored, and an ignored signal
+    # stays ignored across fork + exec: every process a test starts would then ignore the SIGINT
+    # that stops it cleanly (a launcher's children escalated to SIGTERM). Handled is reset on exec.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
     sys.path.insert(0, str(Path(__file__).parent))  # test helpers (bag_fixtures, nodes)
 

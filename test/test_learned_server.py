@@ -86,35 +86,25 @@ def test_timeout_full_queue_and_close():
 
     def handler(items):
         busy.set()
-        gate.wait(5)
+        gate.wait(10)
         return items
 
     q = BatchQueue(handler, max_batch=1, max_queue=1)
-    outcome: list = []
-
-    def submit_first():
-        try:
-            outcome.append(q.submit(1, 0.2))
-        except TimeoutError as exc:
-            outcome.append(exc)
-
-    first = threading.Thread(target=submit_first)
+    held: list = []
+    first = threading.Thread(target=lambda: held.append(q.submit(1, 30.0)))
     first.start()
-    wait_for(busy.is_set, 10, what="the worker to take request 1")   # it is now held at the gate
-    first.join(10)
-    assert len(outcome) == 1 and isinstance(outcome[0], TimeoutError)   # the caller gave up at 0.2 s
-    got: list = []
-    waiter = threading.Thread(target=lambda: got.append(q.submit(2, 5.0)))
-    waiter.start()                            # waits in the queue (the only slot)
-    wait_for(lambda: len(q._queue) == 1, 10, what="request 2 to wait in the queue")
+    wait_for(busy.is_set, 10, what="the worker to take request 1")   # now held at the gate
+    with pytest.raises(TimeoutError):
+        q.submit(2, 0.2)          # waits in the queue (its only slot) behind the held one, gives up
     with pytest.raises(QueueFull):
-        q.submit(3, 1.0)
+        q.submit(3, 1.0)          # a given-up request keeps its slot until the worker drops it
     gate.set()
-    waiter.join(5)
-    assert got == [2]
+    first.join(10)
+    assert held == [1]
+    assert q.submit(4, 5.0) == 4  # the worker dropped request 2 unserved and serves again
     q.close()
     with pytest.raises(QueueClosed):
-        q.submit(4, 1.0)
+        q.submit(5, 1.0)
 
 
 def test_rgb_of_validated_request_is_what_the_model_gets():

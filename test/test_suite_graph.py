@@ -1,6 +1,6 @@
 """The whole suite on one graph, as users run it: launch/suite.launch.yaml brings up odometry and
 every model server (the text server on a tiny random LM so the test stays fast), and the Python
-client example of the README runs against it unchanged -- the code users copy must work."""
+client example of docs/model_servers.md runs against it unchanged -- the code users copy must work."""
 from __future__ import annotations
 
 import re
@@ -21,8 +21,8 @@ SERVERS = {"classifier_node": "/classifier_node/classify", "backbone_node": "/ba
 
 
 def readme_client_example() -> str:
-    """The python block of the README section 'Calling the suite from your own node'."""
-    text = (ROOT / "README.md").read_text()
+    """The python block of the section 'Calling the suite from your own node' (docs/model_servers.md)."""
+    text = (ROOT / "docs" / "model_servers.md").read_text()
     section = text.split("## Calling the suite from your own node", 1)[1]
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
