@@ -46,7 +46,7 @@ def idle_cores(window_s: float = 0.5) -> float:
     """How many cores were idle over the next `window_s` seconds (from /proc/stat; Linux only)."""
     def sample() -> tuple[int, int]:
         fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        return sum(fields), fields[3] + fields[4]          # all jiffies, idle + iowait
+        return sum(fields[:8]), fields[3] + fields[4]      # all jiffies (guest is in user), idle + iowait
     total0, idle0 = sample()
     time.sleep(window_s)
     total1, idle1 = sample()
