@@ -28,7 +28,7 @@ from sensor_msgs.msg import Image  # noqa: E402
 
 from learned_nodes.image_conversions import numpy_to_image  # noqa: E402
 from learned_nodes.llm.tiny_models import make_tiny_lm  # noqa: E402
-from suite_tools.testing import Graph  # noqa: E402
+from suite_tools.testing import Graph, spin_until  # noqa: E402
 from test_classifier_node_graph import _write_models  # noqa: E402
 
 pytestmark = pytest.mark.graph
@@ -156,12 +156,12 @@ def test_generate_service_and_goal_bursts_every_request_answered(graph_client):
     # rclpy runs a future's done callbacks as executor tasks, at a later spin: a goal answered in
     # the last spin above may not have asked for its result yet, so wait for the requests too
     accepted = sum(h.accepted for h in handles)
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < ANSWER_WITHIN_S - took:
+
+    def all_results_in() -> bool:
         asked = [r for r in results if r is not None]
-        if len(asked) == accepted and all(r.done() for r in asked):
-            break
-        rclpy.spin_once(node, timeout_sec=0.05)
+        return len(asked) == accepted and all(r.done() for r in asked)
+    t0 = time.monotonic()
+    spin_until(node, all_results_in, ANSWER_WITHIN_S - took)
     took += time.monotonic() - t0
     results = [r for r in results if r is not None]
     finished = [f.result() for f in results if f.done()]
