@@ -21,11 +21,12 @@ CUSTOM_ODOMETRY = {"path_every": 3, "imu_wait": 0.35}  # non-default values read
 # every scan processed however busy the shared 2-core machine is (the default drops scans when behind)
 NO_DROP = {"max_scan_queue": 1000, "input_reliability": "reliable"}
 # The model servers' launch prefix in the graph tests: a prefix, as robots run them (the engine
-# then names the process 'nice-N'), without the default's priority drop: at nice 10 on a 2-core
-# machine other jobs kept busy, a server once did not exit within 20 s of SIGINT (starved, it seems).
+# then names the process 'nice-N'), without the default's priority drop (nice 10 starves a server
+# on a 2-core machine kept busy by other jobs). A server once took >15 s to exit after SIGINT under
+# load: the interpreter's teardown of torch, now skipped (learned_nodes/server/main.py).
 SERVER_PREFIX = "nice -n 0"
-# The engine's wait after SIGINT before SIGTERM (default 5 s; a model server needs 2-5 s to exit on
-# a busy machine): the tests check that every node exits on the SIGINT itself, not on escalation.
+# The engine's wait after SIGINT before SIGTERM (default 5 s), for a suite.launch.yaml node without
+# its own: the tests check that every node exits on the SIGINT itself, not on escalation.
 SIGTERM_TIMEOUT_S = 20
 
 
