@@ -48,10 +48,14 @@ class ImuConfig:
     #                                 noisy samples alone turns into degrees of yaw drift per second
     gravity: float = 9.81           # m/s^2; accelerations are rescaled to it at initialisation
     max_gap: float = 0.5            # s: a larger gap in IMU data resets the filter
+    time_offset: float = 0.0        # s: IMU clock minus LiDAR clock for the same instant (FAST-LIO's
+    #                                 time_offset_lidar_to_imu, e.g. from LI-Init): IMU stamps are
+    #                                 moved onto the LiDAR clock by subtracting it
 
     def __post_init__(self) -> None:
         _check(min(self.acc_noise, self.gyr_noise, self.acc_bias_noise, self.gyr_bias_noise) > 0,
                "IMU noise densities must be > 0")
+        _check(abs(self.time_offset) < 0.5, "time_offset must be within +-0.5 s")
         _check(self.init_samples >= 10, "init_samples must be >= 10")
         _check(0 <= self.init_duration <= 10, "init_duration must be in [0, 10] s")
         _check(self.gravity > 0 and self.max_gap > 0, "gravity and max_gap must be > 0")
@@ -169,6 +173,26 @@ class PhotometricConfig:
 
 
 @dataclass
+class InputCheckConfig:
+    """What the driver watches in its input to say when real-sensor effects show
+    (coin_lio.input_effects): missing column blocks (dropped packets), a cropped column window,
+    clipped IMU readings."""
+
+    scan_window: int = 50                # scans the column statistics cover
+    missing_columns_warn: float = 0.01   # share of columns (outside a fixed window) missing -> warn
+    imu_window: int = 1000               # IMU readings the saturation statistics cover
+    clip_acc_floor: float = 14.7         # m/s^2: a flat-topped reading above this is clipping
+    clip_gyr_floor: float = 3.0          # rad/s: ... and above this for the gyro
+    clip_run: int = 3                    # equal extreme readings in a row that make a clip
+
+    def __post_init__(self) -> None:
+        _check(self.scan_window >= 5 and self.imu_window >= 50, "scan_window >= 5, imu_window >= 50")
+        _check(0 < self.missing_columns_warn < 1, "missing_columns_warn must be in (0, 1)")
+        _check(self.clip_acc_floor > 0 and self.clip_gyr_floor > 0 and self.clip_run >= 2,
+               "clip floors must be > 0 and clip_run >= 2")
+
+
+@dataclass
 class LioConfig:
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     imu: ImuConfig = field(default_factory=ImuConfig)
@@ -178,6 +202,7 @@ class LioConfig:
     extrinsic: ExtrinsicConfig = field(default_factory=ExtrinsicConfig)
     degeneracy: DegeneracyConfig = field(default_factory=DegeneracyConfig)
     photometric: PhotometricConfig = field(default_factory=PhotometricConfig)
+    input_check: InputCheckConfig = field(default_factory=InputCheckConfig)
 
 
 NODE_NAME = "coin_lio_node"

@@ -79,7 +79,7 @@ class CoinLioNode(Node):
         self.T_imu_base = np.linalg.inv(self.T_base_imu)
         # raw readings, appended by the callback; bounded for a LiDAR outage (IMU still running)
         self.imu_in: deque = deque(maxlen=IMU_BACKLOG_MAX)
-        self.gate = ScanGate(c.imu_wait, c.max_scan_queue)   # waiting scans + the IMU-cover rule
+        self.gate = ScanGate(c.imu_wait, c.max_scan_queue, c.lio.imu.time_offset)   # the IMU-cover rule
         self.new_metadata = None                     # parsed, for the worker to apply
         self.cond = threading.Condition()
         self.dropped = 0

@@ -7,6 +7,7 @@ into the node and the same bag run offline give the same trajectory.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter, deque
 from dataclasses import dataclass
@@ -14,12 +15,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from coin_lio.config import LioConfig
+from coin_lio.input_effects import InputEffects
 from coin_lio.io.scan import LidarScan
 from coin_lio.io.sensor_metadata import MetadataError, choose_extrinsic, image_model_problem, load_metadata
 from coin_lio.pipeline import LioPipeline, ScanResult
 
 # Driver events that are news, not problems (the node logs them as info).
-INFO_EVENTS = frozenset({"metadata_wait", "sensor_setup"})
+INFO_EVENTS = frozenset({"metadata_wait", "sensor_setup", "column_window"})
 
 
 @dataclass
@@ -38,18 +40,20 @@ class ScanGate:
     extrapolates from the last IMU reading.
 
     Waiting scans are kept in arrival order, at most `max_waiting` (the node's lag policy: when
-    another arrives the OLDEST is dropped)."""
+    another arrives the OLDEST is dropped). IMU stamps are on the IMU clock, moved onto the
+    LiDAR clock by `imu_time_offset` (lio.imu.time_offset), as the driver does."""
 
-    def __init__(self, max_wait: float = math.inf, max_waiting: int | None = None) -> None:
+    def __init__(self, max_wait: float = math.inf, max_waiting: int | None = None,
+                 imu_time_offset: float = 0.0) -> None:
         self.scans: deque[LidarScan] = deque()
-        self.max_wait, self.max_waiting = max_wait, max_waiting
-        self.last_imu_t: float | None = None      # s, stamp of the latest IMU reading
+        self.max_wait, self.max_waiting, self.imu_time_offset = max_wait, max_waiting, imu_time_offset
+        self.last_imu_t: float | None = None      # s, latest IMU reading on the LiDAR clock
         self._head: LidarScan | None = None
         self._head_since = 0.0                    # when the first waiting scan began to wait
 
     def add_imu(self, t: float) -> None:
         if math.isfinite(t):
-            self.last_imu_t = t
+            self.last_imu_t = t - self.imu_time_offset
 
     def add_scan(self, scan: LidarScan) -> int:
         """Queue a scan; returns how many older waiting scans the lag policy dropped for it."""
@@ -99,6 +103,7 @@ class OdometryDriver:
         self.last_imu_t: float | None = None
         self.last_scan_stamp: float | None = None
         self.counts: Counter = Counter()   # what happened: scans, resets, rejections by kind
+        self.effects = InputEffects(cfg.input_check)   # dropped packets, column window, IMU clipping
         self.metadata: dict | None = None  # the sensor metadata in use (file, topic or bag)
         self.metadata_source = "" if cfg.photometric.metadata_path else metadata_source
         self.imu_frame = ""                # frame id of the IMU messages
@@ -165,10 +170,13 @@ class OdometryDriver:
         self.pipeline.events.append(("reset", f"odometry reset ({reason})"))
 
     def add_imu(self, r: ImuReading) -> bool:
-        """Buffer one IMU reading; False when rejected (reason in events)."""
+        """Buffer one IMU reading (its stamp on the IMU clock: moved onto the LiDAR clock by
+        imu.time_offset); False when rejected (reason in events)."""
         if not (np.isfinite(r.t) and np.all(np.isfinite(r.gyro)) and np.all(np.isfinite(r.acc))):
             self._reject("imu_nan", "IMU message with NaN/inf dropped")
             return False
+        if self.cfg.imu.time_offset:
+            r = dataclasses.replace(r, t=r.t - self.cfg.imu.time_offset)
         if self.last_imu_t is not None:
             if r.t < self.last_imu_t - self.time_jump_reset:
                 self.reset(f"IMU time jumped back {self.last_imu_t - r.t:.2f} s")
@@ -180,6 +188,7 @@ class OdometryDriver:
             self.imu_frame = r.frame_id
         self.imu.append(r)
         self.counts["imu"] += 1
+        self.effects.observe_imu(r.gyro, r.acc)
         return True
 
     def process(self, scan: LidarScan) -> ScanResult | None:
@@ -194,6 +203,7 @@ class OdometryDriver:
             self._reject("scan_empty", "scan without valid points dropped")
             return None
         self.last_scan_stamp = scan.stamp
+        self.effects.observe_scan(scan.valid)
         self._apply_sensor(scan.frame_id)
         end = scan.end
         while self.imu and self.imu[0].t <= end:
@@ -206,7 +216,8 @@ class OdometryDriver:
         return result
 
     def drain_events(self) -> list[tuple[str, str]]:
-        events, self.pipeline.events = self.pipeline.events, []
+        events, self.pipeline.events = self.pipeline.events + self.effects.events, []
+        self.effects.events = []
         return events
 
     def _reject(self, kind: str, message: str) -> None:

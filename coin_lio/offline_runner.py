@@ -71,7 +71,8 @@ def run(bag: Path, cfg: NodeConfig, out: Path, gt_path: Path | None = None,
                             metadata_source=f"the bag's {meta_topic}" if meta_topic else "")
     n_total = bag_topics(bag).get(cfg.points_topic, ("", 0))[1]
     stamps, poses, timing_rows, events = [], [], [], []
-    gate = ScanGate()   # scans wait for the IMU to cover them, as in the node (no wall-clock bound)
+    # scans wait for the IMU to cover them, as in the node (no wall-clock bound)
+    gate = ScanGate(imu_time_offset=cfg.lio.imu.time_offset)
     bar = tqdm(total=min(n_total, max_scans or n_total), unit="scan", disable=not progress, desc="coin-lio-run")
     degen_file = open(out / "degeneracy.jsonl", "w")
     t_wall = time.perf_counter()

@@ -1,0 +1,117 @@
+"""coin_lio.input_effects: what the driver says when the input shows real-sensor effects
+(dropped packets, a column window, IMU clipping), and lio.imu.time_offset moving IMU stamps onto
+the LiDAR clock, on hand-built masks and readings."""
+import numpy as np
+import pytest
+
+from coin_lio.config import ImuConfig, InputCheckConfig, LioConfig
+from coin_lio.input_effects import InputEffects
+from coin_lio.odometry_driver import ImuReading, OdometryDriver, ScanGate
+
+H, W = 16, 1024
+
+
+def _scans(effects: InputEffects, n: int, missing_cols) -> list[tuple[str, str]]:
+    for i in range(n):
+        valid = np.ones((H, W), bool)
+        valid[:, missing_cols(i)] = False
+        valid[3, 7] = False                                   # single dark pixels are not columns
+        effects.observe_scan(valid)
+    return effects.events
+
+
+def test_column_window_is_said_once_with_its_columns():
+    eff = InputEffects()
+    events = _scans(eff, 120, lambda i: np.arange(100, 356))
+    assert [k for k, _ in events] == ["column_window"]
+    assert "columns 100..355 (256 of 1024)" in events[0][1] and "768 columns" in events[0][1]
+
+
+def test_column_window_across_column_zero_and_its_end():
+    eff = InputEffects()
+    _scans(eff, 50, lambda i: np.r_[np.arange(1000, 1024), np.arange(0, 40)])
+    assert "columns 1000..39 (64 of 1024)" in eff.events[-1][1]
+    _scans(eff, 100, lambda i: np.zeros(0, int))
+    assert eff.events[1:] == [("column_window", "every column returns again: no column window")]
+
+
+def _dropped_blocks(p: float, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    return lambda i: np.flatnonzero(np.repeat(rng.random(W // 16) < p, 16))
+
+
+def test_dropped_packets_are_reported_with_share_and_block_size():
+    eff = InputEffects()
+    events = _scans(eff, 100, _dropped_blocks(0.05))
+    assert [k for k, _ in events] == ["columns_missing", "columns_missing"]   # once per 50 scans
+    share = float(events[0][1].split(" %")[0])
+    assert 3.5 < share < 6.5 and "in blocks of 16 columns" in events[0][1]
+
+
+def test_dropped_packets_beside_a_column_window_count_only_the_varying_columns():
+    eff = InputEffects()
+    blocks = _dropped_blocks(0.05, seed=1)
+    _scans(eff, 100, lambda i: np.union1d(np.arange(0, 512), blocks(i)))   # window said at 50, then restart
+    kinds = [k for k, _ in eff.events]
+    assert kinds == ["column_window", "columns_missing"], eff.events
+    assert 3.5 < float(eff.events[1][1].split(" %")[0]) < 6.5     # of the 512 columns that can return
+
+
+def test_rare_dropped_packets_and_unorganised_clouds_stay_quiet():
+    eff = InputEffects(InputCheckConfig(missing_columns_warn=0.01))
+    _scans(eff, 100, _dropped_blocks(0.002))
+    eff.observe_scan(np.ones((1, 5000), bool))
+    assert eff.events == []
+
+
+def _imu(eff: InputEffects, n: int, knock_at=(), acc_clip=39.2266, gyro_clip=None, seed=0):
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        acc = np.array([0.0, 0.0, 9.81]) + rng.normal(0, 0.5, 3)
+        gyro = rng.normal(0, 0.1, 3)
+        if any(k <= i < k + 6 for k in knock_at):
+            acc[0] = acc_clip                                 # a knock: x flat at the range limit
+            if gyro_clip is not None:
+                gyro[2] = -gyro_clip
+        eff.observe_imu(gyro, acc)
+
+
+def test_clipped_accelerometer_and_gyro_are_reported():
+    eff = InputEffects()
+    _imu(eff, 1000, knock_at=(200, 700), gyro_clip=8.7266)
+    kinds = [k for k, _ in eff.events]
+    assert kinds == ["imu_saturated", "imu_saturated"], eff.events
+    acc_msg, gyro_msg = (m for _, m in eff.events)
+    assert "accelerometer clipped in 8 of the last 1000" in acc_msg and "x at 39.23" in acc_msg
+    assert "gyro clipped in 8 of the last 1000" in gyro_msg and "z at 8.73" in gyro_msg
+
+
+def test_large_but_varying_readings_are_not_clipping():
+    eff = InputEffects()
+    rng = np.random.default_rng(3)
+    for _ in range(2000):                                     # violent but never flat-topped
+        eff.observe_imu(rng.normal(0, 5, 3), rng.normal(0, 30, 3))
+    _imu(eff, 1000, knock_at=(100,), acc_clip=12.0)           # flat but below the 14.7 floor
+    assert eff.events == []
+
+
+def test_time_offset_moves_imu_stamps_onto_the_lidar_clock():
+    cfg = LioConfig(imu=ImuConfig(time_offset=0.02))
+    driver = OdometryDriver(cfg)
+    assert driver.add_imu(ImuReading(10.0, np.zeros(3), np.array([0, 0, 9.81])))
+    assert driver.imu[-1].t == pytest.approx(9.98)
+    gate = ScanGate(imu_time_offset=0.02)
+    gate.add_imu(10.0)
+    assert gate.last_imu_t == pytest.approx(9.98)
+    with pytest.raises(ValueError, match="time_offset"):
+        ImuConfig(time_offset=0.6)
+
+
+def test_driver_hands_the_effects_over_with_its_events():
+    driver = OdometryDriver(LioConfig())
+    for i in range(50):
+        valid = np.ones((H, W), bool)
+        valid[:, 0:256] = False
+        driver.effects.observe_scan(valid)
+    assert [k for k, _ in driver.drain_events() if k != "photometric_off"] == ["column_window"]
+    assert driver.drain_events() == []
