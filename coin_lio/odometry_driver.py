@@ -7,7 +7,6 @@ into the node and the same bag run offline give the same trajectory.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections import Counter, deque
 from dataclasses import dataclass
@@ -170,13 +169,11 @@ class OdometryDriver:
         self.pipeline.events.append(("reset", f"odometry reset ({reason})"))
 
     def add_imu(self, r: ImuReading) -> bool:
-        """Buffer one IMU reading (its stamp on the IMU clock: moved onto the LiDAR clock by
-        imu.time_offset); False when rejected (reason in events)."""
+        """Buffer one IMU reading (stamped on the IMU clock: the pipeline moves it onto the LiDAR
+        clock by imu.time_offset); False when rejected (reason in events)."""
         if not (np.isfinite(r.t) and np.all(np.isfinite(r.gyro)) and np.all(np.isfinite(r.acc))):
             self._reject("imu_nan", "IMU message with NaN/inf dropped")
             return False
-        if self.cfg.imu.time_offset:
-            r = dataclasses.replace(r, t=r.t - self.cfg.imu.time_offset)
         if self.last_imu_t is not None:
             if r.t < self.last_imu_t - self.time_jump_reset:
                 self.reset(f"IMU time jumped back {self.last_imu_t - r.t:.2f} s")
@@ -205,7 +202,7 @@ class OdometryDriver:
         self.last_scan_stamp = scan.stamp
         self.effects.observe_scan(scan.valid)
         self._apply_sensor(scan.frame_id)
-        end = scan.end
+        end = scan.end + self.cfg.imu.time_offset   # on the IMU clock
         while self.imu and self.imu[0].t <= end:
             r = self.imu.popleft()
             self.pipeline.add_imu(r.t, r.gyro, r.acc)

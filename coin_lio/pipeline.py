@@ -86,7 +86,9 @@ class LioPipeline:
 
     # ---- inputs --------------------------------------------------------------------------
     def add_imu(self, t_s: float, gyro: np.ndarray, acc: np.ndarray) -> bool:
-        """One IMU sample; returns False (and records why) when it is rejected."""
+        """One IMU sample stamped t_s on the IMU clock (moved onto the LiDAR clock by
+        imu.time_offset); returns False (and records why) when it is rejected."""
+        t_s -= self.cfg.imu.time_offset
         gyro, acc = np.asarray(gyro, float), np.asarray(acc, float)
         if not (np.isfinite(t_s) and np.all(np.isfinite(gyro)) and np.all(np.isfinite(acc))):
             self.events.append(("imu_nan", "IMU sample with NaN/inf dropped"))

@@ -6,7 +6,7 @@ import pytest
 
 from coin_lio.config import ImuConfig, InputCheckConfig, LioConfig
 from coin_lio.input_effects import InputEffects
-from coin_lio.odometry_driver import ImuReading, OdometryDriver, ScanGate
+from coin_lio.odometry_driver import OdometryDriver, ScanGate
 
 H, W = 16, 1024
 
@@ -97,9 +97,9 @@ def test_large_but_varying_readings_are_not_clipping():
 
 def test_time_offset_moves_imu_stamps_onto_the_lidar_clock():
     cfg = LioConfig(imu=ImuConfig(time_offset=0.02))
-    driver = OdometryDriver(cfg)
-    assert driver.add_imu(ImuReading(10.0, np.zeros(3), np.array([0, 0, 9.81])))
-    assert driver.imu[-1].t == pytest.approx(9.98)
+    pipeline = OdometryDriver(cfg).pipeline                   # every path (node, runner, bench) feeds it
+    assert pipeline.add_imu(10.0, np.zeros(3), np.array([0, 0, 9.81]))
+    assert pipeline.imu[-1].t == pytest.approx(9.98)
     gate = ScanGate(imu_time_offset=0.02)
     gate.add_imu(10.0)
     assert gate.last_imu_t == pytest.approx(9.98)
