@@ -14,6 +14,7 @@ from coin_lio.sim.imu import ImuConfig, ideal_imu, simulate_imu
 from coin_lio.sim.lidar_model import LidarNoiseConfig, OusterConfig, VelodyneConfig
 from coin_lio.sim.lidar_sim import LidarSimulator
 from coin_lio.sim.scenes import SCENES, clearance, make_scene
+from coin_lio.sim.sensor_effects import SensorEffects
 from coin_lio.sim.sequence import SequenceConfig, SequenceInfo, generate_sequence
 from coin_lio.sim.trajectory import LinearTrajectory, SplineTrajectory, TrajectoryConfig
 
@@ -21,5 +22,5 @@ __all__ = [
     "ImuConfig", "ideal_imu", "simulate_imu", "LidarNoiseConfig", "OusterConfig", "VelodyneConfig",
     "coin_lio_project", "coin_lio_u_shift", "ouster_xyz_lut", "LidarSimulator", "OusterMetadata",
     "destagger", "SCENES", "clearance", "make_scene", "SequenceConfig", "SequenceInfo",
-    "generate_sequence", "LinearTrajectory", "SplineTrajectory", "TrajectoryConfig",
+    "generate_sequence", "LinearTrajectory", "SensorEffects", "SplineTrajectory", "TrajectoryConfig",
 ]

@@ -12,8 +12,35 @@ from coin_lio.sim.imu import ImuConfig
 from coin_lio.sim.lidar_model import (OUSTER_FAMILIES, LidarNoiseConfig, OusterConfig,
                                       VelodyneConfig)
 from coin_lio.sim.scenes import SCENES
+from coin_lio.sim.sensor_effects import SensorEffects
 from coin_lio.sim.sequence import GT_FRAMES, SequenceConfig, generate_sequence
 from coin_lio.sim.trajectory import PROFILES
+
+
+# flag -> SensorEffects field: (flag, argparse kwargs, help)
+EFFECT_FLAGS = (
+    ("--drop-packets", dict(type=float, metavar="P", dest="packet_drop_prob"),
+     "lost LiDAR packets: probability per packet (off: 0; realistic 0.005)"),
+    ("--columns-per-packet", dict(type=int, metavar="N", dest="columns_per_packet"),
+     "Ouster columns per lidar packet (16)"),
+    ("--column-window", dict(type=int, nargs=2, metavar=("FIRST", "LAST"), dest="column_window"),
+     "only raw columns FIRST..LAST return (inclusive, wraps if FIRST > LAST; off: all)"),
+    ("--imu-time-offset", dict(type=float, metavar="S", dest="imu_time_offset"),
+     "IMU stamps S seconds late: the sample of true time t is stamped t + S (off: 0; "
+     "realistic 0.005)"),
+    ("--imu-saturation", dict(action="store_const", const=True, dest="imu_saturation"),
+     "clip the IMU at --acc-range-g / --gyro-range-dps (off; realistic on)"),
+    ("--acc-range-g", dict(type=float, metavar="G", dest="acc_range_g"),
+     "accelerometer full scale +-G per axis (2)"),
+    ("--gyro-range-dps", dict(type=float, metavar="D", dest="gyro_range_dps"),
+     "gyro full scale +-D deg/s per axis (250)"),
+    ("--knocks", dict(type=float, metavar="RATE", dest="knock_rate_hz"),
+     "knocks (5 g, 300 deg/s jolts of the rig) per second (off: 0; realistic 0.1)"),
+    ("--noise-returns", dict(type=float, metavar="F", dest="noise_return_frac"),
+     "share of pixels given a spurious 0.5-5 m return (off: 0; realistic 0.001)"),
+    ("--mixed-pixels", dict(type=float, metavar="F", dest="mixed_pixel_frac"),
+     "share of depth-edge pixels given a mixed range (off: 0; realistic 0.3)"),
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,6 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--range-noise", type=float, default=LidarNoiseConfig.range_sigma,
                    help="m (1 sigma)")
     p.add_argument("--noiseless", action="store_true", help="no LiDAR and no IMU noise at all")
+    e = p.add_argument_group("real-sensor effects (off unless asked; coin_lio/sim/README.md)")
+    e.add_argument("--effects", choices=("none", "realistic"), default="none",
+                   help="realistic: every effect below at its realistic level (no column "
+                        "window); the flags below override single effects")
+    for flag, kwargs, text in EFFECT_FLAGS:
+        e.add_argument(flag, default=argparse.SUPPRESS, help=text, **kwargs)
     p.add_argument("--gt-frame", choices=GT_FRAMES, default="imu",
                    help="frame of ground_truth.tum")
     p.add_argument("--metadata-layout", choices=("legacy", "nested"), default="legacy")
@@ -74,9 +107,17 @@ def config_from_args(args: argparse.Namespace) -> SequenceConfig:
                                             frequency_hz=float(args.lidar_rate))
     return SequenceConfig(scene=args.scene, duration=args.duration, profile=args.profile,
                           seed=args.seed, sensor=args.sensor, noise=noise, imu=imu,
+                          effects=effects_from_args(args),
                           gt_frame=args.gt_frame, storage=args.storage,
                           metadata_layout=args.metadata_layout,
                           metadata_topic="" if args.no_metadata_topic else None, **kwargs)
+
+
+def effects_from_args(args: argparse.Namespace) -> SensorEffects:
+    base = SensorEffects.realistic() if args.effects == "realistic" else SensorEffects()
+    given = {kw["dest"]: getattr(args, kw["dest"]) for _, kw, _ in EFFECT_FLAGS
+             if hasattr(args, kw["dest"])}
+    return base.replace(**given)
 
 
 def main(argv: list[str] | None = None) -> int:

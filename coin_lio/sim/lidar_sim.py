@@ -13,20 +13,25 @@ import numpy as np
 from coin_lio.io.ouster_geometry import beam_origins_m, ouster_xyz_lut
 from coin_lio.photometric.projection import destagger
 from coin_lio.sim.lidar_model import VELODYNE_DTYPE, LidarNoiseConfig, OusterConfig, VelodyneConfig
+from coin_lio.sim.scan_effects import apply_scan_effects
 from coin_lio.sim.scene import Scene
+from coin_lio.sim.sensor_effects import SensorEffects
 from coin_lio.sim.trajectory import Trajectory
 from suite_tools.pointcloud2 import OUSTER_ORIGINAL_DTYPE
 
 
 class LidarSimulator:
     """Casts sweeps of an Ouster or Velodyne model; `T_body_lidar` (4x4, m) places the LiDAR
-    frame in the trajectory's body (IMU) frame."""
+    frame in the trajectory's body (IMU) frame; `effects` adds the LiDAR's real-sensor effects
+    (coin_lio.sim.sensor_effects; None or all off: the plain sweep)."""
 
     def __init__(self, sensor: OusterConfig | VelodyneConfig,
                  noise: LidarNoiseConfig | None = None,
-                 T_body_lidar: np.ndarray | None = None) -> None:
+                 T_body_lidar: np.ndarray | None = None,
+                 effects: SensorEffects | None = None) -> None:
         self.sensor = sensor
         self.noise = noise if noise is not None else LidarNoiseConfig()
+        self.effects = effects if effects is not None and effects.lidar_enabled else None
         self.is_ouster = isinstance(sensor, OusterConfig)
         if self.is_ouster:
             self.meta = sensor.metadata()
@@ -55,6 +60,14 @@ class LidarSimulator:
             self.point_offsets_s = self.col_offsets_ns[None, :] * 1e-9 + fire      # (H, W)
             self.ring_of_laser = np.argsort(np.argsort(sensor.altitudes_deg())).astype(np.uint16)
         self.shape = (h, w)
+        if effects is not None:
+            effects.check_columns(w)
+            window = effects.column_window
+            self.packet_columns = effects.packet_columns("ouster" if self.is_ouster
+                                                         else "velodyne", h)
+            if self.is_ouster:     # the sensor's data format says so
+                self.meta.columns_per_packet = effects.columns_per_packet
+                self.meta.column_window = window if window is not None else (0, w - 1)
 
     @property
     def period_ns(self) -> int:
@@ -112,9 +125,14 @@ class LidarSimulator:
                  & (rng_u >= nz.dropout_prob))
         ambient = np.where(c["hit"], c["ambient"] * c["refl"] * c["lit"], c["sky"])
         ambient = np.clip(ambient + nz.ambient_noise * rng_a, 0.0, 65535.0)
+        refl = c["refl"]
+        if self.effects is not None:    # draws after the noise: the noise stays the same
+            range_m, signal, refl, ambient, valid = apply_scan_effects(
+                self.effects, self.packet_columns, self.sensor.min_range, range_m, signal, refl,
+                ambient, valid, rng)
         if self.is_ouster:
-            return self._ouster_cloud(range_m, signal, c["refl"], ambient, valid, rng_f)
-        return self._velodyne_cloud(range_m, c["refl"], valid)
+            return self._ouster_cloud(range_m, signal, refl, ambient, valid, rng_f)
+        return self._velodyne_cloud(range_m, refl, valid)
 
     def _ouster_cloud(self, range_m, signal, refl, ambient, valid, noise_f) -> np.ndarray:
         h, w = self.shape

@@ -9,7 +9,7 @@ DIR/bag                 ROS 2 bag (MCAP): PointCloud2 stamped at the scan START 
 DIR/ground_truth.tum    t x y z qx qy qz qw: pose of the ground-truth frame (default the IMU
                         frame, FAST-LIO's body) in the world (z up, gravity -z) at the scan stamps.
 DIR/metadata.json       Ouster sensor metadata (Velodyne: ring table) of the simulated sensor.
-DIR/sequence.json       scene, seed, profile, frames, extrinsics, noise, stamps, files.
+DIR/sequence.json       scene, seed, profile, frames, extrinsics, noise, stamps, files, effects.
 """
 from __future__ import annotations
 
@@ -22,11 +22,12 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from coin_lio.sim.imu import GRAVITY, ImuConfig, simulate_imu
+from coin_lio.sim.imu import GRAVITY, ImuConfig
 from coin_lio.io.ouster_geometry import coin_lio_u_shift
 from coin_lio.sim.lidar_model import LidarNoiseConfig, OusterConfig, VelodyneConfig
 from coin_lio.sim.lidar_sim import LidarSimulator
 from coin_lio.sim.scenes import SCENES, make_scene
+from coin_lio.sim.sensor_effects import SensorEffects, add_knocks, recorded_imu
 from coin_lio.sim.trajectory import PROFILES, RotatedBody, SplineTrajectory, TrajectoryConfig
 from coin_lio.sim.trajectory import Path as SplinePath
 
@@ -58,6 +59,7 @@ class SequenceConfig:
     velodyne_extrinsic: tuple[float, float, float, float] = (0.0, 0.0, 0.12, 0.0)  # x y z yaw_deg
     storage: str = "mcap"
     metadata_layout: str = "legacy"              # legacy (flat) or nested (FW 2.x sections)
+    effects: SensorEffects = field(default_factory=SensorEffects)   # all off by default
 
     def __post_init__(self) -> None:
         if self.scene not in SCENES:
@@ -84,6 +86,8 @@ class SequenceConfig:
         if self.metadata_layout not in ("legacy", "nested"):
             raise ValueError(f"metadata_layout must be 'legacy' or 'nested', got "
                              f"'{self.metadata_layout}'")
+        self.effects.check_columns(self.ouster.cols if self.sensor == "ouster"
+                                   else self.velodyne.cols)
         if len(self.velodyne_extrinsic) != 4:
             raise ValueError("velodyne_extrinsic is (x, y, z, yaw_deg)")
         if not self.points_topic:
@@ -123,10 +127,11 @@ def build(config: SequenceConfig):
     spec = make_scene(config.scene, config.seed, path_length=speed * (config.duration + 5) + 50)
     traj = SplineTrajectory(SplinePath(spec.waypoints, spec.closed), tcfg, config.duration + 1.0,
                             seed=config.seed)
+    traj, knocks = add_knocks(traj, config.effects, config.seed, tcfg.static_duration, config.duration)
     if config.sensor == "ouster":
         if config.ouster.imu_mount_rpy_deg != (0.0, 0.0, 0.0):   # the IMU turned on the same rig
             traj = RotatedBody(traj, config.ouster.imu_mount_rotation())
-        sim = LidarSimulator(config.ouster, config.noise)
+        sim = LidarSimulator(config.ouster, config.noise, effects=config.effects)
         sensor_frame, lidar_frame, imu_frame = config.ouster.frame_ids
         cloud_frame = lidar_frame if config.ouster.cloud_frame == "os_lidar" else sensor_frame
         imu_id = config.imu.frame_id
@@ -139,12 +144,12 @@ def build(config: SequenceConfig):
         T = np.eye(4)
         T[:3, :3] = Rotation.from_euler("z", yaw, degrees=True).as_matrix()
         T[:3, 3] = (x, y, z)
-        sim = LidarSimulator(config.velodyne, config.noise, T_body_lidar=T)
+        sim = LidarSimulator(config.velodyne, config.noise, T, config.effects)
         cloud_frame = config.velodyne.frame_id
         imu_id = "imu_link" if config.imu.frame_id == "os_imu" else config.imu.frame_id
         T_body = {"imu": np.eye(4), "lidar": T, "cloud": T}
         names = {"imu": imu_id, "lidar": cloud_frame, "cloud": cloud_frame}
-    return spec, traj, sim, {"T_body": T_body, "names": names, "cloud": cloud_frame, "imu": imu_id}
+    return spec, traj, sim, dict(T_body=T_body, names=names, cloud=cloud_frame, imu=imu_id, knocks=knocks)
 
 
 def generate_sequence(config: SequenceConfig, out_dir: str | Path, progress: bool = True,
@@ -165,10 +170,9 @@ def generate_sequence(config: SequenceConfig, out_dir: str | Path, progress: boo
     spec, traj, sim, frames = build(config)
     period_ns = sim.period_ns
     n_scans = max(int(np.floor(config.duration * 1e9 / period_ns + 1e-9)), 1)
-    imu = simulate_imu(traj, n_scans * period_ns * 1e-9 + 2.0 / config.imu.rate_hz, config.imu,
-                       seed=config.seed)
     t0 = int(config.start_time_ns)
-    imu_ns = t0 + np.round(imu.t * 1e9).astype(np.int64)
+    imu, imu_ns, gyro, acc = recorded_imu(traj, n_scans * period_ns * 1e-9 + 2.0 / config.imu.rate_hz,
+                                          config.imu, config.seed, t0, config.effects)
     is_dense = config.sensor == "velodyne"
     scan_ms = []
     i_imu = 0
@@ -186,16 +190,15 @@ def generate_sequence(config: SequenceConfig, out_dir: str | Path, progress: boo
                              rng=np.random.default_rng([config.seed, 0x5CA7, k]))
             scan_ms.append(1e3 * (time.perf_counter() - tic))
             while i_imu < len(imu_ns) and imu_ns[i_imu] <= stamp + period_ns:
-                writer.write(config.imu_topic, int(imu_ns[i_imu]),
-                             make_imu(int(imu_ns[i_imu]), frames["imu"], imu.gyro[i_imu],
-                                      imu.acc[i_imu]))
+                writer.write(config.imu_topic, int(imu_ns[i_imu]), make_imu(
+                    int(imu_ns[i_imu]), frames["imu"], gyro[i_imu], acc[i_imu]))
                 i_imu += 1
             writer.write(config.points_topic, stamp + period_ns,
                          make_pointcloud2(cloud, stamp, frames["cloud"], is_dense=is_dense))
             bar.update(1)
         for i in range(i_imu, len(imu_ns)):
             writer.write(config.imu_topic, int(imu_ns[i]),
-                         make_imu(int(imu_ns[i]), frames["imu"], imu.gyro[i], imu.acc[i]))
+                         make_imu(int(imu_ns[i]), frames["imu"], gyro[i], acc[i]))
     stamps_ns = t0 + np.arange(n_scans, dtype=np.int64) * period_ns
     gt_path = write_tum(out / "ground_truth.tum", traj, stamps_ns, t0,
                         frames["T_body"][config.gt_frame])
@@ -256,7 +259,8 @@ def describe(config: SequenceConfig, sim: LidarSimulator, frames: dict, imu,
                    "point_time": ("field t: uint32 ns since the header stamp, one value per "
                                   "measurement column" if config.sensor == "ouster" else
                                   "field time: float32 s since the header stamp"),
-                   "imu": "header stamp = bag time = sample time, same clock as the LiDAR"},
+                   "imu": "header stamp = bag time = sample time, same clock as the LiDAR"
+                          + config.effects.imu_stamp_note()},
         "extrinsics": {"T_imu_cloud": T_imu_cloud, "T_imu_lidar": T_body["lidar"],
                        "note": "T_a_b maps b coordinates to a (pose of b in a), metres; "
                                "FAST-LIO extrinsic_T/extrinsic_R = T_imu_cloud"},
@@ -264,6 +268,7 @@ def describe(config: SequenceConfig, sim: LidarSimulator, frames: dict, imu,
         "imu": {**config.imu.to_dict(), "initial_bias_gyro": imu.bias_gyro[0],
                 "initial_bias_acc": imu.bias_acc[0], "frame_id": frames["imu"]},
         "noise": asdict(config.noise), "trajectory": config.trajectory.resolved(),
+        "effects": config.effects.describe(config.sensor, *sim.shape, frames["knocks"]),
         "config": config.to_dict(),
         "generation": {"seconds": round(info.seconds, 2),
                        "mean_scan_ms": round(info.mean_scan_ms, 1)},
