@@ -181,15 +181,15 @@ class InputCheckConfig:
     scan_window: int = 50                # scans the column statistics cover
     missing_columns_warn: float = 0.01   # share of columns (outside a fixed window) missing -> warn
     imu_window: int = 1000               # IMU readings the saturation statistics cover
-    clip_acc_floor: float = 14.7         # m/s^2: a flat-topped reading above this is clipping
-    clip_gyr_floor: float = 3.0          # rad/s: ... and above this for the gyro
-    clip_run: int = 3                    # equal extreme readings in a row that make a clip
+    clip_acc_floor: float = 14.7         # m/s^2: only readings above this can be clipped (1.5 g)
+    clip_gyr_floor: float = 3.0          # rad/s: ... above this for the gyro (172 deg/s)
+    clip_repeats: int = 2                # readings with the same extreme value that make it a clip level
 
     def __post_init__(self) -> None:
         _check(self.scan_window >= 5 and self.imu_window >= 50, "scan_window >= 5, imu_window >= 50")
         _check(0 < self.missing_columns_warn < 1, "missing_columns_warn must be in (0, 1)")
-        _check(self.clip_acc_floor > 0 and self.clip_gyr_floor > 0 and self.clip_run >= 2,
-               "clip floors must be > 0 and clip_run >= 2")
+        _check(self.clip_acc_floor > 0 and self.clip_gyr_floor > 0 and self.clip_repeats >= 2,
+               "clip floors must be > 0 and clip_repeats >= 2")
 
 
 @dataclass

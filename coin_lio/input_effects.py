@@ -4,8 +4,9 @@
   a lost UDP packet's columns as zero points) -> "12.0 % of columns missing in the last 50 scans";
 - a column window: the same contiguous columns missing in every scan (the sensor's azimuth
   window crops the scan) -> said once, and again when it changes;
-- IMU saturation: flat-topped extreme readings (the same value above a floor several readings
-  in a row: a clipped accelerometer or gyro) -> "accelerometer clipped in 14 of the last 1000".
+- IMU saturation: an extreme reading above a floor that recurs with exactly the same value (a
+  clipped axis sits at its full-scale value, knock after knock, while a true reading that large
+  never repeats to the last bit) -> "accelerometer clipped in 14 of the last 1000".
 
 Columns are counted in the order the cloud is published (raw, staggered: ouster-ros' default
 layout); unorganised clouds have no columns and are not checked. Pure numpy, no ROS.
@@ -27,8 +28,9 @@ class InputEffects:
         self._scans_since_report = 0
         self._window: tuple[int, int] | None = None   # (first, count) of the fixed missing range
         self._imu_clipped: deque[int] = deque(maxlen=self.cfg.imu_window)       # bit 1 acc, 2 gyro
-        self._imu_prev: deque[np.ndarray] = deque(maxlen=self.cfg.clip_run - 1)  # (6,) readings
-        self._imu_since_report = 0
+        self._peak = np.zeros((2, 6))                # largest + / - reading per axis (acc, gyro)
+        self._peak_hits = np.zeros((2, 6), np.int64)  # readings that had exactly that value
+        self._imu_since_report = self.cfg.imu_window   # the first clip is said at once
         self.clip_levels = np.full(6, np.nan)        # |value| of the last clip per axis (acc, gyro)
 
     # ---- scans ---------------------------------------------------------------------------
@@ -66,7 +68,7 @@ class InputEffects:
             window = None                             # a few dark columns, not a window
         if window == self._window:
             return
-        self._window = window
+        self._window, scans = window, len(self._missing)
         self._missing.clear()          # a new sensor setting: the statistics start over (a window
         self._scans_since_report = 0   # coming or going is not a burst of dropped packets)
         if window is None:
@@ -75,7 +77,7 @@ class InputEffects:
         first, count = window
         last = (first + count - 1) % W
         self.events.append(("column_window", f"columns {first}..{last} ({count} of {W}) returned nothing in "
-                            f"any of the last {len(self._missing)} scans: the sensor's column window "
+                            f"any of the last {scans} scans: the sensor's column window "
                             f"crops the scan to {W - count} columns"))
 
     # ---- IMU -----------------------------------------------------------------------------
@@ -83,13 +85,17 @@ class InputEffects:
         """One IMU reading (rad/s, m/s^2)."""
         r = np.concatenate([np.asarray(acc, float), np.asarray(gyro, float)])   # (6,)
         floor = np.r_[np.full(3, self.cfg.clip_acc_floor), np.full(3, self.cfg.clip_gyr_floor)]
+        sign = (r < 0).astype(np.int64)              # row of _peak: 0 for +, 1 for -
+        mag, axes = np.abs(r), np.arange(6)
+        peak = self._peak[sign, axes]
+        self._peak_hits[sign, axes] = np.where(mag > peak, 1, self._peak_hits[sign, axes] + (mag == peak))
+        self._peak[sign, axes] = np.maximum(peak, mag)
+        clipped = (mag >= floor) & (mag == self._peak[sign, axes]) & \
+            (self._peak_hits[sign, axes] >= self.cfg.clip_repeats)
         flag = 0
-        if len(self._imu_prev) == self._imu_prev.maxlen:
-            flat = np.all(np.stack(self._imu_prev) == r, axis=0) & (np.abs(r) >= floor)
-            if flat.any():
-                self.clip_levels[flat] = np.abs(r[flat])
-                flag = int(flat[:3].any()) | 2 * int(flat[3:].any())
-        self._imu_prev.append(r)
+        if clipped.any():
+            self.clip_levels[clipped] = mag[clipped]
+            flag = int(clipped[:3].any()) | 2 * int(clipped[3:].any())
         self._imu_clipped.append(flag)
         self._imu_since_report += 1
         if self._imu_since_report < self.cfg.imu_window:

@@ -139,3 +139,21 @@ def test_evaluate_reports_everything():
     out = evaluate(gt, Trajectory(gt.timestamps, gt.positions * 1.01, gt.quats_xyzw))
     assert out["ape_m"]["rmse"] > 0.1
     assert "--all_pairs --pairs_from_reference" in out["evo_equivalent"]["rpe"]
+
+
+def test_evaluate_interpolates_the_reference_when_estimate_stamps_fall_between():
+    """A scan cropped by a column window ends (and is stamped) at its last column, 62 ms into a
+    100 ms sweep: no ground-truth stamp within 10 ms, so the reference is interpolated."""
+    t_gt = np.arange(0.0, 8.0, 0.1)
+
+    def pose(t):                                   # moving on a circle, turning with it
+        position = np.c_[5 * np.cos(0.3 * t), 5 * np.sin(0.3 * t), 0.1 * t]
+        return position, Rotation.from_rotvec(np.c_[0 * t, 0 * t, 0.3 * t]).as_quat()
+    gt = Trajectory(t_gt, *pose(t_gt), name="gt")
+    t_est = t_gt[:-1] + 0.062
+    est = Trajectory(t_est, *pose(t_est), name="est")
+    out = evaluate(gt, est)
+    assert out["reference_interpolated"] and out["n_matched"] == len(t_est)
+    assert out["ape_m"]["rmse"] < 0.01            # chord error of linear interpolation only
+    same = evaluate(gt, Trajectory(t_gt + 0.0002, *pose(t_gt + 0.0002), name="est"))
+    assert not same["reference_interpolated"] and same["n_matched"] == len(t_gt)

@@ -24,7 +24,8 @@ def test_column_window_is_said_once_with_its_columns():
     eff = InputEffects()
     events = _scans(eff, 120, lambda i: np.arange(100, 356))
     assert [k for k, _ in events] == ["column_window"]
-    assert "columns 100..355 (256 of 1024)" in events[0][1] and "768 columns" in events[0][1]
+    assert "columns 100..355 (256 of 1024) returned nothing in any of the last 50 scans" in events[0][1]
+    assert "768 columns" in events[0][1]
 
 
 def test_column_window_across_column_zero_and_its_end():
@@ -64,26 +65,35 @@ def test_rare_dropped_packets_and_unorganised_clouds_stay_quiet():
     assert eff.events == []
 
 
-def _imu(eff: InputEffects, n: int, knock_at=(), acc_clip=39.2266, gyro_clip=None, seed=0):
+def _imu(eff: InputEffects, n: int, knock_at=(), acc_clip=39.2266, gyro_clip=None, seed=0, knock_len=6):
     rng = np.random.default_rng(seed)
     for i in range(n):
         acc = np.array([0.0, 0.0, 9.81]) + rng.normal(0, 0.5, 3)
         gyro = rng.normal(0, 0.1, 3)
-        if any(k <= i < k + 6 for k in knock_at):
+        if any(k <= i < k + knock_len for k in knock_at):
             acc[0] = acc_clip                                 # a knock: x flat at the range limit
             if gyro_clip is not None:
                 gyro[2] = -gyro_clip
         eff.observe_imu(gyro, acc)
 
 
-def test_clipped_accelerometer_and_gyro_are_reported():
+def test_clipped_accelerometer_and_gyro_are_reported_at_once_then_once_per_window():
     eff = InputEffects()
-    _imu(eff, 1000, knock_at=(200, 700), gyro_clip=8.7266)
-    kinds = [k for k, _ in eff.events]
-    assert kinds == ["imu_saturated", "imu_saturated"], eff.events
-    acc_msg, gyro_msg = (m for _, m in eff.events)
-    assert "accelerometer clipped in 8 of the last 1000" in acc_msg and "x at 39.23" in acc_msg
-    assert "gyro clipped in 8 of the last 1000" in gyro_msg and "z at 8.73" in gyro_msg
+    _imu(eff, 1300, knock_at=(200, 700, 1100), gyro_clip=8.7266)
+    assert [k for k, _ in eff.events] == ["imu_saturated"] * 4, eff.events
+    # reading 200 sets the full-scale level, reading 201 repeats it: said at once
+    assert "IMU accelerometer clipped in 1 of the last 202 readings (x at 39.23 m/s^2)" in eff.events[0][1]
+    assert "IMU gyro clipped in 1 of the last 202 readings (z at 8.73 rad/s)" in eff.events[1][1]
+    # 1000 readings later: the clips among readings 202..1201 (4 + 6 + 6)
+    assert "accelerometer clipped in 16 of the last 1000" in eff.events[2][1]
+    assert "gyro clipped in 16 of the last 1000" in eff.events[3][1]
+
+
+def test_single_reading_clips_are_found_from_the_second_knock_on():
+    eff = InputEffects()                                      # 100 Hz: a knock clips one reading
+    _imu(eff, 1000, knock_at=(100, 300, 500, 700), acc_clip=19.6133, knock_len=1)
+    assert [k for k, _ in eff.events] == ["imu_saturated"]
+    assert "clipped in 1 of the last 301 readings (x at 19.61 m/s^2)" in eff.events[0][1]
 
 
 def test_large_but_varying_readings_are_not_clipping():

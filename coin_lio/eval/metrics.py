@@ -164,9 +164,24 @@ def kitti_drift(ref: Trajectory, est: Trajectory, lengths=KITTI_LENGTHS, step: i
 
 def evaluate(gt: Trajectory, est: Trajectory, max_diff: float = 0.01, rpe_delta: float = 10.0,
              rpe_all_pairs: bool = True, rpe_pairs_from_reference: bool = True) -> dict:
-    """Associate, then APE / RPE / KITTI drift as one JSON-friendly dict."""
-    ref, est_a = associate(gt, est, max_diff)
-    out: dict = {"n_matched": len(ref), "n_estimate": len(est),
+    """Associate, then APE / RPE / KITTI drift as one JSON-friendly dict.
+
+    When fewer than half of the estimate's poses have a ground-truth stamp within max_diff (a
+    LiDAR with a column window or lost packets at the scan end stamps its pose at the last column
+    that arrived, between the ground truth's scan-rate stamps), the ground truth is interpolated
+    at the estimate's stamps instead (`reference_interpolated`: true in the result)."""
+    try:
+        ref, est_a = associate(gt, est, max_diff)
+    except ValueError:
+        ref, est_a = gt.subset([]), est
+    interpolated = len(ref) < 0.5 * len(est) and len(gt) >= 2
+    if interpolated:
+        ref = gt.interpolated(est.timestamps)
+        est_a = est.subset(np.flatnonzero((est.timestamps >= gt.timestamps[0])
+                                          & (est.timestamps <= gt.timestamps[-1])))
+        if len(ref) == 0:
+            raise ValueError(f"'{est.name}' has no pose inside the time span of '{gt.name}'")
+    out: dict = {"n_matched": len(ref), "n_estimate": len(est), "reference_interpolated": interpolated,
                  "gt_distance_m": ref.path_length(), "est_distance_m": est_a.path_length(),
                  "duration_s": ref.duration()}
     try:

@@ -78,6 +78,19 @@ class Trajectory:
     def duration(self) -> float:
         return float(self.timestamps[-1] - self.timestamps[0]) if len(self) > 1 else 0.0
 
+    def interpolated(self, stamps: np.ndarray) -> "Trajectory":
+        """Poses at `stamps` inside this trajectory's time span (others left out): positions
+        linearly, rotations by slerp between the neighbouring poses. Needs sorted stamps."""
+        from scipy.spatial.transform import Slerp
+
+        t = np.asarray(stamps, dtype=np.float64).reshape(-1)
+        if len(self) < 2:
+            raise ValueError("interpolation needs at least two poses")
+        t = t[(t >= self.timestamps[0]) & (t <= self.timestamps[-1])]
+        pos = np.stack([np.interp(t, self.timestamps, self.positions[:, j]) for j in range(3)], axis=1)
+        quats = Slerp(self.timestamps, self.rotations)(t).as_quat() if t.size else np.zeros((0, 4))
+        return Trajectory(t, pos, quats, self.name)
+
 
 def read_tum(path: str | Path, name: str | None = None) -> Trajectory:
     """Read a TUM file; '#' comments and blank lines are skipped, anything else must be 8 numbers."""
