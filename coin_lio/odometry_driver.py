@@ -102,7 +102,7 @@ class OdometryDriver:
         self.last_imu_t: float | None = None
         self.last_scan_stamp: float | None = None
         self.counts: Counter = Counter()   # what happened: scans, resets, rejections by kind
-        self.effects = InputEffects(cfg.input_check)   # dropped packets, column window, IMU clipping
+        self.effects = InputEffects(cfg.input_check)   # dropped packets, column window
         self.metadata: dict | None = None  # the sensor metadata in use (file, topic or bag)
         self.metadata_source = "" if cfg.photometric.metadata_path else metadata_source
         self.imu_frame = ""                # frame id of the IMU messages
@@ -185,7 +185,6 @@ class OdometryDriver:
             self.imu_frame = r.frame_id
         self.imu.append(r)
         self.counts["imu"] += 1
-        self.effects.observe_imu(r.gyro, r.acc)
         return True
 
     def process(self, scan: LidarScan) -> ScanResult | None:

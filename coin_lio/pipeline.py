@@ -19,6 +19,7 @@ from coin_lio.core.imu_propagation import ImuInitializer, ImuSample, propagate
 from coin_lio.core.local_map import LocalMap, voxel_downsample
 from coin_lio.core.geometric_residuals import GeometricResiduals
 from coin_lio.core.state import NavState
+from coin_lio.imu_saturation import ImuSaturation
 
 
 @dataclass
@@ -52,6 +53,7 @@ class LioPipeline:
         self.T_imu_lidar = (np.asarray(T_imu_lidar, float) if T_imu_lidar is not None
                             else self.cfg.extrinsic.matrix())
         self.events: list[tuple[str, str]] = []   # (kind, message) for the caller to log
+        self.saturation = ImuSaturation(self.cfg.input_check)   # kept over resets: the IMU's range
         self.photo = None
         self.set_metadata(metadata or self.cfg.photometric.metadata_path or None)
         if self.photo is None and self.cfg.photometric.enabled:
@@ -108,6 +110,9 @@ class LioPipeline:
                     self.events.append(("imu_gap", f"IMU gap of {t_s - self.last_imu_t:.2f} s: reset"))
                 self.reset()   # also before initialisation: the old samples do not belong to this start
         self.last_imu_t = t_s
+        self.saturation.observe(gyro, acc)          # reported; the reading is used as it is
+        self.events.extend(self.saturation.events)
+        self.saturation.events.clear()
         sample = ImuSample(t_s, gyro, acc)
         if self.state is None:
             self.init.add(sample)

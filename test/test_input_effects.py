@@ -1,10 +1,12 @@
-"""coin_lio.input_effects: what the driver says when the input shows real-sensor effects
-(dropped packets, a column window, IMU clipping), and lio.imu.time_offset moving IMU stamps onto
-the LiDAR clock, on hand-built masks and readings."""
+"""What the odometry says when its input shows real-sensor effects: dropped packets and a column
+window (coin_lio.input_effects, in the driver), IMU clipping (coin_lio.imu_saturation, in the
+pipeline); and lio.imu.time_offset moving IMU stamps onto the LiDAR clock. Hand-built masks and
+readings."""
 import numpy as np
 import pytest
 
 from coin_lio.config import ImuConfig, InputCheckConfig, LioConfig
+from coin_lio.imu_saturation import ImuSaturation
 from coin_lio.input_effects import InputEffects
 from coin_lio.odometry_driver import OdometryDriver, ScanGate
 
@@ -65,7 +67,7 @@ def test_rare_dropped_packets_and_unorganised_clouds_stay_quiet():
     assert eff.events == []
 
 
-def _imu(eff: InputEffects, n: int, knock_at=(), acc_clip=39.2266, gyro_clip=None, seed=0, knock_len=6):
+def _imu(eff: ImuSaturation, n: int, knock_at=(), acc_clip=39.2266, gyro_clip=None, seed=0, knock_len=6):
     rng = np.random.default_rng(seed)
     for i in range(n):
         acc = np.array([0.0, 0.0, 9.81]) + rng.normal(0, 0.5, 3)
@@ -74,11 +76,11 @@ def _imu(eff: InputEffects, n: int, knock_at=(), acc_clip=39.2266, gyro_clip=Non
             acc[0] = acc_clip                                 # a knock: x flat at the range limit
             if gyro_clip is not None:
                 gyro[2] = -gyro_clip
-        eff.observe_imu(gyro, acc)
+        eff.observe(gyro, acc)
 
 
 def test_clipped_accelerometer_and_gyro_are_reported_at_once_then_once_per_window():
-    eff = InputEffects()
+    eff = ImuSaturation()
     _imu(eff, 1300, knock_at=(200, 700, 1100), gyro_clip=8.7266)
     assert [k for k, _ in eff.events] == ["imu_saturated"] * 4, eff.events
     # reading 200 sets the full-scale level, reading 201 repeats it: said at once
@@ -90,17 +92,17 @@ def test_clipped_accelerometer_and_gyro_are_reported_at_once_then_once_per_windo
 
 
 def test_single_reading_clips_are_found_from_the_second_knock_on():
-    eff = InputEffects()                                      # 100 Hz: a knock clips one reading
+    eff = ImuSaturation()                                      # 100 Hz: a knock clips one reading
     _imu(eff, 1000, knock_at=(100, 300, 500, 700), acc_clip=19.6133, knock_len=1)
     assert [k for k, _ in eff.events] == ["imu_saturated"]
     assert "clipped in 1 of the last 301 readings (x at 19.61 m/s^2)" in eff.events[0][1]
 
 
 def test_large_but_varying_readings_are_not_clipping():
-    eff = InputEffects()
+    eff = ImuSaturation()
     rng = np.random.default_rng(3)
     for _ in range(2000):                                     # violent but never flat-topped
-        eff.observe_imu(rng.normal(0, 5, 3), rng.normal(0, 30, 3))
+        eff.observe(rng.normal(0, 5, 3), rng.normal(0, 30, 3))
     _imu(eff, 1000, knock_at=(100,), acc_clip=12.0)           # flat but below the 14.7 floor
     assert eff.events == []
 
@@ -125,3 +127,12 @@ def test_driver_hands_the_effects_over_with_its_events():
         driver.effects.observe_scan(valid)
     assert [k for k, _ in driver.drain_events() if k != "photometric_off"] == ["column_window"]
     assert driver.drain_events() == []
+
+
+def test_pipeline_reports_clipping_among_its_events():
+    pipeline = OdometryDriver(LioConfig()).pipeline
+    for i in range(300):
+        acc = np.array([19.6133 if i in (100, 101, 200) else 0.1 * np.sin(i), 0.0, 9.81])
+        pipeline.add_imu(0.01 * i, np.zeros(3), acc)
+    said = [m for k, m in pipeline.events if k == "imu_saturated"]
+    assert len(said) == 1 and "accelerometer clipped in 1 of the last 102 readings (x at 19.61" in said[0]
