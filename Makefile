@@ -6,7 +6,7 @@ export OPENBLAS_NUM_THREADS := 1
 export AMENT_PREFIX_PATH := $(VENV)$(if $(AMENT_PREFIX_PATH),:$(AMENT_PREFIX_PATH),)
 PYTEST_ARGS ?=
 
-.PHONY: setup test demo pruned-model bench-daft bench-loraprune bench-executor test-fast lock clean help bench-sim bench-photometric bench-lio stress stress-32 soak
+.PHONY: setup test demo pruned-model bench-daft bench-loraprune bench-executor test-fast lock clean help bench-sim bench-effects bench-photometric bench-lio stress stress-32 soak
 
 help:
 	@echo "make demo   - set up, then run the demo graph (bag -> launcher -> nodes)"
@@ -36,6 +36,13 @@ pruned-model: setup
 # each, table in out/bench_sim/table.md. E.g. make bench-sim BENCH_SIM_ARGS="--duration 10 --scenes tunnel,urban"
 bench-sim: setup
 	$(PY) -m coin_lio.eval.bench_sim --data $(CURDIR)/data/sim --out $(CURDIR)/out/bench_sim $(BENCH_SIM_ARGS)
+
+# The odometries under real-sensor effects (coin_lio.sim): each effect alone at its realistic level,
+# all together, a half-sweep column window; tunnel, field, urban; ~15 GB of sequences in data/sim/
+bench-effects: setup
+	$(PY) -m coin_lio.eval.bench_sim --scenes tunnel,field,urban --duration 10 \
+	  --effects none,packets,window,offset,knocks,noise,mixed,realistic \
+	  --methods coin_lio,coin_lio_geometric,kiss_icp,rko_lio --data $(CURDIR)/data/sim --out $(CURDIR)/out/bench_effects
 
 # COIN-LIO where geometry is degenerate, against its geometric mode and the peers, plus ablations
 bench-photometric: setup

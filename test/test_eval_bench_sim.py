@@ -45,6 +45,18 @@ def test_sequence_names():
         bench_sim.parse_sequences("moon")
 
 
+def test_effect_variants_name_and_configure_their_sequences():
+    specs = bench_sim.parse_sequences("tunnel,urban", effects="none,window,realistic")
+    assert [s.name for s in specs] == ["tunnel_smooth", "tunnel_smooth+window", "tunnel_smooth+realistic",
+                                       "urban_smooth", "urban_smooth+window", "urban_smooth+realistic"]
+    cfg = bench_sim.make_config(specs[1], 2.0, 32, 512)
+    assert cfg.effects.column_window == (128, 383) and cfg.effects.enabled() == ["column_window"]
+    assert bench_sim.make_config(specs[0], 2.0, 32, 512).effects.enabled() == []
+    assert len(bench_sim.make_config(specs[2], 2.0, 32, 512).effects.enabled()) == 6
+    with pytest.raises(ValueError, match="unknown effects variant"):
+        bench_sim.parse_sequences("tunnel", effects="rain")
+
+
 def test_method_discovery(methods):
     ok, bad = bench_sim.available_methods()
     assert "still" in ok and "broken" in bad and "no_such_module_here" in bad["broken"]

@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from coin_lio.eval.sim_sequences import (DEFAULT_IMU, DEFAULT_SEQUENCES, IMU_PRESETS,  # noqa: F401
+from coin_lio.eval.sim_sequences import (DEFAULT_IMU, DEFAULT_SEQUENCES, EFFECTS, IMU_PRESETS,  # noqa: F401
                                          SeqSpec, cache_status, ensure_sequence, make_config,
                                          parse_sequences, sequence_bytes, sim_source_hash)
 
@@ -252,6 +252,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--imu", choices=IMU_PRESETS, default=DEFAULT_IMU,
                    help="IMU noise of the sequences (non-default: DATA/<name>_imu-<preset>)")
+    p.add_argument("--effects", default="none",
+                   help="comma-separated real-sensor effect variants, each run on every scene: "
+                        + ", ".join(EFFECTS) + " (coin_lio.eval.sim_sequences.sensor_effects; "
+                        "non-default: DATA/<name>+<variant>)")
     p.add_argument("--set", action="append", default=[], metavar="METHOD.OPTION=VALUE",
                    help="method option over DEFAULT_OPTIONS, value parsed as JSON (repeatable)")
     p.add_argument("--rpe-delta", type=float, default=10.0, help="RPE segment length [m]")
@@ -261,7 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        specs = parse_sequences(args.scenes, args.imu)
+        specs = parse_sequences(args.scenes, args.imu, args.effects)
     except ValueError as exc:
         p.error(str(exc))
     ok, bad = available_methods()

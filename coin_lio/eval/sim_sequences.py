@@ -27,19 +27,54 @@ IMU_PRESETS = ("sim", "icm20948", "ideal")
 DEFAULT_IMU = "icm20948"   # the IMU of the simulated sensor (Ouster OS units); "sim" is 40x noisier
 
 
+# Real-sensor effect variants (--effects): each effect of coin_lio.sim alone at its realistic level
+# (SensorEffects.realistic(), stated in coin_lio/sim/sensor_effects.py), all of them together, and
+# a column window of half the sweep (a setting, not a defect: not part of "realistic").
+EFFECTS = ("none", "packets", "window", "offset", "knocks", "noise", "mixed", "realistic")
+
+
+def sensor_effects(name: str, cols: int):
+    """The SensorEffects of an --effects variant for a sweep of `cols` columns."""
+    from coin_lio.sim.sensor_effects import SensorEffects
+
+    r = SensorEffects.realistic()
+    variants = {"none": {}, "packets": dict(packet_drop_prob=r.packet_drop_prob),
+                "window": dict(column_window=(cols // 4, 3 * cols // 4 - 1)),
+                "offset": dict(imu_time_offset=r.imu_time_offset),
+                "knocks": dict(knock_rate_hz=r.knock_rate_hz, imu_saturation=True),
+                "noise": dict(noise_return_frac=r.noise_return_frac),
+                "mixed": dict(mixed_pixel_frac=r.mixed_pixel_frac)}
+    if name == "realistic":
+        return r
+    if name not in variants:
+        raise ValueError(f"unknown effects variant '{name}', choose from {EFFECTS}")
+    return SensorEffects(**variants[name])
+
+
 @dataclass(frozen=True)
 class SeqSpec:
     scene: str
     profile: str
     imu: str = DEFAULT_IMU
+    effects: str = "none"
 
     @property
     def name(self) -> str:
-        return f"{self.scene}_{self.profile}" + ("" if self.imu == DEFAULT_IMU else f"_imu-{self.imu}")
+        return (f"{self.scene}_{self.profile}" + ("" if self.imu == DEFAULT_IMU else f"_imu-{self.imu}")
+                + ("" if self.effects == "none" else f"+{self.effects}"))
 
 
-def parse_sequences(text: str, imu: str = DEFAULT_IMU) -> list[SeqSpec]:
-    """'tunnel,field_dynamic' -> specs; 'all' (or '') -> the default set."""
+def parse_sequences(text: str, imu: str = DEFAULT_IMU, effects: str = "none") -> list[SeqSpec]:
+    """'tunnel,field_dynamic' -> specs; 'all' (or '') -> the default set; effects 'none,realistic'
+    -> every sequence with each of those effect variants."""
+    variants = [e.strip() for e in (effects or "none").split(",") if e.strip()]
+    for e in variants:
+        if e not in EFFECTS:
+            raise ValueError(f"unknown effects variant '{e}', choose from {EFFECTS}")
+    if variants != ["none"]:
+        from dataclasses import replace
+
+        return [replace(spec, effects=e) for spec in parse_sequences(text, imu) for e in variants]
     from coin_lio.sim.scenes import SCENES
     from coin_lio.sim.trajectory import PROFILES
 
@@ -84,7 +119,7 @@ def make_config(spec: SeqSpec, duration: float, rows: int = 128, cols: int = 102
            "icm20948": ImuConfig(acc_noise_density=230e-6 * 9.80665,
                                  gyr_noise_density=np.radians(0.015))}[spec.imu]
     return SequenceConfig(scene=spec.scene, profile=spec.profile, duration=float(duration),
-                          seed=int(seed), imu=imu,
+                          seed=int(seed), imu=imu, effects=sensor_effects(spec.effects, cols),
                           ouster=OusterConfig(rows=rows, cols=cols, frequency_hz=10))
 
 
