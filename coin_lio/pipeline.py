@@ -134,8 +134,8 @@ class LioPipeline:
         c = self.cfg.preprocess
         pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
         times = np.asarray(point_times, dtype=np.float64).reshape(-1)
-        r = np.linalg.norm(pts, axis=1)
-        ok = np.isfinite(r) & np.isfinite(times) & (r > c.blind) & (r < c.max_range)
+        r2 = np.einsum("ij,ij->i", pts, pts)                # NaN compares False: dropped
+        ok = np.isfinite(times) & (r2 > c.blind * c.blind) & (r2 < c.max_range * c.max_range)
         idx = np.flatnonzero(ok)[:: c.point_stride]
         return pts[idx], times[idx]
 
@@ -168,15 +168,17 @@ class LioPipeline:
         x_prop, P_prop, track = propagate(self.state, self.P, self._imu_window(self.t_state, t_end),
                                           self.t_state, t_end, self.cfg.imu, self.acc_scale)
         tm["propagate"] = _ms(t1)
+        # Downsample, then deskew only the points kept (FAST-LIO2 deskews every point first): the
+        # voxel choice on the raw points differs by the motion within a scan (centimetres), and
+        # each kept point is then moved exactly; a quarter of the work of deskewing everything.
         t1 = time.perf_counter()
-        desk = deskew(pts, times, track, x_prop)
-        tm["deskew"] = _ms(t1)
-        t1 = time.perf_counter()
-        sel = voxel_downsample(desk.points, self.cfg.preprocess.scan_voxel)
+        sel = voxel_downsample(pts, self.cfg.preprocess.scan_voxel)
         if len(sel) > self.cfg.preprocess.max_points:
             sel = np.sort(np.random.default_rng(len(sel)).choice(sel, self.cfg.preprocess.max_points, False))
-        body = desk.points[sel]
         tm["downsample"] = _ms(t1)
+        t1 = time.perf_counter()
+        body = deskew(pts[sel], times[sel], track, x_prop).points
+        tm["deskew"] = _ms(t1)
         photo = self._prepare_photometric(organized, track, x_prop, tm)
 
         if len(self.map) == 0:   # first scan: it becomes the map
