@@ -174,3 +174,28 @@ def test_node_survives_bad_input_and_keeps_publishing(graph, ros_context, sequen
     assert "imu_nan" in log and ("imu_order" in log or "time_jump" in log)
     assert "Traceback" not in log
     node.destroy_node()
+
+
+def test_node_logs_the_real_sensor_effects_it_sees(graph, ros_context, tmp_path):
+    """Lost packets and a clipping IMU (coin_lio.sim's effects) in the bag: the node says so."""
+    from coin_lio.sim.lidar_model import OusterConfig
+    from coin_lio.sim.sensor_effects import SensorEffects
+    from coin_lio.sim.sequence import SequenceConfig, generate_sequence
+
+    seq = tmp_path / "effects"
+    effects = SensorEffects(packet_drop_prob=0.05, imu_saturation=True, knock_rate_hz=2.0)
+    generate_sequence(SequenceConfig(scene="urban", duration=7.0, seed=3, effects=effects,
+                                     ouster=OusterConfig(rows=32, cols=512)), seq, progress=False)
+    cfg_path = _config(tmp_path, max_scan_queue=1000, imu_wait=2.0, input_reliability="reliable")
+    graph.spawn("launch", [LAUNCHER, str(ROOT / "launch" / "coin_lio.launch.yaml"), f"config:={cfg_path}"])
+    node = rclpy.create_node("effects_listener")
+    got = _collect(node)
+    assert spin_until(node, lambda: subscription_matched(node, "/coin_lio_node/odometry"), 30)
+    graph.spawn("player", graph.python_cmd("-m", "suite_tools.bag_player", str(seq / "bag"), "--wait-subscribers", "1"))
+    assert spin_until(node, lambda: graph.procs["player"].poll() is not None, 90), graph.log("player")
+    said = lambda: ("dropped LiDAR packets" in graph.log("launch")  # noqa: E731
+                    and "IMU accelerometer clipped" in graph.log("launch"))
+    assert spin_until(node, said, 30), graph.log("launch")[-4000:]
+    assert got and all(np.isfinite(m.pose.pose.position.x) for m in got)
+    assert graph.interrupt("launch") == 0
+    node.destroy_node()
