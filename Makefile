@@ -41,7 +41,7 @@ bench-sim: setup
 # all together, a half-sweep column window; tunnel, field, urban; ~15 GB of sequences in data/sim/
 bench-effects: setup
 	$(PY) -m coin_lio.eval.bench_sim --scenes tunnel,field,urban --duration 10 \
-	  --effects none,packets,window,offset,knocks,noise,mixed,realistic \
+	  --effects none,packets,window,offset,knocks,noise,mixed,realistic --rpe-delta 5 \
 	  --methods coin_lio,coin_lio_geometric,kiss_icp,rko_lio --data $(CURDIR)/data/sim --out $(CURDIR)/out/bench_effects
 
 # COIN-LIO where geometry is degenerate, against its geometric mode and the peers, plus ablations
