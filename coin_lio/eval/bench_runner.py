@@ -29,7 +29,7 @@ import numpy as np
 from coin_lio.eval.metrics import evaluate
 from coin_lio.eval.odometry_api import ODOMETRY_FACTORIES, SensorSetup, create_odometry
 from coin_lio.eval.sequence import ImuSample, SequenceInfo, iter_sensor_events, load_sequence
-from coin_lio.eval.trajectory import Trajectory, associate, read_tum, write_tum
+from coin_lio.eval.trajectory import Trajectory, match_to_reference, read_tum, write_tum
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def to_gt_frames(est_lidar: Trajectory, gt: Trajectory, T_lidar_gt: np.ndarray,
                  max_diff: float) -> tuple[Trajectory, np.ndarray]:
     """T_odom_lidar -> T_gtworld_gtbody (body change, then origin alignment at the first match)."""
     est_body = est_lidar.transformed(right=T_lidar_gt)
-    ref, est = associate(gt, est_body, max_diff)
+    ref, est, _ = match_to_reference(gt, est_body, max_diff)
     A = ref.poses()[0] @ np.linalg.inv(est.poses()[0])
     return est_body.transformed(left=A), A
 

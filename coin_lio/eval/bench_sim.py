@@ -101,13 +101,13 @@ def available_methods() -> tuple[list[str], dict[str, str]]:
 def end_errors(seq_out: Path, gt_path: Path, method: str, max_diff: float) -> list[float] | None:
     """Position error (x, y, z, world axes) of the last matched pose of the origin-aligned estimate
     the runner wrote (OUT/<seq>/<method>.tum): the drift, e.g. along the tunnel axis (x)."""
-    from coin_lio.eval.trajectory import associate, read_tum
+    from coin_lio.eval.trajectory import match_to_reference, read_tum
 
     est_path = seq_out / f"{method}.tum"
     if not est_path.exists():
         return None
     try:
-        ref, est = associate(read_tum(gt_path), read_tum(est_path), max_diff)
+        ref, est, _ = match_to_reference(read_tum(gt_path), read_tum(est_path), max_diff)
     except ValueError:
         return None
     if not len(ref):

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from coin_lio.eval.trajectory import Trajectory, associate
+from coin_lio.eval.trajectory import Trajectory, match_to_reference
 
 KITTI_LENGTHS = (100.0, 200.0, 300.0, 400.0, 500.0, 600.0, 700.0, 800.0)
 
@@ -170,17 +170,7 @@ def evaluate(gt: Trajectory, est: Trajectory, max_diff: float = 0.01, rpe_delta:
     LiDAR with a column window or lost packets at the scan end stamps its pose at the last column
     that arrived, between the ground truth's scan-rate stamps), the ground truth is interpolated
     at the estimate's stamps instead (`reference_interpolated`: true in the result)."""
-    try:
-        ref, est_a = associate(gt, est, max_diff)
-    except ValueError:
-        ref, est_a = gt.subset([]), est
-    interpolated = len(ref) < 0.5 * len(est) and len(gt) >= 2
-    if interpolated:
-        ref = gt.interpolated(est.timestamps)
-        est_a = est.subset(np.flatnonzero((est.timestamps >= gt.timestamps[0])
-                                          & (est.timestamps <= gt.timestamps[-1])))
-        if len(ref) == 0:
-            raise ValueError(f"'{est.name}' has no pose inside the time span of '{gt.name}'")
+    ref, est_a, interpolated = match_to_reference(gt, est, max_diff)
     out: dict = {"n_matched": len(ref), "n_estimate": len(est), "reference_interpolated": interpolated,
                  "gt_distance_m": ref.path_length(), "est_distance_m": est_a.path_length(),
                  "duration_s": ref.duration()}

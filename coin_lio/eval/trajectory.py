@@ -161,3 +161,23 @@ def associate(ref: Trajectory, est: Trajectory, max_diff: float = 0.01) -> tuple
                          f"with max. time difference {max_diff} s")
     short, long_ = short.subset(i_short), long_.subset(i_long)
     return (short, long_) if est_longer else (long_, short)
+
+
+def match_to_reference(ref: Trajectory, est: Trajectory, max_diff: float = 0.01) -> tuple[Trajectory, Trajectory, bool]:
+    """(ref, est, interpolated): pairs by stamp (associate) or, when fewer than half of the
+    shorter trajectory's poses find a partner within max_diff, the reference interpolated at the
+    estimate's stamps (a LiDAR with a column window stamps its pose at the last column that
+    arrived, between the reference's scan-rate stamps). Raises ValueError when nothing matches."""
+    try:
+        r, e = associate(ref, est, max_diff)
+    except ValueError:
+        r, e = ref.subset([]), est
+    if len(r) >= 0.5 * min(len(ref), len(est)) or len(ref) < 2:
+        if len(r) == 0:
+            raise ValueError(f"no matching timestamps between '{ref.name}' and '{est.name}' "
+                             f"with max. time difference {max_diff} s")
+        return r, e, False
+    inside = (est.timestamps >= ref.timestamps[0]) & (est.timestamps <= ref.timestamps[-1])
+    if not inside.any():
+        raise ValueError(f"'{est.name}' has no pose inside the time span of '{ref.name}'")
+    return ref.interpolated(est.timestamps), est.subset(np.flatnonzero(inside)), True
