@@ -8,7 +8,7 @@ from typing import Mapping
 import numpy as np
 
 from coin_lio.eval.metrics import align_se3
-from coin_lio.eval.trajectory import Trajectory, associate
+from coin_lio.eval.trajectory import Trajectory, match_to_reference
 
 
 def plot_trajectories(gt: Trajectory, estimates: Mapping[str, Trajectory], path: str | Path,
@@ -28,7 +28,7 @@ def plot_trajectories(gt: Trajectory, estimates: Mapping[str, Trajectory], path:
         top.plot(*gt.positions[0, :2], "ko", ms=6)
     for name, est in estimates.items():
         try:
-            ref, matched = associate(gt, est, max_diff)
+            ref, matched, _ = match_to_reference(gt, est, max_diff)
         except ValueError:
             top.plot([], [], label=f"{name}: no matching stamps")
             continue
@@ -53,7 +53,7 @@ def plot_trajectories(gt: Trajectory, estimates: Mapping[str, Trajectory], path:
         ax.axhline(0.0, color="black", lw=0.6)
     err_axes[0].set_title("position error (estimate - ground truth)")
     err_axes[-1].set_xlabel(f"time since {t0:.3f} [s]")
-    if estimates:
+    if err_axes[0].get_legend_handles_labels()[0]:
         err_axes[0].legend(loc="best", fontsize=8)
     if title:
         fig.suptitle(title)
