@@ -24,6 +24,7 @@ class ImuSaturation:
         self._peak = np.zeros((2, 6))                 # largest + / - magnitude per axis (acc, gyro)
         self._hits = np.zeros((2, 6), np.int64)       # readings that had exactly that magnitude
         self._recent: deque[int] = deque(maxlen=self.cfg.imu_window)   # bit 1 acc, 2 gyro
+        self._counts = np.zeros(2, np.int64)          # clipped acc / gyro readings in _recent
         self._since_report = self.cfg.imu_window      # the first clip is said at once
         self.levels = np.full(6, np.nan)              # |value| of the last clip per axis
 
@@ -39,18 +40,22 @@ class ImuSaturation:
         clipped = (mag >= self._floor) & (mag == self._peak[row, axes]) & \
             (self._hits[row, axes] >= self.cfg.clip_repeats)
         self.levels[clipped] = mag[clipped]
-        self._recent.append(int(clipped[:3].any()) | 2 * int(clipped[3:].any()))
+        if len(self._recent) == self._recent.maxlen:   # the oldest reading leaves the window
+            gone = self._recent[0]
+            self._counts -= (gone & 1, gone >> 1)
+        flag = int(clipped[:3].any()) | 2 * int(clipped[3:].any())
+        self._recent.append(flag)
+        self._counts += (flag & 1, flag >> 1)
         self._since_report += 1
-        if self._since_report >= self.cfg.imu_window:
+        if self._since_report >= self.cfg.imu_window and self._counts.any():
             self._report()
         return clipped
 
     def _report(self) -> None:
-        flags = np.asarray(self._recent)
-        for bit, name, sl, unit in ((1, "accelerometer", slice(0, 3), "m/s^2"), (2, "gyro", slice(3, 6), "rad/s")):
-            n = int(np.count_nonzero(flags & bit))
+        self._since_report = 0
+        for n, name, sl, unit in ((self._counts[0], "accelerometer", slice(0, 3), "m/s^2"),
+                                  (self._counts[1], "gyro", slice(3, 6), "rad/s")):
             if n:
-                self._since_report = 0
                 axes = [f"{'xyz'[i]} at {lvl:.2f}" for i, lvl in enumerate(self.levels[sl]) if np.isfinite(lvl)]
-                self.events.append(("imu_saturated", f"IMU {name} clipped in {n} of the last {len(flags)} "
+                self.events.append(("imu_saturated", f"IMU {name} clipped in {n} of the last {len(self._recent)} "
                                     f"readings ({', '.join(axes)} {unit}): the motion exceeds its range"))
