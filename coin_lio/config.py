@@ -174,9 +174,9 @@ class PhotometricConfig:
 
 @dataclass
 class InputCheckConfig:
-    """What the driver watches in its input to say when real-sensor effects show
-    (coin_lio.input_effects): missing column blocks (dropped packets), a cropped column window,
-    clipped IMU readings."""
+    """What the odometry watches in its input to say when real-sensor effects show: missing
+    column blocks (dropped packets) and a cropped column window (the driver,
+    coin_lio.input_effects), clipped IMU readings (the pipeline, coin_lio.imu_saturation)."""
 
     scan_window: int = 50                # scans the column statistics cover
     missing_columns_warn: float = 0.01   # share of columns (outside a fixed window) missing -> warn
