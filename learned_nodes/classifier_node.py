@@ -40,7 +40,9 @@ class ClassifierNode(ModelServerNode):
 
         m = self.config.model
         clf = PromptClassifier.from_paths(m.encoder_path, m.prompt_learner_path or None, m.device,
-                                          m.threads, m.class_cache_size)
+                                          m.threads, m.class_cache_size, m.image_mean)
+        for warning in clf.warnings:
+            self.get_logger().warning(warning)
         if self.config.class_names:  # warm the cache and the model (first call is slow otherwise)
             clf.classify(np.zeros((32, 32, 3), np.uint8), self.config.class_names)
         self.get_logger().info(f"{clf.method} on {clf.encoder.encoder_id} ({m.device})")

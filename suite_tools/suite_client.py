@@ -4,15 +4,15 @@ and the example to copy (it needs nothing but rclpy and the suite's interfaces).
 While odometry runs it listens to ~odometry and ~degeneracy (distance travelled, scans with a weak
 direction, dropped scans). When the odometry has been quiet for `idle_s` (the bag ended) or
 `listen_s` passed, it:
-  1. classifies `image_path` with class names chosen at call time (ClassifyImage),
+  1. classifies each of `image_paths` with class names chosen at call time (ClassifyImage),
   2. embeds `embed_image_path` (EmbedImage: feature + top labels),
   3. streams a status report generated from the numbers through the GenerateText ACTION (feedback
      printed as it arrives),
 and prints each answer with its round-trip latency. A service whose server is not up within
 `wait_s` is skipped with a note (not a failure) unless it is listed in `required`.
 
-    ros2 run coin_lio_suite suite_client --ros-args -p image_path:=shoe.png \
-        -p class_names:="[sneaker, sandal, boot]"
+    ros2 run coin_lio_suite suite_client --ros-args -p image_paths:="[cat.jpg, mug.png]" \
+        -p class_names:="[cat, dog, cup of coffee]"
 
 The topic / service / action names are relative, so they resolve in the client's namespace: for a
 suite launched with `namespace:=robot1`, run the client with `-r __ns:=/robot1`.
@@ -33,6 +33,7 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -50,8 +51,8 @@ from suite_tools.image_msgs import numpy_to_image
 
 # name -> default; every one can be set with -p NAME:=VALUE or a params file
 PARAMETERS = {
-    "image_path": "",                    # PNG/JPEG to classify ('' = no classify call)
-    "class_names": ["sneaker", "sandal", "ankle boot", "handbag", "sun hat"],   # chosen at call time
+    "image_paths": [""],                 # PNGs/JPEGs to classify, one call each ([""] = no classify call)
+    "class_names": ["cat", "dog", "cup of coffee", "car", "bicycle"],   # chosen at call time
     "embed_image_path": "",              # PNG/JPEG to embed ('' = no embed call)
     "odometry_topic": "coin_lio_node/odometry",
     "degeneracy_topic": "coin_lio_node/degeneracy",
@@ -153,16 +154,18 @@ def read_parameters(node: Node) -> dict:
     except ParameterException as exc:
         raise BadParameter(f"bad parameter: {exc}") from None
     p["required"] = {r for r in p["required"] if r}
+    p["image_paths"] = [path for path in p["image_paths"] if path]
     return p
 
 
-def read_images(p: dict) -> dict[str, LoadedImage | None]:
+def read_images(p: dict) -> dict[str, list[LoadedImage]]:
     """The images to send, read before the listening: an unreadable file is a BadParameter, said
     at once rather than minutes later."""
-    images = {}
-    for key in ("image_path", "embed_image_path"):
+    images: dict[str, list[LoadedImage]] = {}
+    for key in ("image_paths", "embed_image_path"):
+        paths = p[key] if key == "image_paths" else [p[key]] if p[key] else []
         try:
-            images[key] = read_image(p[key]) if p[key] else None
+            images[key] = [read_image(path) for path in paths]
         except ValueError as exc:
             raise BadParameter(f"{key}: {exc}") from None
     return images
@@ -224,22 +227,25 @@ def listen_to_odometry(node: Node, p: dict) -> Status:
     return status
 
 
-def classify(node: Node, p: dict, image: LoadedImage | None, calls: Calls) -> None:
-    """ClassifyImage with the class names chosen at call time; prints the top 3."""
-    if image is None:
-        return
-    request = ClassifyImage.Request(image=numpy_to_image(*image), class_names=list(p["class_names"]), top_k=3)
-    res, ms = call_service(node, calls, "classify", ClassifyImage, p["classify_service"], request, p["wait_s"])
-    if res is not None:
+def classify(node: Node, p: dict, images: list[LoadedImage], calls: Calls) -> None:
+    """ClassifyImage of each image with the class names chosen at call time; prints the top 3."""
+    for path, image in zip(p["image_paths"], images):
+        request = ClassifyImage.Request(image=numpy_to_image(*image), class_names=list(p["class_names"]),
+                                        top_k=3)
+        res, ms = call_service(node, calls, "classify", ClassifyImage, p["classify_service"], request,
+                               p["wait_s"])
+        if res is None:
+            return                       # not up or failed: recorded once, the other images skipped
         best = ", ".join(f"{n} {s:.2f}" for n, s in zip(res.labels, res.scores))
-        print(f"[suite_client] classify ({ms:.0f} ms round trip, {res.inference_ms:.0f} ms model): {best}",
-              flush=True)
+        print(f"[suite_client] classify {Path(path).name} ({ms:.0f} ms round trip, {res.inference_ms:.0f} ms "
+              f"model): {best}", flush=True)
 
 
-def embed(node: Node, p: dict, image: LoadedImage | None, calls: Calls) -> None:
+def embed(node: Node, p: dict, images: list[LoadedImage], calls: Calls) -> None:
     """EmbedImage: the feature's size and norm, and the head's top 3 labels."""
-    if image is None:
+    if not images:
         return
+    image = images[0]
     request = EmbedImage.Request(image=numpy_to_image(*image))
     res, ms = call_service(node, calls, "embed", EmbedImage, p["embed_service"], request, p["wait_s"])
     if res is not None:
@@ -296,7 +302,7 @@ def main(args: list[str] | None = None) -> int:
         calls.required = p["required"]
         images = read_images(p)
         status = listen_to_odometry(node, p)
-        classify(node, p, images["image_path"], calls)
+        classify(node, p, images["image_paths"], calls)
         embed(node, p, images["embed_image_path"], calls)
         stream_status_report(node, p, status, calls)
     except BadParameter as exc:          # one line, exit 2

@@ -80,7 +80,7 @@ def test_a_signal_stops_it_cleanly(graph, tmp_path, sig, phase):
     if phase == "listening":
         params, marker = ["listen_s:=600.0"], "[suite_client] listening to "
     else:
-        params = ["listen_s:=0.0", f"image_path:={_png(tmp_path)}", "wait_s:=600.0"]
+        params = ["listen_s:=0.0", f"image_paths:=[{_png(tmp_path)}]", "wait_s:=600.0"]
         marker = "[suite_client] classify: waiting up to 600 s for classifier_node/classify"
     proc, out, err = _start_client(graph, tmp_path, *params)
     try:
@@ -100,7 +100,7 @@ def test_a_signal_stops_it_cleanly(graph, tmp_path, sig, phase):
 
 def test_an_unreadable_image_is_a_bad_parameter_said_before_listening(graph, tmp_path):
     pytest.importorskip("cv2")
-    proc, out, err = _start_client(graph, tmp_path, "listen_s:=600.0", f"image_path:={tmp_path / 'none.png'}")
+    proc, out, err = _start_client(graph, tmp_path, "listen_s:=600.0", f"image_paths:=[{tmp_path / 'none.png'}]")
     try:
         code = proc.wait(120)
     finally:
@@ -108,4 +108,4 @@ def test_an_unreadable_image_is_a_bad_parameter_said_before_listening(graph, tmp
             proc.kill()
             proc.wait(10)
     assert code == 2, out.read_text() + err.read_text()
-    assert "image_path: cannot read image" in err.read_text() and "listening" not in out.read_text()
+    assert "image_paths: cannot read image" in err.read_text() and "listening" not in out.read_text()

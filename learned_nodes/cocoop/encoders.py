@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from learned_nodes.cocoop.defaults import IMAGE_MEANS
 from learned_nodes.cocoop.model import ClassPrompts
 from learned_nodes.model_files.checkpoint import CheckpointError, load_tensors, read_config, read_json
 from learned_nodes.model_files.efficientnet import EfficientNetTower
@@ -242,10 +243,12 @@ class AlignedDualEncoder(DualEncoder):
     """EfficientNet image tower + MiniLM text tower + projection text -> image feature space.
 
     Image feature: normalise(f - image_mean), f the pooled tower feature (centred cosine);
-    text feature: normalise(P minilm(prompt)).
+    text feature: normalise(P minilm(prompt)). `image_mean` picks the centre (IMAGE_MEANS): the mean
+    stored in the folder (of the unlabelled target-domain images it was fitted with), or the tower's
+    own data-free estimate of its pretraining images' mean (natural photos).
     """
 
-    def __init__(self, folder: str | Path) -> None:
+    def __init__(self, folder: str | Path, image_mean: str = "") -> None:
         super().__init__()
         folder = Path(folder)
         doc = read_config(folder, ALIGNED_KIND)
@@ -265,10 +268,16 @@ class AlignedDualEncoder(DualEncoder):
                                         "projection.bias": (d_img,), "image_mean": (d_img,)})
         self.text.projection.load_state_dict({"weight": tensors["projection.weight"],
                                               "bias": tensors["projection.bias"]})
-        self.register_buffer("image_mean", tensors["image_mean"].float())
+        self.image_mean_source = image_mean or str(cfg.get("image_mean", "stored"))
+        if self.image_mean_source not in IMAGE_MEANS:
+            raise CheckpointError(f"image_mean must be one of {IMAGE_MEANS}, got '{self.image_mean_source}'")
+        mean = (tensors["image_mean"].float() if self.image_mean_source == "stored"
+                else self.image_tower.pretraining_feature_mean())
+        self.register_buffer("image_mean", mean)
         self.centre = bool(cfg.get("centre_images", True))
         self.logit_scale = float(cfg.get("logit_scale", 30.0))
-        self.encoder_id = f"{ALIGNED_KIND}:{folder.name}"
+        self.encoder_id = f"{ALIGNED_KIND}:{folder.name}" + (
+            "" if self.image_mean_source == "stored" else f"+{self.image_mean_source}_mean")
         self.image_id = _digest(json.dumps(img, sort_keys=True), str(tower_path), self.centre,
                                 self.image_mean.numpy().tobytes())
         self.eval().requires_grad_(False)
@@ -315,14 +324,17 @@ def resolve_weights(spec: str, base: Path) -> Path:
     return path if path.is_absolute() else base / path
 
 
-def load_encoder(path: str | Path, device: str = "cpu") -> DualEncoder:
-    """A frozen dual encoder from a local folder: aligned dual encoder or HF CLIP, by its config."""
+def load_encoder(path: str | Path, device: str = "cpu", image_mean: str = "") -> DualEncoder:
+    """A frozen dual encoder from a local folder: aligned dual encoder or HF CLIP, by its config.
+    `image_mean` ('' = the folder's choice) only applies to an aligned encoder (see IMAGE_MEANS)."""
     folder = resolve_path(str(path))
     doc = read_json(folder / "config.json",
                     f"{folder}: no config.json (expected a CLIP checkpoint or an aligned encoder)")
     if doc.get("kind") == ALIGNED_KIND:
-        enc: DualEncoder = AlignedDualEncoder(folder)
+        enc: DualEncoder = AlignedDualEncoder(folder, image_mean)
     elif doc.get("model_type") == "clip":
+        if image_mean:
+            raise CheckpointError(f"{folder}: image_mean applies to an aligned encoder, not to CLIP")
         enc = ClipEncoder(folder)
     else:
         raise CheckpointError(f"{folder}: neither an aligned dual encoder nor a CLIP checkpoint "

@@ -76,15 +76,20 @@ class PromptClassifier:
     def __init__(self, encoder: DualEncoder, model: CoCoOp, method: str, cache_size: int = 32) -> None:
         self.encoder, self.model, self.method = encoder.eval(), model.eval(), method
         self.cache_size = cache_size
+        trained_on = model.cfg.encoder_id
+        # A prompt learner sees image features through the encoder it was trained with (Meta-Net).
+        self.warnings = [] if method == "zero-shot" or not trained_on or trained_on == encoder.encoder_id else [
+            f"the prompt learner was trained on encoder '{trained_on}', it runs on '{encoder.encoder_id}'"]
         self._prompts: OrderedDict[tuple[str, ...], ClassPrompts] = OrderedDict()
         self._text: OrderedDict[tuple[str, ...], torch.Tensor] = OrderedDict()  # CoOp/zero-shot only
 
     @classmethod
     def from_paths(cls, encoder_path: str | Path, prompt_learner_path: str | Path | None = None,
-                   device: str = "cpu", threads: int = 0, cache_size: int = 32) -> "PromptClassifier":
+                   device: str = "cpu", threads: int = 0, cache_size: int = 32,
+                   image_mean: str = "") -> "PromptClassifier":
         if threads > 0:
             torch.set_num_threads(threads)
-        encoder = load_encoder(encoder_path, device)
+        encoder = load_encoder(encoder_path, device, image_mean)
         if prompt_learner_path:
             model, _ = load_prompt_learner(encoder, prompt_learner_path)
             method = model.cfg.method

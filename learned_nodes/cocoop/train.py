@@ -123,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="'fashion-mnist' or a folder root/<class>/<images>")
     p.add_argument("--classes", default="base", help="all | base | new | comma-separated class names")
     p.add_argument("--encoder", default=None, help="encoder folder (default: the shipped aligned encoder)")
+    p.add_argument("--image-mean", default="", choices=["", "stored", "pretraining"],
+                   help="aligned encoder's image centre (serve with the same model.image_mean): pretraining "
+                        "for natural photos, stored for the encoder folder's domain; '' = the folder's")
     p.add_argument("--out", type=Path, required=True, help="output folder of the prompt learner")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=0)
@@ -146,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     data = load_dataset(args.data, "train")
     classes = select_classes(args.classes, data.class_names)
     names = [data.class_names[c] for c in classes]
-    encoder = load_encoder(args.encoder or default_encoder_path(), args.device)
+    encoder = load_encoder(args.encoder or default_encoder_path(), args.device, args.image_mean)
     idx = few_shot_indices(data.labels, classes, cfg.shots, cfg.seed)
     remap = {c: i for i, c in enumerate(classes)}
     labels = np.asarray([remap[int(data.labels[i])] for i in idx])

@@ -31,3 +31,21 @@ class EfficientNetTower(nn.Module):
                   if not k.endswith("num_batches_tracked")}
         self.net.load_state_dict(load_tensors(path, shapes), strict=False)
         return self
+
+    @torch.no_grad()
+    def pretraining_feature_mean(self, nodes: int = 96) -> torch.Tensor:
+        """(1280,) data-free estimate of the mean pooled feature over the pretraining images (ImageNet).
+
+        The head is act(BN(conv(x))). Over the images BN's running statistics were gathered on, each
+        channel's BN output has mean beta and standard deviation |gamma|; taking it as Gaussian, the
+        channel's mean feature is E[act(beta + |gamma| z)], z ~ N(0, 1), computed here by Gauss-Hermite
+        quadrature (spatial pooling does not change a mean). No image is needed.
+        """
+        import numpy as np
+
+        z, w = np.polynomial.hermite_e.hermegauss(nodes)                     # probabilists' Hermite
+        z = torch.as_tensor(z, dtype=torch.float32)                          # (K,)
+        w = torch.as_tensor(w / w.sum(), dtype=torch.float32)                # (K,) weights, sum 1
+        bn = self.net._bn1
+        pre = bn.bias.float()[:, None] + bn.weight.float().abs()[:, None] * z[None, :]   # (C, K)
+        return (self.net._swish(pre) * w[None, :]).sum(dim=1)                # (C,)
