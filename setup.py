@@ -25,6 +25,7 @@ TOOLS = [
     "coin-lio-run=coin_lio.offline_runner:main",
     "cocoop-train=learned_nodes.cocoop.train:main",
     "cocoop-eval=learned_nodes.cocoop.evaluate:main",
+    "cocoop-photo-check=learned_nodes.cocoop.photo_check:main",
     "lm-eval-ppl=learned_nodes.llm.perplexity:main",
     "loraprune=learned_nodes.loraprune.cli:main",
     "daft-tune=learned_nodes.daft.tune:main",

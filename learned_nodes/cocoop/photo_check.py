@@ -8,7 +8,7 @@ table shows what each choice does on photos. Nothing is tuned on these photos.
 
     python -m learned_nodes.cocoop.photo_check --out out/photo_check      # ~1 min on one core
 
-Writes results.md, results.json and photos.png (each photo with its top 3) under --out.
+Writes results.md, results.json and photos.jpg (each photo with its top 3) under --out.
 """
 from __future__ import annotations
 
@@ -102,7 +102,7 @@ def plot(rows: list[dict], images: list[np.ndarray], path: Path) -> None:
         text = "\n".join(f"{n} {p:.2f}" for n, p in r["top3"])
         ax.set_title(f"{r['label']}\n{text}", fontsize=8, color="green" if r["right"] else "red")
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    fig.savefig(path, dpi=70, pil_kwargs={"quality": 80} if path.suffix == ".jpg" else None)
     plt.close(fig)
 
 
@@ -120,9 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "results.md").write_text(md)
     (args.out / "results.json").write_text(json.dumps([{"variant": v.__dict__, **r} for v, r in results],
                                                       indent=1))
-    plot(results[0][1]["rows"], [ph.load() for ph in real_photos()], args.out / "photos.png")
+    plot(results[0][1]["rows"], [ph.load() for ph in real_photos()], args.out / "photos.jpg")
     print(md, end="")
-    print(f"[photo-check] wrote {args.out}/results.md, results.json, photos.png")
+    print(f"[photo-check] wrote {args.out}/results.md, results.json, photos.jpg")
     return 0
 
 
