@@ -52,7 +52,7 @@ def test_effect_variants_name_and_configure_their_sequences():
     cfg = bench_sim.make_config(specs[1], 2.0, 32, 512)
     assert cfg.effects.column_window == (128, 383) and cfg.effects.enabled() == ["column_window"]
     assert bench_sim.make_config(specs[0], 2.0, 32, 512).effects.enabled() == []
-    assert len(bench_sim.make_config(specs[2], 2.0, 32, 512).effects.enabled()) == 6
+    assert len(bench_sim.make_config(specs[2], 2.0, 32, 512).effects.enabled()) == 7
     with pytest.raises(ValueError, match="unknown effects variant"):
         bench_sim.parse_sequences("tunnel", effects="rain")
 

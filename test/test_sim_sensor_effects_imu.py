@@ -50,7 +50,7 @@ def test_defaults_are_off_and_realistic_turns_everything_on():
     assert SensorEffects().enabled() == [] and not SensorEffects().lidar_enabled
     assert SensorEffects.realistic().enabled() == [
         "dropped_packets", "imu_time_offset", "imu_saturation", "knocks", "noise_returns",
-        "mixed_pixels"]                                        # a column window is a setting
+        "mixed_pixels", "moving_objects"]                      # a column window is a setting
     with pytest.raises(ValueError, match="column_window"):
         small(effects=SensorEffects(column_window=(0, 512)))
 
@@ -132,7 +132,8 @@ def test_realistic_cli_sequence_is_recorded_and_deterministic(tmp_path):
     desc = json.loads((tmp_path / "a/sequence.json").read_text())
     fx = desc["effects"]
     assert fx["enabled"] == ["dropped_packets", "column_window", "imu_time_offset",
-                             "imu_saturation", "knocks", "noise_returns", "mixed_pixels"]
+                             "imu_saturation", "knocks", "noise_returns", "mixed_pixels", "moving_objects"]
+    assert fx["moving_objects"]["pedestrians_per_min"] == 12.0   # 0.3 s: all in the static start, none placed
     assert fx["dropped_packets"]["prob_per_packet"] == 0.005
     assert fx["dropped_packets"]["columns_per_packet"] == 16
     assert fx["column_window"] == {"first": 0, "last": 255, "columns": 256, "of": 512}

@@ -30,7 +30,7 @@ DEFAULT_IMU = "icm20948"   # the IMU of the simulated sensor (Ouster OS units); 
 # Real-sensor effect variants (--effects): each effect of coin_lio.sim alone at its realistic level
 # (SensorEffects.realistic(), stated in coin_lio/sim/sensor_effects.py), all of them together, and
 # a column window of half the sweep (a setting, not a defect: not part of "realistic").
-EFFECTS = ("none", "packets", "window", "offset", "knocks", "noise", "mixed", "realistic")
+EFFECTS = ("none", "packets", "window", "offset", "knocks", "noise", "mixed", "movers", "realistic")
 
 
 def sensor_effects(name: str, cols: int):
@@ -43,7 +43,8 @@ def sensor_effects(name: str, cols: int):
                 "offset": dict(imu_time_offset=r.imu_time_offset),
                 "knocks": dict(knock_rate_hz=r.knock_rate_hz, imu_saturation=True),
                 "noise": dict(noise_return_frac=r.noise_return_frac),
-                "mixed": dict(mixed_pixel_frac=r.mixed_pixel_frac)}
+                "mixed": dict(mixed_pixel_frac=r.mixed_pixel_frac),
+                "movers": dict(pedestrians_per_min=r.pedestrians_per_min, vehicles_per_min=r.vehicles_per_min)}
     if name == "realistic":
         return r
     if name not in variants:

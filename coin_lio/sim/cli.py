@@ -40,6 +40,10 @@ EFFECT_FLAGS = (
      "share of pixels given a spurious 0.5-5 m return (off: 0; realistic 0.001)"),
     ("--mixed-pixels", dict(type=float, metavar="F", dest="mixed_pixel_frac"),
      "share of depth-edge pixels given a mixed range (off: 0; realistic 0.3)"),
+    ("--pedestrians", dict(type=float, metavar="N", dest="pedestrians_per_min"),
+     "people passing per minute, along or across the path (off: 0; realistic 12)"),
+    ("--vehicles", dict(type=float, metavar="N", dest="vehicles_per_min"),
+     "oncoming cars passing beside the path per minute (off: 0; realistic 4)"),
 )
 
 

@@ -99,7 +99,8 @@ class LidarSimulator:
         h, w = self.shape
         o, d = self.rays(trajectory, t_start)
         t_max = self.sensor.max_range - self.range_offset + 1.0
-        hits = scene.cast(o.reshape(-1, 3), d.reshape(-1, 3), t_max)
+        fired = t_start + np.broadcast_to(self.point_offsets_s, (h, w)).reshape(-1)   # (H*W,) s
+        hits = scene.cast(o.reshape(-1, 3), d.reshape(-1, 3), t_max, fired)
         cos_inc = np.abs(np.einsum("ij,ij->i", hits.normal, d.reshape(-1, 3)))
         sun = np.asarray(scene.sun_direction, float) / np.linalg.norm(scene.sun_direction)
         lit = 0.35 + 0.65 * np.clip(hits.normal @ sun, 0.0, None)

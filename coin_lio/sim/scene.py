@@ -40,8 +40,10 @@ class Scene:
     sun_direction: tuple = (0.3, 0.2, 0.93)
     seed: int = 0
 
-    def cast(self, origins: np.ndarray, directions: np.ndarray, t_max: float) -> Hits:
-        """Nearest hits of rays (N, 3) with unit directions, up to t_max metres."""
+    def cast(self, origins: np.ndarray, directions: np.ndarray, t_max: float,
+             times: np.ndarray | None = None) -> Hits:
+        """Nearest hits of rays (N, 3) with unit directions, up to t_max metres. `times` (N,), s:
+        when each ray is fired, for moving primitives (coin_lio.sim.movers; skipped without it)."""
         o = np.ascontiguousarray(origins, dtype=np.float64)
         d = np.ascontiguousarray(directions, dtype=np.float64)
         n = len(o)
@@ -53,6 +55,10 @@ class Scene:
         spread = float(np.sqrt(((o3 - centre[:, None]) ** 2).sum(axis=0).max(initial=0.0)))
         az = el = None
         for k, p in enumerate(self.primitives):
+            if getattr(p, "moving", False):
+                if times is not None:
+                    self._cast_mover(k, p, o3, d3, t_max, np.asarray(times, float), centre, spread, best, prim)
+                continue
             b = p.bound()
             if b is None:
                 t = p.intersect(o3, d3, t_max)
@@ -85,7 +91,23 @@ class Scene:
         for k in np.unique(prim[prim >= 0]):
             idx = np.flatnonzero(prim == k)
             pts = o[idx] + d[idx] * best[idx, None]
-            nrm, uv = self.primitives[k].surface(pts)
+            p = self.primitives[k]
+            nrm, uv = p.surface_at(pts, times[idx]) if getattr(p, "moving", False) else p.surface(pts)
             normal[idx] = nrm
             refl[idx] = self.primitives[k].texture(uv)
         return Hits(best, normal, np.clip(refl, 0.0, None), prim)
+
+    @staticmethod
+    def _cast_mover(k, p, o3, d3, t_max, times, centre, spread, best, prim) -> None:
+        """Rays that a moving primitive can reach: fired in its active window, its track within
+        range of the rays' origins; nearer hits update best / prim in place."""
+        lo, hi = float(times.min()), float(times.max())
+        if not p.active_between(lo, hi):
+            return
+        ends = p.positions(np.array([max(lo, p.t_from), min(hi, p.t_to)]))        # (2, 3)
+        if np.linalg.norm(ends - centre, axis=1).min() - p.reach - spread > t_max + np.linalg.norm(ends[1] - ends[0]):
+            return
+        idx = np.flatnonzero((times >= p.t_from) & (times <= p.t_to))
+        t = p.intersect_at(o3[:, idx], d3[:, idx], t_max, times[idx])
+        closer = t < best[idx]
+        best[idx[closer]], prim[idx[closer]] = t[closer], k

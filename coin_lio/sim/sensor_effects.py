@@ -11,7 +11,8 @@ measured): packet loss 0.5 % of packets (a loaded host or shared network; a dedi
 loses far fewer), no column window (a setting, not a defect), IMU stamps 5 ms late
 (software-stamped IMU), IMU clipping at +-2 g / +-250 deg/s (ICM-20948 smallest full scales; the
 IMU of Ouster OS sensors), a knock every 10 s on average (5 g, 300 deg/s peaks), 0.1 % spurious
-returns at 0.5-5 m (light dust), 30 % of depth-edge pixels mixed.
+returns at 0.5-5 m (light dust), 30 % of depth-edge pixels mixed, 12 pedestrians and 4 vehicles
+passing per minute (a busy street or a shared tunnel; coin_lio.sim.movers).
 """
 from __future__ import annotations
 
@@ -50,6 +51,8 @@ class SensorEffects:
     noise_return_range_m: tuple[float, float] = (0.5, 5.0)   # uniform range of those, m
     mixed_pixel_frac: float = 0.0       # share of depth-edge pixels given a mixed range
     mixed_pixel_min_jump_m: float = 0.5  # range step between horizontal neighbours = an edge
+    pedestrians_per_min: float = 0.0    # people passing: along or across the path (coin_lio.sim.movers)
+    vehicles_per_min: float = 0.0       # oncoming cars passing beside the path
 
     def __post_init__(self) -> None:
         def check(ok: bool, what: str) -> None:
@@ -75,12 +78,15 @@ class SensorEffects:
         check(0.0 < lo < hi <= 100.0, "noise_return_range_m must satisfy 0 < lo < hi <= 100")
         check(0.0 <= self.mixed_pixel_frac <= 1.0, "mixed_pixel_frac must be in [0, 1]")
         check(self.mixed_pixel_min_jump_m > 0, "mixed_pixel_min_jump_m must be > 0")
+        check(0.0 <= self.pedestrians_per_min <= 120.0 and 0.0 <= self.vehicles_per_min <= 60.0,
+              "pedestrians_per_min must be in [0, 120] and vehicles_per_min in [0, 60]")
 
     @classmethod
     def realistic(cls, **overrides) -> "SensorEffects":
         """Every defect at the level stated in the module docstring (column window: none)."""
         base = dict(packet_drop_prob=0.005, imu_time_offset=0.005, imu_saturation=True,
-                    knock_rate_hz=0.1, noise_return_frac=0.001, mixed_pixel_frac=0.3)
+                    knock_rate_hz=0.1, noise_return_frac=0.001, mixed_pixel_frac=0.3,
+                    pedestrians_per_min=12.0, vehicles_per_min=4.0)
         return cls(**{**base, **overrides})
 
     def replace(self, **changes) -> "SensorEffects":
@@ -92,6 +98,10 @@ class SensorEffects:
                 or self.noise_return_frac > 0 or self.mixed_pixel_frac > 0)
 
     @property
+    def movers_enabled(self) -> bool:
+        return self.pedestrians_per_min > 0 or self.vehicles_per_min > 0
+
+    @property
     def knocks_enabled(self) -> bool:
         return self.knock_rate_hz > 0 and (self.knock_acc_g > 0 or self.knock_gyro_dps > 0)
 
@@ -101,7 +111,7 @@ class SensorEffects:
               "column_window": self.column_window is not None,
               "imu_time_offset": self.imu_time_offset != 0, "imu_saturation": self.imu_saturation,
               "knocks": self.knocks_enabled, "noise_returns": self.noise_return_frac > 0,
-              "mixed_pixels": self.mixed_pixel_frac > 0}
+              "mixed_pixels": self.mixed_pixel_frac > 0, "moving_objects": self.movers_enabled}
         return [name for name, flag in on.items() if flag]
 
     def packet_columns(self, sensor: str, rings: int) -> int:
@@ -120,7 +130,8 @@ class SensorEffects:
         return (f"; but imu_time_offset = {dt} s: the sample of true time t is stamped t + {dt}"
                 if dt else "")
 
-    def describe(self, sensor: str, rings: int, cols: int, knocks: "Knocks | None" = None) -> dict:
+    def describe(self, sensor: str, rings: int, cols: int, knocks: "Knocks | None" = None,
+                 movers: list | None = None) -> dict:
         """The sequence.json 'effects' entry: what was applied, at which level."""
         out: dict = {"enabled": self.enabled()}      # the full config: config.effects
         if self.packet_drop_prob > 0:
@@ -152,6 +163,13 @@ class SensorEffects:
                 out[name] = {k: getattr(self, k) for k in keys}
         if knocks is not None:
             out["knocks"]["events"] = knock_summary(knocks)
+        if self.movers_enabled:
+            out["moving_objects"] = {"pedestrians_per_min": self.pedestrians_per_min,
+                                     "vehicles_per_min": self.vehicles_per_min,
+                                     "placed": [{"kind": m.kind, "start_m": [round(float(x), 2) for x in m.start],
+                                                 "velocity_mps": [round(float(x), 2) for x in m.velocity],
+                                                 "active_s": [round(m.t_from, 2), round(m.t_to, 2)]}
+                                                for m in (movers or [])]}
         return out
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +26,7 @@ from coin_lio.sim.imu import GRAVITY, ImuConfig
 from coin_lio.io.ouster_geometry import coin_lio_u_shift
 from coin_lio.sim.lidar_model import LidarNoiseConfig, OusterConfig, VelodyneConfig
 from coin_lio.sim.lidar_sim import LidarSimulator
+from coin_lio.sim.movers import place_movers
 from coin_lio.sim.scenes import SCENES, make_scene
 from coin_lio.sim.sensor_effects import SensorEffects, add_knocks, recorded_imu
 from coin_lio.sim.trajectory import PROFILES, RotatedBody, SplineTrajectory, TrajectoryConfig
@@ -128,6 +129,11 @@ def build(config: SequenceConfig):
     traj = SplineTrajectory(SplinePath(spec.waypoints, spec.closed), tcfg, config.duration + 1.0,
                             seed=config.seed)
     traj, knocks = add_knocks(traj, config.effects, config.seed, tcfg.static_duration, config.duration)
+    movers = []
+    if config.effects.movers_enabled:     # after the knocks: placed where the robot will really be
+        movers = place_movers(spec.scene, traj, config.effects, config.seed, tcfg.static_duration,
+                              config.duration)
+        spec = replace(spec, scene=replace(spec.scene, primitives=spec.scene.primitives + movers))
     if config.sensor == "ouster":
         if config.ouster.imu_mount_rpy_deg != (0.0, 0.0, 0.0):   # the IMU turned on the same rig
             traj = RotatedBody(traj, config.ouster.imu_mount_rotation())
@@ -149,7 +155,8 @@ def build(config: SequenceConfig):
         imu_id = "imu_link" if config.imu.frame_id == "os_imu" else config.imu.frame_id
         T_body = {"imu": np.eye(4), "lidar": T, "cloud": T}
         names = {"imu": imu_id, "lidar": cloud_frame, "cloud": cloud_frame}
-    return spec, traj, sim, dict(T_body=T_body, names=names, cloud=cloud_frame, imu=imu_id, knocks=knocks)
+    return spec, traj, sim, dict(T_body=T_body, names=names, cloud=cloud_frame, imu=imu_id, knocks=knocks,
+                                 movers=movers)
 
 
 def generate_sequence(config: SequenceConfig, out_dir: str | Path, progress: bool = True,
@@ -268,7 +275,7 @@ def describe(config: SequenceConfig, sim: LidarSimulator, frames: dict, imu,
         "imu": {**config.imu.to_dict(), "initial_bias_gyro": imu.bias_gyro[0],
                 "initial_bias_acc": imu.bias_acc[0], "frame_id": frames["imu"]},
         "noise": asdict(config.noise), "trajectory": config.trajectory.resolved(),
-        "effects": config.effects.describe(config.sensor, *sim.shape, frames["knocks"]),
+        "effects": config.effects.describe(config.sensor, *sim.shape, frames["knocks"], frames["movers"]),
         "config": config.to_dict(),
         "generation": {"seconds": round(info.seconds, 2),
                        "mean_scan_ms": round(info.mean_scan_ms, 1)},
