@@ -67,9 +67,14 @@ class MapConfig:
     half_extent: float = 150.0      # m: the map keeps points within this box around the sensor
     trim_distance: float = 20.0     # m of travel between trims of the box
     rebuild_fraction: float = 0.25  # rebuild the k-d tree when this share of points is new
+    # s: a new voxel enters the map only when seen again this long after first seen, and new
+    # patches only lie on the map (moving objects stay out: coin_lio/core/static_confirmation.py);
+    # 0 = at once, as FAST-LIO2
+    confirm_s: float = 1.0
 
     def __post_init__(self) -> None:
         _check(self.voxel_size > 0 and self.half_extent > 10 * self.voxel_size, "bad map sizes")
+        _check(0.0 <= self.confirm_s <= 10.0, "confirm_s must be in [0, 10] s")
         _check(0 < self.rebuild_fraction <= 1 and self.trim_distance > 0, "bad map rebuild/trim")
 
 

@@ -223,7 +223,7 @@ class LioPipeline:
         self._commit(x_new, P_new, t_end)
         t1 = time.perf_counter()
         world = _to_world(x_new, body)
-        self.map.insert(world)
+        self.map.insert(world, t_end)
         self.map.trim(x_new.lidar_pose()[:3, 3])
         tm["map"] = _ms(t1)
         degen = None
@@ -254,7 +254,9 @@ class LioPipeline:
         if photo is None or res.state is None:
             return res
         t1 = time.perf_counter()
-        photo.track_and_select(res.state, weak_world)
+        # with static confirmation on, new patches only on mapped (confirmed static) structure
+        static = self.map.has_point_near if self.map.pending is not None else None
+        photo.track_and_select(res.state, weak_world, static)
         tm["patch_selection"] = _ms(t1)
         res.num_tracked_patches = photo.stats["tracked"]
         res.num_new_patches = photo.stats["new"]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from coin_lio.sim.lidar_model import OusterConfig, VelodyneConfig
-from coin_lio.sim.movers import Mover, pedestrian, place_movers, vehicle
+from coin_lio.sim.movers import MIN_GAP_M, Mover, pedestrian, place_movers, vehicle
 from coin_lio.sim.primitives import Cylinder, Plane
 from coin_lio.sim.scene import Scene
 from coin_lio.sim.sensor_effects import SensorEffects
@@ -57,6 +57,9 @@ def test_placement_counts_and_free_space_and_the_seed():
         dirs = np.array([[np.cos(a), np.sin(a), 0.0] for a in np.linspace(0, 2 * np.pi, 16, endpoint=False)])
         free = static.cast(np.tile(mid, (16, 1)), dirs, 10.0).t.min()
         assert free > 0.2, f"{m.kind} at {mid} is inside a wall ({free:.2f} m free)"
+        t = np.linspace(max(m.t_from, 1.5), min(m.t_to, 10.0), 40)
+        gap = np.linalg.norm(m.positions(t)[:, :2] - traj.pose(t)[1][:, :2], axis=1).min()
+        assert gap >= MIN_GAP_M[m.kind], f"{m.kind} comes {gap:.2f} m near the robot"
         speed = np.linalg.norm(m.velocity)
         assert (1.0 <= speed <= 1.6) if m.kind == "pedestrian" else (4.0 <= speed <= 8.0)
     assert SensorEffects().enabled() == [] and "moving_objects" in SensorEffects.realistic().enabled()

@@ -11,6 +11,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from coin_lio.config import MapConfig
+from coin_lio.core.static_confirmation import StaticConfirmation
 
 _BITS = 21
 _OFFSET = 1 << (_BITS - 1)
@@ -50,12 +51,15 @@ class LocalMap:
         self._n_tree = 0                               # points[:n_tree] are in the big tree
         self._recent: cKDTree | None = None
         self._trim_centre: np.ndarray | None = None
+        self.pending = StaticConfirmation(cfg.confirm_s) if cfg.confirm_s > 0 else None
 
     def __len__(self) -> int:
         return len(self.points)
 
-    def insert(self, points_w: np.ndarray) -> int:
-        """Add world points whose voxel is still empty; returns how many were added."""
+    def insert(self, points_w: np.ndarray, t: float | None = None) -> int:
+        """Add world points whose voxel is still empty; returns how many were added. With
+        cfg.confirm_s and the scan time t (s), a new voxel waits until seen again (StaticConfirmation);
+        t None adds at once (the first scan)."""
         if len(points_w) == 0:
             return 0
         sel = voxel_downsample(points_w, self.cfg.voxel_size)
@@ -65,6 +69,9 @@ class LocalMap:
             pos = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
             fresh = self.keys[pos] != keys
             pts, keys = pts[fresh], keys[fresh]
+        if self.pending is not None and t is not None:
+            ok = self.pending.confirm(keys, t)
+            pts, keys = pts[ok], keys[ok]
         if len(pts) == 0:
             return 0
         self.points = np.vstack([self.points, pts])
@@ -93,6 +100,11 @@ class LocalMap:
             self._n_tree, self._recent = n, None
         elif n > self._n_tree:
             self._recent = cKDTree(self.points[self._n_tree:])
+
+    def has_point_near(self, queries: np.ndarray) -> np.ndarray:
+        """(Q,) bool: a map point within one voxel size of each query (Q, 3)."""
+        sq, _ = self.knn(queries, 1, max_dist=self.cfg.voxel_size)
+        return np.isfinite(sq[:, 0])
 
     def knn(self, queries: np.ndarray, k: int, max_dist: float = np.inf) -> tuple[np.ndarray, np.ndarray]:
         """(squared distances (Q, k), indices (Q, k) into self.points); inf/len when missing.

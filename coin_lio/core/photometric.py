@@ -14,6 +14,7 @@ Rows are scaled by photo_scale and share the LiDAR noise, as in the reference.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -196,8 +197,10 @@ class PhotometricTracker:
                 (ok & ok0).reshape(m, p))
 
     # ---- after the update: track, then select ---------------------------------------------
-    def track_and_select(self, x: NavState, weak_world: np.ndarray) -> None:
-        """Drop lost patches, age the rest, add new ones where the weak directions need them."""
+    def track_and_select(self, x: NavState, weak_world: np.ndarray,
+                         static: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
+        """Drop lost patches, age the rest, add new ones where the weak directions need them;
+        `static(world (C, 3)) -> (C,) bool` vetoes new patches off the static map (moving objects)."""
         from coin_lio.photometric.patches import lookup_nearest, ncc, sample_patches
 
         c, f = self.cfg, self.frame
@@ -225,9 +228,9 @@ class PhotometricTracker:
             self.patches.age += 1
             self.patches.uv = centre[keep]
         self.stats["tracked"] = len(self.patches)
-        self.stats["new"] = self._select(x, weak_world)
+        self.stats["new"] = self._select(x, weak_world, static)
 
-    def _select(self, x: NavState, weak_world: np.ndarray) -> int:
+    def _select(self, x: NavState, weak_world: np.ndarray, static=None) -> int:
         from coin_lio.photometric.features import (detect_candidates, dominant_directions,
                                                    random_candidates, select_patches)
         from coin_lio.photometric.patches import (patch_indices, patch_intensities, patch_pixels,
@@ -262,6 +265,12 @@ class PhotometricTracker:
         p_end = np.einsum("nij,nj->ni", R_t, raw.reshape(-1, 3)) + t_t
         T = x.lidar_pose()
         world = (p_end @ T[:3, :3].T + T[:3, 3]).reshape(len(chosen), -1, 3)
+        if static is not None:
+            on_map = static(world[:, world.shape[1] // 2])
+            self.stats["off_map"] = self.stats.get("off_map", 0) + int((~on_map).sum())
+            chosen, world = chosen[on_map], world[on_map]
+            if len(chosen) == 0:
+                return 0
         ref = patch_intensities(f.image, cand[chosen], c.patch_size)
         new = PatchSet(world, ref, np.zeros(len(chosen), np.int64), cand[chosen].astype(float))
         self.patches = PatchSet(*(np.concatenate([a, b]) for a, b in

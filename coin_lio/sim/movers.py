@@ -88,7 +88,8 @@ def place_movers(scene, trajectory, effects, seed: int, t_from: float, t_to: flo
     rate is not 0. Each meets the robot at a random time: a pedestrian walks beside the path towards
     or away from it (1.0-1.6 m/s) or crosses it 4-8 m ahead; a vehicle drives the other way beside
     the path (4-8 m/s). Lateral offsets stay inside the free space left and right of the path
-    (up to 8 m)."""
+    (up to 8 m), and a mover never comes nearer the robot than MIN_GAP_M (redrawn until it does
+    not; one that cannot be placed in 50 draws is left out)."""
     rng = np.random.default_rng([int(seed), 0x6D6F76])
     times = np.arange(t_from, t_to, 0.1)
     if len(times) < 2:
@@ -100,34 +101,53 @@ def place_movers(scene, trajectory, effects, seed: int, t_from: float, t_to: flo
     movers = []
     for kind, n in counts.items():
         for _ in range(n):
-            k = int(rng.integers(len(times)))
-            te, pe = times[k], pos[k]
-            ahead = pos[min(k + 5, len(times) - 1)] - pos[max(k - 5, 0)]
-            h = ahead[:2] / max(np.linalg.norm(ahead[:2]), 1e-6)
-            heading, left = np.array([h[0], h[1], 0.0]), np.array([-h[1], h[0], 0.0])
-            down = scene.cast(pe[None], np.array([[0.0, 0.0, -1.0]]), 20.0).t[0]
-            ground = pe[2] - (down if np.isfinite(down) else 1.5)
-            side = rng.choice([-1.0, 1.0])
-            walls = scene.cast(np.stack([pe, pe]), np.stack([left, -left]), 8.0).t   # free space, m
-            room = float(min(walls.min(), 8.0))
-            if kind == "pedestrian":
-                body, half_h = pedestrian(rng), 0.85
-                if rng.random() < 0.5:           # along the path, beside it, passing the robot at te
-                    at_te = pe + left * side * min(rng.uniform(1.0, 2.5), max(room - 0.6, 0.4))
-                    vel = heading * rng.choice([-1.0, 1.0]) * rng.uniform(1.0, 1.6)
-                    window = (te - 5.0, te + 5.0)
-                else:                            # across the path ahead, wall to wall, done at te
-                    span, speed = max(room - 0.5, 0.5), rng.uniform(1.0, 1.6)
-                    at_te = pe + heading * rng.uniform(4.0, 8.0) + left * side * span
-                    vel = left * side * speed
-                    window = (te - 2.0 * span / speed, te)
-            else:                                # oncoming, beside the path, level with it at te
-                body, half_h = vehicle(rng, float(np.degrees(np.arctan2(h[1], h[0])))), 0.75
-                at_te = pe + left * side * min(3.0, max(room - 1.2, 0.9))
-                vel = -heading * rng.uniform(4.0, 8.0)
-                window = (te - 4.0, te + 4.0)
-            start = at_te + vel * (window[0] - te)
-            start[2] = ground + half_h
-            movers.append(Mover(body.texture, body=body, start=tuple(start), velocity=tuple(vel),
-                                t_from=float(window[0]), t_to=float(window[1]), kind=kind))
+            for _try in range(50):               # redraw until it keeps its distance from the robot
+                m = _draw_mover(kind, scene, times, pos, rng)
+                check = np.linspace(max(m.t_from, t_from), min(m.t_to, t_to), 50)
+                if len(check) and _keeps_clear(m, trajectory, check):
+                    movers.append(m)
+                    break
     return movers
+
+
+MIN_GAP_M = {"pedestrian": 1.0, "vehicle": 1.5}   # mover centre to the robot, horizontally (m)
+
+
+def _keeps_clear(m: Mover, trajectory, times: np.ndarray) -> bool:
+    """The mover never comes nearer the robot than MIN_GAP_M (people do not walk into it)."""
+    _, robot = trajectory.pose(times)
+    gap = np.linalg.norm(m.positions(times)[:, :2] - robot[:, :2], axis=1)
+    return bool(gap.min() >= MIN_GAP_M[m.kind])
+
+
+def _draw_mover(kind: str, scene, times: np.ndarray, pos: np.ndarray, rng: np.random.Generator) -> Mover:
+    k = int(rng.integers(len(times)))
+    te, pe = times[k], pos[k]
+    ahead = pos[min(k + 5, len(times) - 1)] - pos[max(k - 5, 0)]
+    h = ahead[:2] / max(np.linalg.norm(ahead[:2]), 1e-6)
+    heading, left = np.array([h[0], h[1], 0.0]), np.array([-h[1], h[0], 0.0])
+    down = scene.cast(pe[None], np.array([[0.0, 0.0, -1.0]]), 20.0).t[0]
+    ground = pe[2] - (down if np.isfinite(down) else 1.5)
+    side = rng.choice([-1.0, 1.0])
+    walls = scene.cast(np.stack([pe, pe]), np.stack([left, -left]), 8.0).t   # free space, m
+    room = float(min(walls.min(), 8.0))
+    if kind == "pedestrian":
+        body, half_h = pedestrian(rng), 0.85
+        if rng.random() < 0.5:           # along the path, beside it, passing the robot at te
+            at_te = pe + left * side * min(rng.uniform(1.0, 2.5), max(room - 0.6, 0.4))
+            vel = heading * rng.choice([-1.0, 1.0]) * rng.uniform(1.0, 1.6)
+            window = (te - 5.0, te + 5.0)
+        else:                            # across the path ahead, wall to wall, done at te
+            span, speed = max(room - 0.5, 0.5), rng.uniform(1.0, 1.6)
+            at_te = pe + heading * rng.uniform(4.0, 8.0) + left * side * span
+            vel = left * side * speed
+            window = (te - 2.0 * span / speed, te)
+    else:                                # oncoming, beside the path, level with it at te
+        body, half_h = vehicle(rng, float(np.degrees(np.arctan2(h[1], h[0])))), 0.75
+        at_te = pe + left * side * min(3.0, max(room - 1.0, 0.9))   # its side 0.1 m off the wall
+        vel = -heading * rng.uniform(4.0, 8.0)
+        window = (te - 4.0, te + 4.0)
+    start = at_te + vel * (window[0] - te)
+    start[2] = ground + half_h
+    return Mover(body.texture, body=body, start=tuple(start), velocity=tuple(vel),
+                 t_from=float(window[0]), t_to=float(window[1]), kind=kind)
