@@ -37,11 +37,11 @@ pruned-model: setup
 bench-sim: setup
 	$(PY) -m coin_lio.eval.bench_sim --data $(CURDIR)/data/sim --out $(CURDIR)/out/bench_sim $(BENCH_SIM_ARGS)
 
-# The odometries under real-sensor effects (coin_lio.sim): each effect alone at its realistic level,
+# The odometries under real-sensor effects (coin_lio.sim): each effect alone at its realistic level (people and cars too),
 # all together, a half-sweep column window; tunnel, field, urban; ~15 GB of sequences in data/sim/
 bench-effects: setup
 	$(PY) -m coin_lio.eval.bench_sim --scenes tunnel,field,urban --duration 10 \
-	  --effects none,packets,window,offset,knocks,noise,mixed,realistic --rpe-delta 5 \
+	  --effects none,packets,window,offset,knocks,noise,mixed,movers,realistic --rpe-delta 5 \
 	  --methods coin_lio,coin_lio_geometric,kiss_icp,rko_lio --data $(CURDIR)/data/sim --out $(CURDIR)/out/bench_effects
 
 # COIN-LIO where geometry is degenerate, against its geometric mode and the peers, plus ablations
