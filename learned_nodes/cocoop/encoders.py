@@ -19,75 +19,17 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from learned_nodes.cocoop.bert_text import BertPromptEncoder, load_minilm  # noqa: F401 (re-export)
 from learned_nodes.cocoop.defaults import IMAGE_MEANS
-from learned_nodes.cocoop.model import ClassPrompts
+from learned_nodes.cocoop.encoders_base import PLACEHOLDER, PromptTextEncoder, quiet_transformers  # noqa: F401
 from learned_nodes.model_files.checkpoint import CheckpointError, load_tensors, read_config, read_json
 from learned_nodes.model_files.efficientnet import EfficientNetTower
 from learned_nodes.model_files.paths import parse_package_spec, resolve_path
 from learned_nodes.model_files.weight_cache import efficientnet_safetensors, weights_package_dir
 
-PLACEHOLDER = "X"
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 ALIGNED_KIND = "aligned_dual_encoder"
-
-
-def _quiet_transformers() -> None:
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-
-
-class PromptTextEncoder(nn.Module):
-    """Base of the text towers: prompt assembly around M placeholder tokens, shared by CLIP and BERT."""
-
-    d_token: int
-    embed_dim: int
-    max_length: int
-
-    def __init__(self, tokenizer) -> None:
-        super().__init__()
-        self.tokenizer = tokenizer
-
-    def token_embedding(self) -> nn.Embedding:
-        raise NotImplementedError
-
-    def forward(self, embeds: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """(N, L, d) token embeddings, (N, L) mask -> (N, D) L2-normalised text features."""
-        raise NotImplementedError
-
-    def _tokenize(self, texts: Sequence[str]):
-        enc = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length,
-                             return_tensors="pt")
-        dev = self.token_embedding().weight.device
-        return enc["input_ids"].to(dev), enc["attention_mask"].to(dev)
-
-    @torch.no_grad()
-    def class_prompts(self, names: Sequence[str], n_ctx: int) -> ClassPrompts:
-        """Embeddings of "[SOS] X*M <name>. [EOS]" for each name, split around the X slots."""
-        texts = [" ".join([PLACEHOLDER] * n_ctx) + " " + name.strip() + "." for name in names]
-        ids, mask = self._tokenize(texts)                                   # (C, L)
-        x_ids = self.tokenizer(PLACEHOLDER, add_special_tokens=False)["input_ids"]
-        if len(x_ids) != 1 or not bool((ids[:, 1:1 + n_ctx] == x_ids[0]).all()):
-            raise ValueError("the tokenizer does not map the placeholder to one token per slot")
-        emb = self.token_embedding()(ids)                                   # (C, L, d)
-        return ClassPrompts(tuple(names), emb[:, :1].clone(), emb[:, 1 + n_ctx:].clone(), mask)
-
-    @torch.no_grad()
-    def context_embeds(self, words: str, n_ctx: int) -> torch.Tensor:
-        """(M, d) token embeddings of `words` (CoOp's "a photo of a" initialisation)."""
-        ids = self.tokenizer(words, add_special_tokens=False)["input_ids"]
-        if len(ids) != n_ctx:
-            raise ValueError(f"'{words}' is {len(ids)} tokens, the prompt learner has {n_ctx} slots")
-        weight = self.token_embedding().weight
-        return weight[torch.tensor(ids, device=weight.device)].clone()
-
-    @torch.no_grad()
-    def encode_text(self, sentences: Sequence[str]) -> torch.Tensor:
-        """(N, D) features of whole sentences (hand-written prompts)."""
-        ids, mask = self._tokenize(sentences)
-        return self(self.token_embedding()(ids), mask)
 
 
 class ClipTextEncoder(PromptTextEncoder):
@@ -104,7 +46,9 @@ class ClipTextEncoder(PromptTextEncoder):
     def token_embedding(self) -> nn.Embedding:
         return self.text_model.embeddings.token_embedding
 
-    def forward(self, embeds: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, embeds: torch.Tensor, mask: torch.Tensor,
+                name_start: int | torch.Tensor | None = None) -> torch.Tensor:
+        """CLIP's own pooling (causal, EOS); `name_start` is not needed."""
         n, length, _ = embeds.shape
         h = self.text_model.embeddings(inputs_embeds=embeds)                # + positions (N, L, d)
         causal = torch.full((length, length), float("-inf"), device=h.device, dtype=h.dtype).triu(1)
@@ -113,31 +57,6 @@ class ClipTextEncoder(PromptTextEncoder):
         eos = mask.sum(dim=1).long() - 1              # (N,) last real token; causal: later pads are inert
         pooled = h[torch.arange(n, device=h.device), eos]                  # (N, d)
         return F.normalize(self.text_projection(pooled), dim=-1)
-
-
-class BertPromptEncoder(PromptTextEncoder):
-    """A sentence-transformers style BERT (MiniLM): mean-pooled, normalised, then projected."""
-
-    def __init__(self, bert, tokenizer, projection: nn.Linear | None, max_length: int = 64) -> None:
-        super().__init__(tokenizer)
-        self.bert = bert
-        self.projection = projection
-        self.d_token = bert.config.hidden_size
-        self.embed_dim = projection.out_features if projection is not None else self.d_token
-        self.max_length = max_length
-
-    def token_embedding(self) -> nn.Embedding:
-        return self.bert.embeddings.word_embeddings
-
-    def sentence_embedding(self, embeds: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """(N, d) the tower's own sentence embedding (mean pool + normalise), before projection."""
-        h = self.bert(inputs_embeds=embeds, attention_mask=mask).last_hidden_state   # (N, L, d)
-        m = mask.unsqueeze(-1).to(h.dtype)
-        return F.normalize((h * m).sum(1) / m.sum(1).clamp_min(1e-9), dim=-1)
-
-    def forward(self, embeds: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        s = self.sentence_embedding(embeds, mask)
-        return F.normalize(self.projection(s) if self.projection is not None else s, dim=-1)
 
 
 MAX_RESIZE_AREA = 64   # shorter-side resize kept while its result is <= this many S x S squares
@@ -210,7 +129,7 @@ class ClipEncoder(DualEncoder):
         super().__init__()
         from transformers import AutoTokenizer, CLIPModel
 
-        _quiet_transformers()
+        quiet_transformers()
         folder = Path(folder)
         try:
             model = CLIPModel.from_pretrained(str(folder), use_safetensors=True)
@@ -261,8 +180,8 @@ class AlignedDualEncoder(DualEncoder):
         self.image_size = int(img.get("image_size", 224))
         self.pixel_mean = np.full(3, float(img.get("pixel_mean", 127.0)), np.float32)
         self.pixel_std = np.full(3, float(img.get("pixel_std", 128.0)), np.float32)
-        self.text = _load_minilm(resolve_weights(txt["weights"], folder), proj,
-                                 int(txt.get("max_length", 64)))
+        self.text = load_minilm(resolve_weights(txt["weights"], folder), proj,
+                                int(txt.get("max_length", 64)), str(txt.get("pooling", "mean")))
         d_img = int(proj["out_dim"])
         tensors = load_tensors(folder, {"projection.weight": (d_img, int(proj["in_dim"])),
                                         "projection.bias": (d_img,), "image_mean": (d_img,)})
@@ -285,20 +204,6 @@ class AlignedDualEncoder(DualEncoder):
     def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
         f = self.image_tower(pixels)                                         # (B, 1280)
         return F.normalize(f - self.image_mean if self.centre else f, dim=-1)
-
-
-def _load_minilm(folder: Path, proj: dict, max_length: int) -> BertPromptEncoder:
-    from transformers import AutoTokenizer, BertModel
-
-    _quiet_transformers()
-    try:
-        bert = BertModel.from_pretrained(str(folder), use_safetensors=True, add_pooling_layer=False)
-        tokenizer = AutoTokenizer.from_pretrained(str(folder))
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{folder}: cannot load the text tower ({exc})") from None
-    bert.eval().requires_grad_(False)
-    projection = nn.Linear(int(proj["in_dim"]), int(proj["out_dim"]))
-    return BertPromptEncoder(bert, tokenizer, projection, max_length)
 
 
 def _digest(*parts) -> str:

@@ -35,20 +35,40 @@ def predict(model, encoder, features, class_names: Sequence[str], chunk: int = 6
     return torch.cat(preds).numpy()
 
 
+def accuracy(model, encoder, data, idx: np.ndarray, features, classes: Sequence[int]) -> float:
+    """Accuracy (in %) of the images of `classes` among `classes` only; `features` rows match `idx`."""
+    labels = data.labels[idx]
+    rows = np.flatnonzero(np.isin(labels, classes))
+    remap = {c: i for i, c in enumerate(classes)}
+    y = np.asarray([remap[int(v)] for v in labels[rows]])
+    pred = predict(model, encoder, features[rows], [data.class_names[c] for c in classes])
+    return 100.0 * float((pred == y).mean())
+
+
 def evaluate_base_new(model, encoder, data, test_idx: np.ndarray, features, base: Sequence[int],
                       new: Sequence[int]) -> dict[str, float]:
     """Accuracies (in %) on the base and new halves; `features` rows match `test_idx`."""
-    labels = data.labels[test_idx]
-    out = {}
-    for split, classes in (("base", base), ("new", new)):
-        rows = np.flatnonzero(np.isin(labels, classes))
-        remap = {c: i for i, c in enumerate(classes)}
-        y = np.asarray([remap[int(v)] for v in labels[rows]])
-        names = [data.class_names[c] for c in classes]
-        pred = predict(model, encoder, features[rows], names)
-        out[split] = 100.0 * float((pred == y).mean())
+    out = {split: accuracy(model, encoder, data, test_idx, features, classes)
+           for split, classes in (("base", base), ("new", new))}
     out["hm"] = harmonic_mean(out["base"], out["new"])
     return out
+
+
+def shared_shift(model, encoder, features, class_names: Sequence[str]) -> float:
+    """How much the Meta-Net moves every class's text feature the same way, in [1/C, 1]:
+    ||mean_c d_c||^2 / mean_c ||d_c||^2 per image, d_c = t_c(image) - t_c(no shift), averaged.
+    1 = one shift shared by all classes; 1/C = class-specific shifts that cancel on average."""
+    import torch
+
+    if model.prompt_learner.meta_net is None:
+        raise ValueError("a shared shift needs a Meta-Net (CoCoOp)")
+    prompts = encoder.text.class_prompts(list(class_names), model.cfg.n_ctx)
+    with torch.inference_mode():
+        t = model.text_features(features, prompts)                          # (B, C, D)
+        t0 = model.text_features(None, prompts)                             # (1, C, D)
+        d = t - t0
+        ratio = d.mean(1).pow(2).sum(-1) / d.pow(2).sum(-1).mean(1).clamp_min(1e-12)   # (B,)
+    return float(ratio.mean())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,12 +32,17 @@ def build_model(encoder: DualEncoder, cfg: PromptLearnerConfig) -> CoCoOp:
 
 
 def default_config(encoder: DualEncoder, method: str = "cocoop", n_ctx: int = 4,
-                   ctx_init: str = "a photo of a") -> PromptLearnerConfig:
+                   ctx_init: str = "a photo of a", logit_scale: float = 0.0,
+                   learn_logit_scale: bool = False) -> PromptLearnerConfig:
+    """`logit_scale` 0 = the encoder's; a learned scale starts there unless given."""
     if method not in ("cocoop", "coop", "zero-shot"):
         raise ValueError(f"method must be cocoop, coop or zero-shot, got '{method}'")
+    if learn_logit_scale and not logit_scale:
+        logit_scale = encoder.logit_scale
     return PromptLearnerConfig(n_ctx=n_ctx, ctx_init=ctx_init, d_ctx=encoder.text.d_token,
                                d_img=encoder.embed_dim, meta_net=(method == "cocoop"),
-                               encoder_id=encoder.encoder_id)
+                               encoder_id=encoder.encoder_id, logit_scale=logit_scale,
+                               learn_logit_scale=learn_logit_scale)
 
 
 def save_prompt_learner(model: CoCoOp, folder: str | Path, info: dict | None = None) -> Path:

@@ -10,9 +10,14 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+
+MAX_LOGIT_SCALE = 100.0  # CLIP clamps its learned scale here
 
 
 @dataclass
@@ -24,10 +29,16 @@ class PromptLearnerConfig:
     meta_net: bool = True           # True: CoCoOp; False: CoOp (one context for every image)
     meta_hidden_ratio: int = 16     # Meta-Net hidden width = d_img // ratio
     encoder_id: str = ""            # identity of the frozen encoders it was trained with
+    logit_scale: float = 0.0        # 0: the encoder's own (calibrated) scale; else this value
+    learn_logit_scale: bool = False  # train log(scale) with the context (starts at logit_scale)
 
     def __post_init__(self) -> None:
         if self.n_ctx < 1:
             raise ValueError(f"n_ctx must be >= 1, got {self.n_ctx}")
+        if not 0.0 <= self.logit_scale <= MAX_LOGIT_SCALE:
+            raise ValueError(f"logit_scale must be in [0, {MAX_LOGIT_SCALE}], got {self.logit_scale}")
+        if self.learn_logit_scale and self.logit_scale <= 0:
+            raise ValueError("a learned logit scale needs its starting value (logit_scale > 0)")
         if self.d_ctx < 1 or self.d_img < 1 or self.meta_hidden_ratio < 1:
             raise ValueError("d_ctx, d_img and meta_hidden_ratio must be >= 1")
 
@@ -72,6 +83,8 @@ class PromptLearner(nn.Module):
                                           nn.Linear(hidden, cfg.d_ctx))
         else:
             self.meta_net = None
+        if cfg.learn_logit_scale:                                 # saved with the prompt learner
+            self.log_logit_scale = nn.Parameter(torch.tensor(math.log(cfg.logit_scale)))
 
     def forward(self, image_features: torch.Tensor | None) -> torch.Tensor:
         """Context per image (B, M, d) with a Meta-Net, else the shared context (1, M, d)."""
@@ -95,12 +108,20 @@ class CoCoOp(nn.Module):
 
     def __init__(self, cfg: PromptLearnerConfig, text_encoder: nn.Module, logit_scale: float,
                  ctx_init: torch.Tensor | None = None, max_sequences: int = 4096) -> None:
+        """`logit_scale`: the encoder's scale, used where cfg.logit_scale is 0."""
         super().__init__()
         self.cfg = cfg
         self.prompt_learner = PromptLearner(cfg, ctx_init)
         self.text_encoder = text_encoder.requires_grad_(False)
-        self.logit_scale = float(logit_scale)
+        self.fixed_logit_scale = float(cfg.logit_scale or logit_scale)
         self.max_sequences = max_sequences  # prompts per text-encoder call (bounds memory)
+
+    @property
+    def logit_scale(self) -> torch.Tensor | float:
+        """exp(learned log scale), clamped at 100 as CLIP does, or the fixed scale."""
+        if self.cfg.learn_logit_scale:
+            return self.prompt_learner.log_logit_scale.exp().clamp(max=MAX_LOGIT_SCALE)
+        return self.fixed_logit_scale
 
     def text_features(self, image_features: torch.Tensor | None, prompts: ClassPrompts) -> torch.Tensor:
         """(G, C, D) text features, G = B with a Meta-Net else 1; one batched pass (chunked)."""
@@ -108,8 +129,10 @@ class CoCoOp(nn.Module):
         g, c = ctx.shape[0], prompts.prefix.shape[0]
         x = assemble_prompts(ctx, prompts).flatten(0, 1)          # (G*C, L, d)
         mask = prompts.mask.repeat(g, 1)                          # (G*C, L)
+        name_start = prompts.prefix.shape[1] + ctx.shape[1]      # first token of the class name
         step = max(self.max_sequences, 1)
-        feats = [self.text_encoder(x[i:i + step], mask[i:i + step]) for i in range(0, g * c, step)]
+        feats = [self.text_encoder(x[i:i + step], mask[i:i + step], name_start)
+                 for i in range(0, g * c, step)]
         return torch.cat(feats).view(g, c, -1)                    # (G, C, D)
 
     def forward(self, image_features: torch.Tensor, prompts: ClassPrompts) -> torch.Tensor:

@@ -74,7 +74,10 @@ def build_tiny_bert(folder: str | Path, seed: int = 0, width: int = 32) -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "vocab.txt").write_text("\n".join(_bert_vocab()) + "\n")
-    tokenizer = BertTokenizer(vocab_file=str(folder / "vocab.txt"), do_lower_case=True)
+    try:      # transformers >= 5: from vocab_file alone it maps every word to [UNK]
+        tokenizer = BertTokenizer(vocab={w: i for i, w in enumerate(_bert_vocab())}, do_lower_case=True)
+    except TypeError:                                                       # transformers 4
+        tokenizer = BertTokenizer(vocab_file=str(folder / "vocab.txt"), do_lower_case=True)
     torch.manual_seed(seed)
     cfg = BertConfig(vocab_size=len(_bert_vocab()), hidden_size=width, num_hidden_layers=2,
                      num_attention_heads=2, intermediate_size=2 * width, max_position_embeddings=64)
@@ -83,7 +86,8 @@ def build_tiny_bert(folder: str | Path, seed: int = 0, width: int = 32) -> Path:
     return folder
 
 
-def build_tiny_aligned(folder: str | Path, seed: int = 0, image_size: int = 64) -> Path:
+def build_tiny_aligned(folder: str | Path, seed: int = 0, image_size: int = 64,
+                       pooling: str = "mean") -> Path:
     """An aligned dual encoder folder with random towers (the real EfficientNet-Lite0 layout)."""
     from safetensors.torch import save_file
 
@@ -100,7 +104,7 @@ def build_tiny_aligned(folder: str | Path, seed: int = 0, image_size: int = 64) 
     config = {
         "image_tower": {"arch": "efficientnet-lite0", "weights": "image_tower.safetensors",
                         "image_size": image_size, "pixel_mean": 127.0, "pixel_std": 128.0},
-        "text_tower": {"weights": "text_tower", "pooling": "mean", "normalize": True, "max_length": 64},
+        "text_tower": {"weights": "text_tower", "pooling": pooling, "normalize": True, "max_length": 64},
         "projection": {"in_dim": d_txt, "out_dim": d_img},
         "logit_scale": 30.0, "centre_images": True,
     }

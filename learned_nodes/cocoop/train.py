@@ -5,6 +5,8 @@
 
 Defaults follow the paper: M = 4 context vectors from "a photo of a", SGD lr 0.002 (momentum 0.9,
 weight decay 5e-4), 1 warm-up epoch at 1e-5, cosine over 10 epochs, batch 1, 16 shots per class.
+`reference_schedule` gives each method its own base-to-new schedule of the reference code
+(CoCoOp: batch 1, 10 epochs; CoOp: batch 32, 200 epochs), optionally scaled in epochs.
 Augmented views (random crop + flip) are encoded once and sampled per step.
 """
 from __future__ import annotations
@@ -34,12 +36,45 @@ class TrainConfig:
     ctx_init: str = "a photo of a"
     views: int = 4             # encoded views per shot (1 = no augmentation)
     seed: int = 1
+    drop_last: bool = True     # Dassl: the last incomplete batch is dropped (when n >= batch_size)
+    logit_scale: float = 0.0   # 0 = the encoder's calibrated scale; CLIP's is 100
+    learn_logit_scale: bool = False
 
     def __post_init__(self) -> None:
         if self.method not in ("cocoop", "coop"):
             raise ValueError(f"method must be cocoop or coop, got '{self.method}'")
         if min(self.shots, self.epochs, self.batch_size, self.views, self.n_ctx) < 1 or self.lr <= 0:
             raise ValueError("shots, epochs, batch_size, views, n_ctx must be >= 1 and lr > 0")
+        if not 0 <= self.warmup_epochs < self.epochs:
+            raise ValueError(f"warmup_epochs must be in [0, epochs), got {self.warmup_epochs} of {self.epochs}")
+        if not 0.0 <= self.logit_scale <= 100.0:
+            raise ValueError(f"logit_scale must be in [0, 100], got {self.logit_scale}")
+
+
+# The reference's base-to-new schedules (KaiyangZhou/CoOp, scripts/cocoop/base2new_train.sh):
+# CoCoOp configs/trainers/CoCoOp/vit_b16_c4_ep10_batch1_ctxv1.yaml, CoOp configs/trainers/CoOp/vit_b16_ctxv1.yaml.
+# Both: SGD lr 0.002, cosine, 1 constant warm-up epoch at 1e-5, n_ctx 4 from "a photo of a", 16 shots.
+REFERENCE_SCHEDULES = {"cocoop": {"batch_size": 1, "epochs": 10}, "coop": {"batch_size": 32, "epochs": 200}}
+
+
+def reference_schedule(method: str, scale: float = 1.0, **overrides) -> TrainConfig:
+    """`method`'s reference schedule with its epochs times `scale` (the same proportion of
+    training samples for every method; at least warm-up + 1 epochs)."""
+    if method not in REFERENCE_SCHEDULES:
+        raise ValueError(f"method must be one of {sorted(REFERENCE_SCHEDULES)}, got '{method}'")
+    if not 0.0 < scale <= 1.0:
+        raise ValueError(f"schedule scale must be in (0, 1], got {scale}")
+    ref = REFERENCE_SCHEDULES[method]
+    warmup = overrides.get("warmup_epochs", 1)
+    epochs = max(int(round(ref["epochs"] * scale)), warmup + 1)
+    return TrainConfig(**{"method": method, "batch_size": ref["batch_size"], "epochs": epochs, **overrides})
+
+
+def steps_per_epoch(cfg: TrainConfig, n: int) -> int:
+    """Dassl's loader: floor(n / batch) with drop_last (when n >= batch), else ceil."""
+    if cfg.drop_last and n >= cfg.batch_size:
+        return n // cfg.batch_size
+    return math.ceil(n / cfg.batch_size)
 
 
 def lr_at(cfg: TrainConfig, epoch: int) -> float:
@@ -60,7 +95,8 @@ def train_prompt_learner(encoder, features, labels: np.ndarray, class_names: Seq
 
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    pl_cfg = default_config(encoder, cfg.method, cfg.n_ctx, cfg.ctx_init)
+    pl_cfg = default_config(encoder, cfg.method, cfg.n_ctx, cfg.ctx_init, cfg.logit_scale,
+                            cfg.learn_logit_scale)
     model = build_model(encoder, pl_cfg)
     model.text_encoder.eval()          # frozen: no dropout
     params = [p for p in model.prompt_learner.parameters() if p.requires_grad]
@@ -70,9 +106,9 @@ def train_prompt_learner(encoder, features, labels: np.ndarray, class_names: Seq
     features = features.to(device)
     y_all = torch.as_tensor(np.asarray(labels), device=device)
     n, views = features.shape[0], features.shape[1]
-    steps_per_epoch = math.ceil(n / cfg.batch_size)
+    n_steps = steps_per_epoch(cfg, n)
     history = []
-    bar = tqdm(total=cfg.epochs * steps_per_epoch, desc=f"{cfg.method} seed {cfg.seed}", unit="step",
+    bar = tqdm(total=cfg.epochs * n_steps, desc=f"{cfg.method} seed {cfg.seed}", unit="step",
                disable=not progress, leave=False, mininterval=1.0)
     t0 = time.monotonic()
     for epoch in range(cfg.epochs):
@@ -81,7 +117,7 @@ def train_prompt_learner(encoder, features, labels: np.ndarray, class_names: Seq
         order = rng.permutation(n)
         total, correct, seen = 0.0, 0, 0
         model.prompt_learner.train()
-        for s in range(steps_per_epoch):
+        for s in range(n_steps):
             idx = torch.as_tensor(order[s * cfg.batch_size:(s + 1) * cfg.batch_size], device=device)
             v = torch.as_tensor(rng.integers(0, views, len(idx)), device=device)
             f, y = features[idx, v], y_all[idx]                           # (B, D), (B,)
@@ -95,7 +131,8 @@ def train_prompt_learner(encoder, features, labels: np.ndarray, class_names: Seq
             seen += len(idx)
             bar.update(1)
         history.append({"epoch": epoch + 1, "lr": lr_at(cfg, epoch), "loss": total / seen,
-                        "train_acc": correct / seen})
+                        "train_acc": correct / seen, "logit_scale": float(model.logit_scale.detach()
+                        if hasattr(model.logit_scale, "detach") else model.logit_scale)})
         bar.set_postfix(loss=f"{total / seen:.3f}", acc=f"{correct / seen:.2f}")
     bar.close()
     model.eval()
@@ -132,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache", type=Path, default=Path("out/feature_cache"), help="image feature cache")
     p.add_argument("--no-progress", action="store_true")
     for name, default in asdict(TrainConfig()).items():
-        p.add_argument("--" + name.replace("_", "-"), type=type(default), default=default)
+        kind = (lambda v: v.lower() in ("1", "true", "yes")) if isinstance(default, bool) else type(default)
+        p.add_argument("--" + name.replace("_", "-"), type=kind, default=default)
     args = p.parse_args(argv)
     cfg = TrainConfig(**{k: getattr(args, k) for k in asdict(TrainConfig())})
 
