@@ -73,9 +73,9 @@ def stage_sweep(a, data: DigitsData, runs: Runs, cache: dict) -> dict:
 
 
 def stage_compare(a, data: DigitsData, runs: Runs, selected: dict, cache: dict) -> None:
-    for method in a.methods:
-        rates = selected[method]
-        for seed in a.seeds:
+    for seed in a.seeds:                   # seed-major: a cut-short run still has whole seeds
+        for method in a.methods:
+            rates = selected[method]
             key = f"compare/{method}/s={seed}"
             if key in runs.done:
                 continue

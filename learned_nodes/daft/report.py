@@ -99,8 +99,11 @@ def write_report(out: Path, runs: list[dict], selected: dict, args: dict) -> str
                if r.get("stage") == "compare" and r["method"] == "lp" and "probe_c" in r["metrics"]]
     if probe_c and "lp" in selected:
         selected = {**selected, "lp": {**selected["lp"], "C": probe_c[0]}}
+    steps = ""
+    if isinstance(args.get("n_train"), int) and isinstance(args.get("batch_size"), int):
+        steps = f" ({args['n_train'] // args['batch_size'] * int(args.get('epochs', 1))} SGD steps)"
     budget = (f"{args.get('backbone')}, {args.get('n_train')} MNIST training images, "
-              f"{args.get('epochs')} epochs, batch {args.get('batch_size')}, "
+              f"{args.get('epochs')} epochs{steps}, batch {args.get('batch_size')}, "
               f"{args.get('image_size')} px, seeds {args.get('seeds')}")
     epochs = "; ".join(f"{m} {e}" for m, e in best_epochs(runs).items())
     text = [f"## DAFT benchmark ({budget})", "", markdown(summary, COLUMNS, selected),
