@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 CLASSES = ("circle", "cross", "square")
-FAST = ["--epochs", "1", "--max-steps", "3", "--batch-size", "8", "--probe-epochs", "1",
+FAST = ["--epochs", "1", "--max-steps", "3", "--batch-size", "8", "--probe-cs", "3",
         "--image-size", "16", "--no-progress"]
 
 

@@ -124,3 +124,17 @@ class TunedClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(x))
+
+
+def set_drop_connect(backbone: nn.Module, rate: float) -> float | None:
+    """Set EfficientNet-Lite's drop-connect (stochastic depth, 0.2 in the checkpoint; active only in
+    train mode) to `rate`; returns the previous rate, or None for a backbone without it."""
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"drop-connect rate must be in [0, 1), got {rate}")
+    net = getattr(backbone, "net", None)
+    params = getattr(net, "_global_params", None)
+    if params is None or not hasattr(params, "drop_connect_rate"):
+        return None
+    previous = float(params.drop_connect_rate or 0.0)
+    net._global_params = params._replace(drop_connect_rate=rate)
+    return previous

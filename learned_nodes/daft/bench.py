@@ -1,9 +1,11 @@
-"""Benchmark: learning-rate sweep on the ID validation split, then every method x seeds at the
-selected rates on one fixed budget, then SHOT on the OOD digits for the DAFT- and FT-tuned models.
+"""Benchmark: learning-rate sweep on the ID validation split over the reference's grids
+(`sweep.py`), then every method x seeds at the selected rates on one fixed budget (each run keeps
+its best epoch on validation), then SHOT on the OOD digits for the DAFT- and FT-tuned models.
 
     python -m learned_nodes.daft.bench --backbone efficientnet-lite0 --n-train 1000 --epochs 2 \
-        --seeds 0 1 2 --threads 1 --out out/bench_daft
-Stages (--stage): sweep, compare, shot, report, all. Every run is appended to <out>/runs.jsonl
+        --seeds 0 1 2 --threads 1 --stage compare --out out/bench_daft
+Stages (--stage): sweep, compare (sweep first if needed), shot, report, all (sweep, compare,
+shot). Every run is appended to <out>/runs.jsonl
 and skipped when rerun, so an interrupted benchmark resumes. The report (results.md,
 results.json, docs-ready plot results.png) is rebuilt from runs.jsonl.
 """
@@ -44,19 +46,23 @@ class Runs:
         return result
 
 
-def make_cfg(a: argparse.Namespace, method: str, lrb: float, lrh: float, seed: int) -> TuneConfig:
-    return TuneConfig(method=method, epochs=a.epochs, batch_size=a.batch_size, lr_backbone=lrb,
-                      lr_head=lrh, probe_epochs=a.probe_epochs, seed=seed, device=a.device,
-                      progress=not a.no_progress)
+def make_cfg(a: argparse.Namespace, method: str, lrb: float | None, lrh: float | None,
+             seed: int) -> TuneConfig:
+    """The run's config; a rate of None (lp: no learning rate) keeps TuneConfig's default."""
+    rates = {k: v for k, v in (("lr_backbone", lrb), ("lr_head", lrh)) if v is not None}
+    return TuneConfig(method=method, epochs=a.epochs, batch_size=a.batch_size, probe_cs=a.probe_cs,
+                      drop_connect=a.drop_connect, seed=seed, device=a.device,
+                      progress=not a.no_progress, **rates)
 
 
-def stage_sweep(a, data: DigitsData, runs: Runs) -> dict:
+def stage_sweep(a, data: DigitsData, runs: Runs, cache: dict) -> dict:
     from learned_nodes.daft.sweep import select_rates
 
     def one(method: str, lrb: float, lrh: float) -> float:
         key = f"sweep/{method}/lrb={lrb:g}/lrh={lrh:g}/s={a.sweep_seed}"
         if key not in runs.done:
-            r = run(make_cfg(a, method, lrb, lrh, a.sweep_seed), a.backbone, data, full_eval=False)
+            r = run(make_cfg(a, method, lrb, lrh, a.sweep_seed), a.backbone, data, full_eval=False,
+                    cache=cache)
             runs.add(key, {"stage": "sweep", **r})
             print(f"[sweep] {key}: {format_metrics(r['metrics'])} ({r['metrics']['seconds']} s)", flush=True)
         return runs.done[key]["metrics"]["val"]
@@ -66,11 +72,10 @@ def stage_sweep(a, data: DigitsData, runs: Runs) -> dict:
     return selected
 
 
-def stage_compare(a, data: DigitsData, runs: Runs, selected: dict) -> None:
-    cache: dict = {}
-    for method in a.methods:
-        rates = selected[method]
-        for seed in a.seeds:
+def stage_compare(a, data: DigitsData, runs: Runs, selected: dict, cache: dict) -> None:
+    for seed in a.seeds:                   # seed-major: a cut-short run still has whole seeds
+        for method in a.methods:
+            rates = selected[method]
             key = f"compare/{method}/s={seed}"
             if key in runs.done:
                 continue
@@ -120,7 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sweep-seed", type=int, default=0)
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--probe-epochs", type=int, default=10)
+    p.add_argument("--probe-cs", type=int, default=50, help="C values of the logistic probe")
+    p.add_argument("--drop-connect", type=float, default=0.0,
+                   help="EfficientNet drop-connect while fine-tuning (0: off, as the reference)")
     p.add_argument("--image-size", type=int, default=64)
     p.add_argument("--n-train", type=int, default=1000)
     p.add_argument("--shot-epochs", type=int, default=2)
@@ -140,12 +147,13 @@ def main(argv: list[str] | None = None) -> None:
     (a.out / "bench_args.json").write_text(json.dumps(
         {k: str(v) if isinstance(v, Path) else v for k, v in vars(a).items()}, indent=2) + "\n")
     data = load_digits_data(a.image_size, n_train=a.n_train)
+    cache: dict = {}                        # pretrained distortion features, the logistic probe
     if a.stage in ("sweep", "all") or not (a.out / "selected.json").is_file():
-        selected = stage_sweep(a, data, runs)
+        selected = stage_sweep(a, data, runs, cache)
     else:
         selected = json.loads((a.out / "selected.json").read_text())
     if a.stage in ("compare", "all"):
-        stage_compare(a, data, runs, selected)
+        stage_compare(a, data, runs, selected, cache)
     if a.stage in ("shot", "all"):
         stage_shot(a, data, runs)
     from learned_nodes.daft.report import write_report

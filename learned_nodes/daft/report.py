@@ -32,15 +32,31 @@ def summarise(runs: list[dict], stage: str, columns) -> dict[str, dict[str, tupl
             for k, row in table.items()}
 
 
+def rate_cell(method: str, rates: dict) -> str:
+    """'lr backbone / head', '(edge)' when the winner lies on its grid's edge; lp: its probe's C."""
+    if rates.get("lr_backbone") is None:
+        c = rates.get("C")
+        return f"C = {c:.3g}" if c is not None else "C sweep"
+    edge = " (edge)" if rates.get("at_edge") or rates.get("backbone_at_edge") else ""
+    return f"{rates['lr_backbone']:g} / {rates['lr_head']:g}{edge}"
+
+
+def best_epochs(runs: list[dict]) -> dict[str, list[int]]:
+    """{method: [best epoch of each compare run]} (lp: 0, nothing trained)."""
+    out: dict[str, list[int]] = {}
+    for r in runs:
+        if r.get("stage") == "compare":
+            out.setdefault(r["method"], []).append(int(r["metrics"].get("best_epoch", -1)))
+    return out
+
+
 def markdown(summary: dict, columns: dict, selected: dict | None = None) -> str:
     head = ["method"] + list(columns.values()) + (["lr backbone / head"] if selected else [])
     lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
     for method, row in summary.items():
         cells = [f"{m:.3f} ± {s:.3f}" for m, s, _ in row.values()]
         if selected:
-            rates = selected.get(method, {})
-            lrb, lrh = rates.get("lr_backbone", float("nan")), rates.get("lr_head", float("nan"))
-            cells.append(f"{lrb:g} / {lrh:g}" if method != "lp" else f"- / {lrh:g}")
+            cells.append(rate_cell(method, selected.get(method, {})))
         n = next(iter(row.values()))[2]
         lines.append(f"| {method} (n={n}) | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -79,10 +95,19 @@ def write_report(out: Path, runs: list[dict], selected: dict, args: dict) -> str
     """results.md, results.json, results.png under `out`; returns the markdown."""
     summary = summarise(runs, "compare", COLUMNS)
     shot = summarise(runs, "shot", SHOT_COLUMNS)
+    probe_c = [r["metrics"]["probe_c"] for r in runs
+               if r.get("stage") == "compare" and r["method"] == "lp" and "probe_c" in r["metrics"]]
+    if probe_c and "lp" in selected:
+        selected = {**selected, "lp": {**selected["lp"], "C": probe_c[0]}}
+    steps = ""
+    if isinstance(args.get("n_train"), int) and isinstance(args.get("batch_size"), int):
+        steps = f" ({args['n_train'] // args['batch_size'] * int(args.get('epochs', 1))} SGD steps)"
     budget = (f"{args.get('backbone')}, {args.get('n_train')} MNIST training images, "
-              f"{args.get('epochs')} epochs, batch {args.get('batch_size')}, "
+              f"{args.get('epochs')} epochs{steps}, batch {args.get('batch_size')}, "
               f"{args.get('image_size')} px, seeds {args.get('seeds')}")
-    text = [f"## DAFT benchmark ({budget})", "", markdown(summary, COLUMNS, selected)]
+    epochs = "; ".join(f"{m} {e}" for m, e in best_epochs(runs).items())
+    text = [f"## DAFT benchmark ({budget})", "", markdown(summary, COLUMNS, selected),
+            f"Best epoch on validation per seed: {epochs}.", ""]
     if shot:
         text += ["### SHOT on the OOD digits (adapt on one half, unlabelled; report on the other)", "",
                  markdown(shot, SHOT_COLUMNS)]

@@ -1,7 +1,7 @@
 """daft-tune: fine-tune a backbone with one method; writes the checkpoint and metrics.json.
 
-    daft-tune --backbone efficientnet-lite0 --method daft --epochs 2 --lr-backbone 1e-3 \
-        --lr-head 0.3 --seed 0 --out out/daft_effl0                  # built-in MNIST digits
+    daft-tune --backbone efficientnet-lite0 --method daft --epochs 2 --lr-backbone 1e-4 \
+        --lr-head 1.0 --seed 0 --out out/daft_effl0                  # built-in MNIST digits
     daft-tune --backbone tiny --train my_images/ --method lpft --out out/mine   # class subfolders
 --train: a folder of class subfolders or an .npz (learned_nodes.daft.folder_data); default: the
 built-in MNIST split (learned_nodes.daft.data). --backbone: efficientnet-lite0|1|2, tiny, or the
@@ -21,7 +21,7 @@ from learned_nodes.daft.backbones import BACKBONE_HELP, TunedClassifier, build_b
 from learned_nodes.daft.checkpoint import save_tuned
 from learned_nodes.daft.data import DigitsData, load_digits_data
 from learned_nodes.daft.distortion import extract_features, linear_cka, mean_cosine_distance
-from learned_nodes.daft.methods import METHODS, TuneConfig, accuracy, tune
+from learned_nodes.daft.methods import METHODS, TuneConfig, tune
 
 
 @torch.no_grad()
@@ -48,8 +48,9 @@ def distortion_images(data: DigitsData) -> torch.Tensor:
 
 def run(cfg: TuneConfig, backbone: str, data: DigitsData, out: Path | None = None,
         full_eval: bool = True, cache: dict | None = None, dtype: str = "float32") -> dict:
-    """Build, tune, evaluate (val; with full_eval also ID / OOD / corrupted and distortion),
-    optionally save. `cache` keeps the pretrained distortion features between runs."""
+    """Build, tune (best epoch on val), evaluate (val; with full_eval also ID / OOD / corrupted and
+    distortion), optionally save. `cache` keeps the pretrained distortion features and the
+    logistic probe between runs."""
     t0 = time.time()
     net = build_backbone(backbone, pretrained=True, seed=0)
     cache = {} if cache is None else cache
@@ -57,11 +58,14 @@ def run(cfg: TuneConfig, backbone: str, data: DigitsData, out: Path | None = Non
         cache["pretrained_feats"] = extract_features(copy.deepcopy(net), distortion_images(data),
                                                      device=cfg.device)
     model = TunedClassifier(net, len(data.labels))
-    history = tune(model, data.train_x, data.train_y, cfg)
-    metrics = {"val": accuracy(model, data.val_x, data.val_y, device=cfg.device)}
+    history = tune(model, data.train_x, data.train_y, cfg, data.val_x, data.val_y, cache)
+    metrics = {"val": max(history["val_per_epoch"]), "best_epoch": history["best_epoch"],
+               "val_per_epoch": history["val_per_epoch"]}
+    if "probe_c" in history:
+        metrics["probe_c"] = history["probe_c"]
     if full_eval:
         metrics.update(evaluate(model, data, cfg.device, cache["pretrained_feats"]))
-    metrics["final_loss"] = (history.get("ft_loss") or history.get("probe_loss") or [None])[-1]
+    metrics["final_loss"] = (history.get("ft_loss") or [None])[-1]
     metrics["seconds"] = round(time.time() - t0, 1)
     result = {"method": cfg.method, "backbone": backbone, "seed": cfg.seed, "config": cfg.to_dict(),
               "image_size": data.image_size, "n_train": len(data.train_y), "metrics": metrics}
@@ -82,10 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--max-steps", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr-backbone", type=float, default=1e-3)
-    p.add_argument("--lr-head", type=float, default=0.3)
-    p.add_argument("--probe-epochs", type=int, default=10)
-    p.add_argument("--probe-lr", type=float, default=None)
+    p.add_argument("--lr-backbone", type=float, default=1e-4)
+    p.add_argument("--lr-head", type=float, default=1.0)
+    p.add_argument("--probe-cs", type=int, default=50, help="C values of the logistic probe (lp, lpft)")
+    p.add_argument("--drop-connect", type=float, default=0.0,
+                   help="EfficientNet drop-connect while fine-tuning (0: off, as the reference)")
     p.add_argument("--bn-momentum", type=float, default=0.1, help="<= 0: keep the checkpoint's")
     p.add_argument("--image-size", type=int, default=64)
     p.add_argument("--n-train", type=int, default=None, help="subsample the training images")
@@ -104,8 +109,8 @@ def main(argv: list[str] | None = None) -> dict:
     if a.threads > 0:
         torch.set_num_threads(a.threads)
     cfg = TuneConfig(method=a.method, epochs=a.epochs, max_steps=a.max_steps, batch_size=a.batch_size,
-                     lr_backbone=a.lr_backbone, lr_head=a.lr_head, probe_epochs=a.probe_epochs,
-                     probe_lr=a.probe_lr, bn_momentum=a.bn_momentum if a.bn_momentum > 0 else None,
+                     lr_backbone=a.lr_backbone, lr_head=a.lr_head, probe_cs=a.probe_cs,
+                     drop_connect=a.drop_connect, bn_momentum=a.bn_momentum if a.bn_momentum > 0 else None,
                      seed=a.seed, device=a.device, progress=not a.no_progress)
     if a.train is None:
         data = load_digits_data(a.image_size, n_train=a.n_train)
