@@ -6,7 +6,7 @@ export OPENBLAS_NUM_THREADS := 1
 export AMENT_PREFIX_PATH := $(VENV)$(if $(AMENT_PREFIX_PATH),:$(AMENT_PREFIX_PATH),)
 PYTEST_ARGS ?=
 
-.PHONY: setup test demo pruned-model bench-cocoop bench-daft bench-loraprune bench-executor test-fast lock clean help bench-sim bench-effects bench-photometric bench-lio stress stress-32 soak
+.PHONY: setup test demo pruned-model bench-cocoop photo-check bench-daft bench-loraprune bench-executor test-fast lock clean help bench-sim bench-effects bench-photometric bench-lio stress stress-32 soak
 
 help:
 	@echo "make demo   - set up, then run the demo graph (bag -> launcher -> nodes)"
@@ -59,6 +59,10 @@ COCOOP_SCHEDULE_SCALE ?= 0.4
 bench-cocoop: setup
 	$(PY) -m learned_nodes.cocoop.bench --threads 1 --schedule-scale $(COCOOP_SCHEDULE_SCALE) --no-progress \
 	  --encoders $(CURDIR)/out/encoders --cache $(CURDIR)/out/feature_cache --out $(CURDIR)/out/bench_cocoop
+
+# The classifier as config/classifier.yaml serves it, on every labelled real photo the packages ship (1 min)
+photo-check: setup
+	$(PY) -m learned_nodes.cocoop.photo_check --out $(CURDIR)/out/photo_check
 
 # DAFT vs LP / FT / LP-FT + both ablations on MNIST -> 8x8 digits / corrupted, the reference's protocol
 # (lr grids swept on ID validation, best epoch on validation, logistic probe), 3 seeds, one thread;
