@@ -158,17 +158,18 @@ def read_parameters(node: Node) -> dict:
     return p
 
 
-def read_images(p: dict) -> dict[str, list[LoadedImage]]:
-    """The images to send, read before the listening: an unreadable file is a BadParameter, said
-    at once rather than minutes later."""
-    images: dict[str, list[LoadedImage]] = {}
-    for key in ("image_paths", "embed_image_path"):
-        paths = p[key] if key == "image_paths" else [p[key]] if p[key] else []
+def read_images(p: dict) -> tuple[list[LoadedImage], LoadedImage | None]:
+    """The images to classify and the one to embed, read before the listening: an unreadable file
+    is a BadParameter, said at once rather than minutes later."""
+    def read(key: str, path: str) -> LoadedImage:
         try:
-            images[key] = [read_image(path) for path in paths]
+            return read_image(path)
         except ValueError as exc:
             raise BadParameter(f"{key}: {exc}") from None
-    return images
+
+    embed_path = p["embed_image_path"]
+    return ([read("image_paths", path) for path in p["image_paths"]],
+            read("embed_image_path", embed_path) if embed_path else None)
 
 
 def spin_until(node: Node, done: Callable[[], bool], timeout: float) -> bool:
@@ -241,11 +242,10 @@ def classify(node: Node, p: dict, images: list[LoadedImage], calls: Calls) -> No
               f"model): {best}", flush=True)
 
 
-def embed(node: Node, p: dict, images: list[LoadedImage], calls: Calls) -> None:
+def embed(node: Node, p: dict, image: LoadedImage | None, calls: Calls) -> None:
     """EmbedImage: the feature's size and norm, and the head's top 3 labels."""
-    if not images:
+    if image is None:
         return
-    image = images[0]
     request = EmbedImage.Request(image=numpy_to_image(*image))
     res, ms = call_service(node, calls, "embed", EmbedImage, p["embed_service"], request, p["wait_s"])
     if res is not None:
@@ -300,10 +300,10 @@ def main(args: list[str] | None = None) -> int:
         node = rclpy.create_node("suite_client")
         p = read_parameters(node)
         calls.required = p["required"]
-        images = read_images(p)
+        to_classify, to_embed = read_images(p)
         status = listen_to_odometry(node, p)
-        classify(node, p, images["image_paths"], calls)
-        embed(node, p, images["embed_image_path"], calls)
+        classify(node, p, to_classify, calls)
+        embed(node, p, to_embed, calls)
         stream_status_report(node, p, status, calls)
     except BadParameter as exc:          # one line, exit 2
         print(f"[suite_client] {exc}", file=sys.stderr, flush=True)

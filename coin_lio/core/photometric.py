@@ -267,7 +267,6 @@ class PhotometricTracker:
         world = (p_end @ T[:3, :3].T + T[:3, 3]).reshape(len(chosen), -1, 3)
         if static is not None:
             on_map = static(world[:, world.shape[1] // 2])
-            self.stats["off_map"] = self.stats.get("off_map", 0) + int((~on_map).sum())
             chosen, world = chosen[on_map], world[on_map]
             if len(chosen) == 0:
                 return 0

@@ -14,7 +14,7 @@ import numpy as np
 
 
 class StaticConfirmation:
-    """Pending voxels: key, first and last time seen, one point each."""
+    """Pending voxels: key, first and last time seen."""
 
     def __init__(self, confirm_s: float) -> None:
         self.confirm_s = float(confirm_s)
@@ -57,7 +57,4 @@ class StaticConfirmation:
         self.first = np.concatenate([self.first[alive], np.full(len(new), t)])[order]
         self.last = np.concatenate([self.last[alive], np.full(len(new), t)])[order]
         return ok
-
-    def clear(self) -> None:
-        self.__init__(self.confirm_s)
 

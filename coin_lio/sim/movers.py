@@ -36,7 +36,8 @@ class Mover(Primitive):
         self.texture = self.body.texture
         self._p0 = np.asarray(self.start, float)
         self._v = np.asarray(self.velocity, float)
-        self.reach = float(self.body.bound()[1]) if self.body.bound() is not None else 5.0
+        bound = self.body.bound()
+        self.reach = float(bound[1]) if bound is not None else 5.0
 
     def positions(self, times: np.ndarray) -> np.ndarray:
         """(N, 3) world position of the body's origin at `times` (N,) s."""
@@ -149,5 +150,5 @@ def _draw_mover(kind: str, scene, times: np.ndarray, pos: np.ndarray, rng: np.ra
         window = (te - 4.0, te + 4.0)
     start = at_te + vel * (window[0] - te)
     start[2] = ground + half_h
-    return Mover(body.texture, body=body, start=tuple(start), velocity=tuple(vel),
+    return Mover(body=body, start=tuple(start), velocity=tuple(vel),
                  t_from=float(window[0]), t_to=float(window[1]), kind=kind)

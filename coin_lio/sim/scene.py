@@ -94,7 +94,7 @@ class Scene:
             p = self.primitives[k]
             nrm, uv = p.surface_at(pts, times[idx]) if getattr(p, "moving", False) else p.surface(pts)
             normal[idx] = nrm
-            refl[idx] = self.primitives[k].texture(uv)
+            refl[idx] = p.texture(uv)
         return Hits(best, normal, np.clip(refl, 0.0, None), prim)
 
     @staticmethod

@@ -56,7 +56,8 @@ def check(classifier, photos: list[RealPhoto], images: list[np.ndarray]) -> dict
             "right_colour": sum(r["right"] for r in colour), "n_colour": len(colour)}
 
 
-def run(params_file: Path, threads: int = 1) -> list[tuple[Variant, dict]]:
+def run(params_file: Path, threads: int = 1) -> tuple[list[tuple[Variant, dict]], list[np.ndarray]]:
+    """Every variant's check, and the photos (H, W, 3) it scored."""
     from learned_nodes.cocoop.defaults import DEFAULT_PROMPT_LEARNER
     from learned_nodes.cocoop.inference import PromptClassifier
 
@@ -71,7 +72,7 @@ def run(params_file: Path, threads: int = 1) -> list[tuple[Variant, dict]]:
         clf = PromptClassifier.from_paths(encoder, v.prompt_learner or None, threads=threads,
                                           image_mean=v.image_mean)
         out.append((v, check(clf, photos, images)))
-    return out
+    return out, images
 
 
 def table(results: list[tuple[Variant, dict]]) -> str:
@@ -114,13 +115,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("out/photo_check"))
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
-    results = run(args.params_file, args.threads)
+    results, images = run(args.params_file, args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     md = table(results)
     (args.out / "results.md").write_text(md)
     (args.out / "results.json").write_text(json.dumps([{"variant": v.__dict__, **r} for v, r in results],
                                                       indent=1))
-    plot(results[0][1]["rows"], [ph.load() for ph in real_photos()], args.out / "photos.jpg")
+    plot(results[0][1]["rows"], images, args.out / "photos.jpg")
     print(md, end="")
     print(f"[photo-check] wrote {args.out}/results.md, results.json, photos.jpg")
     return 0
