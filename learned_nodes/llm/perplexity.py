@@ -1,6 +1,7 @@
 """Sliding-window perplexity of a causal LM on a token stream, and the `lm-eval-ppl` tool.
 
     lm-eval-ppl --model DIR_OR_GGUF --data pydoc --split test --context 256 --stride 256 --max-tokens 20000
+    lm-eval-ppl --model DIR_OR_GGUF --data licenses --max-tokens 16384   # a held-out corpus (heldout.py)
 """
 from __future__ import annotations
 
@@ -65,7 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="lm-eval-ppl", description="Perplexity of a causal LM on a text "
                                 "corpus split (sliding windows, Hugging Face style).")
     p.add_argument("--model", default="", help="HF folder, .gguf file, pruned folder ('' = SmolLM2 GGUF)")
-    p.add_argument("--data", default="pydoc", help="pydoc | shakespeare | a text file or folder")
+    p.add_argument("--data", default="pydoc", help="pydoc | shakespeare | a text file or folder | "
+                   "held-out:NAME (licenses, shakespeare: the whole corpus, --split ignored)")
     p.add_argument("--split", default="test", choices=["train", "validation", "test"])
     p.add_argument("--context", type=int, default=256)
     p.add_argument("--stride", type=int, default=256)
@@ -79,6 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     from learned_nodes.llm.corpus import load_corpus, tokenize
+    from learned_nodes.llm.heldout import HELDOUT_CORPORA, heldout_documents, heldout_ids
     from learned_nodes.llm.model_io import load_causal_lm, resolve_model_path
     from learned_nodes.server.limits import check_device
 
@@ -86,22 +89,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     try:
         check_device(args.device)
-        splits = load_corpus(args.data)
+        heldout = args.data.removeprefix("held-out:") if args.data.startswith("held-out:") else None
+        if heldout is not None and heldout not in HELDOUT_CORPORA:
+            raise ValueError(f"unknown held-out corpus '{heldout}'; known: {', '.join(HELDOUT_CORPORA)}")
+        docs = heldout_documents(heldout) if heldout else load_corpus(args.data).get(args.split)
         path = resolve_model_path(args.model)
         t0 = time.perf_counter()
         model, tok = load_causal_lm(path, device=args.device, dtype=args.dtype)
     except (FileNotFoundError, ValueError) as exc:
         raise SystemExit(f"lm-eval-ppl: {exc}") from None
     load_s = time.perf_counter() - t0
-    ids = tokenize(tok, splits.get(args.split))
+    ids = heldout_ids(heldout, tok, args.max_tokens) if heldout else tokenize(tok, docs)
     t0 = time.perf_counter()
     ppl, counted = perplexity_stats(model, ids, args.context, args.stride, args.max_tokens,
                                     args.device, progress=not args.quiet)
     eval_s = time.perf_counter() - t0
     params = sum(p.numel() for p in model.parameters())
     print(f"model: {path} ({params / 1e6:.1f}M parameters, loaded in {load_s:.1f} s)")
-    print(f"data: {args.data} split {args.split} ({len(splits.get(args.split))} documents, "
-          f"{ids.numel()} tokens)")
+    part = "all documents, held out" if heldout else f"split {args.split}"
+    print(f"data: {args.data} {part} ({len(docs)} documents, {ids.numel()} tokens)")
     print(f"perplexity: {ppl:.3f}")
     print(f"tokens scored: {counted}  context: {args.context}  stride: {args.stride}  "
           f"({eval_s:.1f} s)")
