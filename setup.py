@@ -27,6 +27,7 @@ TOOLS = [
     "cocoop-eval=learned_nodes.cocoop.evaluate:main",
     "cocoop-photo-check=learned_nodes.cocoop.photo_check:main",
     "lm-eval-ppl=learned_nodes.llm.perplexity:main",
+    "lm-eval-instruct=learned_nodes.llm.instruction_eval:main",
     "loraprune=learned_nodes.loraprune.cli:main",
     "daft-tune=learned_nodes.daft.tune:main",
     "daft-eval=learned_nodes.daft.evaluate:main",

@@ -1,0 +1,243 @@
+"""Instruction following of a (pruned) chat LM, judged by the dense model, and `lm-eval-instruct`.
+
+    lm-eval-instruct --model data/models/smollm2_loraprune_50 --out out/instruct_50.json
+
+The model answers the fixed PROMPTS (greedy, chat template, at most 48 new tokens). Each answer is
+scored with the DENSE model as judge (a callable `loglik(pairs) -> list[float]`, so tests can stub it):
+- loglik: the judge's mean log-likelihood per token (nats/token) of the answer's tokens followed by
+  the end-of-turn token (the tokenizer's EOS, <|im_end|> for SmolLM2), given the chat-templated
+  prompt. The end token is always scored: every answer is judged as the whole reply, so a finished
+  answer and one cut off at max_new_tokens are comparable (the cut one pays for ending abruptly).
+  An empty answer is the end token alone.
+- empty: no non-whitespace character.
+- repetitive (`is_repetitive`): over the answer's lower-cased word and punctuation tokens, the
+  share of word 3-grams that repeat an earlier 3-gram exceeds 0.3, or some 4-gram occurs >= 3 times.
+- off_prompt: PMI = loglik(answer | own prompt) - mean loglik(answer | K=5 other prompts) <= 0.05
+  nats/token: the judge finds the answer no more likely after its own prompt than after others.
+  The others are fixed: of the prompts of another kind (status reports never judge each other),
+  K evenly spaced ones in cyclic order after the prompt.
+- ok: not empty, not repetitive, not off-prompt.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Sequence
+
+GENERAL_PROMPTS = [
+    "Explain what a LiDAR sensor measures in one sentence.",
+    "List three fruits.",
+    "What is the capital of France?",
+    "Give me two tips for sleeping better.",
+    "Translate 'good morning' into Spanish.",
+    "What does an IMU measure on a robot?",
+    "Write a haiku about rain.",
+    "How many legs does a spider have?",
+    "Suggest a name for a small delivery robot.",
+    "Why do robots need a map to navigate?",
+    "What is 12 plus 30?",
+    "Describe a cat in one sentence.",
+    "Name three colours of the rainbow.",
+    "What should I pack for a day hike?",
+    "Explain what a battery does in simple words.",
+    "Write a short thank-you note to a colleague.",
+    "What is the boiling point of water at sea level?",
+    "Give one reason to recycle plastic.",
+    "What is odometry in robotics?",
+    "A robot's wheel slips on ice. What can go wrong with its position estimate?",
+    "Write one sentence telling a robot to stop and wait.",
+    "What is the difference between a camera and a LiDAR?",
+    "Recommend a book for a ten-year-old.",
+    "Summarize the water cycle in two sentences.",
+    "What time of day is sunrise?",
+    "Explain why a long tunnel is hard for a LiDAR robot to localize in.",
+    "Write a greeting a reception robot could say to visitors.",
+    "List the days of the week.",
+    "How do I boil an egg?",
+    "What does GPS stand for?",
+]
+# (distance m, poses, weak scans, scans, dropped): the wording of suite_tools/suite_client.py's prompt()
+STATUS_FACTS = [(12.3, 41, 2, 40, 0), (0.0, 1, 0, 3, 0), (257.8, 902, 31, 900, 4),
+                (48.5, 160, 0, 158, 1), (3.7, 12, 9, 12, 2)]
+STATUS_PROMPTS = [f"You are a mobile robot. Write a two-sentence status report. Facts: travelled {d:.1f} m; "
+                  f"{p} poses; {w} of {s} LiDAR scans had a direction that geometry alone could not "
+                  f"constrain (a tunnel or a flat field); {x} scans dropped." for d, p, w, s, x in STATUS_FACTS]
+PROMPTS = GENERAL_PROMPTS + STATUS_PROMPTS
+KINDS = [f"general{i}" for i in range(len(GENERAL_PROMPTS))] + ["status"] * len(STATUS_PROMPTS)   # own kind each
+K_OTHERS = 5
+OFF_PROMPT_NATS = 0.05          # PMI threshold (nats/token) at or below which an answer is off-prompt
+LoglikFn = Callable[[Sequence[tuple[str, str]]], list[float]]
+
+
+def _prompt_ids(tokenizer: Any, prompt: str) -> list[int]:
+    text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
+                                         tokenize=False)
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def greedy_answers(model: Any, tokenizer: Any, prompts: Sequence[str], max_new_tokens: int = 48,
+                   device: str = "cpu", progress: bool = True) -> list[str]:
+    """Greedy answers (batch 1, KV cache, stop at EOS) of `model` to each prompt through the chat
+    template; only the new tokens, special tokens dropped."""
+    import torch
+    from tqdm.auto import tqdm
+
+    eos = tokenizer.eos_token_id
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+    out: list[str] = []
+    with torch.no_grad():
+        for prompt in tqdm(prompts, desc="answers", unit="prompt", disable=not progress):
+            ids = torch.tensor([_prompt_ids(tokenizer, prompt)], device=device)           # (1, T)
+            gen = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                                 max_new_tokens=max_new_tokens, eos_token_id=eos, pad_token_id=pad,
+                                 use_cache=True, temperature=None, top_p=None, top_k=None)  # (1, T + new)
+            out.append(tokenizer.decode(gen[0, ids.shape[1]:], skip_special_tokens=True).strip())
+    return out
+
+
+def judge_logliks(judge: Any, tokenizer: Any, pairs: Sequence[tuple[str, str]], batch_size: int = 8,
+                  device: str = "cpu", progress: bool = True) -> list[float]:
+    """Mean log-likelihood per token (nats) of each answer + end-of-turn token given its chat-
+    templated prompt under `judge`; only the answer tokens are scored. Right-padded batches of
+    similar length."""
+    import torch
+    from tqdm.auto import tqdm
+
+    end = tokenizer.eos_token_id
+    seqs = []
+    for prompt, answer in pairs:
+        p = _prompt_ids(tokenizer, prompt)
+        a = list(tokenizer(answer, add_special_tokens=False)["input_ids"]) + [end] if answer else [end]
+        seqs.append((p + a, len(p)))
+    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i][0]))
+    out = [0.0] * len(seqs)
+    with torch.no_grad():
+        for b in tqdm(range(0, len(order), batch_size), desc="judge", unit="batch", disable=not progress):
+            idx = order[b:b + batch_size]
+            width = max(len(seqs[i][0]) for i in idx)
+            ids = torch.zeros(len(idx), width, dtype=torch.long)                           # (B, W)
+            mask = torch.zeros(len(idx), width, dtype=torch.long)                          # (B, W)
+            for r, i in enumerate(idx):
+                ids[r, :len(seqs[i][0])] = torch.tensor(seqs[i][0])
+                mask[r, :len(seqs[i][0])] = 1
+            logp = judge(input_ids=ids.to(device), attention_mask=mask.to(device),
+                         use_cache=False).logits.float().log_softmax(-1)                   # (B, W, V)
+            tok_lp = logp[:, :-1].gather(-1, ids[:, 1:, None].to(device))[..., 0]         # (B, W-1)
+            for r, i in enumerate(idx):
+                seq, start = seqs[i]
+                out[i] = float(tok_lp[r, start - 1:len(seq) - 1].mean())   # targets seq[start:]
+    return out
+
+
+def is_repetitive(text: str, share: float = 0.3) -> bool:
+    """True when, over lower-cased word/punctuation tokens, more than `share` of the 3-grams repeat
+    an earlier 3-gram, or some 4-gram occurs at least 3 times."""
+    toks = re.findall(r"\w+|[^\w\s]", text.lower())
+    tri = [tuple(toks[i:i + 3]) for i in range(len(toks) - 2)]
+    if tri and (len(tri) - len(set(tri))) / len(tri) > share:
+        return True
+    quad = Counter(tuple(toks[i:i + 4]) for i in range(len(toks) - 3))
+    return bool(quad) and max(quad.values()) >= 3
+
+
+def other_prompts(i: int, kinds: Sequence[str], k: int = K_OTHERS) -> list[int]:
+    """K indices of prompts of another kind than prompt i, evenly spaced in cyclic order after i."""
+    n = len(kinds)
+    cand = [(i + d) % n for d in range(1, n) if kinds[(i + d) % n] != kinds[i]]
+    if len(cand) <= k:
+        return cand
+    return [cand[(t * len(cand)) // k] for t in range(k)]
+
+
+@dataclass
+class InstructionScores:
+    """Per-prompt rows and the aggregates (means over prompts)."""
+
+    rows: list[dict[str, Any]]
+    mean_loglik: float
+    empty: float
+    repetitive: float
+    off_prompt: float
+    ok: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def aggregates(self) -> dict[str, float]:
+        return {k: v for k, v in asdict(self).items() if k not in ("rows", "extra")}
+
+
+def score_answers(prompts: Sequence[str], answers: Sequence[str], loglik: LoglikFn,
+                  kinds: Sequence[str] | None = None, k_others: int = K_OTHERS,
+                  threshold: float = OFF_PROMPT_NATS) -> InstructionScores:
+    """Score answers with a judge `loglik` over (prompt, answer) pairs (one call, all pairs)."""
+    n = len(prompts)
+    if n != len(answers) or n < 2:
+        raise ValueError(f"need one answer per prompt and >= 2 prompts, got {n} prompts, {len(answers)} answers")
+    kinds = list(kinds) if kinds is not None else [str(i) for i in range(n)]
+    others = [other_prompts(i, kinds, k_others) for i in range(n)]
+    pairs = [(prompts[i], answers[i]) for i in range(n)] + \
+        [(prompts[j], answers[i]) for i in range(n) for j in others[i]]
+    lls = loglik(pairs)
+    own, rest = lls[:n], iter(lls[n:])
+    rows = []
+    for i in range(n):
+        other = [next(rest) for _ in others[i]]
+        pmi = own[i] - sum(other) / len(other)
+        empty, rep = not answers[i].strip(), is_repetitive(answers[i])
+        off = pmi <= threshold
+        rows.append(dict(prompt=prompts[i], answer=answers[i], loglik=own[i], pmi=pmi, empty=empty,
+                         repetitive=rep, off_prompt=off, ok=not (empty or rep or off)))
+    mean = lambda key: sum(float(r[key]) for r in rows) / n  # noqa: E731
+    return InstructionScores(rows, mean("loglik"), mean("empty"), mean("repetitive"), mean("off_prompt"),
+                             mean("ok"))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="lm-eval-instruct", description="Greedy answers of a chat LM to "
+                                f"{len(PROMPTS)} fixed prompts, judged by the dense model.")
+    p.add_argument("--model", default="", help="HF folder, .gguf file, pruned folder ('' = SmolLM2 GGUF)")
+    p.add_argument("--judge", default="", help="the dense judge ('' = SmolLM2 GGUF)")
+    p.add_argument("--max-new-tokens", type=int, default=48)
+    p.add_argument("--out", default="", help="write the rows and aggregates as JSON here")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = default)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = p.parse_args(argv)
+
+    import torch
+
+    from learned_nodes.llm.model_io import load_causal_lm, resolve_model_path
+    from learned_nodes.server.limits import check_device
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    t0 = time.perf_counter()
+    try:
+        check_device(args.device)
+        path, judge_path = resolve_model_path(args.model), resolve_model_path(args.judge)
+        model, tok = load_causal_lm(path, device=args.device)
+        judge, judge_tok = (model, tok) if judge_path == path else load_causal_lm(judge_path, device=args.device)
+    except (FileNotFoundError, ValueError) as exc:
+        raise SystemExit(f"lm-eval-instruct: {exc}") from None
+    t1 = time.perf_counter()
+    answers = greedy_answers(model, tok, PROMPTS, args.max_new_tokens, args.device, not args.quiet)
+    t2 = time.perf_counter()
+    scores = score_answers(PROMPTS, answers, lambda pairs: judge_logliks(
+        judge, judge_tok, pairs, device=args.device, progress=not args.quiet), KINDS)
+    t3 = time.perf_counter()
+    scores.extra = dict(model=str(path), judge=str(judge_path), max_new_tokens=args.max_new_tokens,
+                        load_s=t1 - t0, generate_s=t2 - t1, judge_s=t3 - t2)
+    print(f"model: {path}  judge: {judge_path}  ({len(PROMPTS)} prompts)")
+    print("  ".join(f"{k}: {v:.3f}" for k, v in scores.aggregates().items()))
+    print(f"load {t1 - t0:.1f} s, answers {t2 - t1:.1f} s, judge {t3 - t2:.1f} s")
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as f:
+            json.dump(asdict(scores), f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
