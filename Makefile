@@ -6,7 +6,7 @@ export OPENBLAS_NUM_THREADS := 1
 export AMENT_PREFIX_PATH := $(VENV)$(if $(AMENT_PREFIX_PATH),:$(AMENT_PREFIX_PATH),)
 PYTEST_ARGS ?=
 
-.PHONY: setup test demo pruned-model bench-cocoop photo-check bench-daft bench-loraprune bench-executor test-fast lock clean help bench-sim bench-effects bench-photometric bench-lio stress stress-32 soak
+.PHONY: setup test demo pruned-model bench-cocoop photo-check bench-daft bench-loraprune bench-loraprune-datafree eval-pruned bench-executor test-fast lock clean help bench-sim bench-effects bench-photometric bench-lio stress stress-32 soak
 
 help:
 	@echo "make demo   - set up, then run the demo graph (bag -> launcher -> nodes)"
@@ -75,11 +75,22 @@ bench-daft: setup
 	$(PY) -m learned_nodes.daft.bench --backbone efficientnet-lite0 --n-train 500 --epochs 6 --seeds 0 1 2 \
 	  --methods ft daft --threads 1 --stage compare --no-progress --out $(CURDIR)/out/bench_daft_6ep
 
-# LoRAPrune vs LLM-Pruner-style Taylor, magnitude, random at 20 / 50 % (same LoRA budget, same parameter
-# count), dense + LoRA only; perplexity, memory, speed and size (~55 min on two cores; --device cuda for a GPU)
+# LoRAPrune on the fair schedule (every method the same steps, the same 50 % of them at its final structure,
+# linear lr decay): dense, dense + LoRA, LoRAPrune, streamed Taylor, Taylor (LoRAPrune grouping), LLM-Pruner
+# grouping, magnitude, random at 20 / 50 %; pydoc val/test, held-out (licences, Shakespeare) perplexity and the
+# instruction check (docs/loraprune.md; ~80 min on two cores). --device cuda on a GPU.
+LORAPRUNE_BENCH := $(PY) -m learned_nodes.loraprune.bench --steps 40 --batch-size 2 --prune-every 5 \
+	  --eval-tokens 2048 --heldout-tokens 2048 --judge-others 2 --memory-steps 0 --threads 1 --jobs 2 --quiet
 bench-loraprune: setup
-	$(PY) -m learned_nodes.loraprune.bench --out $(CURDIR)/out/bench_loraprune --steps 80 --threads 1 \
-	  --jobs 2 --quiet
+	$(LORAPRUNE_BENCH) --out $(CURDIR)/out/bench_loraprune --instruct-ratios 0 0.2
+# The same with data-free recovery: the dense model writes 128 chat transcripts and distils into the pruned one
+# (lora_only, LoRAPrune, Taylor, LLM-Pruner grouping at 20 / 50 %; ~60 min on two cores)
+bench-loraprune-datafree: setup
+	$(LORAPRUNE_BENCH) --out $(CURDIR)/out/bench_loraprune_datafree --methods --distill-methods loraprune \
+	  taylor llm_pruner --conversations 128 --instruct-ratios 0 0.2
+# Held-out perplexity and the instruction check of the demo's pruned model against the dense one (~10 min)
+eval-pruned: setup pruned-model
+	$(PY) -m learned_nodes.loraprune.eval_pruned --model $(PRUNED_MODEL) --out $(CURDIR)/out/eval_pruned
 
 # Model servers' executor under 1 / 4 / 16 / 64 requests in flight: shipped thread pool vs fewer threads vs
 # sys.setswitchinterval (GIL starvation of the batch worker?), classifier + backbone (docs/model_servers.md)

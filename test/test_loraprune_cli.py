@@ -23,8 +23,9 @@ def tiny_setup(tmp_path_factory):
     return model_dir, data, root
 
 
-@pytest.mark.parametrize("method", ["loraprune", "taylor", "streamed_taylor"])
-def test_cli_prunes_and_writes_a_loadable_checkpoint(tiny_setup, method, capsys):
+@pytest.mark.parametrize("method,recovery", [("loraprune", "corpus"), ("taylor", "corpus"),
+                                             ("streamed_taylor", "corpus"), ("llm_pruner", "distill")])
+def test_cli_prunes_and_writes_a_loadable_checkpoint(tiny_setup, method, recovery, capsys):
     from learned_nodes.llm.model_io import load_causal_lm
     from learned_nodes.loraprune.cli import main
 
@@ -32,13 +33,17 @@ def test_cli_prunes_and_writes_a_loadable_checkpoint(tiny_setup, method, capsys)
     out = root / f"out_{method}"
     assert main(["--model", str(model_dir), "--ratio", "0.5", "--data", str(data), "--out", str(out),
                  "--method", method, "--steps", "4", "--seq-len", "16", "--batch-size", "2",
-                 "--eval-tokens", "64", "--quiet"]) == 0
+                 "--recovery", recovery, "--conversations", "3", "--eval-tokens", "64", "--quiet"]) == 0
     printed = capsys.readouterr().out
     assert "parameters before:" in printed and "parameters after:" in printed
     assert "whole model" in printed and "test perplexity" in printed
     report = json.loads((out / "prune_report.json").read_text())
     assert report["params_after"] < report["params_before"]
     assert report["config"]["method"] == method and report["config"]["steps"] == 4
+    assert report["config"]["recovery"] == recovery
+    if recovery == "distill":                                        # data-free: the teacher's own text
+        texts = json.loads((out / "teacher_text.json").read_text())["texts"]
+        assert len(texts) == 3 and all("<|im_start|>assistant" in t for t in texts)
     assert 0.45 < report["ratio_pruned_layers"] < 0.7
     doc = json.loads((out / "config.json").read_text())
     assert doc["pruned_structure"]["method"] == method and len(doc["pruned_structure"]["layers"]) == 4
@@ -63,35 +68,38 @@ def test_cli_rejects_bad_arguments(tiny_setup, tmp_path):
         main(["--data", str(data)])                                   # --out is required
 
 
-def test_bench_runs_every_method_in_two_workers_and_picks_loraprune_on_validation(tiny_setup):
+def test_bench_runs_the_fair_table_in_two_workers_and_keeps_the_best_20(tiny_setup):
     from learned_nodes.loraprune.bench import main
 
     model_dir, data, root = tiny_setup
     out = root / "bench"
     assert main(["--model", str(model_dir), "--data", str(data), "--out", str(out), "--steps", "4",
-                 "--seq-len", "16", "--batch-size", "2", "--ratios", "0.5", "--methods", "loraprune",
-                 "streamed_taylor", "taylor", "--cooldowns", "0.1", "0.5", "--eval-tokens", "64", "--context", "32",
+                 "--seq-len", "16", "--batch-size", "2", "--ratios", "0.2", "--methods", "loraprune",
+                 "llm_pruner", "--distill-methods", "taylor", "--conversations", "2", "--eval-tokens", "64",
+                 "--heldout-tokens", "64", "--answer-tokens", "2", "--judge-others", "1", "--context", "32",
                  "--stride", "32", "--gen-tokens", "2", "--memory-steps", "0", "--jobs", "2",
-                 "--save-loraprune-50", str(root / "kept_lp50"), "--quiet"]) == 0
+                 "--keep-best-20", str(root / "kept_20"), "--quiet"]) == 0
     res = json.loads((out / "results.json").read_text())
     labels = [r["label"] for r in res["runs"]]
-    assert labels == ["dense", "lora_only", "loraprune (cool-down 0.1)", "loraprune (cool-down 0.5)",
-                      "streamed_taylor (cool-down 0.1)", "streamed_taylor (cool-down 0.5)", "taylor"]
-    pruned = res["runs"][2:]
-    assert all(abs(r["ratio_pruned_layers"] - 0.5) < 0.03 for r in pruned)
-    params = [r["params"] for r in pruned]                           # same count up to rounding:
-    assert max(params) - min(params) <= 3 * 3 * 64                   # < one channel per pruned layer
-    lp = [r for r in pruned if r["method"] == "loraprune"]
-    best = min(lp, key=lambda r: r["val_ppl"])
-    assert best["checkpoint"] == str(root / "kept_lp50") and (root / "kept_lp50" / "config.json").exists()
-    assert all(r["checkpoint"] is None for r in res["runs"][1:] if r is not best)
+    assert labels == ["dense", "lora_only", "lora_only (data-free)", "loraprune", "llm_pruner",
+                      "taylor (data-free)"]
+    pruned = res["runs"][3:]
+    params = [r["params"] for r in pruned]                           # same count up to rounding
+    assert max(params) - min(params) <= 3 * 3 * 64
+    for r in res["runs"]:                                            # held-out + instruction check
+        assert "licenses" in r["heldout_ppl"] and r["heldout_ppl"]["licenses"] > 1
+        assert 0 <= r["instruct"]["ok"] <= 1 and len(r["instruct"]["answers"]) >= 30
+    kept = [r for r in pruned if r.get("kept_as_best_20")]
+    assert len(kept) == 1 and kept[0]["checkpoint"] == str(root / "kept_20")
+    assert (root / "kept_20" / "config.json").exists()
+    assert all(r["checkpoint"] is None for r in res["runs"][1:] if r is not kept[0])
     report = (out / "results.md").read_text()
-    assert "chosen on validation" in report and "lora_only" in report
-    assert "streamed Taylor (ours) test perplexity below" in report
+    assert "fair schedule" in report and "held-out licenses ppl" in report
+    assert "held-out perplexity within 1.15x dense" in report
     assert all(r["tokens_per_s"] > 0 and "tokens_per_s_in_worker" in r for r in res["runs"][1:])
     assert not res["failed_runs"]
     with pytest.raises(SystemExit):                                   # checked before anything runs
-        main(["--model", str(model_dir), "--data", str(data), "--out", str(out), "--cooldowns", "0.95"])
+        main(["--model", str(model_dir), "--data", str(data), "--out", str(out), "--cooldown", "0.95"])
 
 
 def test_memory_benchmark_counts_the_bytes_each_method_holds(tiny_setup, tmp_path, capsys):

@@ -134,7 +134,9 @@ def test_iterative_ramp_ends_at_the_one_shot_parameter_count(target):
     dict(method="nope"), dict(ratio=0.0), dict(ratio=1.0), dict(ratio=-0.1), dict(steps=0),
     dict(seq_len=1), dict(batch_size=0), dict(lr=0.0), dict(lr=float("nan")), dict(lora_r=0),
     dict(lora_alpha=0), dict(lora_dropout=1.0), dict(warmup=0.5, cooldown=0.5), dict(ema=1.0),
-    dict(skip_first_frac=1.0), dict(prune_every=0), dict(calib_batches=0), dict(weight_decay=-1)])
+    dict(skip_first_frac=1.0), dict(prune_every=0), dict(calib_batches=0), dict(weight_decay=-1),
+    dict(recovery="web"), dict(lr_schedule="cosine"), dict(kd_ce_weight=-1.0),
+    dict(steps=4, cooldown=0.01), dict(steps=4, cooldown=0.0)])
 def test_config_validation(bad):
     with pytest.raises(ValueError):
         PruneConfig(**bad)
@@ -144,7 +146,9 @@ def test_config_defaults_follow_the_paper():
     c = PruneConfig()
     assert (c.lora_r, c.lora_alpha, c.lora_dropout, c.lr) == (8, 16.0, 0.05, 3e-4)
     assert (c.prune_every, c.ema) == (10, 0.9)
-    assert (c.warmup, c.cooldown, c.skip_first_frac, c.skip_last) == (0.1, 0.1, 0.1, True)
+    assert (c.warmup, c.skip_first_frac, c.skip_last) == (0.1, 0.1, True)
+    assert (c.lr_schedule, c.recovery, c.cooldown) == ("linear", "corpus", 0.5)   # fair schedule
+    assert c.lr_at(1) == c.lr and c.lr_at(c.steps) == pytest.approx(c.lr / c.steps)   # HF linear
     assert c.iterative and not PruneConfig(method="taylor").iterative
 
 
@@ -169,13 +173,31 @@ def test_runs_reach_the_target_with_lora_only(method):
     assert res.layers == [0, 1, 2] and res.masks.heads[3].all()
     h = res.history
     assert len(h["loss"]) == 9 and h["trainable_params"] > 0
+    assert h["lr"] == sorted(h["lr"], reverse=True) and h["lr"][-1] == pytest.approx(cfg.lr / 9)
+    if method != "lora_only":                                        # the fair schedule: the same
+        final = [r == pytest.approx(0.5) for r in h["ratio"]]        # steps at the final structure
+        assert sum(final) == cfg.final_steps and all(final[cfg.structure_step:])
+        assert all(u["step"] <= cfg.structure_step for u in h["mask_updates"])
     assert h["grad_bytes"] > 0 and h["grad_bytes"] <= 4 * h["trainable_params"]   # LoRA grads only
     assert h["optimizer_state_bytes"] >= 2 * h["grad_bytes"]
     if method == "loraprune":
         ups = [u["ratio"] for u in h["mask_updates"]]
         assert ups == sorted(ups) and ups[-1] == pytest.approx(0.5) and len(ups) >= 2
-    if method == "taylor":
+    if method in ("taylor", "llm_pruner"):
         assert h["calib_grad_bytes"] == 4 * count_params(res.geom)    # a gradient for every weight
     pruned = export_pruned(res)
     with torch.no_grad():
         assert torch.isfinite(pruned(input_ids=torch.randint(0, 128, (1, 8))).logits).all()
+
+
+def test_heads_follow_the_ramp():
+    """Query heads go as the ramp goes (floor, as the reference's int(ratio * heads)), not ahead."""
+    from learned_nodes.loraprune.schedule import cubic_sparsity
+
+    layers = pruned_layers(SMOL.n_layers)
+    masks, removed = PruneMasks.full(SMOL), []
+    for step in (10, 20, 30, 40):                                   # 80 steps, 40 at the target
+        r = cubic_sparsity(step, 80, 0.5, 0.1, 0.5)
+        masks = update_masks(masks, torch.rand(30, 9), torch.rand(30, 1536), layers, SMOL, r, 0.5)
+        removed.append(int((~masks.heads[layers[0]]).sum()))
+    assert removed == [0, 3, 4, 5]                                  # ramp 0.09, 0.38, 0.49, 0.5: 5 x r / 0.5, floored

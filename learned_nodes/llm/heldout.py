@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 LICENSES_ROOT = Path("/usr/share/common-licenses")
+CHARS_PER_TOKEN_MAX = 12
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,10 @@ def heldout_ids(name: str, tokenizer: Any, max_tokens: int | None = None):
     docs = [t for _, t in heldout_documents(name)]
     if max_tokens is None:
         return tokenize(tokenizer, docs)
+    # only the centred part of each document that can hold its share is tokenised (a share of
+    # the budget in characters at CHARS_PER_TOKEN_MAX, which no English tokenizer exceeds)
+    char_shares = _shares([len(d) for d in docs], max_tokens * CHARS_PER_TOKEN_MAX)
+    docs = [d[(len(d) - k) // 2:(len(d) - k) // 2 + k] for d, k in zip(docs, char_shares)]
     eos = tokenizer.eos_token_id
     sep = [eos] if eos is not None else tokenizer("\n\n", add_special_tokens=False)["input_ids"]
     enc = tokenizer(docs, add_special_tokens=False, verbose=False, truncation=False)["input_ids"]

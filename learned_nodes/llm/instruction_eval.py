@@ -80,22 +80,33 @@ def _prompt_ids(tokenizer: Any, prompt: str) -> list[int]:
 
 
 def greedy_answers(model: Any, tokenizer: Any, prompts: Sequence[str], max_new_tokens: int = 48,
-                   device: str = "cpu", progress: bool = True) -> list[str]:
-    """Greedy answers (batch 1, KV cache, stop at EOS) of `model` to each prompt through the chat
-    template; only the new tokens, special tokens dropped."""
+                   device: str = "cpu", progress: bool = True, batch_size: int = 12) -> list[str]:
+    """Greedy answers (KV cache, stop at EOS) of `model` to each prompt through the chat template;
+    only the new tokens, special tokens dropped. Prompts of similar length are decoded together,
+    left-padded with an attention mask (batch_size 1: one at a time; the same greedy tokens up to
+    float rounding, ~4x faster at 12 on a CPU)."""
     import torch
     from tqdm.auto import tqdm
 
     eos = tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
-    out: list[str] = []
+    enc = [_prompt_ids(tokenizer, p) for p in prompts]
+    order = sorted(range(len(enc)), key=lambda i: len(enc[i]))
+    out = [""] * len(enc)
     with torch.no_grad():
-        for prompt in tqdm(prompts, desc="answers", unit="prompt", disable=not progress):
-            ids = torch.tensor([_prompt_ids(tokenizer, prompt)], device=device)           # (1, T)
-            gen = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
+        for b in tqdm(range(0, len(order), batch_size), desc="answers", unit="batch", disable=not progress):
+            idx = order[b:b + batch_size]
+            width = max(len(enc[i]) for i in idx)
+            ids = torch.full((len(idx), width), pad, dtype=torch.long)                   # (B, T)
+            mask = torch.zeros(len(idx), width, dtype=torch.long)                        # (B, T)
+            for r, i in enumerate(idx):
+                ids[r, width - len(enc[i]):] = torch.tensor(enc[i])
+                mask[r, width - len(enc[i]):] = 1
+            gen = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=False,
                                  max_new_tokens=max_new_tokens, eos_token_id=eos, pad_token_id=pad,
-                                 use_cache=True, temperature=None, top_p=None, top_k=None)  # (1, T + new)
-            out.append(tokenizer.decode(gen[0, ids.shape[1]:], skip_special_tokens=True).strip())
+                                 use_cache=True, temperature=None, top_p=None, top_k=None)  # (B, T + new)
+            for r, i in enumerate(idx):
+                out[i] = tokenizer.decode(gen[r, width:], skip_special_tokens=True).strip()
     return out
 
 

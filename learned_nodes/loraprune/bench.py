@@ -74,24 +74,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out", default="out/bench_loraprune")
     p.add_argument("--model", default="", help="dense model ('' = SmolLM2-135M GGUF)")
     p.add_argument("--data", default="pydoc")
-    p.add_argument("--methods", nargs="+",
-                   default=["loraprune", "streamed_taylor", "taylor", "magnitude", "random"])
+    p.add_argument("--methods", nargs="*",
+                   default=["loraprune", "streamed_taylor", "taylor", "llm_pruner", "magnitude", "random"])
+    p.add_argument("--distill-methods", nargs="*", default=[],
+                   help="methods also run with data-free (distillation) recovery ('' none)")
+    p.add_argument("--conversations", type=int, default=256,
+                   help="transcripts the dense teacher writes for data-free recovery")
     p.add_argument("--ratios", nargs="+", type=float, default=[0.5, 0.2])
-    p.add_argument("--cooldowns", nargs="+", type=float, default=[0.1, 0.5],
-                   help="cool-downs of the iterative methods (the reference's 0.1 first); "
-                        "each method's is chosen on validation")
+    p.add_argument("--cooldown", type=float, default=0.5,
+                   help="fraction of the steps at the final structure, every method (fair schedule)")
     p.add_argument("--no-lora-only", dest="lora_only", action="store_false",
                    help="skip the dense + same LoRA training row")
     p.add_argument("--steps", type=int, default=80, help="LoRA steps of every run (same budget)")
+    p.add_argument("--prune-every", type=int, default=10, help="steps between mask updates (iterative)")
     p.add_argument("--seq-len", type=int, default=128)
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--eval-tokens", type=int, default=16384, help="validation / test tokens for perplexity")
+    p.add_argument("--heldout-tokens", type=int, default=4096,
+                   help="tokens of each held-out corpus for perplexity (0: skip)")
+    p.add_argument("--no-instruct", dest="instruct", action="store_false",
+                   help="skip the instruction check (35 prompts, judged by the dense model)")
+    p.add_argument("--instruct-ratios", nargs="*", type=float, default=[0.0, 0.2, 0.5],
+                   help="targets whose runs get the instruction check (0: dense, lora_only)")
+    p.add_argument("--answer-tokens", type=int, default=48, help="instruction check: greedy tokens per answer")
+    p.add_argument("--judge-others", type=int, default=3,
+                   help="instruction check: other prompts each answer is also scored after (off-prompt PMI)")
     p.add_argument("--context", type=int, default=256)
     p.add_argument("--stride", type=int, default=256)
     p.add_argument("--gen-tokens", type=int, default=32, help="greedy tokens per speed measurement")
     p.add_argument("--memory-steps", type=int, default=2, help="steps of each memory child (0: skip)")
-    p.add_argument("--save-loraprune-50", default="data/models/smollm2_loraprune_50",
-                   help="where the chosen LoRAPrune 50 %% checkpoint is kept ('' = not kept)")
+    p.add_argument("--keep-best-20", default="",
+                   help="where the 20 %% checkpoint with the best held-out perplexity is kept ('' = none)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1, help="torch threads per process")
     p.add_argument("--jobs", type=int, default=1, help="worker processes for the runs")
@@ -137,7 +150,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
 
     dense_dir = save_dense(model, tok, out / "dense_model")
-    dense = {"label": "dense", "method": "dense", "ratio": 0.0, **evaluate(model, data, args),
+    if args.distill_methods:
+        from learned_nodes.loraprune.distill import cached_conversations
+
+        t0 = time.perf_counter()
+        cached_conversations(out / "teacher_text.json", model, tok, args.conversations, args.seed,
+                             args.device, not args.quiet)
+        data = load_data(args, tok)
+        results["settings"]["generated_tokens"] = int(data["generated"].numel())
+        results["settings"]["teacher_text_s"] = time.perf_counter() - t0
+    dense = {"label": "dense", "method": "dense", "ratio": 0.0, **evaluate(model, data, args, tok, model),
              "disk_bytes": (dense_dir / "model.safetensors").stat().st_size}
     results["runs"].append(dense)
     print(f"dense: ppl val {dense['val_ppl']:.2f} test {dense['test_ppl']:.2f}, {dense['params']:,} "

@@ -29,8 +29,38 @@ def greedy_tokens_per_s(model, prompt_ids, new_tokens: int, device: str, repeats
     return best
 
 
-def evaluate(model, data: dict, args) -> dict[str, Any]:
-    """Validation + test perplexity, parameters, greedy tokens/s; `data` from load_data()."""
+_JUDGE: dict = {}
+
+
+def _judge(args):
+    """The dense model (OUT/dense_model), loaded once per process: the instruction check's judge."""
+    if "model" not in _JUDGE:
+        import torch
+
+        from learned_nodes.llm.model_io import load_causal_lm
+
+        _JUDGE["model"] = load_causal_lm(Path(args.out) / "dense_model", device=args.device,
+                                         dtype=torch.float32)[0]
+    return _JUDGE["model"]
+
+
+def instruction_check(model, tok, args, judge=None) -> dict[str, Any]:
+    """Aggregates of the instruction check (learned_nodes.llm.instruction_eval) + the status answers."""
+    from learned_nodes.llm.instruction_eval import (KINDS, PROMPTS, greedy_answers, judge_logliks,
+                                                    score_answers)
+
+    t0 = time.perf_counter()
+    judge = judge if judge is not None else _judge(args)
+    answers = greedy_answers(model, tok, PROMPTS, args.answer_tokens, args.device, not args.quiet)
+    scores = score_answers(PROMPTS, answers, lambda pairs: judge_logliks(
+        judge, tok, pairs, device=args.device, progress=not args.quiet), KINDS, k_others=args.judge_others)
+    return {**scores.aggregates(), "s": time.perf_counter() - t0,
+            "answers": [{k: r[k] for k in ("prompt", "answer", "ok", "pmi", "loglik")} for r in scores.rows]}
+
+
+def evaluate(model, data: dict, args, tok=None, judge=None, ratio: float | None = None) -> dict[str, Any]:
+    """Validation + test perplexity, held-out perplexities and the instruction check (with `tok`),
+    parameters, greedy tokens/s; `data` from load_data()."""
     from learned_nodes.llm.perplexity import perplexity_stats
     from learned_nodes.loraprune.pipeline import n_params
 
@@ -39,36 +69,62 @@ def evaluate(model, data: dict, args) -> dict[str, Any]:
                                   args.device, progress=not args.quiet)
     ppl, scored = perplexity_stats(model, data["test"], args.context, args.stride, args.eval_tokens,
                                    args.device, progress=not args.quiet)
+    res = {"test_ppl": ppl, "val_ppl": val_ppl, "ppl_tokens_scored": scored}
+    res["heldout_ppl"] = {name: perplexity_stats(model, ids, args.context, args.stride, None, args.device,
+                                                 progress=not args.quiet)[0]
+                          for name, ids in data.get("heldout", {}).items()}
+    res["ppl_s"] = time.perf_counter() - t0
+    if tok is not None and args.instruct and (ratio is None or any(abs(ratio - r) < 1e-9
+                                                                   for r in args.instruct_ratios)):
+        res["instruct"] = instruction_check(model, tok, args, judge)
     prompt_ids = data["test"][:32]
-    return {"test_ppl": ppl, "val_ppl": val_ppl, "ppl_tokens_scored": scored,
-            "ppl_s": time.perf_counter() - t0, "params": n_params(model),
+    return {**res, "params": n_params(model),
             "tokens_per_s": greedy_tokens_per_s(model, prompt_ids, args.gen_tokens, args.device)}
 
 
 def label_of(cfg) -> str:
-    """Row name of a run: iterative runs (loraprune, streamed_taylor) carry their cool-down."""
-    return f"{cfg.method} (cool-down {cfg.cooldown:g})" if cfg.iterative else cfg.method
+    """Row name of a run: the method, and "(data-free)" for distillation recovery."""
+    return cfg.method + (" (data-free)" if cfg.recovery == "distill" else "")
 
 
 def run_configs(args) -> list:
-    from learned_nodes.loraprune.config import ITERATIVE, PruneConfig
+    """Every run: lora_only per recovery, then per ratio each method with corpus recovery and the
+    --distill-methods with data-free recovery."""
+    from learned_nodes.loraprune.config import PruneConfig
 
-    common = dict(steps=args.steps, seq_len=args.seq_len, batch_size=args.batch_size,
-                  device=args.device, seed=args.seed, progress=not args.quiet)
-    cfgs = [PruneConfig(method="lora_only", ratio=0.0, **common)] if args.lora_only else []
+    common = dict(steps=args.steps, seq_len=args.seq_len, batch_size=args.batch_size, cooldown=args.cooldown,
+                  prune_every=args.prune_every, device=args.device, seed=args.seed, progress=not args.quiet)
+    recoveries = (["corpus"] if args.methods else []) + (["distill"] if args.distill_methods else [])
+    cfgs = [PruneConfig(method="lora_only", ratio=0.0, recovery=rec, **common)
+            for rec in recoveries] if args.lora_only else []
     for r in args.ratios:
-        for m in args.methods:
-            for cd in (args.cooldowns if m in ITERATIVE else [0.1]):
-                cfgs.append(PruneConfig(method=m, ratio=r, cooldown=cd, **common))
+        cfgs += [PruneConfig(method=m, ratio=r, **common) for m in args.methods]
+        cfgs += [PruneConfig(method=m, ratio=r, recovery="distill", **common) for m in args.distill_methods]
     return cfgs
 
 
 def load_data(args, tok) -> dict:
+    """Token ids: the corpus's train / val / test and, where it exists, the teacher's own text."""
+    import json
+
     from learned_nodes.llm.corpus import load_corpus, tokenize
 
     splits = load_corpus(args.data)
-    return {"train": tokenize(tok, splits.train), "val": tokenize(tok, splits.validation),
+    data = {"train": tokenize(tok, splits.train), "val": tokenize(tok, splits.validation),
             "test": tokenize(tok, splits.test)}
+    if args.heldout_tokens > 0:                                   # text no tuning step reads
+        from learned_nodes.llm.heldout import HELDOUT_CORPORA, heldout_ids
+
+        data["heldout"] = {}
+        for name in HELDOUT_CORPORA:
+            try:
+                data["heldout"][name] = heldout_ids(name, tok, args.heldout_tokens)
+            except FileNotFoundError as exc:
+                print(f"held-out corpus '{name}' skipped: {exc}", flush=True)
+    teacher_text = Path(args.out) / "teacher_text.json"
+    if teacher_text.exists():
+        data["generated"] = tokenize(tok, json.loads(teacher_text.read_text())["texts"])
+    return data
 
 
 def prune_and_measure(cfg, dense_dir: Path, data: dict, args, out: Path) -> dict[str, Any]:
@@ -80,10 +136,14 @@ def prune_and_measure(cfg, dense_dir: Path, data: dict, args, out: Path) -> dict
     from learned_nodes.loraprune.pipeline import prune_tokens, save_run, summary_line
 
     model, tok = load_causal_lm(dense_dir, device=args.device, dtype=torch.float32)
-    pruned, report = prune_tokens(model, data["train"], cfg)
-    run = {"label": label_of(cfg), "method": cfg.method, "ratio": cfg.ratio, "cooldown": cfg.cooldown,
-           **evaluate(pruned, data, args)}
-    ckpt = save_run(pruned, tok, out / "checkpoints" / f"{cfg.method}_{cfg.ratio}_{cfg.cooldown:g}",
+    teacher = None
+    if cfg.recovery == "distill":
+        teacher, _ = load_causal_lm(dense_dir, device=args.device, dtype=torch.float32)
+    pruned, report = prune_tokens(model, data["generated" if teacher is not None else "train"], cfg, teacher)
+    del teacher
+    run = {"label": label_of(cfg), "method": cfg.method, "ratio": cfg.ratio, "recovery": cfg.recovery,
+           "cooldown": cfg.cooldown, **evaluate(pruned, data, args, tok, ratio=cfg.ratio)}
+    ckpt = save_run(pruned, tok, out / "checkpoints" / f"{cfg.method}_{cfg.ratio}_{cfg.recovery}",
                     report, test_ppl=run["test_ppl"])
     run["disk_bytes"] = (ckpt / "model.safetensors").stat().st_size
     run["checkpoint"] = str(ckpt)

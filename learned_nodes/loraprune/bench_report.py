@@ -13,25 +13,36 @@ def label(run: dict[str, Any]) -> str:
     return run.get("label", run["method"])
 
 
-def chosen(runs: list[dict[str, Any]], method: str, ratio: float) -> dict[str, Any] | None:
-    """The `method` run at `ratio` with the lowest VALIDATION perplexity (test never selects)."""
-    cands = [r for r in runs if r["method"] == method and abs(r["ratio"] - ratio) < 1e-9]
-    return min(cands, key=lambda r: r.get("val_ppl", float("inf"))) if cands else None
+def same(runs: list[dict[str, Any]], method: str, ratio: float, recovery: str = "corpus"
+         ) -> dict[str, Any] | None:
+    """The run of `method` at `ratio` with `recovery`, if it ran."""
+    return next((r for r in runs if r["method"] == method and abs(r["ratio"] - ratio) < 1e-9
+                 and r.get("recovery", "corpus") == recovery), None)
+
+
+def _heldout_names(runs: list[dict[str, Any]]) -> list[str]:
+    return list(dict.fromkeys(n for r in runs for n in (r.get("heldout_ppl") or {})))
 
 
 def run_table(results: dict[str, Any]) -> list[str]:
     runs = results["runs"]
     dense = next((r for r in runs if r["method"] == "dense"), None)
-    rows = ["| method | target | removed (pruned layers) | removed (whole model) | parameters | "
-            "val ppl | test ppl | tokens/s (greedy, batch 1) | speed-up | disk MB | train s |",
-            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    held = _heldout_names(runs)
+    rows = ["| method | recovery | target | parameters | val ppl | test ppl | "
+            + "".join(f"held-out {n} ppl | " for n in held)
+            + "instruction loglik | ok | repetitive | off-prompt | tokens/s | speed-up | train s |",
+            "|---|---|---|---|---|---|" + "---|" * len(held) + "---|---|---|---|---|---|---|"]
     for r in runs:
         speed = r["tokens_per_s"] / dense["tokens_per_s"] if dense else float("nan")
         val = f"{r['val_ppl']:.2f}" if "val_ppl" in r else "-"
-        rows.append(f"| {label(r)} | {r['ratio']:.0%} | {r.get('ratio_pruned_layers', 0.0):.1%} | "
-                    f"{r.get('ratio_whole_model', 0.0):.1%} | {r['params'] / 1e6:.2f}M | "
-                    f"{val} | {r['test_ppl']:.2f} | {r['tokens_per_s']:.1f} | {speed:.2f}x | "
-                    f"{_mb(r.get('disk_bytes'))} | {r.get('train_s', 0.0):.0f} |")
+        hp = r.get("heldout_ppl") or {}
+        ins = r.get("instruct") or {}
+        cells = "".join(f"{hp[n]:.2f} | " if n in hp else "- | " for n in held)
+        inst = (f"{ins['mean_loglik']:.3f} | {ins['ok']:.0%} | {ins['repetitive']:.0%} | "
+                f"{ins['off_prompt']:.0%} | " if ins else "- | - | - | - | ")
+        rows.append(f"| {label(r)} | {r.get('recovery', '-') if r['method'] != 'dense' else '-'} | "
+                    f"{r['ratio']:.0%} | {r['params'] / 1e6:.2f}M | {val} | {r['test_ppl']:.2f} | "
+                    f"{cells}{inst}{r['tokens_per_s']:.1f} | {speed:.2f}x | {r.get('train_s', 0.0):.0f} |")
     return rows
 
 
@@ -48,19 +59,51 @@ def memory_table(mem: dict[str, Any]) -> list[str]:
     return rows
 
 
+def _geo(values: list[float]) -> float:
+    import math
+
+    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else float("nan")
+
+
 def targets(results: dict[str, Any]) -> list[str]:
+    """The issue's targets and the paper's claims, each with the numbers it rests on."""
     out = []
     runs = results["runs"]
-    for method, name in (("loraprune", "LoRAPrune"), ("streamed_taylor", "streamed Taylor (ours)")):
-        for ratio in sorted({r["ratio"] for r in runs if r["method"] == method}, reverse=True):
-            lp, ty = chosen(runs, method, ratio), chosen(runs, "taylor", ratio)
-            if lp and ty:
-                met = lp["test_ppl"] < ty["test_ppl"]
-                target = " (the target)" if method == "loraprune" and abs(ratio - 0.5) < 1e-9 else ""
-                out.append(f"- {name} test perplexity below LLM-Pruner-style Taylor's at {ratio:.0%}"
-                           f"{target}: {'yes' if met else 'NO'} ({lp['test_ppl']:.2f} vs "
-                           f"{ty['test_ppl']:.2f}; {label(lp)} chosen on validation; parameters "
-                           f"{lp['params'] / 1e6:.2f}M vs {ty['params'] / 1e6:.2f}M)")
+    dense = next((r for r in runs if r["method"] == "dense"), None)
+    dh = (dense or {}).get("heldout_ppl") or {}
+    di = (dense or {}).get("instruct") or {}
+    for ratio, limit in ((0.2, 1.15), (0.5, 2.0)):
+        cands = [r for r in runs if abs(r["ratio"] - ratio) < 1e-9 and r.get("heldout_ppl")]
+        if not cands or not dh:
+            continue
+        best = min(cands, key=lambda r: _geo(list(r["heldout_ppl"].values())))
+        worst = max(best["heldout_ppl"][n] / dh[n] for n in best["heldout_ppl"] if n in dh)
+        out.append(f"- {ratio:.0%}: held-out perplexity within {limit:g}x dense: "
+                   f"{'met' if worst <= limit else 'NOT met'} (best run by held-out perplexity: "
+                   f"{label(best)}, {best.get('recovery')}; worst corpus at {worst:.2f}x dense: "
+                   + ", ".join(f"{n} {best['heldout_ppl'][n]:.1f} vs {dh[n]:.1f}" for n in best["heldout_ppl"]
+                               if n in dh) + ")")
+        bi = best.get("instruct") or {}
+        if ratio == 0.2 and bi and di:
+            ok_rel = bi["ok"] / max(di["ok"], 1e-9)
+            ll_rel = bi["mean_loglik"] / di["mean_loglik"]          # nats/token are negative
+            met = ok_rel >= 0.9 and ll_rel <= 1.1
+            out.append(f"- 20 %: instruction scores within 10 % of dense: {'met' if met else 'NOT met'} "
+                       f"({label(best)}: ok {bi['ok']:.0%} vs {di['ok']:.0%}, judge log-likelihood "
+                       f"{bi['mean_loglik']:.3f} vs {di['mean_loglik']:.3f} nats/token)")
+    for ratio in sorted({r["ratio"] for r in runs if r["ratio"] > 0}, reverse=True):
+        for rec in ("corpus", "distill"):
+            lp = same(runs, "loraprune", ratio, rec)
+            for base in ("llm_pruner", "taylor"):
+                b = same(runs, base, ratio, rec)
+                if lp and b:
+                    ho = ""
+                    if lp.get("heldout_ppl") and b.get("heldout_ppl"):
+                        ho = (f"; held-out geo-mean {_geo(list(lp['heldout_ppl'].values())):.2f} vs "
+                              f"{_geo(list(b['heldout_ppl'].values())):.2f}")
+                    out.append(f"- LoRAPrune below {label(b)} at {ratio:.0%} ({rec} recovery): "
+                               f"{'yes' if lp['test_ppl'] < b['test_ppl'] else 'NO'} (test "
+                               f"{lp['test_ppl']:.2f} vs {b['test_ppl']:.2f}{ho})")
     mem = results.get("memory", {})
     b = mem.get("taylor", {})
     for name in ("streamed_taylor",):
@@ -117,12 +160,13 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
 def write_report(results: dict[str, Any], out: Path) -> None:
     s = results["settings"]
-    lines = ["# LoRAPrune benchmark (SmolLM2-135M)", "",
-             f"Data: {s['data']} ({s['train_tokens']:,} train tokens). Every run: {s['steps']} "
-             f"LoRA steps of {s['batch_size']} x {s['seq_len']} tokens (one window stream, seed {s['seed']}; "
-             "Taylor first draws its 4 calibration batches from it); every pruned run at a target removes "
-             "the same parameter count (freed KV heads counted). The cool-down (steps at the "
-             "final masks) of each iterative method (loraprune, streamed_taylor) is chosen on validation perplexity. "
+    lines = ["# LoRAPrune benchmark (SmolLM2-135M), fair schedule", "",
+             f"Data: {s['data']} ({s['train_tokens']:,} train tokens; data-free runs: "
+             f"{s.get('generated_tokens', 0):,} tokens the dense model wrote). Every run: {s['steps']} "
+             f"LoRA steps of {s['batch_size']} x {s['seq_len']} tokens, the last {s['cooldown']:.0%} at "
+             "the final structure, learning rate decayed linearly to 0 (one window stream, seed "
+             f"{s['seed']}; Taylor first draws its 4 calibration batches from it); every pruned run at a "
+             "target removes the same parameter count (freed KV heads counted). "
              f"Perplexity on the first {s['eval_tokens']:,} validation / test tokens, {s['context']}-token windows, "
              f"stride {s['stride']}. Device {s['device']}, {s['torch_threads']} torch thread(s); tokens/s "
              "measured with one model at a time (after the runs when they ran in parallel workers).", "",

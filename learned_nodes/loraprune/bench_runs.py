@@ -6,12 +6,13 @@
   config order; failed runs and exit codes come back instead of silently missing rows.
 - `speed_pass`: tokens/s measured in a worker shares the CPU with the other worker; this measures
   the dense model and every run's checkpoint again, one at a time, in one process.
-- `keep_checkpoints`: keeps the LoRAPrune 50 % checkpoint chosen on VALIDATION perplexity at
-  --save-loraprune-50 (replacing only an earlier pruned checkpoint there), deletes the others.
+- `keep_checkpoints`: keeps the 20 % checkpoint with the best held-out perplexity at --keep-best-20
+  (replacing only an earlier pruned checkpoint there), deletes the others.
 """
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -110,15 +111,24 @@ def speed_pass(args, runs: list[dict] | None = None) -> int:
     return 0
 
 
+def heldout_score(run: dict) -> float:
+    """How a run is ranked for the demo: the geometric mean of its held-out perplexities (inf
+    without them); text no tuning step saw, so the pick cannot flatter the tuning data."""
+    ppl = [v for v in (run.get("heldout_ppl") or {}).values() if v]
+    return math.exp(sum(math.log(v) for v in ppl) / len(ppl)) if ppl else float("inf")
+
+
 def keep_checkpoints(runs: list[dict], args) -> None:
-    lp50 = [r for r in runs if r["method"] == "loraprune" and abs(r["ratio"] - 0.5) < 1e-9]
-    keep = min(lp50, key=lambda r: r["val_ppl"]) if lp50 and args.save_loraprune_50 else None
+    """Keep the 20 % run with the best held-out score at --keep-best-20 (replacing only an earlier
+    pruned checkpoint there); delete every other checkpoint."""
+    r20 = [r for r in runs if r["method"] not in ("dense", "lora_only") and abs(r["ratio"] - 0.2) < 1e-9]
+    keep = min(r20, key=heldout_score) if r20 and args.keep_best_20 else None
     for r in runs:
         ckpt = Path(r["checkpoint"]) if r.get("checkpoint") else None
         if ckpt is None or not ckpt.exists():
             continue
         if r is keep:
-            dest = Path(args.save_loraprune_50)
+            dest = Path(args.keep_best_20)
             if dest.exists():
                 try:
                     earlier = "pruned_structure" in json.loads((dest / "config.json").read_text())
@@ -130,6 +140,7 @@ def keep_checkpoints(runs: list[dict], args) -> None:
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(str(ckpt), dest)
             r["checkpoint"] = str(dest)
+            r["kept_as_best_20"] = True
         else:
             shutil.rmtree(ckpt)
             r["checkpoint"] = None

@@ -1,9 +1,12 @@
 """`loraprune`: prune a LLaMA-architecture model and write a standalone checkpoint.
 
     loraprune --model PATH --ratio 0.5 --data pydoc --out DIR
-              [--method loraprune|streamed_taylor|taylor|magnitude|random|lora_only]
-              [--steps N] [--cooldown 0.1] [--seq-len 128] [--batch-size 4] [--device cpu] [--seed 0]
+              [--method loraprune|streamed_taylor|taylor|llm_pruner|magnitude|random|lora_only]
+              [--recovery corpus|distill] [--steps N] [--cooldown 0.5] [--seq-len 128]
+              [--batch-size 4] [--device cpu|cuda] [--seed 0]
 
+--recovery distill is data-free: the dense model writes its own training text (DIR/teacher_text.json,
+reused when it exists for the same --conversations and --seed) and teaches the pruned one.
 Writes DIR (model.safetensors + config.json with pruned_structure + tokenizer) and
 DIR/prune_report.json (config, parameter counts, ratios, loss curve, mask updates, memory).
 """
@@ -25,9 +28,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default="pydoc", help="pydoc | shakespeare | a text file or folder")
     p.add_argument("--out", required=True, help="output checkpoint folder")
     p.add_argument("--method", default="loraprune", choices=METHODS)
+    p.add_argument("--recovery", default="corpus", choices=("corpus", "distill"),
+                   help="corpus: next-token loss on --data; distill: data-free, the dense model's own text")
+    p.add_argument("--conversations", type=int, default=256,
+                   help="distill: transcripts the teacher writes (~200 tokens each)")
     p.add_argument("--steps", type=int, default=100, help="optimiser steps (same budget per method)")
-    p.add_argument("--cooldown", type=float, default=0.1,
-                   help="LoRAPrune: final fraction of the steps at the target (recovery)")
+    p.add_argument("--cooldown", type=float, default=0.5,
+                   help="final fraction of the steps at the final structure (every method)")
     p.add_argument("--seq-len", type=int, default=128)
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--lr", type=float, default=3e-4)
@@ -46,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         cfg = PruneConfig(method=args.method, ratio=args.ratio, steps=args.steps, cooldown=args.cooldown,
-                          seq_len=args.seq_len,
+                          recovery=args.recovery, seq_len=args.seq_len,
                           batch_size=args.batch_size, lr=args.lr, device=args.device, seed=args.seed,
                           progress=not args.quiet)
     except ValueError as exc:
@@ -65,11 +72,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         splits = load_corpus(args.data)
     except (FileNotFoundError, ValueError) as exc:
         raise SystemExit(f"loraprune: {exc}") from None
-    train_ids = tokenize(tok, splits.train)
+    teacher = None
+    if cfg.recovery == "distill":
+        from pathlib import Path
+
+        from learned_nodes.loraprune.distill import cached_conversations
+
+        teacher, _ = load_causal_lm(args.model or None, device=args.device, dtype=torch.float32)
+        texts = cached_conversations(Path(args.out) / "teacher_text.json", teacher, tok,
+                                     args.conversations, args.seed, args.device, not args.quiet)
+        train_ids = tokenize(tok, texts)
+    else:
+        train_ids = tokenize(tok, splits.train)
     print(f"model: {args.model or 'default SmolLM2-135M'} loaded in {time.perf_counter() - t0:.1f} s; "
-          f"training tokens: {train_ids.numel():,}")
+          f"training tokens ({cfg.recovery}): {train_ids.numel():,}")
     try:
-        pruned, report = prune_tokens(model, train_ids, cfg)
+        pruned, report = prune_tokens(model, train_ids, cfg, teacher)
     except ValueError as exc:
         raise SystemExit(f"loraprune: {exc}") from None
     print(f"parameters before: {report['params_before']:,}")

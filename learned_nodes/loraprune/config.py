@@ -1,21 +1,35 @@
 """PruneConfig: one pruning run (LoRAPrune or a baseline), validated on construction.
 
 Defaults follow the paper / reference: LoRA r 8, alpha 16, dropout 0.05, AdamW lr 3e-4 on the LoRA
-parameters only; cubic ramp with 10 % warm-up and 10 % cool-down; masks every 10 steps; moving
-average 0.9; first 10 % of layers and the last layer spared. Sequence 128 x batch 4 (the reference
-uses 256) so that a CPU run stays affordable; `steps` is the whole budget of every method.
+parameters only, decayed linearly to 0 over the run (the reference's Hugging Face Trainer default,
+warmup_steps 0); cubic ramp with 10 % warm-up; masks every 10 steps; moving average 0.9; first 10 %
+of layers and the last layer spared. Sequence 128 x batch 4 (the reference uses 256) so that a CPU
+run stays affordable.
+
+The fair schedule (every method): `steps` in all, the last `cooldown` fraction of them at the FINAL
+structure. Iterative methods ramp to the target over the first steps; one-shot methods train LoRA on
+the dense model for those steps, then score, prune and slice the merged model. Default cool-down
+0.5: the reference's 10 % of ~780 steps is ~78 steps at the target, about half of a CPU-sized run.
+
+Recovery: "corpus" trains on the tuning corpus with the next-token loss; "distill" (data-free) on
+text the dense teacher generated itself (distill.py) with KL(teacher || student) on its token
+distributions + `kd_ce_weight` x the next-token loss on the teacher's sampled tokens.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
 
-METHODS = ("loraprune", "streamed_taylor", "taylor", "magnitude", "random", "lora_only")
+METHODS = ("loraprune", "streamed_taylor", "taylor", "llm_pruner", "magnitude", "random", "lora_only")
 # streamed_taylor (ours): LoRAPrune's iterative run with the exact Taylor importance streamed out of
-# the LoRA backward; lora_only: the same LoRA training, nothing pruned (reference row).
+# the LoRA backward; taylor: full-gradient Taylor with LoRAPrune's grouping (per-module L2-normalised);
+# llm_pruner: full-gradient Taylor with LLM-Pruner's grouping (raw |W * g| summed per group);
+# lora_only: the same LoRA training, nothing pruned (reference row).
 ITERATIVE = ("loraprune", "streamed_taylor")
+RECOVERIES = ("corpus", "distill")
+LR_SCHEDULES = ("linear", "constant")
 CRITERION_OF = {"loraprune": "lora", "streamed_taylor": "streamed_taylor", "taylor": "taylor",
-                "magnitude": "magnitude", "random": "random", "lora_only": None}
+                "llm_pruner": "taylor_raw", "magnitude": "magnitude", "random": "random", "lora_only": None}
 
 
 @dataclass
@@ -28,7 +42,12 @@ class PruneConfig:
                                                       "baselines: LoRA recovery after one-shot)"})
     seq_len: int = field(default=128, metadata={"help": "training sequence length (tokens)"})
     batch_size: int = field(default=4, metadata={"help": "sequences per step"})
-    lr: float = field(default=3e-4, metadata={"help": "AdamW learning rate (LoRA params)"})
+    lr: float = field(default=3e-4, metadata={"help": "AdamW peak learning rate (LoRA params)"})
+    lr_schedule: str = field(default="linear", metadata={"help": f"one of {LR_SCHEDULES} (linear: "
+                                                                 "to 0 at the last step)"})
+    recovery: str = field(default="corpus", metadata={"help": f"one of {RECOVERIES}"})
+    kd_ce_weight: float = field(default=1.0, metadata={"help": "distill: weight of the next-token "
+                                                                 "loss on the teacher's text"})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
     max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping (0: off)"})
     lora_r: int = field(default=8, metadata={"help": "LoRA rank"})
@@ -36,7 +55,8 @@ class PruneConfig:
     lora_dropout: float = field(default=0.05, metadata={"help": "dropout on the LoRA input"})
     prune_every: int = field(default=10, metadata={"help": "steps between mask updates"})
     warmup: float = field(default=0.1, metadata={"help": "fraction of steps before pruning starts"})
-    cooldown: float = field(default=0.1, metadata={"help": "final fraction of steps at the target"})
+    cooldown: float = field(default=0.5, metadata={"help": "final fraction of the steps at the final "
+                                                           "structure (every method)"})
     ema: float = field(default=0.9, metadata={"help": "importance moving average I <- ema I + (1-ema) I_t"})
     skip_first_frac: float = field(default=0.1, metadata={"help": "fraction of first layers not pruned"})
     skip_last: bool = field(default=True, metadata={"help": "leave the last layer unpruned"})
@@ -66,6 +86,15 @@ class PruneConfig:
             raise ValueError("weight_decay and max_grad_norm must be >= 0")
         if not (self.warmup >= 0 and self.cooldown >= 0 and self.warmup + self.cooldown < 1.0):
             raise ValueError("warmup and cooldown must be >= 0 with warmup + cooldown < 1")
+        if self.recovery not in RECOVERIES:
+            raise ValueError(f"unknown recovery '{self.recovery}' (choose from {RECOVERIES})")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"unknown lr_schedule '{self.lr_schedule}' (choose from {LR_SCHEDULES})")
+        if not (self.kd_ce_weight >= 0 and math.isfinite(self.kd_ce_weight)):
+            raise ValueError("kd_ce_weight must be a finite number >= 0")
+        if self.prunes and not 1 <= self.final_steps < self.steps:
+            raise ValueError(f"cooldown {self.cooldown} of {self.steps} steps leaves "
+                             f"{self.final_steps} steps at the final structure: need 1 .. steps - 1")
         if not 0.0 <= self.ema < 1.0:
             raise ValueError("ema must be in [0, 1)")
         if not 0.0 <= self.skip_first_frac < 1.0:
@@ -75,6 +104,22 @@ class PruneConfig:
     def prunes(self) -> bool:
         """False for lora_only (the dense model with the same LoRA training)."""
         return self.method != "lora_only"
+
+    @property
+    def final_steps(self) -> int:
+        """Steps at the final structure (the recovery every method gets)."""
+        return int(round(self.cooldown * self.steps))
+
+    @property
+    def structure_step(self) -> int:
+        """The step after which the final structure is set (the ramp's end; one-shot's pruning)."""
+        return self.steps - self.final_steps
+
+    def lr_at(self, step: int) -> float:
+        """Learning rate of 1-based optimiser `step`: HF linear decay (lr (T - step + 1) / T) or constant."""
+        if self.lr_schedule == "constant":
+            return self.lr
+        return self.lr * (self.steps - step + 1) / self.steps
 
     @property
     def criterion(self) -> str | None:

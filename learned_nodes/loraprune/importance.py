@@ -5,7 +5,10 @@ Element scores of one projection weight W (out, in):
               only, G = dB A + B dA - dB dA, exactly as the reference (aim-uofa/LoRAPrune,
               utils.compute_sensitivity: no s or learning-rate factor; a global factor cancels in the
               per-module L2 normalisation below). Score |G * W|. W0 needs no gradient.
-- "taylor"    (LLM-Pruner, first order): |W * dL/dW| with the FULL weight gradient.
+- "taylor"    (LLM-Pruner's first-order element score): |W * dL/dW| with the FULL weight gradient,
+              grouped as below (LoRAPrune's grouping: per-module L2 normalisation).
+- "taylor_raw" (LLM-Pruner's own grouping): the same |W * dL/dW|, summed raw over every weight of
+              a unit's group across modules (group_reduction "sum", no per-module normalisation).
 - "streamed_taylor" (ours): the same |W * dL/dW|, exact, but formed module by module inside the
               LoRA backward and reduced at once to row / column sums (lora.track_taylor): Taylor's
               quality at LoRA's memory (no stored weight gradient).
@@ -14,7 +17,8 @@ Element scores of one projection weight W (out, in):
 Grouping (same for all criteria): rows of q_proj and columns of o_proj summed per query head; rows
 of k_proj / v_proj per KV head, each query head taking a 1/group share of its KV head's score
 (the KV rows go only when the whole group goes); rows of gate/up and columns of down per channel.
-Each module's unit vector is L2-normalised, then summed within the attention and the MLP group.
+Each module's unit vector is L2-normalised (except "taylor_raw"), then summed within the attention
+and the MLP group.
 """
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ import torch.nn as nn
 from learned_nodes.loraprune.lora import LoRALinear, decoder_layers, layer_linears
 from learned_nodes.loraprune.structures import LlamaGeometry
 
-CRITERIA = ("lora", "taylor", "streamed_taylor", "magnitude", "random")
+CRITERIA = ("lora", "taylor", "taylor_raw", "streamed_taylor", "magnitude", "random")
 
 
 def lora_weight_gradient(mod: LoRALinear) -> torch.Tensor:
@@ -62,7 +66,7 @@ def unit_sums(mod: nn.Module, criterion: str, dim: int) -> torch.Tensor:
         if sums is None:
             raise RuntimeError("'streamed_taylor' needs lora.track_taylor(model) and a backward pass")
         return sums[0] if dim == 1 else sums[1]
-    return element_scores(mod, criterion).sum(dim)
+    return element_scores(mod, "taylor" if criterion == "taylor_raw" else criterion).sum(dim)
 
 
 def _normalise(s: torch.Tensor) -> torch.Tensor:
@@ -74,17 +78,18 @@ def layer_unit_scores(layer: nn.Module, geom: LlamaGeometry, criterion: str
                       ) -> tuple[torch.Tensor, torch.Tensor]:
     """(heads (H,), channels (I,)) importance of one decoder layer."""
     H, KV, hd, g = geom.n_heads, geom.n_kv_heads, geom.head_dim, geom.group_size
+    norm = (lambda s: s.float()) if criterion == "taylor_raw" else _normalise
     mods = layer_linears(layer)
     q = unit_sums(mods["q_proj"], criterion, 1).view(H, hd).sum(1)                    # (H,)
     o = unit_sums(mods["o_proj"], criterion, 0).view(H, hd).sum(1)                    # (H,)
     k = unit_sums(mods["k_proj"], criterion, 1).view(KV, hd).sum(1)                   # (KV,)
     v = unit_sums(mods["v_proj"], criterion, 1).view(KV, hd).sum(1)                   # (KV,)
-    kv_share = ((_normalise(k) + _normalise(v)) / g).repeat_interleave(g)             # (H,)
-    heads = _normalise(q) + _normalise(o) + kv_share
+    kv_share = ((norm(k) + norm(v)) / g).repeat_interleave(g)                         # (H,)
+    heads = norm(q) + norm(o) + kv_share
     gate = unit_sums(mods["gate_proj"], criterion, 1)                                 # (I,)
     up = unit_sums(mods["up_proj"], criterion, 1)                                     # (I,)
     down = unit_sums(mods["down_proj"], criterion, 0)                                 # (I,)
-    channels = _normalise(gate) + _normalise(up) + _normalise(down)
+    channels = norm(gate) + norm(up) + norm(down)
     return heads.cpu(), channels.cpu()
 
 

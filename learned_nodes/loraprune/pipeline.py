@@ -34,9 +34,10 @@ def n_params(model: nn.Module) -> int:
     return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
 
 
-def prune_tokens(model: nn.Module, train_ids: torch.Tensor, cfg: PruneConfig
-                 ) -> tuple[nn.Module, dict]:
-    """Prune `model` (modified in place) on random windows of `train_ids` (N,); returns the
+def prune_tokens(model: nn.Module, train_ids: torch.Tensor, cfg: PruneConfig,
+                 teacher: nn.Module | None = None) -> tuple[nn.Module, dict]:
+    """Prune `model` (modified in place) on random windows of `train_ids` (N,) (with
+    recovery "distill": the teacher's own text, and `teacher` the dense model); returns the
     standalone pruned model (LoRA merged, units sliced) and the report."""
     from learned_nodes.llm.corpus import training_batches
 
@@ -48,7 +49,7 @@ def prune_tokens(model: nn.Module, train_ids: torch.Tensor, cfg: PruneConfig
     gen = torch.Generator().manual_seed(cfg.seed)
     batches = training_batches(train_ids, cfg.seq_len, cfg.batch_size, gen)
     t0 = time.perf_counter()
-    result = run_pruning(model, batches, cfg)
+    result = run_pruning(model, batches, cfg, teacher)
     pruned = export_pruned(result)
     report: dict[str, Any] = {"config": cfg.to_dict(), **result.report(),
                               "params_counted_after": n_params(pruned),
@@ -64,6 +65,7 @@ def save_run(pruned: nn.Module, tokenizer: Any, out: str | Path, report: dict, *
     out = Path(out)
     save_pruned(pruned, tokenizer, out, extra={
         "method": report["config"]["method"], "target_ratio": report["config"]["ratio"],
+        "recovery": report["config"]["recovery"],
         "ratio_pruned_layers": report["ratio_pruned_layers"],
         "ratio_whole_model": report["ratio_whole_model"], **extra})
     (out / "prune_report.json").write_text(json.dumps(report, indent=2, default=str))

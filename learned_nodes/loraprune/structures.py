@@ -196,17 +196,16 @@ def update_masks(masks: PruneMasks, head_importance: torch.Tensor, channel_impor
     remove the least important query heads, then the least important channels until the layer's
     removed parameters, freed KV heads included, reach the ratio.
 
-    On an iterative ramp towards `final_ratio` two things keep the final count that of a one-shot
-    plan: the head count runs AHEAD of the ramp (ceil(ratio / final * final heads)), since a head
-    is a coarse unit (2 % of a SmolLM2 layer) and one removed late would land on channels already
-    removed for the smaller count; and the channels never go beyond the fewest the final masks can
-    need (every KV head the final heads could free counted), so a KV head freed late cannot
-    overshoot either."""
+    On an iterative ramp towards `final_ratio` the head count follows the ramp
+    (floor(ratio / final * final heads), as the reference's int(ratio * heads)); the channels make up
+    the layer's parameters to `ratio` but never go beyond the fewest the final masks can need (every
+    KV head the final heads could free counted), so a head or a KV head removed late cannot make the
+    final count overshoot a one-shot plan."""
     out = masks.clone()
     ramp = final_ratio is not None and ratio < final_ratio
     if ramp:
         final_heads = plan_heads(geom, final_ratio)
-        n_heads = math.ceil(ratio / final_ratio * final_heads - 1e-9)
+        n_heads = math.floor(ratio / final_ratio * final_heads + 1e-9)
         channel_cap = channels_to_remove(geom, final_ratio, final_heads, final_heads // geom.group_size)
     else:
         n_heads = plan_heads(geom, ratio)
