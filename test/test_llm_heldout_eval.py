@@ -221,3 +221,16 @@ def test_lm_eval_instruct_cli_writes_rows_and_aggregates(lm, tmp_path, capsys):
     assert len(doc["rows"]) == len(PROMPTS) and {"loglik", "pmi", "ok"} <= set(doc["rows"][0])
     assert 0.0 <= doc["ok"] <= 1.0 and doc["extra"]["max_new_tokens"] == 3
     assert "off_prompt:" in capsys.readouterr().out
+
+
+def test_status_report_check_wants_the_facts_and_nothing_invented():
+    from learned_nodes.llm.instruction_eval import status_report_correct
+
+    facts = (12.3, 41, 2, 40, 0)
+    assert status_report_correct("I travelled 12.3 m; 2 of 40 scans were weak, in a tunnel. No scans dropped.", facts)
+    assert not status_report_correct("I travelled 12 m and 2 scans were weak.", facts)      # no distance
+    assert not status_report_correct("I travelled 12.3 m and 20 scans were weak.", facts)   # invented 20
+    assert not status_report_correct("I travelled 12.3 m without trouble.", facts)          # degeneracy?
+    assert not status_report_correct("The robot was traveling to the robot's robot.", facts)
+    none = (48.5, 160, 0, 158, 1)
+    assert status_report_correct("I drove 48.5 m and no scan was degenerate; 1 scan dropped.", none)

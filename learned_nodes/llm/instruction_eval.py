@@ -155,6 +155,22 @@ def is_repetitive(text: str, share: float = 0.3) -> bool:
     return bool(quad) and max(quad.values()) >= 3
 
 
+def status_report_correct(answer: str, facts: tuple[float, int, int, int, int]) -> bool:
+    """A status answer is correct when it states the distance travelled (e.g. "12.3") and the
+    degeneracy (the weak-scan count next to "scan", or, with none, a "no"/"0"/"none" of them), and
+    every number it writes is one of the facts (no invented figures)."""
+    d, p, w, s, x = facts
+    text = answer.replace(",", "")
+    numbers = {float(n) for n in re.findall(r"\d+(?:\.\d+)?", text)}
+    allowed = {round(d, 1), float(p), float(w), float(s), float(x), 2.0}     # 2: "two-sentence"
+    if not numbers or round(d, 1) not in numbers or not numbers <= allowed:
+        return False
+    low = text.lower()
+    if w == 0:
+        return bool(re.search(r"\b(no|none|zero|0)\b[^.]*\b(scan|direction|tunnel|field)", low))
+    return bool(re.search(rf"\b{w}\b[^.]*\bscan", low))
+
+
 def other_prompts(i: int, kinds: Sequence[str], k: int = K_OTHERS) -> list[int]:
     """K indices of prompts of another kind than prompt i, evenly spaced in cyclic order after i."""
     n = len(kinds)

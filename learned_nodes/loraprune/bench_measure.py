@@ -46,15 +46,17 @@ def _judge(args):
 
 def instruction_check(model, tok, args, judge=None) -> dict[str, Any]:
     """Aggregates of the instruction check (learned_nodes.llm.instruction_eval) + the status answers."""
-    from learned_nodes.llm.instruction_eval import (KINDS, PROMPTS, greedy_answers, judge_logliks,
-                                                    score_answers)
+    from learned_nodes.llm.instruction_eval import (KINDS, PROMPTS, STATUS_FACTS, STATUS_PROMPTS,
+                                                    greedy_answers, judge_logliks, score_answers,
+                                                    status_report_correct)
 
     t0 = time.perf_counter()
     judge = judge if judge is not None else _judge(args)
     answers = greedy_answers(model, tok, PROMPTS, args.answer_tokens, args.device, not args.quiet)
     scores = score_answers(PROMPTS, answers, lambda pairs: judge_logliks(
         judge, tok, pairs, device=args.device, progress=not args.quiet), KINDS, k_others=args.judge_others)
-    return {**scores.aggregates(), "s": time.perf_counter() - t0,
+    status = [status_report_correct(answers[PROMPTS.index(p)], f) for p, f in zip(STATUS_PROMPTS, STATUS_FACTS)]
+    return {**scores.aggregates(), "status_correct": sum(status) / len(status), "s": time.perf_counter() - t0,
             "answers": [{k: r[k] for k in ("prompt", "answer", "ok", "pmi", "loglik")} for r in scores.rows]}
 
 
