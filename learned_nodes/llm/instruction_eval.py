@@ -10,8 +10,11 @@ scored with the DENSE model as judge (a callable `loglik(pairs) -> list[float]`,
   answer and one cut off at max_new_tokens are comparable (the cut one pays for ending abruptly).
   An empty answer is the end token alone.
 - empty: no non-whitespace character.
-- repetitive (`is_repetitive`): over the answer's lower-cased word and punctuation tokens, the
-  share of word 3-grams that repeat an earlier 3-gram exceeds 0.3, or some 4-gram occurs >= 3 times.
+- repetitive (`is_repetitive`): over the answer's lower-cased tokens (words, with contractions such
+  as "robot's" one word, and single punctuation marks), the share of 3-grams that repeat an earlier
+  3-gram exceeds 0.3, or some 4-gram occurs >= 4 times. (>= 3 times flagged fluent answers of the
+  dense model that name the prompt's subject three times in 48 tokens, "the boiling point of water";
+  the loops of degenerate text, "a gentle rain, a gentle rain", "1.1.1.1", pass 0.3 by far.)
 - off_prompt: PMI = loglik(answer | own prompt) - mean loglik(answer | K=5 other prompts) <= 0.05
   nats/token: the judge finds the answer no more likely after its own prompt than after others.
   The others are fixed: of the prompts of another kind (status reports never judge each other),
@@ -99,49 +102,59 @@ def greedy_answers(model: Any, tokenizer: Any, prompts: Sequence[str], max_new_t
     return out
 
 
-def judge_logliks(judge: Any, tokenizer: Any, pairs: Sequence[tuple[str, str]], batch_size: int = 8,
-                  device: str = "cpu", progress: bool = True) -> list[float]:
+def judge_logliks(judge: Any, tokenizer: Any, pairs: Sequence[tuple[str, str]], device: str = "cpu",
+                  progress: bool = True) -> list[float]:
     """Mean log-likelihood per token (nats) of each answer + end-of-turn token given its chat-
-    templated prompt under `judge`; only the answer tokens are scored. Right-padded batches of
-    similar length."""
+    templated prompt under `judge`; only the answer tokens are scored. The pairs of one prompt
+    share its KV cache: one forward of the prompt, then one right-padded batch of its answers."""
+    import inspect
+
     import torch
     from tqdm.auto import tqdm
 
+    from learned_nodes.llm.generation import _cache_of
+
+    # transformers >= 5.2x calls the KV cache `cache` (past_key_values is deprecated), as generation.py
+    cache_kwarg = "cache" if "cache" in inspect.signature(judge.forward).parameters else "past_key_values"
     end = tokenizer.eos_token_id
-    seqs = []
-    for prompt, answer in pairs:
-        p = _prompt_ids(tokenizer, prompt)
-        a = list(tokenizer(answer, add_special_tokens=False)["input_ids"]) + [end] if answer else [end]
-        seqs.append((p + a, len(p)))
-    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i][0]))
-    out = [0.0] * len(seqs)
+    groups: dict[str, list[int]] = {}
+    for i, (prompt, _) in enumerate(pairs):
+        groups.setdefault(prompt, []).append(i)
+    out = [0.0] * len(pairs)
     with torch.no_grad():
-        for b in tqdm(range(0, len(order), batch_size), desc="judge", unit="batch", disable=not progress):
-            idx = order[b:b + batch_size]
-            width = max(len(seqs[i][0]) for i in idx)
-            ids = torch.zeros(len(idx), width, dtype=torch.long)                           # (B, W)
-            mask = torch.zeros(len(idx), width, dtype=torch.long)                          # (B, W)
-            for r, i in enumerate(idx):
-                ids[r, :len(seqs[i][0])] = torch.tensor(seqs[i][0])
-                mask[r, :len(seqs[i][0])] = 1
-            logp = judge(input_ids=ids.to(device), attention_mask=mask.to(device),
-                         use_cache=False).logits.float().log_softmax(-1)                   # (B, W, V)
-            tok_lp = logp[:, :-1].gather(-1, ids[:, 1:, None].to(device))[..., 0]         # (B, W-1)
-            for r, i in enumerate(idx):
-                seq, start = seqs[i]
-                out[i] = float(tok_lp[r, start - 1:len(seq) - 1].mean())   # targets seq[start:]
+        for prompt, idx in tqdm(groups.items(), desc="judge", unit="prompt", disable=not progress):
+            p = torch.tensor([_prompt_ids(tokenizer, prompt)], device=device)                # (1, P)
+            pre = judge(input_ids=p, use_cache=True)
+            first = pre.logits[0, -1].float().log_softmax(-1)                              # (V,)
+            answers = [(list(tokenizer(pairs[i][1], add_special_tokens=False)["input_ids"])
+                        if pairs[i][1] else []) + [end] for i in idx]
+            width = max(len(a) for a in answers)
+            ids = torch.zeros(len(idx), width, dtype=torch.long, device=device)            # (B, W)
+            mask = torch.zeros(len(idx), p.shape[1] + width, dtype=torch.long, device=device)
+            mask[:, :p.shape[1]] = 1                                                       # (B, P + W)
+            for r, a in enumerate(answers):
+                ids[r, :len(a)] = torch.tensor(a)
+                mask[r, p.shape[1]:p.shape[1] + len(a)] = 1
+            cache = _cache_of(pre)
+            cache.batch_repeat_interleave(len(idx))                                        # (B, ...) per layer
+            logp = judge(input_ids=ids, attention_mask=mask, use_cache=True,
+                         **{cache_kwarg: cache}).logits.float().log_softmax(-1)            # (B, W, V)
+            tok_lp = logp[:, :-1].gather(-1, ids[:, 1:, None])[..., 0]                     # (B, W-1)
+            for r, (i, a) in enumerate(zip(idx, answers)):
+                total = float(first[a[0]]) + float(tok_lp[r, :len(a) - 1].sum())
+                out[i] = total / len(a)
     return out
 
 
-def is_repetitive(text: str, share: float = 0.3) -> bool:
+def is_repetitive(text: str, share: float = 0.3, max_4gram: int = 4) -> bool:
     """True when, over lower-cased word/punctuation tokens, more than `share` of the 3-grams repeat
-    an earlier 3-gram, or some 4-gram occurs at least 3 times."""
-    toks = re.findall(r"\w+|[^\w\s]", text.lower())
+    an earlier 3-gram, or some 4-gram occurs at least `max_4gram` times."""
+    toks = re.findall(r"\w+(?:'\w+)*|[^\w\s]", text.lower())
     tri = [tuple(toks[i:i + 3]) for i in range(len(toks) - 2)]
     if tri and (len(tri) - len(set(tri))) / len(tri) > share:
         return True
     quad = Counter(tuple(toks[i:i + 4]) for i in range(len(toks) - 3))
-    return bool(quad) and max(quad.values()) >= 3
+    return bool(quad) and max(quad.values()) >= max_4gram
 
 
 def other_prompts(i: int, kinds: Sequence[str], k: int = K_OTHERS) -> list[int]:
