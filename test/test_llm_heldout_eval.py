@@ -129,6 +129,8 @@ def test_lm_eval_ppl_accepts_heldout_names(lm, monkeypatch, tmp_path, capsys):
 
 def test_prompt_set():
     assert len(PROMPTS) >= 30 and len(set(PROMPTS)) == len(PROMPTS) and len(KINDS) == len(PROMPTS)
+    status = {i for i, p in enumerate(PROMPTS) if "status report" in p}
+    assert {i for i, k in enumerate(KINDS) if k == "status"} == status and len(set(KINDS)) == len(PROMPTS) - 5
     assert len(STATUS_PROMPTS) == 5 and all(p.startswith("You are a mobile robot. Write a two-sentence "
                                                          "status report. Facts: travelled ") for p in STATUS_PROMPTS)
 

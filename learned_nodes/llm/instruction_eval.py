@@ -62,6 +62,8 @@ GENERAL_PROMPTS = [
     "List the days of the week.",
     "How do I boil an egg?",
     "What does GPS stand for?",
+    "Write a two-sentence status report: travelled 12.3 m; 40 scans; 2 scans had a weak direction; "
+    "0 scans dropped.",
 ]
 # (distance m, poses, weak scans, scans, dropped): the wording of suite_tools/suite_client.py's prompt()
 STATUS_FACTS = [(12.3, 41, 2, 40, 0), (0.0, 1, 0, 3, 0), (257.8, 902, 31, 900, 4),
@@ -70,7 +72,8 @@ STATUS_PROMPTS = [f"You are a mobile robot. Write a two-sentence status report. 
                   f"{p} poses; {w} of {s} LiDAR scans had a direction that geometry alone could not "
                   f"constrain (a tunnel or a flat field); {x} scans dropped." for d, p, w, s, x in STATUS_FACTS]
 PROMPTS = GENERAL_PROMPTS + STATUS_PROMPTS
-KINDS = [f"general{i}" for i in range(len(GENERAL_PROMPTS))] + ["status"] * len(STATUS_PROMPTS)   # own kind each
+# each prompt is its own kind, except the status reports (the last general one too): one kind
+KINDS = [f"general{i}" for i in range(len(GENERAL_PROMPTS) - 1)] + ["status"] * (1 + len(STATUS_PROMPTS))
 K_OTHERS = 5
 OFF_PROMPT_NATS = 0.05          # PMI threshold (nats/token) at or below which an answer is off-prompt
 LoglikFn = Callable[[Sequence[tuple[str, str]]], list[float]]
@@ -91,12 +94,14 @@ def greedy_answers(model: Any, tokenizer: Any, prompts: Sequence[str], max_new_t
 
     eos = tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+    config_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    stop = sorted({eos} | set(config_eos if isinstance(config_eos, list) else [config_eos]) - {None})
     out: list[str] = []
     with torch.no_grad():
         for prompt in tqdm(prompts, desc="answers", unit="prompt", disable=not progress):
             ids = torch.tensor([_prompt_ids(tokenizer, prompt)], device=device)           # (1, T)
             gen = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
-                                 max_new_tokens=max_new_tokens, eos_token_id=eos, pad_token_id=pad,
+                                 max_new_tokens=max_new_tokens, eos_token_id=stop, pad_token_id=pad,
                                  use_cache=True, temperature=None, top_p=None, top_k=None)  # (1, T + new)
             out.append(tokenizer.decode(gen[0, ids.shape[1]:], skip_special_tokens=True).strip())
     return out
@@ -115,7 +120,9 @@ def judge_logliks(judge: Any, tokenizer: Any, pairs: Sequence[tuple[str, str]], 
     from learned_nodes.llm.generation import _cache_of
 
     # transformers >= 5.2x calls the KV cache `cache` (past_key_values is deprecated), as generation.py
-    cache_kwarg = "cache" if "cache" in inspect.signature(judge.forward).parameters else "past_key_values"
+    params = inspect.signature(judge.forward).parameters
+    cache_kwarg = "cache" if "cache" in params else "past_key_values"
+    last_only = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
     end = tokenizer.eos_token_id
     groups: dict[str, list[int]] = {}
     for i, (prompt, _) in enumerate(pairs):
@@ -124,7 +131,7 @@ def judge_logliks(judge: Any, tokenizer: Any, pairs: Sequence[tuple[str, str]], 
     with torch.no_grad():
         for prompt, idx in tqdm(groups.items(), desc="judge", unit="prompt", disable=not progress):
             p = torch.tensor([_prompt_ids(tokenizer, prompt)], device=device)                # (1, P)
-            pre = judge(input_ids=p, use_cache=True)
+            pre = judge(input_ids=p, use_cache=True, **last_only)
             first = pre.logits[0, -1].float().log_softmax(-1)                              # (V,)
             answers = [(list(tokenizer(pairs[i][1], add_special_tokens=False)["input_ids"])
                         if pairs[i][1] else []) + [end] for i in idx]
@@ -203,7 +210,10 @@ def score_answers(prompts: Sequence[str], answers: Sequence[str], loglik: Loglik
         off = pmi <= threshold
         rows.append(dict(prompt=prompts[i], answer=answers[i], loglik=own[i], pmi=pmi, empty=empty,
                          repetitive=rep, off_prompt=off, ok=not (empty or rep or off)))
-    mean = lambda key: sum(float(r[key]) for r in rows) / n  # noqa: E731
+
+    def mean(key: str) -> float:
+        return sum(float(r[key]) for r in rows) / n
+
     return InstructionScores(rows, mean("loglik"), mean("empty"), mean("repetitive"), mean("off_prompt"),
                              mean("ok"))
 
@@ -214,6 +224,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--model", default="", help="HF folder, .gguf file, pruned folder ('' = SmolLM2 GGUF)")
     p.add_argument("--judge", default="", help="the dense judge ('' = SmolLM2 GGUF)")
     p.add_argument("--max-new-tokens", type=int, default=48)
+    p.add_argument("--k-others", type=int, default=K_OTHERS, help="other prompts per answer for the "
+                   "off-prompt PMI (judge time grows with 1 + K)")
     p.add_argument("--out", default="", help="write the rows and aggregates as JSON here")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = default)")
@@ -239,10 +251,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     answers = greedy_answers(model, tok, PROMPTS, args.max_new_tokens, args.device, not args.quiet)
     t2 = time.perf_counter()
     scores = score_answers(PROMPTS, answers, lambda pairs: judge_logliks(
-        judge, judge_tok, pairs, device=args.device, progress=not args.quiet), KINDS)
+        judge, judge_tok, pairs, device=args.device, progress=not args.quiet), KINDS, args.k_others)
     t3 = time.perf_counter()
     scores.extra = dict(model=str(path), judge=str(judge_path), max_new_tokens=args.max_new_tokens,
-                        load_s=t1 - t0, generate_s=t2 - t1, judge_s=t3 - t2)
+                        k_others=args.k_others, load_s=t1 - t0, generate_s=t2 - t1, judge_s=t3 - t2)
     print(f"model: {path}  judge: {judge_path}  ({len(PROMPTS)} prompts)")
     print("  ".join(f"{k}: {v:.3f}" for k, v in scores.aggregates().items()))
     print(f"load {t1 - t0:.1f} s, answers {t2 - t1:.1f} s, judge {t3 - t2:.1f} s")
