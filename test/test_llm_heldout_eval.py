@@ -129,6 +129,8 @@ def test_lm_eval_ppl_accepts_heldout_names(lm, monkeypatch, tmp_path, capsys):
 
 def test_prompt_set():
     assert len(PROMPTS) >= 30 and len(set(PROMPTS)) == len(PROMPTS) and len(KINDS) == len(PROMPTS)
+    status = {i for i, p in enumerate(PROMPTS) if "status report" in p}
+    assert {i for i, k in enumerate(KINDS) if k == "status"} == status and len(set(KINDS)) == len(PROMPTS) - 5
     assert len(STATUS_PROMPTS) == 5 and all(p.startswith("You are a mobile robot. Write a two-sentence "
                                                          "status report. Facts: travelled ") for p in STATUS_PROMPTS)
 
@@ -141,9 +143,11 @@ def test_repetition_measure_on_hand_made_strings():
     assert is_repetitive("!!!!!!!!")                                                  # punctuation counts
     # 2 of 5 3-grams repeat (0.4 > 0.3), no 4-gram 3 times: repetitive by the share alone
     assert is_repetitive("left right stop left right stop left")
-    # "the red box is" 3 times, 4 of 17 3-grams repeat (0.24): repetitive by the 4-gram alone
-    assert is_repetitive("the red box is here, then the red box is there, so the red box is big")
-    assert not is_repetitive("the red box is here, then the red box is there, so it is big")
+    # "the red box is" 4 times, 6 of 22 3-grams repeat (0.27): repetitive by the 4-gram alone
+    assert is_repetitive("the red box is here, then the red box is there, so the red box is big and the red box "
+                         "is mine")
+    assert not is_repetitive("the red box is here, then the red box is there, so the red box is big")  # 3 times
+    assert not is_repetitive("When the robot's wheel slips, the robot's estimate drifts; the robot's map bends.")
     assert not is_repetitive("go left then go left again and stop by the red door for the night")
 
 
@@ -184,9 +188,11 @@ def test_off_prompt_flags_answers_about_another_prompt_with_a_stub_judge():
 def test_judge_scores_only_the_answer_tokens_and_the_end_token(lm):
     _, model, tok = lm
     pairs = [("List three fruits.", "apples, pears and figs"), ("What is odometry?", ""),
-             ("Describe a robot in one long sentence please.", "A robot maps the tunnel with its lidar.")]
-    got = judge_logliks(model, tok, pairs, batch_size=2, progress=False)
-    assert got == pytest.approx(judge_logliks(model, tok, pairs, batch_size=1, progress=False), abs=1e-4)
+             ("Describe a robot in one long sentence please.", "A robot maps the tunnel with its lidar."),
+             ("List three fruits.", "figs"), ("List three fruits.", "")]     # one prompt, padded answers
+    got = judge_logliks(model, tok, pairs, progress=False)
+    alone = [judge_logliks(model, tok, [pair], progress=False)[0] for pair in pairs]
+    assert got == pytest.approx(alone, abs=1e-4)
     for (prompt, answer), value in zip(pairs, got):
         p = _prompt_ids(tok, prompt)
         a = (tok(answer, add_special_tokens=False)["input_ids"] if answer else []) + [tok.eos_token_id]

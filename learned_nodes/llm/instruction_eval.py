@@ -10,8 +10,11 @@ scored with the DENSE model as judge (a callable `loglik(pairs) -> list[float]`,
   answer and one cut off at max_new_tokens are comparable (the cut one pays for ending abruptly).
   An empty answer is the end token alone.
 - empty: no non-whitespace character.
-- repetitive (`is_repetitive`): over the answer's lower-cased word and punctuation tokens, the
-  share of word 3-grams that repeat an earlier 3-gram exceeds 0.3, or some 4-gram occurs >= 3 times.
+- repetitive (`is_repetitive`): over the answer's lower-cased tokens (words, with contractions such
+  as "robot's" one word, and single punctuation marks), the share of 3-grams that repeat an earlier
+  3-gram exceeds 0.3, or some 4-gram occurs >= 4 times. (>= 3 times flagged fluent answers of the
+  dense model that name the prompt's subject three times in 48 tokens, "the boiling point of water";
+  the loops of degenerate text, "a gentle rain, a gentle rain", "1.1.1.1", pass 0.3 by far.)
 - off_prompt: PMI = loglik(answer | own prompt) - mean loglik(answer | K=5 other prompts) <= 0.05
   nats/token: the judge finds the answer no more likely after its own prompt than after others.
   The others are fixed: of the prompts of another kind (status reports never judge each other),
@@ -59,6 +62,8 @@ GENERAL_PROMPTS = [
     "List the days of the week.",
     "How do I boil an egg?",
     "What does GPS stand for?",
+    "Write a two-sentence status report: travelled 12.3 m; 40 scans; 2 scans had a weak direction; "
+    "0 scans dropped.",
 ]
 # (distance m, poses, weak scans, scans, dropped): the wording of suite_tools/suite_client.py's prompt()
 STATUS_FACTS = [(12.3, 41, 2, 40, 0), (0.0, 1, 0, 3, 0), (257.8, 902, 31, 900, 4),
@@ -67,7 +72,8 @@ STATUS_PROMPTS = [f"You are a mobile robot. Write a two-sentence status report. 
                   f"{p} poses; {w} of {s} LiDAR scans had a direction that geometry alone could not "
                   f"constrain (a tunnel or a flat field); {x} scans dropped." for d, p, w, s, x in STATUS_FACTS]
 PROMPTS = GENERAL_PROMPTS + STATUS_PROMPTS
-KINDS = [f"general{i}" for i in range(len(GENERAL_PROMPTS))] + ["status"] * len(STATUS_PROMPTS)   # own kind each
+# each prompt is its own kind, except the status reports (the last general one too): one kind
+KINDS = [f"general{i}" for i in range(len(GENERAL_PROMPTS) - 1)] + ["status"] * (1 + len(STATUS_PROMPTS))
 K_OTHERS = 5
 OFF_PROMPT_NATS = 0.05          # PMI threshold (nats/token) at or below which an answer is off-prompt
 LoglikFn = Callable[[Sequence[tuple[str, str]]], list[float]]
@@ -90,6 +96,8 @@ def greedy_answers(model: Any, tokenizer: Any, prompts: Sequence[str], max_new_t
 
     eos = tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+    config_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    stop = sorted({eos} | set(config_eos if isinstance(config_eos, list) else [config_eos]) - {None})
     enc = [_prompt_ids(tokenizer, p) for p in prompts]
     order = sorted(range(len(enc)), key=lambda i: len(enc[i]))
     out = [""] * len(enc)
@@ -103,56 +111,70 @@ def greedy_answers(model: Any, tokenizer: Any, prompts: Sequence[str], max_new_t
                 ids[r, width - len(enc[i]):] = torch.tensor(enc[i])
                 mask[r, width - len(enc[i]):] = 1
             gen = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=False,
-                                 max_new_tokens=max_new_tokens, eos_token_id=eos, pad_token_id=pad,
+                                 max_new_tokens=max_new_tokens, eos_token_id=stop, pad_token_id=pad,
                                  use_cache=True, temperature=None, top_p=None, top_k=None)  # (B, T + new)
             for r, i in enumerate(idx):
-                out[i] = tokenizer.decode(gen[r, width:], skip_special_tokens=True).strip()
+                new = gen[r, width:].tolist()
+                ends = [k for k, t in enumerate(new) if t in stop]
+                out[i] = tokenizer.decode(new[:ends[0]] if ends else new, skip_special_tokens=True).strip()
     return out
 
 
-def judge_logliks(judge: Any, tokenizer: Any, pairs: Sequence[tuple[str, str]], batch_size: int = 8,
-                  device: str = "cpu", progress: bool = True) -> list[float]:
+def judge_logliks(judge: Any, tokenizer: Any, pairs: Sequence[tuple[str, str]], device: str = "cpu",
+                  progress: bool = True) -> list[float]:
     """Mean log-likelihood per token (nats) of each answer + end-of-turn token given its chat-
-    templated prompt under `judge`; only the answer tokens are scored. Right-padded batches of
-    similar length."""
+    templated prompt under `judge`; only the answer tokens are scored. The pairs of one prompt
+    share its KV cache: one forward of the prompt, then one right-padded batch of its answers."""
+    import inspect
+
     import torch
     from tqdm.auto import tqdm
 
+    from learned_nodes.llm.generation import _cache_of
+
+    # transformers >= 5.2x calls the KV cache `cache` (past_key_values is deprecated), as generation.py
+    params = inspect.signature(judge.forward).parameters
+    cache_kwarg = "cache" if "cache" in params else "past_key_values"
+    last_only = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
     end = tokenizer.eos_token_id
-    seqs = []
-    for prompt, answer in pairs:
-        p = _prompt_ids(tokenizer, prompt)
-        a = list(tokenizer(answer, add_special_tokens=False)["input_ids"]) + [end] if answer else [end]
-        seqs.append((p + a, len(p)))
-    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i][0]))
-    out = [0.0] * len(seqs)
+    groups: dict[str, list[int]] = {}
+    for i, (prompt, _) in enumerate(pairs):
+        groups.setdefault(prompt, []).append(i)
+    out = [0.0] * len(pairs)
     with torch.no_grad():
-        for b in tqdm(range(0, len(order), batch_size), desc="judge", unit="batch", disable=not progress):
-            idx = order[b:b + batch_size]
-            width = max(len(seqs[i][0]) for i in idx)
-            ids = torch.zeros(len(idx), width, dtype=torch.long)                           # (B, W)
-            mask = torch.zeros(len(idx), width, dtype=torch.long)                          # (B, W)
-            for r, i in enumerate(idx):
-                ids[r, :len(seqs[i][0])] = torch.tensor(seqs[i][0])
-                mask[r, :len(seqs[i][0])] = 1
-            logp = judge(input_ids=ids.to(device), attention_mask=mask.to(device),
-                         use_cache=False).logits.float().log_softmax(-1)                   # (B, W, V)
-            tok_lp = logp[:, :-1].gather(-1, ids[:, 1:, None].to(device))[..., 0]         # (B, W-1)
-            for r, i in enumerate(idx):
-                seq, start = seqs[i]
-                out[i] = float(tok_lp[r, start - 1:len(seq) - 1].mean())   # targets seq[start:]
+        for prompt, idx in tqdm(groups.items(), desc="judge", unit="prompt", disable=not progress):
+            p = torch.tensor([_prompt_ids(tokenizer, prompt)], device=device)                # (1, P)
+            pre = judge(input_ids=p, use_cache=True, **last_only)
+            first = pre.logits[0, -1].float().log_softmax(-1)                              # (V,)
+            answers = [(list(tokenizer(pairs[i][1], add_special_tokens=False)["input_ids"])
+                        if pairs[i][1] else []) + [end] for i in idx]
+            width = max(len(a) for a in answers)
+            ids = torch.zeros(len(idx), width, dtype=torch.long, device=device)            # (B, W)
+            mask = torch.zeros(len(idx), p.shape[1] + width, dtype=torch.long, device=device)
+            mask[:, :p.shape[1]] = 1                                                       # (B, P + W)
+            for r, a in enumerate(answers):
+                ids[r, :len(a)] = torch.tensor(a)
+                mask[r, p.shape[1]:p.shape[1] + len(a)] = 1
+            cache = _cache_of(pre)
+            cache.batch_repeat_interleave(len(idx))                                        # (B, ...) per layer
+            logp = judge(input_ids=ids, attention_mask=mask, use_cache=True,
+                         **{cache_kwarg: cache}).logits.float().log_softmax(-1)            # (B, W, V)
+            tok_lp = logp[:, :-1].gather(-1, ids[:, 1:, None])[..., 0]                     # (B, W-1)
+            for r, (i, a) in enumerate(zip(idx, answers)):
+                total = float(first[a[0]]) + float(tok_lp[r, :len(a) - 1].sum())
+                out[i] = total / len(a)
     return out
 
 
-def is_repetitive(text: str, share: float = 0.3) -> bool:
+def is_repetitive(text: str, share: float = 0.3, max_4gram: int = 4) -> bool:
     """True when, over lower-cased word/punctuation tokens, more than `share` of the 3-grams repeat
-    an earlier 3-gram, or some 4-gram occurs at least 3 times."""
-    toks = re.findall(r"\w+|[^\w\s]", text.lower())
+    an earlier 3-gram, or some 4-gram occurs at least `max_4gram` times."""
+    toks = re.findall(r"\w+(?:'\w+)*|[^\w\s]", text.lower())
     tri = [tuple(toks[i:i + 3]) for i in range(len(toks) - 2)]
     if tri and (len(tri) - len(set(tri))) / len(tri) > share:
         return True
     quad = Counter(tuple(toks[i:i + 4]) for i in range(len(toks) - 3))
-    return bool(quad) and max(quad.values()) >= 3
+    return bool(quad) and max(quad.values()) >= max_4gram
 
 
 def status_report_correct(answer: str, facts: tuple[float, int, int, int, int]) -> bool:
@@ -217,7 +239,10 @@ def score_answers(prompts: Sequence[str], answers: Sequence[str], loglik: Loglik
         off = pmi <= threshold
         rows.append(dict(prompt=prompts[i], answer=answers[i], loglik=own[i], pmi=pmi, empty=empty,
                          repetitive=rep, off_prompt=off, ok=not (empty or rep or off)))
-    mean = lambda key: sum(float(r[key]) for r in rows) / n  # noqa: E731
+
+    def mean(key: str) -> float:
+        return sum(float(r[key]) for r in rows) / n
+
     return InstructionScores(rows, mean("loglik"), mean("empty"), mean("repetitive"), mean("off_prompt"),
                              mean("ok"))
 
@@ -228,6 +253,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--model", default="", help="HF folder, .gguf file, pruned folder ('' = SmolLM2 GGUF)")
     p.add_argument("--judge", default="", help="the dense judge ('' = SmolLM2 GGUF)")
     p.add_argument("--max-new-tokens", type=int, default=48)
+    p.add_argument("--k-others", type=int, default=K_OTHERS, help="other prompts per answer for the "
+                   "off-prompt PMI (judge time grows with 1 + K)")
     p.add_argument("--out", default="", help="write the rows and aggregates as JSON here")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = default)")
@@ -253,10 +280,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     answers = greedy_answers(model, tok, PROMPTS, args.max_new_tokens, args.device, not args.quiet)
     t2 = time.perf_counter()
     scores = score_answers(PROMPTS, answers, lambda pairs: judge_logliks(
-        judge, judge_tok, pairs, device=args.device, progress=not args.quiet), KINDS)
+        judge, judge_tok, pairs, device=args.device, progress=not args.quiet), KINDS, args.k_others)
     t3 = time.perf_counter()
     scores.extra = dict(model=str(path), judge=str(judge_path), max_new_tokens=args.max_new_tokens,
-                        load_s=t1 - t0, generate_s=t2 - t1, judge_s=t3 - t2)
+                        k_others=args.k_others, load_s=t1 - t0, generate_s=t2 - t1, judge_s=t3 - t2)
     print(f"model: {path}  judge: {judge_path}  ({len(PROMPTS)} prompts)")
     print("  ".join(f"{k}: {v:.3f}" for k, v in scores.aggregates().items()))
     print(f"load {t1 - t0:.1f} s, answers {t2 - t1:.1f} s, judge {t3 - t2:.1f} s")
