@@ -31,11 +31,12 @@ def _lora_model():
     return model
 
 
-def _manual_units(mods, score, geom):
-    """Reference grouping written with explicit per-head / per-channel loops."""
+def _manual_units(mods, score, geom, normalise=True):
+    """Reference grouping written with explicit per-head / per-channel loops (normalise=False:
+    LLM-Pruner's raw group sums)."""
     H, KV, hd, g = geom.n_heads, geom.n_kv_heads, geom.head_dim, geom.group_size
     s = {k: score(m) for k, m in mods.items()}
-    norm = lambda v: v / (torch.linalg.vector_norm(v) + 1e-8)  # noqa: E731
+    norm = (lambda v: v / (torch.linalg.vector_norm(v) + 1e-8)) if normalise else (lambda v: v)  # noqa: E731
     q = norm(torch.stack([s["q_proj"][h * hd:(h + 1) * hd].sum() for h in range(H)]))
     o = norm(torch.stack([s["o_proj"][:, h * hd:(h + 1) * hd].sum() for h in range(H)]))
     k = norm(torch.stack([s["k_proj"][j * hd:(j + 1) * hd].sum() for j in range(KV)]))
@@ -101,6 +102,15 @@ def test_taylor_importance_matches_autograd():
     heads, ch = layer_unit_scores(layer, geom, "taylor")
     ref_h, ref_c = _manual_units(mods, lambda m: auto[[k for k in names if mods[k] is m][0]], geom)
     assert torch.allclose(heads, ref_h, atol=1e-6) and torch.allclose(ch, ref_c, atol=1e-6)
+    raw_h, raw_c = layer_unit_scores(layer, geom, "taylor_raw")     # LLM-Pruner: raw group sums
+    ref_h, ref_c = _manual_units(mods, lambda m: auto[[k for k in names if mods[k] is m][0]], geom, False)
+    assert torch.allclose(raw_h, ref_h, rtol=1e-5) and torch.allclose(raw_c, ref_c, rtol=1e-5)
+    with torch.no_grad():                                 # one module 100x louder: raw sums follow it,
+        mods["down_proj"].weight.mul_(100.0)              # the per-module normalised ones do not
+    assert torch.allclose(layer_unit_scores(layer, geom, "taylor")[1], ch, atol=1e-6)
+    assert torch.allclose(layer_unit_scores(layer, geom, "taylor_raw")[1],
+                          (auto["gate_proj"].sum(1) + auto["up_proj"].sum(1) + 100 * auto["down_proj"].sum(0)),
+                          rtol=1e-5)
 
 
 def test_streamed_taylor_equals_full_gradient_taylor_without_storing_it():
