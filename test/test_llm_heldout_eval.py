@@ -238,5 +238,7 @@ def test_status_report_check_wants_the_facts_and_nothing_invented():
     assert not status_report_correct("I travelled 12.3 m and 20 scans were weak.", facts)   # invented 20
     assert not status_report_correct("I travelled 12.3 m without trouble.", facts)          # degeneracy?
     assert not status_report_correct("The robot was traveling to the robot's robot.", facts)
+    assert not status_report_correct("The robot traveled 12.3 meters. 2 scans were dropped.", facts)
+    assert status_report_correct("The robot traveled 12.3 meters. 2 of 40 scans were degenerate.", facts)
     none = (48.5, 160, 0, 158, 1)
     assert status_report_correct("I drove 48.5 m and no scan was degenerate; 1 scan dropped.", none)

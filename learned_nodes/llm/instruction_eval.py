@@ -177,9 +177,18 @@ def is_repetitive(text: str, share: float = 0.3, max_4gram: int = 4) -> bool:
     return bool(quad) and max(quad.values()) >= max_4gram
 
 
+DEGENERACY_WORDS = r"degenera|weak|tunnel|flat|constrain|direction"
+
+
+def _sentences(text: str) -> list[str]:
+    """Sentences (split at . ; ! ? and newlines, never inside a decimal number)."""
+    return [t for t in re.split(r"(?<!\d)\.|\.(?!\d)|[;!?\n]", text.lower()) if t.strip()]
+
+
 def status_report_correct(answer: str, facts: tuple[float, int, int, int, int]) -> bool:
-    """A status answer is correct when it states the distance travelled (e.g. "12.3") and the
-    degeneracy (the weak-scan count next to "scan", or, with none, a "no"/"0"/"none" of them), and
+    """A status answer is correct when it states the distance travelled (e.g. "12.3"), states the
+    degeneracy right (a sentence with a degeneracy word and the weak-scan count, or with none of
+    them a "no"/"0"/"none"), puts no other figure next to "dropped" than the dropped count, and
     every number it writes is one of the facts (no invented figures)."""
     d, p, w, s, x = facts
     text = answer.replace(",", "")
@@ -187,10 +196,13 @@ def status_report_correct(answer: str, facts: tuple[float, int, int, int, int]) 
     allowed = {round(d, 1), float(p), float(w), float(s), float(x), 2.0}     # 2: "two-sentence"
     if not numbers or round(d, 1) not in numbers or not numbers <= allowed:
         return False
-    low = text.lower()
-    if w == 0:
-        return bool(re.search(r"\b(no|none|zero|0)\b[^.]*\b(scan|direction|tunnel|field)", low))
-    return bool(re.search(rf"\b{w}\b[^.]*\bscan", low))
+    weak = r"\b(no|none|zero|0)\b" if w == 0 else rf"\b{w}\b"
+    degeneracy = any(re.search(DEGENERACY_WORDS, t) and re.search(weak, t) for t in _sentences(text))
+    for t in _sentences(text):
+        if "drop" in t and not re.search(DEGENERACY_WORDS, t):
+            if {float(n) for n in re.findall(r"\d+(?:\.\d+)?", t)} - {float(x), round(d, 1)}:
+                return False
+    return degeneracy
 
 
 def other_prompts(i: int, kinds: Sequence[str], k: int = K_OTHERS) -> list[int]:
