@@ -105,6 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--memory-steps", type=int, default=2, help="steps of each memory child (0: skip)")
     p.add_argument("--keep-best-20", default="",
                    help="where the 20 %% checkpoint with the best held-out perplexity is kept ('' = none)")
+    p.add_argument("--dense-from", default="",
+                   help="take the dense row from this results.json (same model and settings) instead of measuring it")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1, help="torch threads per process")
     p.add_argument("--jobs", type=int, default=1, help="worker processes for the runs")
@@ -159,8 +161,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         data = load_data(args, tok)
         results["settings"]["generated_tokens"] = int(data["generated"].numel())
         results["settings"]["teacher_text_s"] = time.perf_counter() - t0
-    dense = {"label": "dense", "method": "dense", "ratio": 0.0, **evaluate(model, data, args, tok, model),
-             "disk_bytes": (dense_dir / "model.safetensors").stat().st_size}
+    if args.dense_from:
+        dense = next(r for r in json.loads(Path(args.dense_from).read_text())["runs"] if r["method"] == "dense")
+        dense["measured_in"] = args.dense_from
+    else:
+        dense = {"label": "dense", "method": "dense", "ratio": 0.0, **evaluate(model, data, args, tok, model),
+                 "disk_bytes": (dense_dir / "model.safetensors").stat().st_size}
     results["runs"].append(dense)
     print(f"dense: ppl val {dense['val_ppl']:.2f} test {dense['test_ppl']:.2f}, {dense['params']:,} "
           f"params, {dense['tokens_per_s']:.1f} tok/s", flush=True)
