@@ -83,11 +83,13 @@ LORAPRUNE_BENCH := $(PY) -m learned_nodes.loraprune.bench --steps 40 --batch-siz
 	  --eval-tokens 2048 --heldout-tokens 2048 --judge-others 2 --memory-steps 0 --threads 1 --jobs 2 --quiet
 bench-loraprune: setup
 	$(LORAPRUNE_BENCH) --out $(CURDIR)/out/bench_loraprune --instruct-ratios 0 0.2
-# The same with data-free recovery: the dense model writes 128 chat transcripts and distils into the pruned one
-# (lora_only, LoRAPrune, Taylor, LLM-Pruner grouping at 20 / 50 %; ~60 min on two cores)
+# The same with data-free recovery: the dense model writes 96 chat transcripts and distils into the pruned one
+# (lora_only, LoRAPrune and the LLM-Pruner grouping at 20 / 50 %; the dense row from bench-loraprune's run when
+# there is one; ~60 min on two cores)
+DENSE_FROM = $(wildcard $(CURDIR)/out/bench_loraprune/results.json)
 bench-loraprune-datafree: setup
 	$(LORAPRUNE_BENCH) --out $(CURDIR)/out/bench_loraprune_datafree --methods --distill-methods loraprune \
-	  taylor llm_pruner --conversations 128 --instruct-ratios 0 0.2
+	  llm_pruner --conversations 96 --instruct-ratios 0 0.2 $(if $(DENSE_FROM),--dense-from $(DENSE_FROM))
 # Held-out perplexity and the instruction check of the demo's pruned model against the dense one (~10 min)
 eval-pruned: setup pruned-model
 	$(PY) -m learned_nodes.loraprune.eval_pruned --model $(PRUNED_MODEL) --out $(CURDIR)/out/eval_pruned

@@ -134,3 +134,24 @@ def test_agreement_tool_runs_and_ranks_taylor_against_itself(tiny_setup, tmp_pat
     assert {"taylor (other batches)", "magnitude", "random", "lora-guided, EMA after 1 steps",
             "streamed Taylor, EMA after 2 steps"} <= set(rows)
     assert all(-1.0 <= r["heads"]["spearman"] <= 1.0 for r in rows.values())
+
+
+def test_eval_pruned_compares_with_the_dense_model(tiny_setup, tmp_path):
+    from learned_nodes.loraprune.cli import main as prune
+    from learned_nodes.loraprune.eval_pruned import main
+
+    model_dir, data, _ = tiny_setup
+    pruned = tmp_path / "pruned"
+    assert prune(["--model", str(model_dir), "--ratio", "0.2", "--data", str(data), "--out", str(pruned),
+                  "--steps", "2", "--seq-len", "16", "--batch-size", "2", "--quiet"]) == 0
+    assert main(["--model", str(pruned), "--dense", str(model_dir), "--data", str(data), "--out",
+                 str(tmp_path / "eval"), "--eval-tokens", "64", "--heldout-tokens", "64", "--answer-tokens", "2",
+                 "--context", "32", "--stride", "32", "--gen-tokens", "2", "--quiet"]) == 0
+    doc = json.loads((tmp_path / "eval" / "eval.json").read_text())
+    dense, run = doc["runs"]
+    assert run["ratio"] == 0.2 and run["params"] < dense["params"] and "licenses" in run["heldout_ppl"]
+    assert len(doc["demo_status"]) == 2 and all(len(rows) == 5 for rows in doc["demo_status"].values())
+    md = (tmp_path / "eval" / "eval.md").read_text()
+    assert "held-out perplexity within 1.15x dense" in md and "The demo's status report" in md
+    with pytest.raises(SystemExit, match="eval-pruned"):
+        main(["--model", str(tmp_path / "missing"), "--dense", str(model_dir), "--out", str(tmp_path / "e2")])

@@ -34,6 +34,8 @@ def test_status_accumulates_distance_weak_scans_and_ignores_nan():
     assert s.poses == 3 and s.distance_m == pytest.approx(17.0)
     assert (s.scans, s.weak_scans, s.dropped) == (3, 2, 2)
     assert "17.0 m" in s.prompt() and "2 of 3" in s.prompt()
+    from learned_nodes.llm.instruction_eval import demo_status_prompt    # the prompt the check scores
+    assert s.prompt() == demo_status_prompt(s.distance_m, s.weak_scans, s.scans)
 
 
 def test_image_file_to_message_round_trip(tmp_path):

@@ -72,6 +72,15 @@ STATUS_PROMPTS = [f"You are a mobile robot. Write a two-sentence status report. 
                   f"{p} poses; {w} of {s} LiDAR scans had a direction that geometry alone could not "
                   f"constrain (a tunnel or a flat field); {x} scans dropped." for d, p, w, s, x in STATUS_FACTS]
 PROMPTS = GENERAL_PROMPTS + STATUS_PROMPTS
+
+
+def demo_status_prompt(distance_m: float, weak_scans: int, scans: int) -> str:
+    """The status prompt the demo sends (suite_tools/suite_client.py Status.prompt, same text)."""
+    return (f"Rewrite as a short status report, keeping every number: The robot travelled {distance_m:.1f} m. "
+            f"{weak_scans} of {scans} LiDAR scans were degenerate (a tunnel or a flat field).")
+
+
+DEMO_STATUS_PROMPTS = [demo_status_prompt(d, w, s) for d, _, w, s, _ in STATUS_FACTS]
 # each prompt is its own kind, except the status reports (the last general one too): one kind
 KINDS = [f"general{i}" for i in range(len(GENERAL_PROMPTS) - 1)] + ["status"] * (1 + len(STATUS_PROMPTS))
 K_OTHERS = 5

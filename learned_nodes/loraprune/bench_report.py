@@ -24,22 +24,34 @@ def _heldout_names(runs: list[dict[str, Any]]) -> list[str]:
     return list(dict.fromkeys(n for r in runs for n in (r.get("heldout_ppl") or {})))
 
 
+def status_right(run: dict[str, Any]) -> float | None:
+    """Share of the 5 status-report answers that are correct (instruction_eval.status_report_correct,
+    recomputed from the stored answers so every row is judged by the same rule)."""
+    from learned_nodes.llm.instruction_eval import STATUS_FACTS, STATUS_PROMPTS, status_report_correct
+
+    answers = {a["prompt"]: a["answer"] for a in (run.get("instruct") or {}).get("answers", [])}
+    if not all(p in answers for p in STATUS_PROMPTS):
+        return None
+    return sum(status_report_correct(answers[p], f) for p, f in zip(STATUS_PROMPTS, STATUS_FACTS)) / 5
+
+
 def run_table(results: dict[str, Any]) -> list[str]:
     runs = results["runs"]
     dense = next((r for r in runs if r["method"] == "dense"), None)
     held = _heldout_names(runs)
     rows = ["| method | recovery | target | parameters | val ppl | test ppl | "
             + "".join(f"held-out {n} ppl | " for n in held)
-            + "instruction loglik | ok | repetitive | off-prompt | tokens/s | speed-up | train s |",
-            "|---|---|---|---|---|---|" + "---|" * len(held) + "---|---|---|---|---|---|---|"]
+            + "instruction loglik | ok | repetitive | off-prompt | status reports right | tokens/s | speed-up | "
+            "train s |", "|---|---|---|---|---|---|" + "---|" * len(held) + "---|---|---|---|---|---|---|---|"]
     for r in runs:
         speed = r["tokens_per_s"] / dense["tokens_per_s"] if dense else float("nan")
         val = f"{r['val_ppl']:.2f}" if "val_ppl" in r else "-"
         hp = r.get("heldout_ppl") or {}
         ins = r.get("instruct") or {}
         cells = "".join(f"{hp[n]:.2f} | " if n in hp else "- | " for n in held)
+        sr = status_right(r)
         inst = (f"{ins['mean_loglik']:.3f} | {ins['ok']:.0%} | {ins['repetitive']:.0%} | "
-                f"{ins['off_prompt']:.0%} | " if ins else "- | - | - | - | ")
+                f"{ins['off_prompt']:.0%} | {'-' if sr is None else f'{sr:.0%}'} | " if ins else "- | - | - | - | - | ")
         rows.append(f"| {label(r)} | {r.get('recovery', '-') if r['method'] != 'dense' else '-'} | "
                     f"{r['ratio']:.0%} | {r['params'] / 1e6:.2f}M | {val} | {r['test_ppl']:.2f} | "
                     f"{cells}{inst}{r['tokens_per_s']:.1f} | {speed:.2f}x | {r.get('train_s', 0.0):.0f} |")

@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=100, help="optimiser steps (same budget per method)")
     p.add_argument("--cooldown", type=float, default=0.5,
                    help="final fraction of the steps at the final structure (every method)")
+    p.add_argument("--prune-every", type=int, default=10, help="steps between mask updates (iterative)")
     p.add_argument("--seq-len", type=int, default=128)
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--lr", type=float, default=3e-4)
@@ -53,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         cfg = PruneConfig(method=args.method, ratio=args.ratio, steps=args.steps, cooldown=args.cooldown,
-                          recovery=args.recovery, seq_len=args.seq_len,
+                          recovery=args.recovery, prune_every=args.prune_every, seq_len=args.seq_len,
                           batch_size=args.batch_size, lr=args.lr, device=args.device, seed=args.seed,
                           progress=not args.quiet)
     except ValueError as exc:

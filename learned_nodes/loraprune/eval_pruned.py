@@ -36,6 +36,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def demo_status_reports(model, tok, args) -> list[dict]:
+    """The demo's status prompt on the fixed facts: the greedy answer and whether it is correct."""
+    from learned_nodes.llm.instruction_eval import (DEMO_STATUS_PROMPTS, STATUS_FACTS, greedy_answers,
+                                                    status_report_correct)
+
+    answers = greedy_answers(model, tok, DEMO_STATUS_PROMPTS, args.answer_tokens, args.device, not args.quiet)
+    return [{"facts": f"{d:.1f} m, {w} of {s} scans degenerate", "answer": a,
+             "correct": status_report_correct(a, (d, p, w, s, x))}
+            for a, (d, p, w, s, x) in zip(answers, STATUS_FACTS)]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.instruct, args.instruct_ratios = True, [0.0]
@@ -63,13 +74,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                  "method": structure.get("method", "pruned"), "ratio": ratio,
                  "recovery": structure.get("recovery", "corpus"),
                  **evaluate(pruned, data, args, tok, judge=dense)})
-    results = {"settings": vars(args), "runs": runs, "elapsed_s": time.perf_counter() - t0}
+    demo = {r["label"]: demo_status_reports(model, tok, args) for r, model in zip(runs, (dense, pruned))}
+    results = {"settings": vars(args), "runs": runs, "demo_status": demo, "elapsed_s": time.perf_counter() - t0}
     (out / "eval.json").write_text(json.dumps(results, indent=2, default=str))
-    status = [a for a in runs[1]["instruct"]["answers"] if a["prompt"].startswith("You are a mobile robot")]
     lines = [f"# {args.model} against the dense model", "", *run_table(results), "", "## Targets", "",
-             *targets(results), "", "## Status reports written by the pruned model", "",
-             *[f"- {a['prompt'][56:]}\n  -> {a['answer']!r}" for a in status], "",
-             f"{results['elapsed_s']:.0f} s on {args.device}, {args.threads} thread(s)."]
+             *targets(results), "", "## The demo's status report (suite_client's prompt, greedy)", ""]
+    for name, rows in demo.items():
+        n_ok = sum(r["correct"] for r in rows)
+        lines += [f"- {name}: {n_ok} of {len(rows)} correct (distance and degeneracy stated, no invented "
+                  "figure)", *[f"  - {r['facts']}: {r['answer']!r}" for r in rows]]
+    lines += ["", f"{results['elapsed_s']:.0f} s on {args.device}, {args.threads} thread(s)."]
     (out / "eval.md").write_text("\n".join(lines))
     print("\n".join(lines))
     return 0
