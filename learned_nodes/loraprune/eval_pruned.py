@@ -1,8 +1,8 @@
 """`make eval-pruned`: a pruned model against the dense one on text no tuning step saw.
 
-    python -m learned_nodes.loraprune.eval_pruned --model data/models/smollm2_loraprune_20 --out out/eval_pruned
+    python -m learned_nodes.loraprune.eval_pruned --model data/models/smollm2_pruned_20 --out out/eval_pruned
 
-Measures both models the way the benchmark does (bench_measure.evaluate): pydoc validation / test
+Measures both models the way the benchmark does (its token counts and judge settings) (bench_measure.evaluate): pydoc validation / test
 perplexity (the tuning corpus), held-out perplexity (learned_nodes.llm.heldout: licences, Shakespeare),
 the instruction check judged by the dense model (learned_nodes.llm.instruction_eval) and greedy tokens/s;
 then the targets of the pruned model's ratio (20 %: held-out within 1.15x dense, instruction scores
@@ -23,10 +23,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dense", default="", help="the dense model ('' = SmolLM2-135M GGUF)")
     p.add_argument("--out", default="out/eval_pruned")
     p.add_argument("--data", default="pydoc", help="the tuning corpus (its val / test splits)")
-    p.add_argument("--eval-tokens", type=int, default=4096)
-    p.add_argument("--heldout-tokens", type=int, default=4096)
+    p.add_argument("--eval-tokens", type=int, default=2048)
+    p.add_argument("--heldout-tokens", type=int, default=2048)
     p.add_argument("--answer-tokens", type=int, default=48)
-    p.add_argument("--judge-others", type=int, default=3)
+    p.add_argument("--judge-others", type=int, default=2)
     p.add_argument("--context", type=int, default=256)
     p.add_argument("--stride", type=int, default=256)
     p.add_argument("--gen-tokens", type=int, default=32)
