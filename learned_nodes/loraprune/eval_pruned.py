@@ -2,7 +2,8 @@
 
     python -m learned_nodes.loraprune.eval_pruned --model data/models/smollm2_pruned_20 --out out/eval_pruned
 
-Measures both models the way the benchmark does (its token counts and judge settings) (bench_measure.evaluate): pydoc validation / test
+Measures both models the way the benchmark does (bench_measure.evaluate, its token counts and judge
+settings): pydoc validation / test
 perplexity (the tuning corpus), held-out perplexity (learned_nodes.llm.heldout: licences, Shakespeare),
 the instruction check judged by the dense model (learned_nodes.llm.instruction_eval) and greedy tokens/s;
 then the targets of the pruned model's ratio (20 %: held-out within 1.15x dense, instruction scores
