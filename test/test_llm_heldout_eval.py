@@ -14,7 +14,8 @@ pytest.importorskip("transformers")
 import torch.nn.functional as F  # noqa: E402
 
 from learned_nodes.llm import heldout  # noqa: E402
-from learned_nodes.llm.heldout import _shares, heldout_documents, heldout_ids, heldout_perplexities  # noqa: E402
+from learned_nodes.llm.heldout import _shares, heldout_documents, heldout_ids  # noqa: E402
+from learned_nodes.llm.perplexity import heldout_perplexities  # noqa: E402
 from learned_nodes.llm.instruction_eval import (KINDS, PROMPTS, STATUS_PROMPTS, _prompt_ids,  # noqa: E402
                                                 greedy_answers, is_repetitive, judge_logliks,
                                                 other_prompts, score_answers)

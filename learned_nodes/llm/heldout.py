@@ -128,21 +128,3 @@ def heldout_ids(name: str, tokenizer: Any, max_tokens: int | None = None):
         start = (len(doc_ids) - k) // 2
         ids.extend(doc_ids[start:start + k])
     return torch.tensor(ids[:max_tokens], dtype=torch.long)
-
-
-def heldout_perplexities(model: Any, tokenizer: Any, names: Sequence[str] = tuple(HELDOUT_CORPORA),
-                         context: int = 256, stride: int = 256, max_tokens: int | None = 16384,
-                         device: str = "cpu", progress: bool = True) -> dict[str, float]:
-    """{name: perplexity} of `model` on each held-out corpus (sliding windows, perplexity_stats).
-    A corpus whose data are missing (FileNotFoundError) is left out, with a line saying why."""
-    from learned_nodes.llm.perplexity import perplexity_stats
-
-    out: dict[str, float] = {}
-    for name in names:
-        try:
-            ids = heldout_ids(name, tokenizer, max_tokens)                 # (N,)
-        except FileNotFoundError as exc:
-            print(f"held-out corpus '{name}' skipped: {exc}", flush=True)
-            continue
-        out[name] = perplexity_stats(model, ids, context, stride, None, device, progress)[0]
-    return out

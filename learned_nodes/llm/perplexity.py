@@ -62,6 +62,25 @@ def perplexity_stats(model: Any, ids: Any, context: int = 256, stride: int = 256
     return math.exp(nll_sum / counted), counted
 
 
+def heldout_perplexities(model: Any, tokenizer: Any, names: Sequence[str] | None = None,
+                         context: int = 256, stride: int = 256, max_tokens: int | None = 16384,
+                         device: str = "cpu", progress: bool = True) -> dict[str, float]:
+    """{name: perplexity} of `model` on each held-out corpus (sliding windows, perplexity_stats).
+    A corpus whose data are missing (FileNotFoundError) is left out, with a line saying why. `names`
+    None: every corpus of learned_nodes.llm.heldout.HELDOUT_CORPORA."""
+    from learned_nodes.llm.heldout import HELDOUT_CORPORA, heldout_ids
+
+    out: dict[str, float] = {}
+    for name in (list(HELDOUT_CORPORA) if names is None else names):
+        try:
+            ids = heldout_ids(name, tokenizer, max_tokens)                 # (N,)
+        except FileNotFoundError as exc:
+            print(f"held-out corpus '{name}' skipped: {exc}", flush=True)
+            continue
+        out[name] = perplexity_stats(model, ids, context, stride, None, device, progress)[0]
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="lm-eval-ppl", description="Perplexity of a causal LM on a text "
                                 "corpus split (sliding windows, Hugging Face style).")
