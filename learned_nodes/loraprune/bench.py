@@ -156,9 +156,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from learned_nodes.loraprune.distill import cached_conversations
 
         t0 = time.perf_counter()
-        cached_conversations(out / "teacher_text.json", model, tok, args.conversations, args.seed,
-                             args.device, not args.quiet)
-        data = load_data(args, tok)
+        from learned_nodes.llm.corpus import tokenize
+
+        data["generated"] = tokenize(tok, cached_conversations(out / "teacher_text.json", model, tok,
+                                                               args.conversations, args.seed, args.device,
+                                                               not args.quiet))
         results["settings"]["generated_tokens"] = int(data["generated"].numel())
         results["settings"]["teacher_text_s"] = time.perf_counter() - t0
     if args.dense_from:
