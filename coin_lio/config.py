@@ -180,11 +180,12 @@ class PhotometricConfig:
 @dataclass
 class InputCheckConfig:
     """What the odometry watches in its input to say when real-sensor effects show: missing
-    column blocks (dropped packets) and a cropped column window (the driver,
+    column blocks or azimuth sectors (dropped packets) and a cropped column window (the driver,
     coin_lio.input_effects), clipped IMU readings (the pipeline, coin_lio.imu_saturation)."""
 
     scan_window: int = 50                # scans the column statistics cover
     missing_columns_warn: float = 0.01   # share of columns (outside a fixed window) missing -> warn
+    azimuth_bins: int = 720              # sectors of an unorganised (Velodyne) sweep: 0.5 deg each
     imu_window: int = 1000               # IMU readings the saturation statistics cover
     clip_acc_floor: float = 14.7         # m/s^2: only readings above this can be clipped (1.5 g)
     clip_gyr_floor: float = 3.0          # rad/s: ... above this for the gyro (172 deg/s)
@@ -193,6 +194,7 @@ class InputCheckConfig:
     def __post_init__(self) -> None:
         _check(self.scan_window >= 5 and self.imu_window >= 50, "scan_window >= 5, imu_window >= 50")
         _check(0 < self.missing_columns_warn < 1, "missing_columns_warn must be in (0, 1)")
+        _check(36 <= self.azimuth_bins <= 7200, "azimuth_bins must be in [36, 7200]")
         _check(self.clip_acc_floor > 0 and self.clip_gyr_floor > 0 and self.clip_repeats >= 2,
                "clip floors must be > 0 and clip_repeats >= 2")
 

@@ -6,8 +6,13 @@
   window crops the scan) -> said once, and again when it changes.
 Clipped IMU readings are found by the pipeline, which acts on them (coin_lio.imu_saturation).
 
-Columns are counted in the order the cloud is published (raw, staggered: ouster-ros' default
-layout); unorganised clouds have no columns and are not checked. Pure numpy, no ROS.
+Organised clouds: columns are counted in the order the cloud is published (raw, staggered:
+ouster-ros' default layout). Unorganised clouds (Velodyne: the driver leaves a lost packet's
+firings out of the sweep) have no columns: their points' azimuths are binned into
+`azimuth_bins` sectors (0.5 deg by default, finer than one packet of a VLP-16 (4.8 deg), an
+HDL-32E (2 deg) or an HDL-64E (1 deg)), and a sector without any point is a missing column; an
+angle window (velodyne_pointcloud's min_angle / max_angle) shows as the same fixed sectors.
+Pure numpy, no ROS.
 """
 from __future__ import annotations
 
@@ -25,15 +30,23 @@ class InputEffects:
         self._missing: deque[np.ndarray] = deque(maxlen=self.cfg.scan_window)   # (W,) bool each
         self._scans_since_report = 0
         self._window: tuple[int, int] | None = None   # (first, count) of the fixed missing range
+        self._unit = "columns"                        # or "sectors" (unorganised clouds)
 
     # ---- scans ---------------------------------------------------------------------------
-    def observe_scan(self, valid: np.ndarray) -> None:
-        """valid (H, W) bool of one organised scan (H > 1); other shapes are ignored."""
-        if valid.ndim != 2 or valid.shape[0] < 2:
-            return
-        missing = ~valid.any(axis=0)
-        if self._missing and self._missing[0].shape != missing.shape:
+    def observe_scan(self, valid: np.ndarray, points: np.ndarray | None = None) -> None:
+        """valid (H, W) bool of one scan. Organised (H > 1): its columns. Unorganised (1, N) or
+        (N,): the azimuth sectors of `points` (N', 3), its valid points in the sensor frame (m);
+        without them the scan is not checked."""
+        if valid.ndim == 2 and valid.shape[0] >= 2:
+            self._observe_columns(~valid.any(axis=0), "columns")
+        elif points is not None and len(points) >= self.cfg.azimuth_bins:
+            self._observe_columns(~azimuth_sectors(points, self.cfg.azimuth_bins), "sectors")
+
+    def _observe_columns(self, missing: np.ndarray, unit: str) -> None:
+        """missing (W,) bool: columns (or azimuth sectors) of this scan without any return."""
+        if self._missing and (self._missing[0].shape != missing.shape or unit != self._unit):
             self._missing.clear()                     # the sensor mode changed
+        self._unit = unit
         self._missing.append(missing)
         self._scans_since_report += 1
         if len(self._missing) < self.cfg.scan_window:
@@ -48,10 +61,16 @@ class InputEffects:
         if share >= self.cfg.missing_columns_warn:
             self._scans_since_report = 0
             runs = np.concatenate([_run_lengths(row) for row in varying])
-            block = f"in blocks of {int(np.median(runs))} columns" if runs.size else "in blocks"
-            self.events.append(("columns_missing", f"{100 * share:.1f} % of columns missing in the last "
+            if self._unit == "columns":
+                what, block = "columns", (f"in blocks of {int(np.median(runs))} columns" if runs.size
+                                          else "in blocks")
+            else:
+                deg = 360.0 / stack.shape[1]
+                what, block = "the azimuth", (f"in gaps of {np.median(runs) * deg:.1f} deg" if runs.size
+                                              else "in gaps")
+            self.events.append(("columns_missing", f"{100 * share:.1f} % of {what} missing in the last "
                                 f"{len(stack)} scans ({block}): dropped LiDAR packets; the odometry "
-                                "uses the columns that arrived"))
+                                "uses the points that arrived"))
 
     def _report_window(self, always: np.ndarray) -> None:
         W = len(always)
@@ -69,9 +88,26 @@ class InputEffects:
             return
         first, count = window
         last = (first + count - 1) % W
+        if self._unit == "sectors":
+            deg = 360.0 / W
+            self.events.append(("column_window", f"azimuth {first * deg:.1f}..{(last + 1) * deg:.1f} deg "
+                                f"({count * deg:.1f} of 360) returned nothing in any of the last {scans} "
+                                f"scans: an angle window (the driver's min_angle / max_angle) crops the "
+                                f"scan to {(W - count) * deg:.1f} deg"))
+            return
         self.events.append(("column_window", f"columns {first}..{last} ({count} of {W}) returned nothing in "
                             f"any of the last {scans} scans: the sensor's column window "
                             f"crops the scan to {W - count} columns"))
+
+
+def azimuth_sectors(points: np.ndarray, bins: int) -> np.ndarray:
+    """(bins,) bool: sectors of azimuth (counter-clockwise from +x, sector 0 starting at +x)
+    holding at least one of the points (N, 3)."""
+    az = np.mod(np.arctan2(points[:, 1], points[:, 0]), 2 * np.pi)   # (N,) rad in [0, 2 pi]
+    sector = (az * (bins / (2 * np.pi))).astype(np.int64) % bins
+    hit = np.zeros(bins, dtype=bool)
+    hit[sector] = True
+    return hit
 
 
 def _run_lengths(mask: np.ndarray) -> np.ndarray:

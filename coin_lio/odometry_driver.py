@@ -199,13 +199,13 @@ class OdometryDriver:
             self._reject("scan_empty", "scan without valid points dropped")
             return None
         self.last_scan_stamp = scan.stamp
-        self.effects.observe_scan(scan.valid)
+        points, times = scan.points()
+        self.effects.observe_scan(scan.valid, points)
         self._apply_sensor(scan.frame_id)
         end = scan.end + self.cfg.imu.time_offset   # on the IMU clock
         while self.imu and self.imu[0].t <= end:
             r = self.imu.popleft()
             self.pipeline.add_imu(r.t, r.gyro, r.acc)
-        points, times = scan.points()
         result = self.pipeline.process_scan(points, times, (scan.cloud, scan.times))
         self.counts["scans"] += 1
         self.counts[f"status_{result.status}"] += 1

@@ -67,6 +67,48 @@ def test_rare_dropped_packets_and_unorganised_clouds_stay_quiet():
     assert eff.events == []
 
 
+def _sweep(rng: np.random.Generator, lost_packet_p: float = 0.0, window_deg=None) -> np.ndarray:
+    """(N, 3) points of a VLP-16-like sweep: 1800 firings x 16 rings, 24 firings per packet;
+    a lost packet's firings are left out (as the velodyne driver does), a few rays hit nothing."""
+    az = np.repeat(np.arange(1800) * (2 * np.pi / 1800), 16)
+    alt = np.tile(np.radians(np.linspace(-15, 15, 16)), 1800)
+    keep = rng.random(az.size) > 0.3                          # sky, black surfaces
+    keep &= ~np.repeat(rng.random(1800 // 24) < lost_packet_p, 24 * 16)
+    if window_deg is not None:
+        deg = np.degrees(az)
+        keep &= (deg >= window_deg[0]) & (deg < window_deg[1])
+    r = rng.uniform(2, 40, az.size)
+    pts = np.stack([r * np.cos(alt) * np.cos(az), r * np.cos(alt) * np.sin(az), r * np.sin(alt)], axis=1)
+    return pts[keep]
+
+
+def test_unorganised_sweeps_report_lost_packets_as_missing_azimuth():
+    rng = np.random.default_rng(0)
+    eff = InputEffects()
+    for _ in range(100):
+        pts = _sweep(rng, lost_packet_p=0.05)
+        eff.observe_scan(np.ones((1, len(pts)), bool), pts)
+    assert [k for k, _ in eff.events] == ["columns_missing"] * 2, eff.events
+    share = float(eff.events[0][1].split(" %")[0])
+    assert 3.5 < share < 6.5 and "% of the azimuth missing in the last 50 scans (in gaps of 4." in eff.events[0][1]
+    quiet = InputEffects()                                    # the same sweeps, nothing lost
+    for _ in range(100):
+        pts = _sweep(rng)
+        quiet.observe_scan(np.ones((1, len(pts)), bool), pts)
+    assert quiet.events == []
+
+
+def test_unorganised_angle_window_is_said_in_degrees():
+    rng = np.random.default_rng(1)
+    eff = InputEffects()
+    for _ in range(60):
+        pts = _sweep(rng, window_deg=(0, 270))
+        eff.observe_scan(np.ones((1, len(pts)), bool), pts)
+    assert [k for k, _ in eff.events] == ["column_window"], eff.events
+    assert "azimuth 270.0..360.0 deg (90.0 of 360)" in eff.events[0][1] and "crops the scan to 270.0 deg" \
+        in eff.events[0][1]
+
+
 def _imu(eff: ImuSaturation, n: int, knock_at=(), acc_clip=39.2266, gyro_clip=None, seed=0, knock_len=6):
     rng = np.random.default_rng(seed)
     for i in range(n):

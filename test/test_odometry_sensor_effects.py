@@ -2,7 +2,8 @@
 real-sensor effects of coin_lio.sim: it finishes with finite poses and no reset, stays within 2x
 of its clean accuracy with every effect at its realistic level (SensorEffects.realistic()), and
 says what it saw in the input (dropped packets, column window, IMU clipping);
-lio.imu.time_offset undoes an IMU clock offset. 32x512 Ouster, 6 s, urban."""
+lio.imu.time_offset undoes an IMU clock offset. 32x512 Ouster, 6 s, urban; and VLP-16 sweeps
+(unorganised clouds) with lost packets and an angle window, 4 s."""
 import math
 from pathlib import Path
 
@@ -81,3 +82,31 @@ def test_column_window_is_reported_and_tracked(runs):
 
 def test_time_offset_parameter_undoes_the_imu_clock_offset(runs):
     assert _ape(runs["offset_compensated"]) < 0.8 * _ape(runs["offset"])
+
+
+@pytest.fixture(scope="module")
+def velodyne_events(tmp_path_factory):
+    """Events of 4 s VLP-16 sweeps (unorganised clouds) on the urban scene: clean, 3 % of
+    packets lost, a 270-degree angle window; statistics over 10 scans instead of 50."""
+    root = tmp_path_factory.mktemp("velodyne_effects")
+    out = {}
+    for name, eff in {"clean": SensorEffects(), "drops": SensorEffects(packet_drop_prob=0.03),
+                      "window": SensorEffects(column_window=(0, 1349))}.items():
+        seq = root / name
+        generate_sequence(SequenceConfig(scene="urban", sensor="velodyne", duration=4.0, seed=0, effects=eff),
+                          seq, progress=False)
+        bag, cfg, gt = resolve_inputs(seq, load_node_config(None), None)
+        cfg.lio.input_check.scan_window = 10
+        out[name] = run(bag, cfg, root / f"run_{name}", gt, progress=False)["events"]
+    return out
+
+
+def test_velodyne_lost_packets_and_angle_window_are_reported_clean_sweeps_are_not(velodyne_events):
+    assert not {"columns_missing", "column_window"} & set(velodyne_events["clean"]), velodyne_events["clean"]
+    said = velodyne_events["drops"]["columns_missing"]["first"]
+    assert "of the azimuth missing" in said and "in gaps of 4." in said, said     # 24 firings = 4.8 deg
+    assert 1.5 < float(said.split(" %")[0]) < 4.5
+    assert "column_window" not in velodyne_events["drops"]
+    said = velodyne_events["window"]["column_window"]["first"]
+    assert "crops the scan to 270" in said, said
+    assert "columns_missing" not in velodyne_events["window"]
