@@ -51,11 +51,15 @@ class ImuConfig:
     time_offset: float = 0.0        # s: IMU clock minus LiDAR clock for the same instant (FAST-LIO's
     #                                 time_offset_lidar_to_imu, e.g. from LI-Init): IMU stamps are
     #                                 moved onto the LiDAR clock by subtracting it
+    estimate_time_offset: bool = True  # estimate the offset left on line (coin_lio/core/time_offset.py)
+    #                                    and move the IMU clock by it once sure
+    offset_max_sigma: float = 0.003  # s: ... sure = sigma at most this (and the offset >= 4 sigma)
 
     def __post_init__(self) -> None:
         _check(min(self.acc_noise, self.gyr_noise, self.acc_bias_noise, self.gyr_bias_noise) > 0,
                "IMU noise densities must be > 0")
         _check(abs(self.time_offset) < 0.5, "time_offset must be within +-0.5 s")
+        _check(0 < self.offset_max_sigma <= 0.01, "offset_max_sigma must be in (0, 0.01] s")
         _check(self.init_samples >= 10, "init_samples must be >= 10")
         _check(0 <= self.init_duration <= 10, "init_duration must be in [0, 10] s")
         _check(self.gravity > 0 and self.max_gap > 0, "gravity and max_gap must be > 0")

@@ -214,6 +214,8 @@ class CoinLioNode(Node):
                 self.driver.reset("internal error")
                 continue
             ms = (time.perf_counter() - t0) * 1e3
+            with self.cond:                     # the online clock-offset estimate moves the IMU cover rule
+                self.gate.imu_time_offset = self.driver.time_offset
             for kind, message in self.driver.drain_events():   # news as info, problems rate-limited
                 self.get_logger().info(message) if kind in INFO_EVENTS else self.log.warn(kind, message)
             if res is not None and res.T_world_lidar is not None and res.state.is_finite():

@@ -40,19 +40,25 @@ class ScanGate:
 
     Waiting scans are kept in arrival order, at most `max_waiting` (the node's lag policy: when
     another arrives the OLDEST is dropped). IMU stamps are on the IMU clock, moved onto the
-    LiDAR clock by `imu_time_offset` (lio.imu.time_offset), as the driver does."""
+    LiDAR clock by `imu_time_offset` (lio.imu.time_offset; the caller keeps it equal to the
+    driver's time_offset, which the online estimate moves), as the driver does."""
 
     def __init__(self, max_wait: float = math.inf, max_waiting: int | None = None,
                  imu_time_offset: float = 0.0) -> None:
         self.scans: deque[LidarScan] = deque()
         self.max_wait, self.max_waiting, self.imu_time_offset = max_wait, max_waiting, imu_time_offset
-        self.last_imu_t: float | None = None      # s, latest IMU reading on the LiDAR clock
+        self.last_imu_stamp: float | None = None  # s, latest IMU reading on the IMU clock
         self._head: LidarScan | None = None
         self._head_since = 0.0                    # when the first waiting scan began to wait
 
+    @property
+    def last_imu_t(self) -> float | None:
+        """s, the latest IMU reading on the LiDAR clock."""
+        return None if self.last_imu_stamp is None else self.last_imu_stamp - self.imu_time_offset
+
     def add_imu(self, t: float) -> None:
         if math.isfinite(t):
-            self.last_imu_t = t - self.imu_time_offset
+            self.last_imu_stamp = t
 
     def add_scan(self, scan: LidarScan) -> int:
         """Queue a scan; returns how many older waiting scans the lag policy dropped for it."""
@@ -85,7 +91,7 @@ class ScanGate:
 
     def clear(self) -> None:
         self.scans.clear()
-        self.last_imu_t, self._head = None, None
+        self.last_imu_stamp, self._head = None, None
 
 
 class OdometryDriver:
@@ -202,7 +208,7 @@ class OdometryDriver:
         points, times = scan.points()
         self.effects.observe_scan(scan.valid, points)
         self._apply_sensor(scan.frame_id)
-        end = scan.end + self.cfg.imu.time_offset   # on the IMU clock
+        end = scan.end + self.time_offset   # on the IMU clock
         while self.imu and self.imu[0].t <= end:
             r = self.imu.popleft()
             self.pipeline.add_imu(r.t, r.gyro, r.acc)
@@ -210,6 +216,11 @@ class OdometryDriver:
         self.counts["scans"] += 1
         self.counts[f"status_{result.status}"] += 1
         return result
+
+    @property
+    def time_offset(self) -> float:
+        """s, IMU clock minus LiDAR clock in use: imu.time_offset, then the online estimate."""
+        return self.pipeline.time_offset
 
     def drain_events(self) -> list[tuple[str, str]]:
         events, self.pipeline.events = self.pipeline.events + self.effects.events, []

@@ -19,6 +19,7 @@ from coin_lio.core.imu_propagation import ImuInitializer, ImuSample, propagate
 from coin_lio.core.local_map import LocalMap, voxel_downsample
 from coin_lio.core.geometric_residuals import GeometricResiduals
 from coin_lio.core.state import NavState
+from coin_lio.core.time_offset import TimeOffsetEstimator
 from coin_lio.imu_saturation import ImuSaturation
 
 
@@ -54,6 +55,9 @@ class LioPipeline:
                             else self.cfg.extrinsic.matrix())
         self.events: list[tuple[str, str]] = []   # (kind, message) for the caller to log
         self.saturation = ImuSaturation(self.cfg.input_check)   # kept over resets: the IMU's range
+        # s, IMU clock minus LiDAR clock: imu.time_offset, then the online estimate (kept over resets)
+        self.time_offset = self.cfg.imu.time_offset
+        self.offset_estimator = TimeOffsetEstimator()
         self.photo = None
         self.set_metadata(metadata or self.cfg.photometric.metadata_path or None)
         if self.photo is None and self.cfg.photometric.enabled:
@@ -79,6 +83,8 @@ class LioPipeline:
         self.t_state: float | None = None          # time the state refers to
         self.map = LocalMap(self.cfg.map)
         self.last_imu_t: float | None = None
+        self.offset_estimator.reset()
+        self._tracked = False                      # the last scan was tracked (a pair can start)
         if self.photo is not None:
             self.photo.reset()
 
@@ -89,8 +95,8 @@ class LioPipeline:
     # ---- inputs --------------------------------------------------------------------------
     def add_imu(self, t_s: float, gyro: np.ndarray, acc: np.ndarray) -> bool:
         """One IMU sample stamped t_s on the IMU clock (moved onto the LiDAR clock by
-        imu.time_offset); returns False (and records why) when it is rejected."""
-        t_s -= self.cfg.imu.time_offset
+        imu.time_offset and its online estimate); returns False (and records why) when rejected."""
+        t_s -= self.time_offset
         gyro, acc = np.asarray(gyro, float), np.asarray(acc, float)
         if not (np.isfinite(t_s) and np.all(np.isfinite(gyro)) and np.all(np.isfinite(acc))):
             self.events.append(("imu_nan", "IMU sample with NaN/inf dropped"))
@@ -220,6 +226,7 @@ class LioPipeline:
             x_new, P_new, meas = x_prop, P_prop, None
         else:
             x_new, P_new, meas = res.state, res.P, geo.last
+        self._estimate_time_offset(x_new, t_end, status == "tracked")
         self._commit(x_new, P_new, t_end)
         t1 = time.perf_counter()
         world = _to_world(x_new, body)
@@ -263,6 +270,36 @@ class LioPipeline:
         res.image = photo.frame.image
         res.patch_uv = photo.patches.uv.copy()
         return res
+
+    def _estimate_time_offset(self, x_new: NavState, t_end: float, tracked: bool) -> None:
+        """Feed the scan pair (last scan end -> this one) to the clock-offset estimate; once it is
+        sure (20 scans, sigma <= imu.offset_max_sigma, |offset| >= 4 sigma) and matters (>= 1 ms),
+        move the IMU clock by it (at most 50 ms a step) and start the estimate over."""
+        c = self.cfg.imu
+        pair = tracked and self._tracked
+        self._tracked = tracked
+        if not (c.estimate_time_offset and pair):
+            return
+        window = self._imu_window(self.t_state, t_end)
+        self.offset_estimator.add_pair(self.t_state, self.state.rot, t_end, x_new.rot, x_new.bg,
+                                       np.array([s.t for s in window]), np.array([s.gyro for s in window]))
+        est = self.offset_estimator.estimate()
+        if (est is None or est.pairs < 20 or est.sigma > c.offset_max_sigma
+                or abs(est.delta) < max(4 * est.sigma, 1e-3)):
+            return
+        step = float(np.clip(est.delta, -0.05, 0.05))
+        if abs(self.time_offset + step) >= 0.5:
+            return
+        was, self.time_offset = self.time_offset, self.time_offset + step
+        for s in self.imu:                       # the buffered samples onto the new clock
+            s.t -= step
+        if self.last_imu_t is not None:
+            self.last_imu_t -= step
+        self.offset_estimator.reset()
+        self.events.append(("imu_time_offset", f"IMU clock offset: the gyro lags the LiDAR's rotation by "
+                            f"{1e3 * est.delta:+.1f} ms (+-{1e3 * est.sigma:.1f} ms over {est.pairs} scans); "
+                            f"IMU stamps now moved by {1e3 * self.time_offset:+.1f} ms (was {1e3 * was:+.1f}: "
+                            "set lio.imu.time_offset to start with it)"))
 
     def _commit(self, x: NavState, P: np.ndarray, t: float) -> None:
         self.state, self.P, self.t_state = x, P, t
