@@ -194,13 +194,35 @@ class InputCheckConfig:
     clip_acc_floor: float = 14.7         # m/s^2: only readings above this can be clipped (1.5 g)
     clip_gyr_floor: float = 3.0          # rad/s: ... above this for the gyro (172 deg/s)
     clip_repeats: int = 2                # readings with the same extreme value that make it a clip level
+    moving_min_scans: int = 10           # scans of scan_window with >= 2 returns in space seen free
+    #                                      before (lio.free_space) that make the moving-objects report
 
     def __post_init__(self) -> None:
         _check(self.scan_window >= 5 and self.imu_window >= 50, "scan_window >= 5, imu_window >= 50")
         _check(0 < self.missing_columns_warn < 1, "missing_columns_warn must be in (0, 1)")
         _check(36 <= self.azimuth_bins <= 7200, "azimuth_bins must be in [36, 7200]")
+        _check(1 <= self.moving_min_scans <= self.scan_window, "moving_min_scans must be in [1, scan_window]")
         _check(self.clip_acc_floor > 0 and self.clip_gyr_floor > 0 and self.clip_repeats >= 2,
                "clip floors must be > 0 and clip_repeats >= 2")
+
+
+@dataclass
+class FreeSpaceConfig:
+    """Returns in space seen free a few scans before (coin_lio/core/free_space.py): movers, dust."""
+
+    lag_scans: int = 3          # compare with the scan this many before (0.3 s at 10 Hz: a walker moves ~0.4 m)
+    margin_m: float = 0.3       # m: the earlier rays must reach this much farther ...
+    margin_rel: float = 0.05    # ... or this share of the range, whichever is larger
+    min_range: float = 1.0      # m: closer points are not judged (the robot's own parts)
+    radius_px: int = 2          # neighbourhood (5x5) whose every ray must have reached farther
+    max_spread: float = 0.1     # neighbourhoods whose ranges spread more than this share are not judged
+
+    def __post_init__(self) -> None:
+        _check(1 <= self.lag_scans <= 20 and self.margin_m > 0 and 0 <= self.margin_rel < 1
+               and self.min_range >= 0, "free_space: lag_scans in [1, 20], margin_m > 0, margin_rel in [0, 1), "
+               "min_range >= 0")
+        _check(self.radius_px in (1, 2, 3) and 0 < self.max_spread < 1,
+               "free_space: radius_px 1-3, max_spread in (0, 1)")
 
 
 @dataclass
@@ -214,6 +236,7 @@ class LioConfig:
     degeneracy: DegeneracyConfig = field(default_factory=DegeneracyConfig)
     photometric: PhotometricConfig = field(default_factory=PhotometricConfig)
     input_check: InputCheckConfig = field(default_factory=InputCheckConfig)
+    free_space: FreeSpaceConfig = field(default_factory=FreeSpaceConfig)
 
 
 NODE_NAME = "coin_lio_node"

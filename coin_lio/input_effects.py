@@ -3,7 +3,10 @@
 - dropped LiDAR packets: whole column blocks missing from organised scans (ouster-ros publishes
   a lost UDP packet's columns as zero points) -> "12.0 % of columns missing in the last 50 scans";
 - a column window: the same contiguous columns missing in every scan (the sensor's azimuth
-  window crops the scan) -> said once, and again when it changes.
+  window crops the scan) -> said once, and again when it changes;
+- returns in space the LiDAR saw free a few scans before (the pipeline counts them,
+  coin_lio.core.free_space): moving objects, or dust and rain -> "returns in space seen free 3
+  scans before in 23 of the last 50 scans (41 points): ...", at most once per 50 scans.
 Clipped IMU readings are found by the pipeline, which acts on them (coin_lio.imu_saturation).
 
 Organised clouds: columns are counted in the order the cloud is published (raw, staggered:
@@ -31,6 +34,8 @@ class InputEffects:
         self._scans_since_report = 0
         self._window: tuple[int, int] | None = None   # (first, count) of the fixed missing range
         self._unit = "columns"                        # or "sectors" (unorganised clouds)
+        self._free: deque[int] = deque(maxlen=self.cfg.scan_window)   # returns in free space per scan
+        self._free_since_report = 0
 
     # ---- scans ---------------------------------------------------------------------------
     def observe_scan(self, valid: np.ndarray, points: np.ndarray | None = None) -> None:
@@ -41,6 +46,22 @@ class InputEffects:
             self._observe_columns(~valid.any(axis=0), "columns")
         elif points is not None and len(points) >= self.cfg.azimuth_bins:
             self._observe_columns(~azimuth_sectors(points, self.cfg.azimuth_bins), "sectors")
+
+    def observe_free_space(self, count: int, lag_scans: int) -> None:
+        """count: this scan's registered points in space seen free lag_scans before (-1: not checked)."""
+        if count < 0:
+            return
+        self._free.append(count)
+        self._free_since_report += 1
+        if len(self._free) < self.cfg.scan_window or self._free_since_report < self.cfg.scan_window:
+            return
+        hits = sum(c >= 2 for c in self._free)
+        if hits >= self.cfg.moving_min_scans:
+            self._free_since_report = 0
+            self.events.append(("moving_objects", f"returns in space seen free {lag_scans} scans before in {hits} "
+                                f"of the last {len(self._free)} scans ({sum(self._free)} points): moving objects "
+                                "(people, vehicles) or dust / rain; new voxels enter the map only when "
+                                "seen again (map.confirm_s)"))
 
     def _observe_columns(self, missing: np.ndarray, unit: str) -> None:
         """missing (W,) bool: columns (or azimuth sectors) of this scan without any return."""

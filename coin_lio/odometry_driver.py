@@ -213,6 +213,7 @@ class OdometryDriver:
             r = self.imu.popleft()
             self.pipeline.add_imu(r.t, r.gyro, r.acc)
         result = self.pipeline.process_scan(points, times, (scan.cloud, scan.times))
+        self.effects.observe_free_space(result.in_free_space, self.cfg.free_space.lag_scans)
         self.counts["scans"] += 1
         self.counts[f"status_{result.status}"] += 1
         return result

@@ -17,6 +17,7 @@ from coin_lio.core.deskew import deskew
 from coin_lio.core.iekf import Measurements, information_6, iterated_update
 from coin_lio.core.imu_propagation import ImuInitializer, ImuSample, propagate
 from coin_lio.core.local_map import LocalMap, voxel_downsample
+from coin_lio.core.free_space import FreeSpaceCheck
 from coin_lio.core.geometric_residuals import GeometricResiduals
 from coin_lio.core.state import NavState
 from coin_lio.core.time_offset import TimeOffsetEstimator
@@ -42,6 +43,7 @@ class ScanResult:
     num_new_patches: int = 0                 # patches selected in this scan
     image: np.ndarray | None = None          # (H, W) float32 filtered intensity image
     patch_uv: np.ndarray | None = None       # (M, 2) patch centres in that image
+    in_free_space: int = -1                  # registered points in space seen free before (-1: not checked)
 
 
 class LioPipeline:
@@ -58,6 +60,7 @@ class LioPipeline:
         # s, IMU clock minus LiDAR clock: imu.time_offset, then the online estimate (kept over resets)
         self.time_offset = self.cfg.imu.time_offset
         self.offset_estimator = TimeOffsetEstimator()
+        self.free_space = FreeSpaceCheck(self.cfg.free_space)
         self.photo = None
         self.set_metadata(metadata or self.cfg.photometric.metadata_path or None)
         if self.photo is None and self.cfg.photometric.enabled:
@@ -84,6 +87,7 @@ class LioPipeline:
         self.map = LocalMap(self.cfg.map)
         self.last_imu_t: float | None = None
         self.offset_estimator.reset()
+        self.free_space.reset()
         self._tracked = False                      # the last scan was tracked (a pair can start)
         if self.photo is not None:
             self.photo.reset()
@@ -239,6 +243,11 @@ class LioPipeline:
         out = ScanResult(t_end, status, x_new.lidar_pose(), x_new, degen, len(body), len(geo.planes),
                          res.iterations if res else 0, bool(res and res.converged), tm, world,
                          P_new[:6, :6].copy(), num_photometric=n_photo[0])
+        if photo is not None and status == "tracked":   # returns where the LiDAR saw free space before
+            t1 = time.perf_counter()
+            flags = self.free_space.check(body, out.T_world_lidar, photo.frame.range, photo.model)
+            out.in_free_space = -1 if flags is None else int(flags.sum())
+            tm["free_space"] = _ms(t1)
         weak = degen.weak_translation if degen is not None else np.zeros((0, 3))
         out = self._finish_photometric(photo, out, weak, tm)
         tm["total"] = _ms(t0)

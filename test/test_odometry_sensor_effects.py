@@ -121,3 +121,20 @@ def test_velodyne_lost_packets_and_angle_window_are_reported_clean_sweeps_are_no
     said = velodyne_events["window"]["column_window"]["first"]
     assert "crops the scan to 270" in said, said
     assert "columns_missing" not in velodyne_events["window"]
+
+
+@pytest.mark.parametrize("scene", ["urban", "tunnel"])
+def test_moving_objects_are_reported_and_a_static_scene_is_not(scene, tmp_path):
+    """People and cars (5x the realistic rate, so that 6 s show them) give returns in space seen
+    free 3 scans before; the same scene without them gives none. Statistics over 20 scans."""
+    said = {}
+    for name, eff in {"clean": SensorEffects(),
+                      "movers": SensorEffects(pedestrians_per_min=60, vehicles_per_min=20)}.items():
+        seq = tmp_path / name
+        generate_sequence(SequenceConfig(scene=scene, duration=6.0, seed=0, ouster=OusterConfig(rows=32, cols=512),
+                                         effects=eff), seq, progress=False)
+        bag, cfg, gt = resolve_inputs(seq, load_node_config(None), None)
+        cfg.lio.input_check.scan_window, cfg.lio.input_check.moving_min_scans = 20, 4
+        said[name] = run(bag, cfg, tmp_path / f"run_{name}", gt, progress=False)["events"].get("moving_objects")
+    assert said["clean"] is None, said["clean"]
+    assert said["movers"] is not None and "moving objects (people, vehicles)" in said["movers"]["first"]

@@ -66,12 +66,15 @@ def test_steady_turn_carries_no_offset_information():
     assert est.estimate() is None                       # D = 0: sum D.D vanishes
 
 
-def test_pairs_without_imu_cover_or_with_a_failed_update_are_not_used():
+def test_pairs_without_imu_cover_with_a_knock_or_a_failed_update_are_not_used():
     est = TimeOffsetEstimator()
     stamps = np.arange(0.0, 1.0, 0.005)
     gyro = _omega(stamps)
     assert not est.add_pair(0.5, np.eye(3), 0.6, np.eye(3), np.zeros(3), stamps[stamps > 0.52], gyro[stamps > 0.52])
     assert not est.add_pair(0.5, np.eye(3), 0.6, so3.exp(np.array([0.3, 0, 0])), np.zeros(3), stamps, gyro)
+    knock = gyro.copy()
+    knock[110:112, 0] += 4.0                            # 4 rad/s for 10 ms: a knock on the frame
+    assert not est.add_pair(0.5, np.eye(3), 0.6, so3.exp(np.array([0.3, 0, 0])), np.zeros(3), stamps, knock)
     assert est.pairs == 0 and est.estimate() is None
 
 

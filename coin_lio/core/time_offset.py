@@ -32,8 +32,11 @@ class OffsetEstimate:
 
 
 class TimeOffsetEstimator:
-    def __init__(self, outlier_rad: float = 0.05, hold: float = 0.02) -> None:
+    def __init__(self, outlier_rad: float = 0.05, hold: float = 0.02, max_angular_acc: float = 50.0) -> None:
         self.outlier_rad = outlier_rad     # |r| above this: the pair is not used (a failed update)
+        # rad/s^2 between two readings: above it (a knock, a clipped gyro) r = D delta does not hold,
+        # the rate is not smooth over delta; such a pair would outweigh hundreds of smooth ones
+        self.max_angular_acc = max_angular_acc
         self.hold = hold                   # s the last gyro reading may be held to reach t_b
         self.reset()
 
@@ -46,8 +49,11 @@ class TimeOffsetEstimator:
         """One scan pair: filter rotations R_WI (3, 3) at t_a and t_b (s), gyro bias bg (3,), the
         IMU samples times (K,) s and gyro (K, 3) rad/s covering [t_a, t_b] (the last reading is
         held up to `hold` s to t_b, as propagation does: the scan runs once the IMU reached its end,
-        not beyond it); False when unused."""
+        not beyond it); False when unused (no cover, a knock inside, a failed update)."""
         if len(times) < 2 or times[0] > t_a or times[-1] < t_b - self.hold or t_b <= t_a:
+            return False
+        step = np.diff(times)
+        if np.any(step <= 0) or np.max(np.abs(np.diff(gyro, axis=0)) / step[:, None]) > self.max_angular_acc:
             return False
         w = gyro - bg
         knots = np.concatenate([[t_a], times[(times > t_a) & (times < t_b)], [t_b]])

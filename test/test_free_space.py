@@ -1,0 +1,64 @@
+"""coin_lio.core.free_space on hand-built range images: a static scene seen twice gives nothing,
+an object standing where the earlier rays reached a wall behind it is found, grazing surfaces
+and pixels without a return are not judged."""
+import numpy as np
+
+from coin_lio.config import FreeSpaceConfig
+from coin_lio.core.free_space import FreeSpaceCheck
+from coin_lio.photometric.projection import ImageModel
+
+H, W = 32, 512
+
+
+def _model() -> ImageModel:
+    return ImageModel.from_rings(np.linspace(15, -15, H), W)
+
+
+def _points(model: ImageModel, rng_img: np.ndarray) -> np.ndarray:
+    """(N, 3) points of the pixels with a return, by projecting a dense set of directions."""
+    v, u = np.nonzero(rng_img > 0)
+    az = (u - model.cx) / model.fx            # inverse of u = fx * atan2(y, x) + cx
+    alt = np.radians(np.linspace(15, -15, H))[v]
+    r = rng_img[v, u]
+    return np.stack([r * np.cos(alt) * np.cos(az), r * np.cos(alt) * np.sin(az), r * np.sin(alt)], axis=1)
+
+
+def _run(images: list[np.ndarray], cfg: FreeSpaceConfig | None = None) -> list:
+    model, check, out = _model(), FreeSpaceCheck(cfg or FreeSpaceConfig(lag_scans=1)), []
+    for img in images:
+        out.append(check.check(_points(model, img), np.eye(4), img, model))
+    return out
+
+
+def test_static_scene_seen_twice_has_nothing_in_free_space():
+    wall = np.full((H, W), 20.0, np.float32)
+    first, second = _run([wall, wall])
+    assert first is None and not second.any()
+
+
+def test_object_where_the_wall_was_seen_is_found_but_not_the_wall():
+    wall = np.full((H, W), 20.0, np.float32)
+    walker = wall.copy()
+    walker[10:20, 100:106] = 8.0                 # a person 8 m away, in front of the 20 m wall
+    _, flags = _run([wall, walker])
+    pts_are_walker = np.linalg.norm(_points(_model(), walker), axis=1) < 10
+    assert flags[pts_are_walker].mean() > 0.5 and not flags[~pts_are_walker].any()
+    _, back = _run([walker, wall])               # where it left: the wall behind is not in free space
+    assert not back.any()
+
+
+def test_grazing_surfaces_and_missing_returns_are_not_judged():
+    u = np.arange(W, dtype=np.float32)
+    wall = np.where((u >= 100) & (u < 130), 10.0 * 1.15 ** (u - 100), 0.0)   # a wall at grazing incidence
+    grazing = np.tile(wall, (H, 1)).astype(np.float32)
+    misregistered = np.roll(grazing, 4, axis=1)  # the same wall, 4 pixels off (15 % nearer per pixel)
+    _, flags = _run([grazing, misregistered])
+    assert not flags.any()
+    _, flags = _run([grazing, misregistered], FreeSpaceConfig(lag_scans=1, max_spread=0.99))
+    assert flags.any()                           # without the spread rule the wall would be "in free space"
+    hole = np.full((H, W), 20.0, np.float32)
+    hole[10:20, 100:106] = 0.0                   # no return there before
+    obj = np.full((H, W), 20.0, np.float32)
+    obj[12:18, 102:104] = 5.0
+    _, flags = _run([hole, obj])
+    assert not flags.any()
