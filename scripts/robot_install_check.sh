@@ -60,6 +60,9 @@ sed -i '/^--extra-index-url/d' "$REQ/robot.txt"
 mkdir -p "$WORK/ws/src"
 ROBOT_REQUIREMENTS="$REQ" PYTHON="$PY" "$ROOT/scripts/robot_deps.sh" "$WORK/ws/venv" --no-compile 2>&1 \
   | { grep -v "^WARNING: Location" || true; }     # this machine's pip mirror notes
+# robot.txt promises the CPU build (its index line); here the local wheel stands in for that index
+"$WORK/ws/venv/bin/python" -c "import sys, torch; sys.exit(torch.version.cuda is not None)" \
+  || { echo "[robot-check] torch in ws/venv is a CUDA build: robot.txt's CPU index line was not honoured" >&2; exit 1; }
 
 step "colcon build --packages-select coin_lio_suite (plain install, the venv's Python)"
 ( cd "$WORK/ws" && colcon --log-base "$WORK/ws/log" build --base-paths "$ROOT" --packages-select coin_lio_suite \
