@@ -123,12 +123,20 @@ class PhotometricTracker:
         elif t2.shape[0] > 1 and np.array_equal(t2, np.broadcast_to(t2[0], t2.shape)):   # Ouster: per column
             col_times, col_inv = np.unique(t2[0], return_inverse=True)
             times = col_times
-            self.time_index = col_inv[self.model.destagger_index() % t2.shape[1]]
+            self.time_index = col_inv[self._pixel_columns(t2.shape[1])]
         else:
             times, inverse = np.unique(pixel_time, return_inverse=True)
             self.time_index = inverse.reshape(pixel_time.shape)
         self.R_u, self.t_u = lidar_motion(times, track, end_prior)
         return self.frame
+
+    def _pixel_columns(self, cols: int) -> np.ndarray:
+        """(H, W) int64: the cloud column of each pixel (the same for every scan of a sensor mode)."""
+        index = self.model.destagger_index()
+        cached = getattr(self, "_columns", None)
+        if cached is None or cached[0] is not index:
+            self._columns = (index, index % cols)
+        return self._columns[1]
 
     def _build_model(self, cloud: np.ndarray):
         from coin_lio.photometric.projection import ImageModel

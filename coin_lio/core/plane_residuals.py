@@ -35,14 +35,25 @@ def fit_planes(points_w: np.ndarray, points_body: np.ndarray, local_map: LocalMa
     # Plane by principal components (FAST-LIO solves A x = -1, which breaks for planes through
     # the world origin): the normal is the direction of least spread of the neighbours.
     centroid = nb.mean(axis=1)
-    diff = nb - centroid[:, None, :]
-    n = smallest_eigenvector(np.einsum("mki,mkj->mij", diff, diff))   # (M, 3), unit
+    n = smallest_eigenvector(_scatter(nb - centroid[:, None, :]))    # (M, 3), unit
     d = -np.einsum("mj,mj->m", n, centroid)
     planar = np.all(np.abs(np.einsum("mkj,mj->mk", nb, n) + d[:, None]) <= cfg.plane_threshold, axis=1)
     pd = np.einsum("mj,mj->m", points_w[cand], n) + d
     score = 1.0 - 0.9 * np.abs(pd) / np.sqrt(np.linalg.norm(points_body[cand], axis=1) + 1e-9)
     keep = planar & (score > cfg.min_score)
     return Planes(cand[keep], n[keep], d[keep])
+
+
+def _scatter(diff: np.ndarray) -> np.ndarray:
+    """(M, 3, 3) sum_k diff_k diff_k^T of diff (M, k, 3): six column products, half the time of
+    the batched einsum (0.7 vs 1.5 ms for 4000 x 5 here)."""
+    x, y, z = (np.ascontiguousarray(diff[..., j]) for j in range(3))     # (M, k) each
+    C = np.empty((len(diff), 3, 3))
+    C[:, 0, 0], C[:, 1, 1], C[:, 2, 2] = (x * x).sum(1), (y * y).sum(1), (z * z).sum(1)
+    C[:, 0, 1] = C[:, 1, 0] = (x * y).sum(1)
+    C[:, 0, 2] = C[:, 2, 0] = (x * z).sum(1)
+    C[:, 1, 2] = C[:, 2, 1] = (y * z).sum(1)
+    return C
 
 
 def smallest_eigenvector(C: np.ndarray) -> np.ndarray:

@@ -1,6 +1,8 @@
 """SO(3) helpers, batched over leading dimensions. Rotation vectors in rad."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -17,6 +19,8 @@ def skew(v: np.ndarray) -> np.ndarray:
 def exp(w: np.ndarray) -> np.ndarray:
     """Rodrigues: rotation vector(s) (..., 3) -> rotation matrices (..., 3, 3)."""
     w = np.asarray(w, dtype=np.float64)
+    if w.shape == (3,):
+        return _exp_one(float(w[0]), float(w[1]), float(w[2]))
     theta = np.linalg.norm(w, axis=-1)[..., None, None]
     K = skew(w)
     small = theta < 1e-8
@@ -24,6 +28,21 @@ def exp(w: np.ndarray) -> np.ndarray:
     a = np.where(small, 1.0 - theta**2 / 6.0, np.sin(safe) / safe)
     b = np.where(small, 0.5 - theta**2 / 24.0, (1.0 - np.cos(safe)) / safe**2)
     return np.eye(3) + a * K + b * (K @ K)
+
+
+def _exp_one(x: float, y: float, z: float) -> np.ndarray:
+    """exp of one rotation vector in closed form, R = (1 - b th^2) I + a [w]x + b w w^T: the
+    IMU loop calls it twice per sample, where the batched form costs ~25 us a call."""
+    th2 = x * x + y * y + z * z
+    if th2 < 1e-16:
+        a, b = 1.0 - th2 / 6.0, 0.5 - th2 / 24.0
+    else:
+        th = math.sqrt(th2)
+        a, b = math.sin(th) / th, (1.0 - math.cos(th)) / th2
+    c = 1.0 - b * th2
+    return np.array([[c + b * x * x, -a * z + b * x * y, a * y + b * x * z],
+                     [a * z + b * x * y, c + b * y * y, -a * x + b * y * z],
+                     [-a * y + b * x * z, a * x + b * y * z, c + b * z * z]])
 
 
 def log(R: np.ndarray) -> np.ndarray:

@@ -213,9 +213,9 @@ class ImageModel:
                 raise ValueError(f"cloud is {cloud.shape[0]}x{cloud.shape[1]}, the image model "
                                  f"{h}x{w} (metadata of another sensor mode?)")
             idx = self.destagger_index(destaggered_input)              # (H, W)
-            x, y, z = (flat[c][idx] for c in "xyz")                    # (H, W) image order, as sent
-            with np.errstate(invalid="ignore", over="ignore"):
-                rng = np.sqrt(x * x + y * y + z * z, dtype=np.float32)  # float32: 10 um at 150 m
+            x, y, z = (flat[c] for c in "xyz")                         # (H*W,) cloud order, strided
+            with np.errstate(invalid="ignore", over="ignore"):         # then one gather, not three
+                rng = np.sqrt(x * x + y * y + z * z, dtype=np.float32)[idx]   # float32: 10 um at 150 m
             present = np.isfinite(rng) & (rng > 0) & (rng >= min_range)
             index = np.where(present, idx, -1)
             image = np.where(present, flat[field][idx], 0).astype(np.float32)
