@@ -89,6 +89,7 @@ class LioPipeline:
         self.offset_estimator.reset()
         self.free_space.reset()
         self._tracked = False                      # the last scan was tracked (a pair can start)
+        self._photo_linger = self.cfg.photometric.linger_scans   # on at the start (on_demand)
         if self.photo is not None:
             self.photo.reset()
 
@@ -175,8 +176,9 @@ class LioPipeline:
             self.events.append(("scan_order", "scan ends before the filter time: skipped"))
             return ScanResult(t_end, "skipped", None, None, timings_ms=tm)
         t1 = time.perf_counter()
-        x_prop, P_prop, track = propagate(self.state, self.P, self._imu_window(self.t_state, t_end),
-                                          self.t_state, t_end, self.cfg.imu, self.acc_scale)
+        imu_window = self._imu_window(self.t_state, t_end)
+        x_prop, P_prop, track = propagate(self.state, self.P, imu_window, self.t_state, t_end,
+                                          self.cfg.imu, self.acc_scale)
         tm["propagate"] = _ms(t1)
         # Downsample, then deskew only the points kept (FAST-LIO2 deskews every point first): the
         # voxel choice on the raw points differs by the motion within a scan (centimetres), and
@@ -189,7 +191,9 @@ class LioPipeline:
         t1 = time.perf_counter()
         body = deskew(pts[sel], times[sel], track, x_prop).points
         tm["deskew"] = _ms(t1)
-        photo = self._prepare_photometric(organized, track, x_prop, tm)
+        on_demand = self.cfg.photometric.on_demand
+        photo = (self._prepare_photometric(organized, track, x_prop, tm)
+                 if not on_demand or self._photo_linger > 0 else None)
 
         if len(self.map) == 0:   # first scan: it becomes the map
             self._commit(x_prop, P_prop, t_end)
@@ -230,7 +234,7 @@ class LioPipeline:
             x_new, P_new, meas = x_prop, P_prop, None
         else:
             x_new, P_new, meas = res.state, res.P, geo.last
-        self._estimate_time_offset(x_new, t_end, status == "tracked")
+        self._estimate_time_offset(x_new, t_end, status == "tracked", imu_window)
         self._commit(x_new, P_new, t_end)
         t1 = time.perf_counter()
         world = _to_world(x_new, body)
@@ -243,15 +247,35 @@ class LioPipeline:
         out = ScanResult(t_end, status, x_new.lidar_pose(), x_new, degen, len(body), len(geo.planes),
                          res.iterations if res else 0, bool(res and res.converged), tm, world,
                          P_new[:6, :6].copy(), num_photometric=n_photo[0])
-        if photo is not None and status == "tracked":   # returns where the LiDAR saw free space before
-            t1 = time.perf_counter()
-            flags = self.free_space.check(body, out.T_world_lidar, photo.frame.range, photo.model)
-            out.in_free_space = -1 if flags is None else int(flags.sum())
-            tm["free_space"] = _ms(t1)
+        if on_demand and self.photo is not None:   # the photometric part where geometry is weak
+            if degen is not None and bool(np.any(degen.weak)):
+                if photo is None and self._photo_linger == 0:   # resting until now: patches for the next scan
+                    photo = self._prepare_photometric(organized, track, x_prop, tm)
+                self._photo_linger = self.cfg.photometric.linger_scans
+            else:
+                self._photo_linger = max(0, self._photo_linger - 1)
+        self._check_free_space(out, body, photo, organized, status, tm)
         weak = degen.weak_translation if degen is not None else np.zeros((0, 3))
         out = self._finish_photometric(photo, out, weak, tm)
+        if on_demand and self.photo is not None and self._photo_linger == 0:
+            self.photo.reset()                       # resting: no stale patches when it starts again
         tm["total"] = _ms(t0)
         return out
+
+    def _check_free_space(self, out: ScanResult, body: np.ndarray, photo, organized, status: str,
+                          tm: dict) -> None:
+        """Count the registered points in space seen free a few scans before (movers, dust)."""
+        if self.photo is None or organized is None or status != "tracked":
+            return
+        t1 = time.perf_counter()
+        try:
+            rng = photo.frame.range if photo is not None else self.photo.range_image(organized[0])
+        except ValueError:                           # a cloud the image model does not fit: said elsewhere
+            rng = None
+        if rng is not None:
+            flags = self.free_space.check(body, out.T_world_lidar, rng, self.photo.model)
+            out.in_free_space = -1 if flags is None else int(flags.sum())
+            tm["free_space"] = _ms(t1)
 
     def _prepare_photometric(self, organized, track, x_prop: NavState, tm: dict):
         """The photometric tracker with this scan's image, or None (off, or no organised cloud)."""
@@ -280,7 +304,8 @@ class LioPipeline:
         res.patch_uv = photo.patches.uv.copy()
         return res
 
-    def _estimate_time_offset(self, x_new: NavState, t_end: float, tracked: bool) -> None:
+    def _estimate_time_offset(self, x_new: NavState, t_end: float, tracked: bool,
+                              window: list[ImuSample]) -> None:
         """Feed the scan pair (last scan end -> this one) to the clock-offset estimate; once it is
         sure (20 scans, sigma <= imu.offset_max_sigma, |offset| >= 4 sigma) and matters (>= 1 ms),
         move the IMU clock by it (at most 50 ms a step) and start the estimate over."""
@@ -289,7 +314,6 @@ class LioPipeline:
         self._tracked = tracked
         if not (c.estimate_time_offset and pair):
             return
-        window = self._imu_window(self.t_state, t_end)
         self.offset_estimator.add_pair(self.t_state, self.state.rot, t_end, x_new.rot, x_new.bg,
                                        np.array([s.t for s in window]), np.array([s.gyro for s in window]))
         est = self.offset_estimator.estimate()

@@ -130,6 +130,15 @@ class PhotometricTracker:
         self.R_u, self.t_u = lidar_motion(times, track, end_prior)
         return self.frame
 
+    def range_image(self, cloud: np.ndarray) -> np.ndarray | None:
+        """(H, W) m range image of an organised cloud in the image layout (0: no return), without
+        the intensity work of prepare(); None before the first prepare() built the image model."""
+        if self.model is None:
+            return None
+        c = self.cfg
+        field = c.intensity_field if c.intensity_field in (cloud.dtype.names or ()) else "reflectivity"
+        return self.model.image_from_cloud(cloud, field=field)[2]
+
     def _pixel_columns(self, cols: int) -> np.ndarray:
         """(H, W) int64: the cloud column of each pixel (the same for every scan of a sensor mode)."""
         index = self.model.destagger_index()
