@@ -172,12 +172,15 @@ class PhotometricConfig:
     # after): in well-conditioned scenes it costs ~40 % of the scan time and adds nothing
     on_demand: bool = True
     linger_scans: int = 20
+    # while moving objects are seen (free-space returns in the last 10 scans), patches whose
+    # residual per unit of gradient exceeds this x the median patch's sit out the update (0: never)
+    residual_gate: float = 2.0
     filter: ImageFilterConfig = field(default_factory=ImageFilterConfig)
     mask: MaskConfig = field(default_factory=MaskConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
 
     def __post_init__(self) -> None:
-        _check(self.linger_scans >= 1, "linger_scans must be >= 1")
+        _check(self.linger_scans >= 1 and self.residual_gate >= 0, "linger_scans >= 1, residual_gate >= 0")
         _check(self.photo_scale > 0 and self.patch_size >= 3 and self.patch_size % 2 == 1,
                "photo_scale must be > 0 and patch_size odd >= 3")
         _check(self.max_age >= 1 and -1 <= self.ncc_threshold < 1 and self.occlusion_threshold > 0

@@ -90,6 +90,7 @@ class LioPipeline:
         self.free_space.reset()
         self._tracked = False                      # the last scan was tracked (a pair can start)
         self._photo_linger = self.cfg.photometric.linger_scans   # on at the start (on_demand)
+        self._movers_seen = 0                      # scans left of the patch gate (movers seen lately)
         if self.photo is not None:
             self.photo.reset()
 
@@ -194,6 +195,8 @@ class LioPipeline:
         on_demand = self.cfg.photometric.on_demand
         photo = (self._prepare_photometric(organized, track, x_prop, tm)
                  if not on_demand or self._photo_linger > 0 else None)
+        if photo is not None:
+            photo.gate_active = self._movers_seen > 0 and self.cfg.photometric.residual_gate > 0
 
         if len(self.map) == 0:   # first scan: it becomes the map
             self._commit(x_prop, P_prop, t_end)
@@ -275,6 +278,7 @@ class LioPipeline:
         if rng is not None:
             flags = self.free_space.check(body, out.T_world_lidar, rng, self.photo.model)
             out.in_free_space = -1 if flags is None else int(flags.sum())
+            self._movers_seen = 10 if out.in_free_space >= 2 else max(0, self._movers_seen - 1)
             tm["free_space"] = _ms(t1)
 
     def _prepare_photometric(self, organized, track, x_prop: NavState, tm: dict):

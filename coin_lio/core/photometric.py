@@ -81,6 +81,8 @@ class PhotometricTracker:
         self.track: ImuTrack | None = None
         self.end_prior: NavState | None = None
         self.stats = {"tracked": 0, "new": 0, "residuals": 0, "dropped": {}}
+        self.gate_active = False                 # set by the pipeline while moving objects are seen
+        self._gated: np.ndarray | None = None    # (patches,) bool
 
     def reset(self) -> None:
         self.patches = PatchSet.empty(self.cfg.patch_size ** 2)
@@ -114,6 +116,7 @@ class PhotometricTracker:
         self.frame = PhotoFrame(filt.image, filt.grad_u, filt.grad_v, mask, rng, index, pixel_time,
                                 cloud.reshape(-1))
         self.track, self.end_prior = track, end_prior
+        self._gated = None                       # this scan's patches in the update (_gate)
         # LiDAR(t) -> LiDAR(end) once per distinct pixel time (an Ouster scan has one per column),
         # not once per patch point and iteration
         t2 = np.asarray(times, np.float64).reshape(cloud.shape)
@@ -185,6 +188,9 @@ class PhotometricTracker:
         sel = np.flatnonzero(valid)
         gu, _ = sample_bilinear(f.grad_u, uv[sel])
         gv, _ = sample_bilinear(f.grad_v, uv[sel])
+        if self.gate_active:                      # moving objects in view: outlier patches sit out
+            keep = self._gate(sel, inten, gu, gv)
+            sel, gu, gv = sel[keep], gu[keep], gv[keep]
         grad = np.stack([gu, gv], axis=-1)                                   # (S, P, 2)
         J_pi = self.model.project_jacobian(p_t[sel].reshape(-1, 3)).reshape(len(sel), -1, 2, 3)
         g3 = np.einsum("spi,spij->spj", grad, J_pi)                         # d I / d p_t
@@ -196,6 +202,20 @@ class PhotometricTracker:
         H = np.concatenate([H_pos, H_rot], axis=-1).reshape(-1, 6)
         s = self.cfg.photo_scale
         return Measurements(s * r, s * H, np.full(r.size, self.noise))
+
+    def _gate(self, sel: np.ndarray, inten: np.ndarray, gu: np.ndarray, gv: np.ndarray) -> np.ndarray:
+        """(S,) bool over sel: patches whose residual RMS per unit of their gradient RMS (a pose
+        error of d pixels gives about |grad| x d on every patch) is at most residual_gate x the
+        median patch's; decided once per scan at the first linearisation (the prior) and kept for
+        the iterations. A patch a person or a car walks into, or next to (the brightness
+        normalisation's window), disagrees with every other patch at once."""
+        if self._gated is None or len(self._gated) != len(self.patches):
+            rms = np.sqrt(np.mean((inten[sel] - self.patches.ref[sel]) ** 2, axis=1))   # (S,)
+            ratio = rms / (np.sqrt(np.mean(gu ** 2 + gv ** 2, axis=1)) + 1.0)
+            self._gated = np.ones(len(self.patches), bool)
+            if len(sel) >= 5:
+                self._gated[sel[ratio > self.cfg.residual_gate * max(float(np.median(ratio)), 0.05)]] = False
+        return self._gated[sel]
 
     def _project(self, x: NavState, world: np.ndarray):
         """world (M, P, 3) -> p_t, R_t (M, P, 3, 3) (L(t) -> L(end)), q, uv (M, P, 2), ok (M, P)."""
