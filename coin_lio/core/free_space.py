@@ -2,11 +2,12 @@
 airborne returns (dust, rain, spray).
 
 Each scan's registered points (LiDAR frame at scan end, m) are moved into the frame of the scan
-`lag_scans` before and projected into that scan's range image. Where every ray of the 3x3 pixel
-neighbourhood then reached farther than the point by more than the margin, the point lies in
-space that was seen free: nothing static can be there. A 3x3 minimum keeps depth edges, grazing
-ground and pixels without a return (range 0) out; the margin covers the motion inside a sweep.
-The share of such points over `window` scans is the figure the driver reports. Pure numpy/OpenCV.
+`lag_scans` before and projected into that scan's range image. Where every ray of the pixel
+neighbourhood (`radius_px`, 5x5) then reached farther than the point by more than the margin, the
+point lies in space that was seen free: nothing static can be there. Neighbourhoods whose ranges
+spread more than `max_spread` (grazing surfaces, depth edges) and pixels without a return
+(range 0) are not judged; the margin covers the motion inside a sweep. The driver reports the
+scans with 2 or more such points (coin_lio.input_effects). Pure numpy/OpenCV.
 """
 from __future__ import annotations
 

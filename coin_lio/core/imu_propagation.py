@@ -116,8 +116,8 @@ def propagate(state: NavState, P: np.ndarray, samples: list[ImuSample], t0: floa
     acc = np.array([s.acc for s in samples]) * acc_scale
     # Input knots: t0, every sample strictly inside (t0, t1), t1; inputs interpolated linearly.
     knots = np.concatenate([[t0], times[(times > t0) & (times < t1)], [t1]])
-    g_k = _interp(knots, times, gyro)
-    a_k = _interp(knots, times, acc)
+    g_k = interp_samples(knots, times, gyro)
+    a_k = interp_samples(knots, times, acc)
     Q = np.diag(np.r_[np.full(3, cfg.gyr_noise), np.full(3, cfg.acc_noise),
                       np.full(3, cfg.gyr_bias_noise), np.full(3, cfg.acc_bias_noise)])
     K = len(knots) - 1
@@ -152,7 +152,7 @@ def propagate(state: NavState, P: np.ndarray, samples: list[ImuSample], t0: floa
     return x, 0.5 * (P + P.T), tr
 
 
-def _interp(t: np.ndarray, ts: np.ndarray, values: np.ndarray) -> np.ndarray:
+def interp_samples(t: np.ndarray, ts: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Linear interpolation of (M, 3) samples at times t, held constant outside."""
     if len(ts) == 1:
         return np.repeat(values, len(t), axis=0)

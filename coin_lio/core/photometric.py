@@ -104,7 +104,7 @@ class PhotometricTracker:
             rows = self.model.rows
             self.features = replace(c.features, margin=min(c.features.margin,
                                                            max(c.patch_size // 2 + 1, rows // 8)))
-        field = c.intensity_field if c.intensity_field in (cloud.dtype.names or ()) else "reflectivity"
+        field = self._field(cloud)
         intensity, index, rng = self.model.image_from_cloud(cloud, field=field)
         filt = filter_image(intensity, c.filter, scale=field != "reflectivity")
         mask = validity_mask(rng, c.mask)
@@ -126,7 +126,7 @@ class PhotometricTracker:
         elif t2.shape[0] > 1 and np.array_equal(t2, np.broadcast_to(t2[0], t2.shape)):   # Ouster: per column
             col_times, col_inv = np.unique(t2[0], return_inverse=True)
             times = col_times
-            self.time_index = col_inv[self._pixel_columns(t2.shape[1])]
+            self.time_index = col_inv[self.model.destagger_columns()]
         else:
             times, inverse = np.unique(pixel_time, return_inverse=True)
             self.time_index = inverse.reshape(pixel_time.shape)
@@ -138,17 +138,12 @@ class PhotometricTracker:
         the intensity work of prepare(); None before the first prepare() built the image model."""
         if self.model is None:
             return None
-        c = self.cfg
-        field = c.intensity_field if c.intensity_field in (cloud.dtype.names or ()) else "reflectivity"
-        return self.model.image_from_cloud(cloud, field=field)[2]
+        return self.model.image_from_cloud(cloud, field=self._field(cloud))[2]
 
-    def _pixel_columns(self, cols: int) -> np.ndarray:
-        """(H, W) int64: the cloud column of each pixel (the same for every scan of a sensor mode)."""
-        index = self.model.destagger_index()
-        cached = getattr(self, "_columns", None)
-        if cached is None or cached[0] is not index:
-            self._columns = (index, index % cols)
-        return self._columns[1]
+    def _field(self, cloud: np.ndarray) -> str:
+        """The image channel: intensity_field, else reflectivity when the cloud lacks it."""
+        f = self.cfg.intensity_field
+        return f if f in (cloud.dtype.names or ()) else "reflectivity"
 
     def _build_model(self, cloud: np.ndarray):
         from coin_lio.photometric.projection import ImageModel

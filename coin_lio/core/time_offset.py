@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from coin_lio.core import so3
+from coin_lio.core.imu_propagation import interp_samples
 
 
 @dataclass
@@ -57,7 +58,7 @@ class TimeOffsetEstimator:
             return False
         w = gyro - bg
         knots = np.concatenate([[t_a], times[(times > t_a) & (times < t_b)], [t_b]])
-        w_k = np.stack([np.interp(knots, times, w[:, j]) for j in range(3)], axis=1)   # (K', 3)
+        w_k = interp_samples(knots, times, w)                               # (K', 3)
         R_g = np.eye(3)
         for rv in 0.5 * (w_k[1:] + w_k[:-1]) * np.diff(knots)[:, None]:   # midpoint, as propagate
             R_g = R_g @ so3.exp(rv)

@@ -179,11 +179,19 @@ class ImageModel:
     def destagger_index(self, destaggered_input: bool | None = None) -> np.ndarray:
         """(H, W) int64: flat index (row * W + col) of the cloud point that fills each pixel.
         Cached per (u_shift, destaggered) -- it is the same for every scan (do not modify it)."""
+        return self._destagger_cached(destaggered_input)[0]
+
+    def destagger_columns(self, destaggered_input: bool | None = None) -> np.ndarray:
+        """(H, W) int64: the cloud column of each pixel (destagger_index % W), cached with it."""
+        return self._destagger_cached(destaggered_input)[1]
+
+    def _destagger_cached(self, destaggered_input: bool | None) -> tuple[np.ndarray, np.ndarray]:
         key = (self.u_shift, self._destaggered(destaggered_input))
         cache = self.__dict__.setdefault("_index_cache", {})
         if key not in cache:
             cache.clear()
-            cache[key] = self._destagger_index(key[1])
+            index = self._destagger_index(key[1])
+            cache[key] = (index, index % self.cols)
         return cache[key]
 
     def _destagger_index(self, destaggered_input: bool) -> np.ndarray:
