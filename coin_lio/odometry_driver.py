@@ -205,14 +205,13 @@ class OdometryDriver:
             self._reject("scan_empty", "scan without valid points dropped")
             return None
         self.last_scan_stamp = scan.stamp
-        points, times = scan.points()
-        self.effects.observe_scan(scan.valid, points)
+        self.effects.observe_scan(scan.valid, None if scan.organized else scan.points()[0])
         self._apply_sensor(scan.frame_id)
         end = scan.end + self.time_offset   # on the IMU clock
         while self.imu and self.imu[0].t <= end:
             r = self.imu.popleft()
             self.pipeline.add_imu(r.t, r.gyro, r.acc)
-        result = self.pipeline.process_scan(points, times, (scan.cloud, scan.times))
+        result = self.pipeline.process_cloud(scan.cloud, scan.times, scan.valid)
         self.effects.observe_free_space(result.in_free_space, self.cfg.free_space.lag_scans)
         self.counts["scans"] += 1
         self.counts[f"status_{result.status}"] += 1

@@ -1,7 +1,7 @@
 """One clear line, not a traceback, when an executable's optional Python dependency is missing.
 
-The odometry needs only what package.xml's rosdep keys install; the model servers also need
-the packages of requirements/robot.txt (torch, transformers, ...), which a robot installs with
+The odometry needs package.xml's rosdep keys and numba (its compiled kernels); the model servers
+also need torch, transformers, ...: all from requirements/robot.txt, which a robot installs with
 scripts/robot_deps.sh. Each server checks its own list at start-up (`require`), before any of
 them is imported, and exits with status 1 and one line naming what is missing and the command
 that installs it. (Module imports that fail before main() runs are caught the same way by the
@@ -22,6 +22,7 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "classifier_node": TORCH_STACK + ("transformers", "tokenizers", "efficientnet_lite_pytorch"),
     "backbone_node": TORCH_STACK + ("efficientnet_lite_pytorch",),
     "text_generation_node": TORCH_STACK + ("transformers", "tokenizers", "gguf", "accelerate"),
+    "coin_lio_node": ("numba",),     # imported with the odometry core: the wrapper's one line covers it
 }
 
 

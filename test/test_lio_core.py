@@ -13,7 +13,8 @@ from coin_lio.core.deskew import deskew
 from coin_lio.core.iekf import Measurements, iterated_update
 from coin_lio.core.imu_propagation import ImuSample, ImuTrack, propagate
 from coin_lio.core.local_map import LocalMap, voxel_downsample
-from coin_lio.core.plane_residuals import fit_planes, smallest_eigenvector
+from coin_lio.core.plane_kernel import _smallest_eigenvector
+from coin_lio.core.plane_residuals import fit_planes
 from coin_lio.core.state import DIM, NavState
 from suite_tools.param_files import node_section
 
@@ -108,7 +109,9 @@ def test_smallest_eigenvector_matches_eigh():
     X = np.einsum("mij,mkj->mki", Rotation.random(200, random_state=3).as_matrix(), X)
     D = X - X.mean(axis=1, keepdims=True)
     C = np.einsum("mki,mkj->mij", D, D)
-    v = smallest_eigenvector(C)
+    v = np.empty((len(C), 3))
+    for m, c in enumerate(C):
+        _smallest_eigenvector(c[0, 0], c[1, 1], c[2, 2], c[0, 1], c[0, 2], c[1, 2], v[m])
     w = np.linalg.eigh(C)[1][:, :, 0]
     np.testing.assert_allclose(np.abs(np.einsum("ij,ij->i", v, w)), 1.0, atol=1e-9)
 
@@ -250,3 +253,30 @@ def test_extrinsic_estimation_runs_and_stays_close(tmp_path):
     cfg.lio.photometric.enabled = False
     s = run(bag, cfg, tmp_path / "out", gt, progress=False)
     assert s["metrics"]["ape_m"]["rmse"] < 0.1
+
+
+def test_preprocess_straight_from_the_cloud_keeps_the_same_points():
+    """process_cloud's selection on the driver's float32 xyz equals preprocess() of the valid
+    points taken out first: NaN, zero, too near, too far and masked-out returns dropped alike,
+    then every point_stride-th of the rest, row-major."""
+    from coin_lio.pipeline import LioPipeline
+
+    rng = np.random.default_rng(11)
+    H, W = 16, 64
+    cloud = np.zeros((H, W), dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("intensity", "<f4")])
+    xyz = rng.normal(0, 1, (H, W, 3)) * rng.choice([0.3, 5.0, 200.0], (H, W, 1))
+    for j, c in enumerate("xyz"):
+        cloud[c] = xyz[..., j]
+    cloud["x"][0, :5] = np.nan
+    cloud["x"][1, :5] = cloud["y"][1, :5] = cloud["z"][1, :5] = 0.0
+    times = 100.0 + rng.uniform(0, 0.1, (H, W))
+    times[2, :3] = np.nan
+    valid = rng.uniform(size=(H, W)) > 0.1
+    pipe = LioPipeline()
+    got_pts, got_t = pipe.preprocess_cloud(cloud, times, valid)
+    ref = np.stack([cloud[c] for c in "xyz"], axis=-1).astype(np.float64)
+    keep = valid & np.all(np.isfinite(ref), axis=-1) & np.isfinite(times)
+    want_pts, want_t = pipe.preprocess(ref[keep], times[keep])
+    assert 50 < len(want_pts) < H * W / pipe.cfg.preprocess.point_stride
+    np.testing.assert_array_equal(got_pts, want_pts)
+    np.testing.assert_array_equal(got_t, want_t)

@@ -57,7 +57,7 @@ def test_robot_requirements_are_pinned_to_the_tested_versions_and_cover_every_ne
             assert dists & set(robot), f"{exe} imports {module}: no requirements/robot*.txt line installs it"
 
 
-@pytest.mark.parametrize("exe", sorted(NEEDS))
+@pytest.mark.parametrize("exe", sorted(e for e in NEEDS if e != "coin_lio_node"))
 def test_missing_dependency_is_one_clear_line(exe):
     code = BLOCKER.format(blocked={"torch", "transformers"}) + \
         f"from learned_nodes.{exe} import main\nsys.exit(main([]))\n"
@@ -67,17 +67,18 @@ def test_missing_dependency_is_one_clear_line(exe):
     assert line.startswith(f"{exe} needs torch") and "missing here" in line and "robot_deps.sh" in line
 
 
-def test_wrapper_turns_an_import_failure_into_one_line():
-    wrapper = next((Path(p) / "lib/coin_lio_suite/bag_player"
+@pytest.mark.parametrize("exe, module", [("bag_player", "rosbags"), ("coin_lio_node", "numba")])
+def test_wrapper_turns_an_import_failure_into_one_line(exe, module):
+    wrapper = next((Path(p) / "lib/coin_lio_suite" / exe
                     for p in os.environ.get("AMENT_PREFIX_PATH", sys.prefix).split(os.pathsep)
-                    if (Path(p) / "lib/coin_lio_suite/bag_player").exists()), None)
+                    if (Path(p) / "lib/coin_lio_suite" / exe).exists()), None)
     if wrapper is None:
         pytest.skip("the package is not built (make setup)")
-    code = BLOCKER.format(blocked={"rosbags"}) + f"exec(open({str(wrapper)!r}).read())\n"
+    code = BLOCKER.format(blocked={module}) + f"exec(open({str(wrapper)!r}).read())\n"
     res = subprocess.run([sys.executable, "-c", code, "--help"], capture_output=True, text=True, timeout=60)
     assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr[-2000:]
     (line,) = res.stderr.strip().splitlines()
-    assert line.startswith("bag_player: No module named 'rosbags'") and "robot_deps.sh" in line
+    assert line.startswith(f"{exe}: No module named '{module}'") and "robot_deps.sh" in line
 
 
 # executable -> (arguments, the line that shows it works, a plain exit expected instead of SIGINT)

@@ -11,6 +11,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from coin_lio.config import MapConfig
+from coin_lio.core.plane_kernel import merge_knn
 from coin_lio.core.static_confirmation import StaticConfirmation
 
 _BITS = 21
@@ -120,8 +121,6 @@ class LocalMap:
         if self._recent is not None:
             kr = min(k, self._recent.n)
             d2, i2 = self._recent.query(queries, k=kr, distance_upper_bound=max_dist)
-            d = np.hstack([d, d2.reshape(Q, -1)])
-            i = np.hstack([i, i2.reshape(Q, -1) + self._n_tree])
-            order = np.argsort(d, axis=1)[:, :k]
-            d, i = np.take_along_axis(d, order, 1), np.take_along_axis(i, order, 1)
+            # a missing neighbour is inf with index n_recent: shifted, that is len(points)
+            d, i = merge_knn(d, i, d2.reshape(Q, -1), i2.reshape(Q, -1), self._n_tree, k)
         return d**2, i

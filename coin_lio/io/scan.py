@@ -80,7 +80,7 @@ def scan_from_cloud(cloud: np.ndarray, stamp_ns: int, time_field: str = "auto",
         times = stamp + raw if relative else raw
     else:
         times = np.full(cloud.shape, stamp)
-    x, y, z = (cloud[c].astype(np.float64) for c in ("x", "y", "z"))
+    x, y, z = (cloud[c] for c in ("x", "y", "z"))     # as published (float32): no copies
     with np.errstate(invalid="ignore"):
         valid = (np.isfinite(x) & np.isfinite(y) & np.isfinite(z) & ((x != 0) | (y != 0) | (z != 0))
                  & np.isfinite(times) & (times >= stamp - 0.1) & (times <= stamp + MAX_SCAN_SPAN_S))
