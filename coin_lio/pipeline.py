@@ -22,6 +22,7 @@ from coin_lio.core.geometric_residuals import GeometricResiduals
 from coin_lio.core.state import NavState
 from coin_lio.core.time_offset import TimeOffsetEstimator
 from coin_lio.imu_saturation import ImuSaturation
+from coin_lio.io.cloud_kernel import select_points
 
 
 @dataclass
@@ -163,14 +164,10 @@ class LioPipeline:
                          valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """preprocess() of a structured cloud's valid points, selected on its (float32) xyz."""
         c = self.cfg.preprocess
-        x, y, z = (cloud[k].reshape(-1) for k in ("x", "y", "z"))
+        x, y, z = (cloud[k].reshape(-1) for k in ("x", "y", "z"))      # strided views, no copies
         times = np.asarray(point_times, dtype=np.float64).reshape(-1)
-        with np.errstate(invalid="ignore", over="ignore"):
-            r2 = x * x + y * y + z * z                      # NaN / inf compare False: dropped
-            ok = (r2 > c.blind * c.blind) & (r2 < c.max_range * c.max_range) & np.isfinite(times)
-        if valid is not None:
-            ok &= valid.reshape(-1)
-        idx = np.flatnonzero(ok)[:: c.point_stride]
+        ok = np.ones(len(times), bool) if valid is None else np.asarray(valid, bool).reshape(-1)
+        idx = select_points(x, y, z, times, ok, c.blind * c.blind, c.max_range * c.max_range, c.point_stride)
         return np.stack([x[idx], y[idx], z[idx]], axis=1).astype(np.float64), times[idx]
 
     def process_scan(self, points: np.ndarray, point_times: np.ndarray,

@@ -16,6 +16,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from coin_lio.io.cloud_kernel import fill_image
+
 KINDS = ("ouster", "rings")
 JACOBIAN_FY = ("nominal", "local")
 
@@ -220,14 +222,9 @@ class ImageModel:
             if cloud.shape != (h, w):
                 raise ValueError(f"cloud is {cloud.shape[0]}x{cloud.shape[1]}, the image model "
                                  f"{h}x{w} (metadata of another sensor mode?)")
-            idx = self.destagger_index(destaggered_input)              # (H, W)
-            x, y, z = (flat[c] for c in "xyz")                         # (H*W,) cloud order, strided
-            with np.errstate(invalid="ignore", over="ignore"):         # then one gather, not three
-                rng = np.sqrt(x * x + y * y + z * z, dtype=np.float32)[idx]   # float32: 10 um at 150 m
-            present = np.isfinite(rng) & (rng > 0) & (rng >= min_range)
-            index = np.where(present, idx, -1)
-            image = np.where(present, flat[field][idx], 0).astype(np.float32)
-            return image, index, np.where(present, rng, np.float32(0))
+            # one compiled pass over the strided fields (float32 range: 10 um at 150 m)
+            return fill_image(flat["x"], flat["y"], flat["z"], flat[field],
+                              self.destagger_index(destaggered_input), float(min_range))
         xyz = np.stack([flat["x"], flat["y"], flat["z"]], axis=1).astype(np.float64)
         rng = np.linalg.norm(xyz, axis=1)                              # (N,)
         present = np.isfinite(rng) & (rng > 0) & (rng >= min_range)
