@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from coin_lio.core.imu_propagation import ImuTrack
+from coin_lio.core.motion_kernel import lidar_motion_kernel
 from coin_lio.core.state import NavState
 
 
@@ -31,14 +32,9 @@ class DeskewResult:
 
 def lidar_motion(times: np.ndarray, track: ImuTrack, end: NavState) -> tuple[np.ndarray, np.ndarray]:
     """Transforms LiDAR(t) -> LiDAR(scan end) for times (U,): R (U, 3, 3), t (U, 3)."""
-    R_wi, p_wi = track.poses_at(np.asarray(times, dtype=np.float64).reshape(-1))   # (U, 3, 3), (U, 3)
-    R_il, t_il = end.rot_il, end.pos_il
-    # T_L(end) <- L(t) = T_IL^-1 T_WI(end)^-1 T_WI(t) T_IL   (broadcast matmuls: 7x faster than einsum)
-    R_ie_it = end.rot.T @ R_wi                                # R_WI(end)^T R_WI(t)
-    t_ie_it = (p_wi - end.pos) @ end.rot                      # R_WI(end)^T (p(t) - p(end))
-    R = R_il.T @ R_ie_it @ R_il
-    t = (R_ie_it @ t_il + t_ie_it - t_il) @ R_il
-    return R, t
+    tr = track
+    return lidar_motion_kernel(np.ascontiguousarray(times, dtype=np.float64).reshape(-1), tr.times, tr.rot,
+                               tr.pos, tr.vel, tr.acc_w, tr.omega, end.rot, end.pos, end.rot_il, end.pos_il)
 
 
 def deskew(points: np.ndarray, point_times: np.ndarray, track: ImuTrack, end: NavState) -> DeskewResult:

@@ -23,6 +23,7 @@ from coin_lio.core.deskew import lidar_motion
 from coin_lio.core.iekf import Measurements
 from coin_lio.core.imu_propagation import ImuTrack
 from coin_lio.core.state import NavState
+from coin_lio.photometric.projection_kernel import project_at_pixel_time
 
 
 @dataclass
@@ -217,16 +218,11 @@ class PhotometricTracker:
         m, p = world.shape[:2]
         q = (world - x.pos) @ x.rot                                          # R^T (P - p)
         p_end = (q - x.pos_il) @ x.rot_il                                    # R_IL^T (q - t_IL)
-        uv0, ok0 = self.model.project(p_end.reshape(-1, 3))
-        h, w = self.frame.pixel_time.shape
-        v0 = np.clip(np.rint(uv0[:, 1]).astype(np.int64), 0, h - 1)
-        u0 = np.mod(np.rint(np.nan_to_num(uv0[:, 0])).astype(np.int64), w)
-        k = self.time_index[v0, u0]
-        R_t, t_t = self.R_u[k], self.t_u[k]
-        p_t = np.einsum("nji,nj->ni", R_t, p_end.reshape(-1, 3) - t_t)
-        uv, ok = self.model.project(p_t)
-        return (p_t.reshape(m, p, 3), R_t.reshape(m, p, 3, 3), q, uv.reshape(m, p, 2),
-                (ok & ok0).reshape(m, p))
+        p_t, k, uv, ok = project_at_pixel_time(np.ascontiguousarray(p_end.reshape(-1, 3)),
+                                               *self.model.projection_args(), self.time_index,
+                                               self.R_u, self.t_u)
+        return (p_t.reshape(m, p, 3), self.R_u[k].reshape(m, p, 3, 3), q, uv.reshape(m, p, 2),
+                ok.reshape(m, p))
 
     # ---- after the update: track, then select ---------------------------------------------
     def track_and_select(self, x: NavState, weak_world: np.ndarray,

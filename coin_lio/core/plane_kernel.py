@@ -10,7 +10,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def merge_knn(d_a: np.ndarray, i_a: np.ndarray, d_b: np.ndarray, i_b: np.ndarray,
               offset_b: int, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The k smallest of two ascending k-NN answers per query: (Q, ka) and (Q, kb) distances and
@@ -34,7 +34,7 @@ def merge_knn(d_a: np.ndarray, i_a: np.ndarray, d_b: np.ndarray, i_b: np.ndarray
     return d, idx
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _smallest_eigenvector(c00, c11, c22, c01, c02, c12, out):
     """Unit eigenvector of the smallest eigenvalue of a symmetric PSD 3x3 matrix, into out (3,):
     the adjugate's largest column, refined by two power steps on the adjugate (its dominant
@@ -63,7 +63,7 @@ def _smallest_eigenvector(c00, c11, c22, c01, c02, c12, out):
     out[0], out[1], out[2] = v0, v1, v2
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def fit_planes_kernel(map_points: np.ndarray, idx: np.ndarray, sq: np.ndarray, points_w: np.ndarray,
                       points_body: np.ndarray, max_sq: float, plane_threshold: float,
                       min_score: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

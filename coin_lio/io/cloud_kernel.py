@@ -11,7 +11,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def select_points(x: np.ndarray, y: np.ndarray, z: np.ndarray, times: np.ndarray, valid: np.ndarray,
                   min_r2: float, max_r2: float, stride: int) -> np.ndarray:
     """Flat indices (M,) of every stride-th point, in cloud order, of those with
@@ -35,7 +35,7 @@ def select_points(x: np.ndarray, y: np.ndarray, z: np.ndarray, times: np.ndarray
     return out[:m].copy()
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def fill_image(x: np.ndarray, y: np.ndarray, z: np.ndarray, value: np.ndarray, pixel_index: np.ndarray,
                min_range: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Organised image fill. pixel_index (H, W) int64: the flat cloud index of each pixel; x, y, z,

@@ -15,6 +15,7 @@ import numpy as np
 
 from coin_lio.photometric.photometric_config import SELECTION_MODES, FeatureConfig  # noqa: F401
 from coin_lio.photometric.projection import ImageModel
+from coin_lio.photometric.nms_kernel import greedy_nms_kernel
 
 def _disk(radius: int) -> tuple[np.ndarray, np.ndarray]:
     d = np.arange(-radius, radius + 1)
@@ -50,24 +51,8 @@ def border_mask(shape: tuple[int, int], margin: int) -> np.ndarray:
 def greedy_nms(v: np.ndarray, u: np.ndarray, shape: tuple[int, int], radius: int) -> np.ndarray:
     """Indices of the kept points, in order: visit (v, u) (K,) in the given order, keep a point
     unless a kept one lies within `radius` (dv^2 + du^2 <= r^2); the kept stamp a disk."""
-    h, w = shape
-    r = int(radius)
-    pw = w + 2 * r
-    raster = np.zeros((h + 2 * r) * pw, dtype=np.uint8)
-    dv, du = _disk(r)
-    offsets = dv * pw + du                                            # (D,)
-    flat = (np.asarray(v, np.int64) + r) * pw + np.asarray(u, np.int64) + r
-    seen = memoryview(raster)                                         # fast scalar reads
-    keep: list[int] = []
-    for start in range(0, flat.size, 512):       # drop already-suppressed points in bulk
-        chunk = flat[start:start + 512]
-        live = np.flatnonzero(raster[chunk] == 0)
-        for i, f in zip((live + start).tolist(), chunk[live].tolist()):
-            if seen[f]:
-                continue
-            keep.append(i)
-            raster[f + offsets] = 1
-    return np.asarray(keep, dtype=np.int64)
+    return greedy_nms_kernel(np.asarray(v, np.int64), np.asarray(u, np.int64), int(shape[0]), int(shape[1]),
+                             int(radius))
 
 
 def allowed_mask(mask: np.ndarray, existing_uv: np.ndarray | None,

@@ -17,6 +17,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from coin_lio.io.cloud_kernel import fill_image
+from coin_lio.photometric.projection_kernel import project_points
 
 KINDS = ("ouster", "rings")
 JACOBIAN_FY = ("nominal", "local")
@@ -128,19 +129,12 @@ class ImageModel:
         [0, W); valid (N,) bool: finite, beyond the beam offset, v in [-0.5, H - 0.5], i.e. on
         a row (v extrapolates linearly past the table's ends: the reference rejects the half of
         the top and bottom rows' own points that fall just outside alt_0 / alt_last))."""
-        x, y, z, rxy, lxy, r = self._polar(points)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            theta = np.arcsin(np.clip(z / r, -1.0, 1.0))               # (N,)
-        u = np.mod(self.fx * np.arctan2(y, x) + self.cx, self.cols)
-        u = np.where(u >= self.cols, u - self.cols, u)                 # mod rounding at -0
-        alt = self._alt_rad
-        v = np.interp(-theta, -alt, np.arange(self.rows, dtype=np.float64))
-        above, below = theta > alt[0], theta < alt[-1]               # extrapolate linearly
-        v = np.where(above, (alt[0] - theta) / (alt[0] - alt[1]), v)
-        v = np.where(below, self.rows - 1 + (alt[-1] - theta) / (alt[-2] - alt[-1]), v)
-        valid = (np.isfinite(v) & np.isfinite(u) & (lxy > 0)
-                 & (v >= -0.5) & (v <= self.rows - 0.5))
-        return np.stack([u, v], axis=1), valid
+        p = np.ascontiguousarray(points, dtype=np.float64).reshape(-1, 3)
+        return project_points(p, *self.projection_args())
+
+    def projection_args(self) -> tuple:
+        """(fx, cx, cols, altitudes rad, origin z, beam offset) for projection_kernel."""
+        return (self.fx, self.cx, self.cols, self._alt_rad, self.origin_z_m, self.beam_offset_m)
 
     def project_jacobian(self, points: np.ndarray) -> np.ndarray:
         """points (N, 3) -> d(u, v)/dp (N, 2, 3); dv/dtheta = the nominal fy (reference) or the

@@ -1,0 +1,97 @@
+"""Compiled (numba) spherical projection of the intensity image model (ImageModel.project) and the
+photometric residuals' per-iteration chain: scan-end point -> its pixel's time -> that time's
+LiDAR frame -> pixel. The numpy versions spent ~0.5 ms per call on ~1500 patch points in
+temporaries; the odometry calls them 3-4 times a scan.
+
+Compiled on first use and cached beside this file (numba cache=True).
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _project_one(x, y, z, fx, cx, cols, alt, origin_z, beam_offset):
+    """(u, v, valid) of one point: as ImageModel.project (its docstring has the conventions)."""
+    rows = alt.shape[0]
+    z = z - origin_z
+    rxy = np.hypot(x, y)
+    lxy = rxy - beam_offset
+    r = np.hypot(z, lxy)
+    s = z / r
+    if s > 1.0:
+        s = 1.0
+    elif s < -1.0:
+        s = -1.0
+    theta = np.arcsin(s)                                     # NaN when r = 0
+    a = fx * np.arctan2(y, x) + cx
+    u = a - np.floor(a / cols) * cols
+    if u >= cols:                                            # mod rounding at -0
+        u -= cols
+    if theta > alt[0]:                                       # extrapolate linearly past the ends
+        v = (alt[0] - theta) / (alt[0] - alt[1])
+    elif theta < alt[rows - 1]:
+        v = rows - 1 + (alt[rows - 1] - theta) / (alt[rows - 2] - alt[rows - 1])
+    elif theta == theta:
+        lo, hi = 0, rows - 1                                 # alt[lo] >= theta >= alt[hi]
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if alt[mid] >= theta:
+                lo = mid
+            else:
+                hi = mid
+        v = lo + (alt[lo] - theta) / (alt[lo] - alt[hi])
+    else:
+        v = np.nan
+    ok = np.isfinite(v) and np.isfinite(u) and lxy > 0 and v >= -0.5 and v <= rows - 0.5
+    return u, v, ok
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def project_points(points: np.ndarray, fx: float, cx: float, cols: int, alt: np.ndarray,
+                   origin_z: float, beam_offset: float) -> tuple[np.ndarray, np.ndarray]:
+    """points (N, 3) m -> uv (N, 2) pixel coordinates, valid (N,) bool. alt (H,) rad, decreasing."""
+    n = points.shape[0]
+    uv = np.empty((n, 2))
+    valid = np.empty(n, dtype=np.bool_)
+    for i in range(n):
+        u, v, ok = _project_one(points[i, 0], points[i, 1], points[i, 2], fx, cx, cols, alt,
+                                origin_z, beam_offset)
+        uv[i, 0], uv[i, 1], valid[i] = u, v, ok
+    return uv, valid
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def project_at_pixel_time(p_end: np.ndarray, fx: float, cx: float, cols: int, alt: np.ndarray,
+                          origin_z: float, beam_offset: float, time_index: np.ndarray,
+                          R_u: np.ndarray, t_u: np.ndarray):
+    """Scan-end LiDAR points p_end (N, 3) -> where the image saw them: the pixel the point projects
+    to picks its capture time k = time_index[v, u] (H, W); the point moves into LiDAR(t_k) by
+    (R_u[k], t_u[k]) (LiDAR(t) -> LiDAR(end), (U, 3, 3), (U, 3)) and is projected again.
+    Returns p_t (N, 3), k (N,) int64, uv (N, 2), ok (N,) (both projections valid)."""
+    n = p_end.shape[0]
+    h, w = time_index.shape
+    p_t = np.empty((n, 3))
+    k = np.empty(n, dtype=np.int64)
+    uv = np.empty((n, 2))
+    ok = np.empty(n, dtype=np.bool_)
+    for i in range(n):
+        x, y, z = p_end[i, 0], p_end[i, 1], p_end[i, 2]
+        u0, v0, ok0 = _project_one(x, y, z, fx, cx, cols, alt, origin_z, beam_offset)
+        vi = int(np.rint(v0)) if np.isfinite(v0) else 0
+        vi = min(max(vi, 0), h - 1)
+        ui = int(np.rint(u0)) if np.isfinite(u0) else 0
+        ui = ui % w
+        kk = time_index[vi, ui]
+        k[i] = kk
+        dx, dy, dz = x - t_u[kk, 0], y - t_u[kk, 1], z - t_u[kk, 2]
+        px = R_u[kk, 0, 0] * dx + R_u[kk, 1, 0] * dy + R_u[kk, 2, 0] * dz      # R^T (p - t)
+        py = R_u[kk, 0, 1] * dx + R_u[kk, 1, 1] * dy + R_u[kk, 2, 1] * dz
+        pz = R_u[kk, 0, 2] * dx + R_u[kk, 1, 2] * dy + R_u[kk, 2, 2] * dz
+        p_t[i, 0], p_t[i, 1], p_t[i, 2] = px, py, pz
+        u, v, ok1 = _project_one(px, py, pz, fx, cx, cols, alt, origin_z, beam_offset)
+        uv[i, 0], uv[i, 1] = u, v
+        ok[i] = ok0 and ok1
+    return p_t, k, uv, ok
+
