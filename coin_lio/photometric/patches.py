@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from coin_lio.photometric.patch_kernel import bilinear_kernel
+
+_NO_MASK = np.ones((1, 1), dtype=bool)
+
 
 def patch_offsets(size: int = 5) -> np.ndarray:
     """(P, 2) int64 (du, dv) offsets, row-major, P = size^2, centre at P // 2."""
@@ -28,39 +32,10 @@ def sample_bilinear(image: np.ndarray, uv: np.ndarray, wrap_u: bool = True
                     ) -> tuple[np.ndarray, np.ndarray]:
     """image (H, W) at uv (..., 2) -> (values (...) float64, inside (...) bool). u wraps around
     the panorama (or must lie in [0, W - 1]); v must lie in [0, H - 1]. Outside -> 0."""
-    img = np.asarray(image)
-    h, w = img.shape
     uv = np.asarray(uv, dtype=np.float64)
-    u, v = uv[..., 0], uv[..., 1]
-    inside = np.isfinite(u) & np.isfinite(v) & (v >= 0) & (v <= h - 1)
-    if not wrap_u:
-        inside &= (u >= 0) & (u <= w - 1)
-    u = np.where(inside, u, 0.0)
-    v = np.where(inside, v, 0.0)
-    u0f, v0f = np.floor(u), np.floor(v)
-    au, av = u - u0f, v - v0f
-    u0 = np.mod(u0f.astype(np.int64), w)
-    u1 = np.mod(u0 + 1, w) if wrap_u else np.minimum(u0 + 1, w - 1)
-    v0 = v0f.astype(np.int64)
-    v1 = np.minimum(v0 + 1, h - 1)
-    val = ((1 - av) * ((1 - au) * img[v0, u0] + au * img[v0, u1])
-           + av * ((1 - au) * img[v1, u0] + au * img[v1, u1]))
-    return np.where(inside, val, 0.0), inside
-
-
-def _neighbours_valid(mask: np.ndarray, uv: np.ndarray, wrap_u: bool) -> np.ndarray:
-    """All four bilinear neighbours of uv (..., 2) are True in mask (H, W)."""
-    h, w = mask.shape
-    u0 = np.floor(uv[..., 0]).astype(np.int64)
-    v0 = np.clip(np.floor(uv[..., 1]).astype(np.int64), 0, h - 1)
-    v1 = np.minimum(v0 + 1, h - 1)
-    if wrap_u:
-        u0 = np.mod(u0, w)
-        u1 = np.mod(u0 + 1, w)
-    else:
-        u0 = np.clip(u0, 0, w - 1)
-        u1 = np.minimum(u0 + 1, w - 1)
-    return mask[v0, u0] & mask[v0, u1] & mask[v1, u0] & mask[v1, u1]
+    flat = np.ascontiguousarray(uv.reshape(-1, 2))
+    values, inside, _ = bilinear_kernel(np.asarray(image), flat, bool(wrap_u), _NO_MASK, False)
+    return values.reshape(uv.shape[:-1]), inside.reshape(uv.shape[:-1])
 
 
 def sample_patches(image: np.ndarray, uv: np.ndarray, mask: np.ndarray | None = None,
@@ -68,12 +43,10 @@ def sample_patches(image: np.ndarray, uv: np.ndarray, mask: np.ndarray | None = 
     """uv (M, P, 2) -> (values (M, P) float64, valid (M,) bool: every pixel inside the image
     and, given a mask (H, W) bool, every bilinear neighbour inside the mask)."""
     uv = np.asarray(uv, dtype=np.float64)
-    values, inside = sample_bilinear(image, uv, wrap_u)
-    ok = inside
-    if mask is not None:
-        safe = np.where(inside[..., None], uv, 0.0)
-        ok = ok & _neighbours_valid(np.asarray(mask, dtype=bool), safe, wrap_u)
-    return values, np.all(ok, axis=-1)
+    flat = np.ascontiguousarray(uv.reshape(-1, 2))
+    m = _NO_MASK if mask is None else np.asarray(mask, dtype=bool)
+    values, _, ok = bilinear_kernel(np.asarray(image), flat, bool(wrap_u), m, mask is not None)
+    return values.reshape(uv.shape[:-1]), ok.reshape(uv.shape[:-1]).all(axis=-1)
 
 
 def ncc(a: np.ndarray, b: np.ndarray) -> np.ndarray:

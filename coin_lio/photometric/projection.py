@@ -17,7 +17,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from coin_lio.io.cloud_kernel import fill_image
-from coin_lio.photometric.projection_kernel import project_points
+from coin_lio.photometric.projection_kernel import jacobian_kernel, project_points
 
 KINDS = ("ouster", "rings")
 JACOBIAN_FY = ("nominal", "local")
@@ -117,13 +117,6 @@ class ImageModel:
         return -self.rows / abs(self._alt_rad[0] - self._alt_rad[-1])
 
     # -- projection --------------------------------------------------------------------------
-    def _polar(self, points: np.ndarray) -> tuple[np.ndarray, ...]:
-        p = np.asarray(points, dtype=np.float64).reshape(-1, 3)
-        x, y, z = p[:, 0], p[:, 1], p[:, 2] - self.origin_z_m
-        rxy = np.hypot(x, y)
-        lxy = rxy - self.beam_offset_m
-        return x, y, z, rxy, lxy, np.hypot(z, lxy)
-
     def project(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """points (N, 3) -> (uv (N, 2) continuous pixel coords in the destaggered image, u in
         [0, W); valid (N,) bool: finite, beyond the beam offset, v in [-0.5, H - 0.5], i.e. on
@@ -139,24 +132,9 @@ class ImageModel:
     def project_jacobian(self, points: np.ndarray) -> np.ndarray:
         """points (N, 3) -> d(u, v)/dp (N, 2, 3); dv/dtheta = the nominal fy (reference) or the
         local slope of the altitude table (jacobian_fy='local'). Zero rows where undefined."""
-        x, y, z, rxy, lxy, r = self._polar(points)
-        n = x.size
-        jac = np.zeros((n, 2, 3))
-        ok = (rxy > 0) & (lxy > 0) & np.isfinite(r)
-        x, y, z, rxy, lxy, r2 = x[ok], y[ok], z[ok], rxy[ok], lxy[ok], r[ok] ** 2
-        jac[ok, 0, 0] = -self.fx * y / rxy ** 2
-        jac[ok, 0, 1] = self.fx * x / rxy ** 2
-        if self.jacobian_fy == "nominal":
-            fy = np.full(x.size, self.fy)
-        else:
-            theta = np.arctan2(z, lxy)
-            seg = np.searchsorted(-self._alt_rad, -theta, side="right") - 1
-            seg = np.clip(seg, 0, self.rows - 2)
-            fy = -1.0 / (self._alt_rad[seg] - self._alt_rad[seg + 1])
-        jac[ok, 1, 0] = -fy * x * z / (rxy * r2)
-        jac[ok, 1, 1] = -fy * y * z / (rxy * r2)
-        jac[ok, 1, 2] = fy * lxy / r2
-        return jac
+        p = np.ascontiguousarray(points, dtype=np.float64).reshape(-1, 3)
+        return jacobian_kernel(p, self.fx, self.fy, self._alt_rad, self.origin_z_m, self.beam_offset_m,
+                               self.jacobian_fy == "local")
 
     # -- point index <-> pixel ---------------------------------------------------------------
     def _destaggered(self, destaggered_input: bool | None) -> bool:

@@ -95,3 +95,40 @@ def project_at_pixel_time(p_end: np.ndarray, fx: float, cx: float, cols: int, al
         ok[i] = ok0 and ok1
     return p_t, k, uv, ok
 
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def jacobian_kernel(points: np.ndarray, fx: float, fy_nominal: float, alt: np.ndarray, origin_z: float,
+                    beam_offset: float, local_fy: bool) -> np.ndarray:
+    """d(u, v)/dp (N, 2, 3) of points (N, 3), as ImageModel.project_jacobian: dv/dtheta is
+    fy_nominal, or with local_fy the slope of the altitude table's segment at the point; zero rows
+    where undefined (on the axis, inside the beam offset, not finite)."""
+    n = points.shape[0]
+    rows = alt.shape[0]
+    jac = np.zeros((n, 2, 3))
+    for i in range(n):
+        x, y, z = points[i, 0], points[i, 1], points[i, 2] - origin_z
+        rxy = np.hypot(x, y)
+        lxy = rxy - beam_offset
+        r = np.hypot(z, lxy)
+        if not (rxy > 0 and lxy > 0 and np.isfinite(r)):
+            continue
+        r2 = r * r
+        jac[i, 0, 0] = -fx * y / (rxy * rxy)
+        jac[i, 0, 1] = fx * x / (rxy * rxy)
+        fy = fy_nominal
+        if local_fy:
+            theta = np.arctan2(z, lxy)           # segment: searchsorted(-alt, -theta, 'right') - 1
+            lo, hi = 0, rows
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if -alt[mid] <= -theta:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            seg = min(max(lo - 1, 0), rows - 2)
+            fy = -1.0 / (alt[seg] - alt[seg + 1])
+        jac[i, 1, 0] = -fy * x * z / (rxy * r2)
+        jac[i, 1, 1] = -fy * y * z / (rxy * r2)
+        jac[i, 1, 2] = fy * lxy / r2
+    return jac
