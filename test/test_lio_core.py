@@ -299,3 +299,13 @@ def test_voxel_downsample_keeps_the_point_nearest_each_voxel_centre():
     assert len(voxel_downsample(np.zeros((0, 3)), 0.5)) == 0
     with pytest.raises(ValueError, match="voxel range"):
         voxel_downsample(np.array([[np.nan, 0.0, 0.0]]), 0.5)
+
+
+def test_so3_log_matches_scipy_from_tiny_angles_to_pi():
+    rng = np.random.default_rng(13)
+    vs = rng.normal(size=(400, 3)) * rng.choice([1e-12, 1e-6, 1e-2, 1.0, 3.0], (400, 1))
+    for v in vs:
+        np.testing.assert_allclose(so3.log(so3.exp(v)), Rotation.from_rotvec(v).as_rotvec(), atol=1e-12)
+    for axis in np.eye(3):                                      # at pi, v and -v are the same rotation
+        w = so3.log(so3.exp(np.pi * axis))
+        assert np.isclose(np.linalg.norm(w), np.pi) and np.allclose(np.abs(w), np.pi * axis)

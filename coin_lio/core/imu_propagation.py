@@ -11,7 +11,8 @@ import numpy as np
 
 from coin_lio.config import ImuConfig
 from coin_lio.core import so3
-from coin_lio.core.state import BA, BG, DIM, GRAV, POS, POS_IL, ROT, ROT_IL, VEL, NavState
+from coin_lio.core.propagation_kernel import propagate_kernel
+from coin_lio.core.state import BA, BG, DIM, GRAV, POS, POS_IL, ROT, ROT_IL, NavState
 
 
 @dataclass
@@ -118,36 +119,11 @@ def propagate(state: NavState, P: np.ndarray, samples: list[ImuSample], t0: floa
     knots = np.concatenate([[t0], times[(times > t0) & (times < t1)], [t1]])
     g_k = interp_samples(knots, times, gyro)
     a_k = interp_samples(knots, times, acc)
-    Q = np.diag(np.r_[np.full(3, cfg.gyr_noise), np.full(3, cfg.acc_noise),
-                      np.full(3, cfg.gyr_bias_noise), np.full(3, cfg.acc_bias_noise)])
-    K = len(knots) - 1
-    tr = ImuTrack(knots[:-1].copy(), np.zeros((K, 3, 3)), np.zeros((K, 3)), np.zeros((K, 3)),
-                  np.zeros((K, 3)), np.zeros((K, 3)))
-    I3 = np.eye(3)
-    for k in range(K):
-        dt = knots[k + 1] - knots[k]
-        w = 0.5 * (g_k[k] + g_k[k + 1]) - x.bg
-        a = 0.5 * (a_k[k] + a_k[k + 1]) - x.ba
-        acc_w = x.rot @ a + x.grav
-        tr.rot[k], tr.pos[k], tr.vel[k], tr.acc_w[k], tr.omega[k] = x.rot, x.pos, x.vel, acc_w, w
-        if dt <= 0:
-            continue
-        F = np.eye(DIM)
-        F[ROT, ROT] = so3.exp(-w * dt)
-        F[ROT, BG] = -I3 * dt
-        F[POS, VEL] = I3 * dt
-        F[VEL, ROT] = -x.rot @ so3.skew(a) * dt
-        F[VEL, BA] = -x.rot * dt
-        F[VEL, GRAV] = I3 * dt
-        G = np.zeros((DIM, 12))
-        G[ROT, 0:3] = -I3 * dt
-        G[VEL, 3:6] = -x.rot * dt
-        G[BG, 6:9] = I3 * dt
-        G[BA, 9:12] = I3 * dt
-        P = F @ P @ F.T + G @ Q @ G.T
-        x.pos = x.pos + x.vel * dt + 0.5 * acc_w * dt * dt
-        x.vel = x.vel + acc_w * dt
-        x.rot = x.rot @ so3.exp(w * dt)
+    q = np.r_[np.full(3, cfg.gyr_noise), np.full(3, cfg.acc_noise),
+              np.full(3, cfg.gyr_bias_noise), np.full(3, cfg.acc_bias_noise)]
+    x.rot, x.pos, x.vel, P, *track = propagate_kernel(knots, g_k, a_k, x.rot, x.pos, x.vel, x.bg, x.ba,
+                                                      x.grav, np.ascontiguousarray(P), q)
+    tr = ImuTrack(knots[:-1].copy(), *track)
     x.rot = so3.orthonormalize(x.rot)
     return x, 0.5 * (P + P.T), tr
 

@@ -12,6 +12,21 @@ from numba import njit
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
+def rodrigues(x: float, y: float, z: float, out: np.ndarray) -> None:
+    """exp of the rotation vector (x, y, z) rad into out (3, 3), as so3.exp."""
+    th2 = x * x + y * y + z * z
+    if th2 < 1e-16:
+        a, b = 1.0 - th2 / 6.0, 0.5 - th2 / 24.0
+    else:
+        th = np.sqrt(th2)
+        a, b = np.sin(th) / th, (1.0 - np.cos(th)) / th2
+    c = 1.0 - b * th2
+    out[0, 0], out[0, 1], out[0, 2] = c + b * x * x, -a * z + b * x * y, a * y + b * x * z
+    out[1, 0], out[1, 1], out[1, 2] = a * z + b * x * y, c + b * y * y, -a * x + b * y * z
+    out[2, 0], out[2, 1], out[2, 2] = -a * y + b * x * z, a * x + b * y * z, c + b * z * z
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def lidar_motion_kernel(times: np.ndarray, seg_t: np.ndarray, seg_rot: np.ndarray, seg_pos: np.ndarray,
                         seg_vel: np.ndarray, seg_acc: np.ndarray, seg_omega: np.ndarray,
                         R_end: np.ndarray, p_end: np.ndarray, R_il: np.ndarray, t_il: np.ndarray
@@ -40,17 +55,7 @@ def lidar_motion_kernel(times: np.ndarray, seg_t: np.ndarray, seg_rot: np.ndarra
                 hi = mid
         k = min(max(lo - 1, 0), K - 1)
         dt = t - seg_t[k]
-        x, y, z = seg_omega[k, 0] * dt, seg_omega[k, 1] * dt, seg_omega[k, 2] * dt
-        th2 = x * x + y * y + z * z                    # Rodrigues, as so3.exp
-        if th2 < 1e-16:
-            a, b = 1.0 - th2 / 6.0, 0.5 - th2 / 24.0
-        else:
-            th = np.sqrt(th2)
-            a, b = np.sin(th) / th, (1.0 - np.cos(th)) / th2
-        c = 1.0 - b * th2
-        E[0, 0], E[0, 1], E[0, 2] = c + b * x * x, -a * z + b * x * y, a * y + b * x * z
-        E[1, 0], E[1, 1], E[1, 2] = a * z + b * x * y, c + b * y * y, -a * x + b * y * z
-        E[2, 0], E[2, 1], E[2, 2] = -a * y + b * x * z, a * x + b * y * z, c + b * z * z
+        rodrigues(seg_omega[k, 0] * dt, seg_omega[k, 1] * dt, seg_omega[k, 2] * dt, E)
         for r in range(3):
             for s in range(3):
                 Rw[r, s] = seg_rot[k, r, 0] * E[0, s] + seg_rot[k, r, 1] * E[1, s] + seg_rot[k, r, 2] * E[2, s]
