@@ -398,6 +398,10 @@ def make_odometry(setup, config: str | None = None, **overrides) -> LioPipeline:
     from coin_lio.config import load_lio_config
     from suite_tools.config_params import build, flatten
 
+    if getattr(setup, "max_num_threads", 0):    # the benchmark's "one thread each": OpenCV's pool too
+        import cv2
+
+        cv2.setNumThreads(int(setup.max_num_threads))
     cfg = load_lio_config(config)
     if overrides:
         cfg = build(LioConfig, {**flatten(cfg), **overrides})
