@@ -23,6 +23,7 @@ from coin_lio.core.deskew import lidar_motion
 from coin_lio.core.iekf import Measurements
 from coin_lio.core.imu_propagation import ImuTrack
 from coin_lio.core.state import NavState
+from coin_lio.photometric.patch_kernel import patch_rows_kernel
 from coin_lio.photometric.projection_kernel import project_at_pixel_time
 
 
@@ -173,29 +174,18 @@ class PhotometricTracker:
         n = len(self.patches)
         if n == 0 or self.frame is None:
             return Measurements(np.zeros(0), np.zeros((0, 6)), np.ones(0))
-        p_t, R_t, q, uv, ok = self._project(x, self.patches.world)
-        from coin_lio.photometric.patches import sample_bilinear, sample_patches
-
+        p_t, k, q, uv, ok = self._project(x, self.patches.world)
         f = self.frame
-        inten, valid = sample_patches(f.image, uv, f.mask)
-        valid &= ok.all(axis=1)
+        jac = self.model.project_jacobian(p_t.reshape(-1, 3))                 # (M*P, 2, 3)
+        valid, inten, gu, gv, res, H = patch_rows_kernel(uv, ok, f.image, f.grad_u, f.grad_v, f.mask, jac,
+                                                         self.R_u, k, q, self.patches.ref, x.rot_il, x.rot)
         if not valid.any():
             return Measurements(np.zeros(0), np.zeros((0, 6)), np.ones(0))
         sel = np.flatnonzero(valid)
-        gu, _ = sample_bilinear(f.grad_u, uv[sel])
-        gv, _ = sample_bilinear(f.grad_v, uv[sel])
         if self.gate_active:                      # moving objects in view: outlier patches sit out
-            keep = self._gate(sel, inten, gu, gv)
-            sel, gu, gv = sel[keep], gu[keep], gv[keep]
-        grad = np.stack([gu, gv], axis=-1)                                   # (S, P, 2)
-        J_pi = self.model.project_jacobian(p_t[sel].reshape(-1, 3)).reshape(len(sel), -1, 2, 3)
-        g3 = np.einsum("spi,spij->spj", grad, J_pi)                         # d I / d p_t
-        g_end = np.einsum("spj,spkj->spk", g3, R_t[sel])                     # through R_t^T
-        g_q = g_end @ x.rot_il.T                                             # d/dq = R_IL dI/dp_end
-        H_pos = -(g_q @ x.rot.T)                                             # d q / d p = -R^T
-        H_rot = np.cross(g_q, q[sel])                                        # g . ([q]x th) = th . (g x q)
-        r = (inten[sel] - self.patches.ref[sel]).reshape(-1)
-        H = np.concatenate([H_pos, H_rot], axis=-1).reshape(-1, 6)
+            sel = sel[self._gate(sel, inten, gu[sel], gv[sel])]
+        r = res[sel].reshape(-1)
+        H = H[sel].reshape(-1, 6)
         s = self.cfg.photo_scale
         return Measurements(s * r, s * H, np.full(r.size, self.noise))
 
@@ -214,15 +204,15 @@ class PhotometricTracker:
         return self._gated[sel]
 
     def _project(self, x: NavState, world: np.ndarray):
-        """world (M, P, 3) -> p_t, R_t (M, P, 3, 3) (L(t) -> L(end)), q, uv (M, P, 2), ok (M, P)."""
+        """world (M, P, 3) -> p_t (M, P, 3) in LiDAR(t), k (M*P,) the pixel time's index into
+        R_u / t_u, q (M, P, 3) in the IMU frame, uv (M, P, 2), ok (M, P)."""
         m, p = world.shape[:2]
         q = (world - x.pos) @ x.rot                                          # R^T (P - p)
         p_end = (q - x.pos_il) @ x.rot_il                                    # R_IL^T (q - t_IL)
         p_t, k, uv, ok = project_at_pixel_time(np.ascontiguousarray(p_end.reshape(-1, 3)),
                                                *self.model.projection_args(), self.time_index,
                                                self.R_u, self.t_u)
-        return (p_t.reshape(m, p, 3), self.R_u[k].reshape(m, p, 3, 3), q, uv.reshape(m, p, 2),
-                ok.reshape(m, p))
+        return p_t.reshape(m, p, 3), k, q, uv.reshape(m, p, 2), ok.reshape(m, p)
 
     # ---- after the update: track, then select ---------------------------------------------
     def track_and_select(self, x: NavState, weak_world: np.ndarray,

@@ -41,3 +41,69 @@ def bilinear_kernel(image: np.ndarray, uv: np.ndarray, wrap_u: bool, mask: np.nd
         inside[i] = True
         masked[i] = (not use_mask) or (mask[v0, u0] and mask[v0, u1] and mask[v1, u0] and mask[v1, u1])
     return values, inside, masked
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def patch_rows_kernel(uv: np.ndarray, ok: np.ndarray, image: np.ndarray, grad_u: np.ndarray,
+                      grad_v: np.ndarray, mask: np.ndarray, jac: np.ndarray, R_t: np.ndarray,
+                      k: np.ndarray, q: np.ndarray, ref: np.ndarray, R_il: np.ndarray, R_wi: np.ndarray):
+    """The photometric rows of every fully visible patch, in one pass. Per patch m and pixel p:
+    uv (M, P, 2) where the patch point projects, ok (M, P) both projections valid, jac (M*P, 2, 3)
+    d(u, v)/dp_t, R_t[k] (U, 3, 3) indexed by k (M*P,) the pixel time's LiDAR(t) -> LiDAR(end)
+    rotation, q (M, P, 3) the point in the IMU frame, ref (M, P) reference intensities; R_il,
+    R_wi (3, 3). A patch is valid when every pixel is inside the image, its four bilinear
+    neighbours in the mask and ok. Returns valid (M,), intensity, grad_u, grad_v (M, P) and
+    the residual I - ref (M, P) and its row [d/dpos, d/drot] (M, P, 6), filled for valid patches:
+    with g_q = R_il R_t (grad J) the gradient in the IMU frame, d/dpos = -R_wi g_q and
+    d/drot = g_q x q (PhotometricTracker.measure)."""
+    m_n, p_n = ok.shape
+    h, w = image.shape
+    valid = np.zeros(m_n, dtype=np.bool_)
+    inten = np.zeros((m_n, p_n))
+    gu = np.zeros((m_n, p_n))
+    gv = np.zeros((m_n, p_n))
+    res = np.zeros((m_n, p_n))
+    H = np.zeros((m_n, p_n, 6))
+    for m in range(m_n):
+        good = True
+        for p in range(p_n):
+            u, v = uv[m, p, 0], uv[m, p, 1]
+            if not (ok[m, p] and np.isfinite(u) and np.isfinite(v) and v >= 0 and v <= h - 1):
+                good = False
+                break
+            u0f, v0f = np.floor(u), np.floor(v)
+            au, av = u - u0f, v - v0f
+            u0 = int(u0f) % w
+            u1 = (u0 + 1) % w
+            v0 = int(v0f)
+            v1 = min(v0 + 1, h - 1)
+            if not (mask[v0, u0] and mask[v0, u1] and mask[v1, u0] and mask[v1, u1]):
+                good = False
+                break
+            c00, c01, c10, c11 = (1 - av) * (1 - au), (1 - av) * au, av * (1 - au), av * au
+            inten[m, p] = c00 * image[v0, u0] + c01 * image[v0, u1] + c10 * image[v1, u0] + c11 * image[v1, u1]
+            gu[m, p] = c00 * grad_u[v0, u0] + c01 * grad_u[v0, u1] + c10 * grad_u[v1, u0] + c11 * grad_u[v1, u1]
+            gv[m, p] = c00 * grad_v[v0, u0] + c01 * grad_v[v0, u1] + c10 * grad_v[v1, u0] + c11 * grad_v[v1, u1]
+        if not good:
+            continue
+        valid[m] = True
+        for p in range(p_n):
+            i = m * p_n + p
+            g0 = gu[m, p] * jac[i, 0, 0] + gv[m, p] * jac[i, 1, 0]     # d I / d p_t
+            g1 = gu[m, p] * jac[i, 0, 1] + gv[m, p] * jac[i, 1, 1]
+            g2 = gu[m, p] * jac[i, 0, 2] + gv[m, p] * jac[i, 1, 2]
+            kk = k[i]
+            e0 = R_t[kk, 0, 0] * g0 + R_t[kk, 0, 1] * g1 + R_t[kk, 0, 2] * g2    # through R_t
+            e1 = R_t[kk, 1, 0] * g0 + R_t[kk, 1, 1] * g1 + R_t[kk, 1, 2] * g2
+            e2 = R_t[kk, 2, 0] * g0 + R_t[kk, 2, 1] * g1 + R_t[kk, 2, 2] * g2
+            q0 = R_il[0, 0] * e0 + R_il[0, 1] * e1 + R_il[0, 2] * e2           # d/dq = R_il e
+            q1 = R_il[1, 0] * e0 + R_il[1, 1] * e1 + R_il[1, 2] * e2
+            q2 = R_il[2, 0] * e0 + R_il[2, 1] * e1 + R_il[2, 2] * e2
+            for r in range(3):                        # d q / d pos = -R_wi^T: row -R_wi d/dq
+                H[m, p, r] = -(R_wi[r, 0] * q0 + R_wi[r, 1] * q1 + R_wi[r, 2] * q2)
+            qx, qy, qz = q[m, p, 0], q[m, p, 1], q[m, p, 2]
+            H[m, p, 3] = q1 * qz - q2 * qy            # d/dq x q
+            H[m, p, 4] = q2 * qx - q0 * qz
+            H[m, p, 5] = q0 * qy - q1 * qx
+            res[m, p] = inten[m, p] - ref[m, p]
+    return valid, inten, gu, gv, res, H
