@@ -15,7 +15,7 @@ import numpy as np
 
 from coin_lio.photometric.photometric_config import SELECTION_MODES, FeatureConfig  # noqa: F401
 from coin_lio.photometric.projection import ImageModel
-from coin_lio.photometric.nms_kernel import greedy_nms_kernel
+from coin_lio.photometric.candidate_kernel import candidate_pixels, greedy_nms_kernel
 
 def _disk(radius: int) -> tuple[np.ndarray, np.ndarray]:
     d = np.arange(-radius, radius + 1)
@@ -70,14 +70,13 @@ def detect_candidates(grad_u: np.ndarray, grad_v: np.ndarray, mask: np.ndarray,
     """Gradients and mask (H, W) -> (uv (K, 2) int64 (u, v), score (K,) float32), strongest
     first, spaced by more than suppression_radius (ties in a deterministic order)."""
     cfg = cfg or FeatureConfig()
-    score = 0.5 * np.abs(grad_u) + 0.5 * np.abs(grad_v)              # (H, W)
-    ok = allowed_mask(mask, existing_uv, cfg) & (score > cfg.grad_min)
-    flat = np.flatnonzero(ok)
-    s = score.reshape(-1)[flat]
+    existing = np.zeros((0, 2)) if existing_uv is None else np.asarray(existing_uv, np.float64).reshape(-1, 2)
+    flat, s = candidate_pixels(grad_u, grad_v, np.asarray(mask, dtype=bool), int(cfg.margin), existing,
+                               int(cfg.suppression_radius), float(cfg.grad_min))
     order = np.argsort(-s)                       # quicksort: 2x faster than stable on 40k
     flat, s = flat[order], s[order]
-    v, u = np.divmod(flat, score.shape[1])
-    keep = greedy_nms(v, u, score.shape, cfg.suppression_radius)
+    v, u = np.divmod(flat, mask.shape[1])
+    keep = greedy_nms(v, u, mask.shape, cfg.suppression_radius)
     return np.stack([u[keep], v[keep]], axis=1), s[keep].astype(np.float32)
 
 

@@ -92,8 +92,7 @@ def patch_intensities(image: np.ndarray, centers_uv: np.ndarray, size: int = 5) 
     """Reference intensities at integer centres (M, 2) -> (M, P) float64 (u wraps, v clipped)."""
     h, w = image.shape
     pix = np.rint(patch_pixels(centers_uv, size)).astype(np.int64)
-    return np.asarray(image, dtype=np.float64)[np.clip(pix[..., 1], 0, h - 1),
-                                               np.mod(pix[..., 0], w)]
+    return np.asarray(image)[np.clip(pix[..., 1], 0, h - 1), np.mod(pix[..., 0], w)].astype(np.float64)
 
 
 def lookup_nearest(image: np.ndarray, uv: np.ndarray) -> np.ndarray:
