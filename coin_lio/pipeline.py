@@ -22,7 +22,7 @@ from coin_lio.core.geometric_residuals import GeometricResiduals
 from coin_lio.core.state import NavState
 from coin_lio.core.time_offset import TimeOffsetEstimator
 from coin_lio.imu_saturation import ImuSaturation
-from coin_lio.io.cloud_kernel import select_points
+from coin_lio.io.cloud_kernel import select_and_fill, select_points
 
 
 @dataclass
@@ -147,6 +147,20 @@ class LioPipeline:
         is made on the cloud's own xyz and only the kept points are converted to float64 (taking
         every valid point out first cost ~9 ms of a 128x1024 scan)."""
         t0 = time.perf_counter()
+        model = self.photo.model if self.photo is not None else None
+        if (model is not None and model.kind == "ouster" and cloud.shape == model.shape
+                and self.photo.field(cloud) in (cloud.dtype.names or ())):
+            # the photometric image (or the free-space check's range image) is built every scan:
+            # select the points and fill it in the same pass over the cloud
+            c = self.cfg.preprocess
+            x, y, z = (cloud[k].reshape(-1) for k in ("x", "y", "z"))
+            times = np.asarray(point_times, dtype=np.float64).reshape(-1)
+            ok = np.ones(len(times), bool) if valid is None else np.asarray(valid, bool).reshape(-1)
+            idx, *filled = select_and_fill(x, y, z, cloud[self.photo.field(cloud)].reshape(-1), times, ok,
+                                           c.blind * c.blind, c.max_range * c.max_range, c.point_stride,
+                                           model.pixel_of_point(), *model.shape)
+            pts = np.stack([x[idx], y[idx], z[idx]], axis=1).astype(np.float64)
+            return self.process_scan(pts, times[idx], (cloud, point_times, tuple(filled)), preprocessed_ms=_ms(t0))
         pts, times = self.preprocess_cloud(cloud, point_times, valid)
         return self.process_scan(pts, times, (cloud, point_times), preprocessed_ms=_ms(t0))
 
@@ -298,7 +312,7 @@ class LioPipeline:
             return
         t1 = time.perf_counter()
         try:
-            rng = photo.frame.range if photo is not None else self.photo.range_image(organized[0])
+            rng = photo.frame.range if photo is not None else self.photo.range_image(organized[0], _filled(organized))
         except ValueError:                           # a cloud the image model does not fit: said elsewhere
             rng = None
         if rng is not None:
@@ -313,7 +327,7 @@ class LioPipeline:
             return None
         t1 = time.perf_counter()
         try:
-            self.photo.prepare(organized[0], organized[1], track, x_prop)
+            self.photo.prepare(organized[0], organized[1], track, x_prop, _filled(organized))
         except ValueError as exc:   # wrong metadata for this cloud, ...: say so, go on with geometry
             self.events.append(("photometric_error", f"photometric residuals off for this scan: {exc}"))
             return None
@@ -384,6 +398,11 @@ class LioPipeline:
 def _to_world(x: NavState, body: np.ndarray) -> np.ndarray:
     T = x.lidar_pose()
     return body @ T[:3, :3].T + T[:3, 3]
+
+
+def _filled(organized: tuple) -> tuple | None:
+    """The (image, point index, range) process_cloud filled with the point selection, if it did."""
+    return organized[2] if len(organized) > 2 else None
 
 
 def _ms(t0: float) -> float:

@@ -240,3 +240,33 @@ def test_projection_edges_wrap_and_fov():
     uv, valid = model.project(edge * np.array([1, 1, 1.2]))
     assert valid.tolist() == [False, False]
     assert np.all(model.project_jacobian(pts[3:]) == 0)
+
+
+def test_one_pass_selection_and_fill_equal_the_two_passes():
+    """process_cloud's single pass over the cloud (io.cloud_kernel.select_and_fill) gives the image
+    of image_from_cloud and the points of select_points, on a staggered model with missing,
+    NaN, too-near and too-far returns."""
+    from coin_lio.io.cloud_kernel import select_and_fill, select_points
+
+    rng = np.random.default_rng(21)
+    h, w = 16, 64
+    model = ImageModel(altitudes_deg=np.linspace(15, -15, h), cols=w, u_shift=5,
+                       pixel_shift_by_row=rng.integers(-6, 7, h))
+    cloud = np.zeros((h, w), dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("reflectivity", "<u2")])
+    xyz = rng.normal(0, 1, (h, w, 3)) * rng.choice([0.2, 8.0, 300.0], (h, w, 1))
+    for j, c in enumerate("xyz"):
+        cloud[c] = xyz[..., j]
+    cloud["reflectivity"] = rng.integers(0, 4000, (h, w))
+    cloud["x"][0, :6] = np.nan
+    cloud["x"][1, :6] = cloud["y"][1, :6] = cloud["z"][1, :6] = 0.0
+    times = 5.0 + rng.uniform(0, 0.1, (h, w))
+    valid = rng.uniform(size=(h, w)) > 0.2
+    flat = cloud.reshape(-1)
+    args = (flat["x"], flat["y"], flat["z"])
+    sel, *filled = select_and_fill(*args, flat["reflectivity"], times.reshape(-1), valid.reshape(-1),
+                                   0.65 ** 2, 150.0 ** 2, 4, model.pixel_of_point(), h, w)
+    np.testing.assert_array_equal(sel, select_points(*args, times.reshape(-1), valid.reshape(-1),
+                                                     0.65 ** 2, 150.0 ** 2, 4))
+    for got, want in zip(filled, model.image_from_cloud(cloud, field="reflectivity")):
+        np.testing.assert_array_equal(got, want)
+    assert 0 < (filled[1] < 0).sum() < h * w and len(sel) > 20

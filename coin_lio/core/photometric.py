@@ -91,10 +91,12 @@ class PhotometricTracker:
         self.frame = None
 
     # ---- per scan ----------------------------------------------------------------------------
-    def prepare(self, cloud: np.ndarray, times: np.ndarray, track: ImuTrack, end_prior: NavState) -> PhotoFrame:
+    def prepare(self, cloud: np.ndarray, times: np.ndarray, track: ImuTrack, end_prior: NavState,
+                filled: tuple | None = None) -> PhotoFrame:
         """Build the scan's image, filter, mask and pixel times. cloud (H, W) structured, times (H, W);
         track and end_prior: the IMU motion over the scan (its relative motion moves points between
-        a pixel's time and the scan end; the update does not change it, as in the reference)."""
+        a pixel's time and the scan end; the update does not change it, as in the reference);
+        filled: this cloud's model.image_from_cloud(cloud, field(cloud)) when already made."""
         from coin_lio.photometric.image_filter import filter_image, validity_mask
 
         c = self.cfg
@@ -106,8 +108,8 @@ class PhotometricTracker:
             rows = self.model.rows
             self.features = replace(c.features, margin=min(c.features.margin,
                                                            max(c.patch_size // 2 + 1, rows // 8)))
-        field = self._field(cloud)
-        intensity, index, rng = self.model.image_from_cloud(cloud, field=field)
+        field = self.field(cloud)
+        intensity, index, rng = filled if filled is not None else self.model.image_from_cloud(cloud, field=field)
         filt = filter_image(intensity, c.filter, scale=field != "reflectivity")
         mask = validity_mask(rng, c.mask)
         flat_times = np.asarray(times, np.float64).reshape(-1)
@@ -135,14 +137,14 @@ class PhotometricTracker:
         self.R_u, self.t_u = lidar_motion(times, track, end_prior)
         return self.frame
 
-    def range_image(self, cloud: np.ndarray) -> np.ndarray | None:
+    def range_image(self, cloud: np.ndarray, filled: tuple | None = None) -> np.ndarray | None:
         """(H, W) m range image of an organised cloud in the image layout (0: no return), without
         the intensity work of prepare(); None before the first prepare() built the image model."""
         if self.model is None:
             return None
-        return self.model.image_from_cloud(cloud, field=self._field(cloud))[2]
+        return (filled if filled is not None else self.model.image_from_cloud(cloud, field=self.field(cloud)))[2]
 
-    def _field(self, cloud: np.ndarray) -> str:
+    def field(self, cloud: np.ndarray) -> str:
         """The image channel: intensity_field, else reflectivity when the cloud lacks it."""
         f = self.cfg.intensity_field
         return f if f in (cloud.dtype.names or ()) else "reflectivity"

@@ -159,13 +159,19 @@ class ImageModel:
         """(H, W) int64: the cloud column of each pixel (destagger_index % W), cached with it."""
         return self._destagger_cached(destaggered_input)[1]
 
-    def _destagger_cached(self, destaggered_input: bool | None) -> tuple[np.ndarray, np.ndarray]:
+    def pixel_of_point(self, destaggered_input: bool | None = None) -> np.ndarray:
+        """(H*W,) int64: the flat pixel each cloud point fills (destagger_index inverted), cached."""
+        return self._destagger_cached(destaggered_input)[2]
+
+    def _destagger_cached(self, destaggered_input: bool | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         key = (self.u_shift, self._destaggered(destaggered_input))
         cache = self.__dict__.setdefault("_index_cache", {})
         if key not in cache:
             cache.clear()
             index = self._destagger_index(key[1])
-            cache[key] = (index, index % self.cols)
+            inverse = np.empty(index.size, dtype=np.int64)
+            inverse[index.reshape(-1)] = np.arange(index.size)
+            cache[key] = (index, index % self.cols, inverse)
         return cache[key]
 
     def _destagger_index(self, destaggered_input: bool) -> np.ndarray:
