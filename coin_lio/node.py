@@ -34,6 +34,7 @@ from std_srvs.srv import Trigger
 
 from coin_lio import ros_messages as rm
 from coin_lio.config import NODE_NAME
+from coin_lio.kernel_warmup import warm_up_once
 from coin_lio.node_config import NodeConfig
 from coin_lio.odometry_driver import INFO_EVENTS, OdometryDriver, ScanGate, append_path_pose
 from coin_lio_suite.msg import DegeneracyReport
@@ -75,6 +76,11 @@ class CoinLioNode(Node):
         metadata_sub = bool(c.metadata_topic) and not c.lio.photometric.metadata_path
         self.driver = OdometryDriver(c.lio, c.time_jump_reset,
                                      metadata_source=f"topic {c.metadata_topic}" if metadata_sub else "")
+        self.get_logger().info("loading the odometry's compiled kernels (the first start after an install "
+                               "compiles them: ~20 s)")
+        took = warm_up_once()
+        if took is not None:
+            self.get_logger().info(f"odometry kernels ready in {took:.1f} s")
         self.T_base_imu = rm.pose_to_matrix(c.base_to_imu)
         self.T_imu_base = np.linalg.inv(self.T_base_imu)
         # raw readings, appended by the callback; bounded for a LiDAR outage (IMU still running)

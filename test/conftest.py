@@ -45,6 +45,15 @@ def pytest_configure(config):
     sys.path.insert(0, str(Path(__file__).parent))  # test helpers (bag_fixtures, nodes)
 
 
+def pytest_sessionstart(session):
+    """Compile the odometry's numba kernels into their cache once, before any test: on a fresh
+    clone that takes ~20 s, and the node processes of the graph tests then load them (~1 s)
+    instead of each compiling them while a test waits for its first odometry."""
+    from coin_lio.kernel_warmup import warm_up_once
+
+    warm_up_once()
+
+
 def pytest_collection_modifyitems(config, items):
     """Tests that bring up processes on a DDS domain are marked `graph` (deselect: -m 'not graph')."""
     for item in items:

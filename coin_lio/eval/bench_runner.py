@@ -60,6 +60,10 @@ def run_method(info: SequenceInfo, method: str, options: dict | None = None, thr
 
     from suite_tools.bag_io import bag_topics
 
+    if method.startswith("coin_lio"):   # numba kernels compiled / loaded before the timed scans
+        from coin_lio.kernel_warmup import warm_up_once
+
+        warm_up_once()
     setup = SensorSetup(T_lidar_imu=info.T_lidar_imu, lidar_metadata=info.metadata,
                         max_num_threads=threads)
     odom = create_odometry(method, setup, **(options or {}))
