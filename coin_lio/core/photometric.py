@@ -37,7 +37,6 @@ class PhotoFrame:
     mask: np.ndarray         # bool: patches may live here
     range: np.ndarray        # m, 0 where no point
     point_index: np.ndarray  # flat index into the organised cloud, -1 where no point
-    pixel_time: np.ndarray   # s, measurement time of each pixel's column
     cloud: np.ndarray        # (H*W,) the organised cloud, flat (structured), LiDAR frame at each point's time
 
     def xyz(self, index: np.ndarray) -> np.ndarray:
@@ -112,28 +111,25 @@ class PhotometricTracker:
         intensity, index, rng = filled if filled is not None else self.model.image_from_cloud(cloud, field=field)
         filt = filter_image(intensity, c.filter, scale=field != "reflectivity")
         mask = validity_mask(rng, c.mask)
-        flat_times = np.asarray(times, np.float64).reshape(-1)
-        if self.model.kind == "rings":          # Velodyne-like: time from each pixel's point
-            pixel_time = _ring_pixel_times(flat_times, index)
-        else:
-            pixel_time = flat_times[self.model.destagger_index()]
-        self.frame = PhotoFrame(filt.image, filt.grad_u, filt.grad_v, mask, rng, index, pixel_time,
-                                cloud.reshape(-1))
+        self.frame = PhotoFrame(filt.image, filt.grad_u, filt.grad_v, mask, rng, index, cloud.reshape(-1))
         self.track, self.end_prior = track, end_prior
         self._gated = None                       # this scan's patches in the update (_gate)
         # LiDAR(t) -> LiDAR(end) once per distinct pixel time (an Ouster scan has one per column),
-        # not once per patch point and iteration
-        t2 = np.asarray(times, np.float64).reshape(cloud.shape)
-        if self.model.kind == "rings":          # one time per image column
+        # not once per patch point and iteration; time_index (H, W): each pixel's time
+        flat_times = np.asarray(times, np.float64).reshape(-1)
+        t2 = flat_times.reshape(cloud.shape)
+        if self.model.kind == "rings":          # Velodyne-like: time from each pixel's point, per column
+            pixel_time = _ring_pixel_times(flat_times, index)
             times, col_inv = np.unique(pixel_time[0], return_inverse=True)
             self.time_index = np.broadcast_to(col_inv, pixel_time.shape)
         elif t2.shape[0] > 1 and np.array_equal(t2, np.broadcast_to(t2[0], t2.shape)):   # Ouster: per column
-            col_times, col_inv = np.unique(t2[0], return_inverse=True)
-            times = col_times
-            self.time_index = col_inv[self.model.destagger_columns()]
+            times, col_inv = np.unique(t2[0], return_inverse=True)
+            columns = self.model.destagger_columns()
+            # increasing column times (the usual case): the index is the pixel's column itself
+            self.time_index = columns if np.array_equal(col_inv, np.arange(col_inv.size)) else col_inv[columns]
         else:
-            times, inverse = np.unique(pixel_time, return_inverse=True)
-            self.time_index = inverse.reshape(pixel_time.shape)
+            times, inverse = np.unique(flat_times[self.model.destagger_index()], return_inverse=True)
+            self.time_index = inverse.reshape(index.shape)
         self.R_u, self.t_u = lidar_motion(times, track, end_prior)
         return self.frame
 
