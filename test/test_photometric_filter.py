@@ -189,3 +189,23 @@ def test_mask_config_formats_and_validation():
         ImageFilterConfig(lowpass_cutoff=0.7)
     with pytest.raises(ValueError, match="odd"):
         ImageFilterConfig(brightness_window=(40, 7))
+
+
+def test_vertical_extents_scale_with_the_image_rows():
+    """The reference's filter is for 128 rows: at 64 the line removal's high-pass keeps the same
+    angular frequencies (cutoff x2, half the taps) and the smoothing stays within a row; at 32 the
+    cutoff would pass Nyquist, so no line removal; 128 rows and reference_rows 0 keep it as given."""
+    from dataclasses import replace
+
+    from coin_lio.photometric.image_filter import ImageFilterConfig, filter_image
+
+    cfg = ImageFilterConfig()
+    assert cfg.for_rows(128) is cfg and replace(cfg, reference_rows=0).for_rows(64).highpass_taps == 33
+    c64 = cfg.for_rows(64)
+    assert (c64.highpass_cutoff, c64.highpass_taps, c64.smoothing_height, c64.line_removal) == (0.42, 17, 1, True)
+    c32 = cfg.for_rows(32)
+    assert not c32.line_removal and c32.smoothing_height == 1
+    img = np.random.default_rng(3).uniform(0, 400, (64, 256)).astype(np.float32)
+    got = filter_image(img, cfg)
+    np.testing.assert_array_equal(got.image, filter_image(img, replace(c64, reference_rows=0)).image)
+    assert not np.allclose(got.image, filter_image(img, replace(cfg, reference_rows=0)).image)

@@ -93,6 +93,7 @@ def filter_image(intensity: np.ndarray, cfg: ImageFilterConfig | None = None,
     img = np.asarray(intensity, dtype=np.float32)
     if img.ndim != 2:
         raise ValueError(f"intensity must be (H, W), got {img.shape}")
+    cfg = cfg.for_rows(img.shape[0])
     img = np.where(np.isfinite(img), img, np.float32(0.0))
     if scale:
         img *= np.float32(cfg.intensity_scale)
@@ -115,7 +116,7 @@ def _chain(img: np.ndarray, cfg: ImageFilterConfig) -> FilteredImage:
         img = normalize_brightness(img, cfg)
     if cfg.smoothing:
         img = _hfilter(img, 1, cfg.wrap_horizontal,
-                       lambda a: cv2.GaussianBlur(a, (3, 3), 0,
+                       lambda a: cv2.GaussianBlur(a, (3, cfg.smoothing_height), 0,
                                                   borderType=cv2.BORDER_REFLECT_101))
     img = np.clip(img, 0.0, cfg.max_value).astype(np.float32)
     gu, gv = gradients(img, cfg.wrap_horizontal)

@@ -32,8 +32,12 @@ class ImageFilterConfig:
     brightness_window: tuple[int, int] = (41, 7)    # box blur (width, height)
     brightness_gain: float = 140.0
     smoothing: bool = True              # Gaussian 3x3 (the reference blurs inside brightness)
+    smoothing_height: int = 3           # its rows: 3, or 1 (along the rows only)
     max_value: float = 255.0
     wrap_horizontal: bool = True        # False: reflect at the left/right border (reference)
+    # the image rows the vertical extents above are given for (the reference's 128-row sensor);
+    # other row counts scale them (for_rows); 0 = use them as given
+    reference_rows: int = 128
 
     def __post_init__(self) -> None:
         if not np.isfinite(self.intensity_scale) or self.intensity_scale <= 0:
@@ -52,6 +56,26 @@ class ImageFilterConfig:
             _odd_positive("brightness_window entries", n)
         if self.brightness_gain <= 0 or self.max_value <= 0:
             raise ValueError("brightness_gain and max_value must be > 0")
+        if self.reference_rows < 0 or self.smoothing_height not in (1, 3):
+            raise ValueError(f"reference_rows must be >= 0 and smoothing_height 1 or 3, got "
+                             f"{self.reference_rows}, {self.smoothing_height}")
+
+    def for_rows(self, rows: int) -> "ImageFilterConfig":
+        """The chain for an image of `rows` rows: the line removal's vertical high-pass keeps the
+        same angular frequencies (cutoff x reference_rows / rows, taps x rows / reference_rows; off
+        when the cutoff reaches the Nyquist limit), and with fewer rows the 3x3 smoothing blurs
+        along the rows only (a row then spans 2x the angle or more). The same as given at
+        reference_rows. Measured on simulated 64x1024 tunnel / field sequences (docs/coin_lio.md)."""
+        from dataclasses import replace
+
+        if not self.reference_rows or rows == self.reference_rows:
+            return self
+        k = rows / self.reference_rows
+        cutoff = self.highpass_cutoff / k
+        taps = max(3, int(round(self.highpass_taps * k)) | 1)
+        return replace(self, line_removal=self.line_removal and cutoff < 0.5,
+                       highpass_cutoff=min(cutoff, 0.49), highpass_taps=taps, reference_rows=0,
+                       smoothing_height=self.smoothing_height if k >= 1 else 1)
 
 
 @dataclass
