@@ -78,7 +78,12 @@ class CoinLioNode(Node):
                                      metadata_source=f"topic {c.metadata_topic}" if metadata_sub else "")
         self.get_logger().info("loading the odometry's compiled kernels (the first start after an install "
                                "compiles them: ~20 s)")
-        took = warm_up_once()
+        try:
+            took = warm_up_once()
+        except Exception as exc:   # the kernels then compile at the first scans instead: not fatal
+            self.get_logger().warning(f"odometry kernel warm-up failed ({type(exc).__name__}: {exc}); "
+                                      "the first scans will compile them")
+            took = None
         if took is not None:
             self.get_logger().info(f"odometry kernels ready in {took:.1f} s")
         self.T_base_imu = rm.pose_to_matrix(c.base_to_imu)
