@@ -148,21 +148,15 @@ class LioPipeline:
         every valid point out first cost ~9 ms of a 128x1024 scan)."""
         t0 = time.perf_counter()
         model = self.photo.model if self.photo is not None else None
+        fill = None
         if (model is not None and model.kind == "ouster" and cloud.shape == model.shape
                 and self.photo.field(cloud) in (cloud.dtype.names or ())):
             # the photometric image (or the free-space check's range image) is built every scan:
             # select the points and fill it in the same pass over the cloud
-            c = self.cfg.preprocess
-            x, y, z = (cloud[k].reshape(-1) for k in ("x", "y", "z"))
-            times = np.asarray(point_times, dtype=np.float64).reshape(-1)
-            ok = np.ones(len(times), bool) if valid is None else np.asarray(valid, bool).reshape(-1)
-            idx, *filled = select_and_fill(x, y, z, cloud[self.photo.field(cloud)].reshape(-1), times, ok,
-                                           c.blind * c.blind, c.max_range * c.max_range, c.point_stride,
-                                           model.pixel_of_point(), *model.shape)
-            pts = np.stack([x[idx], y[idx], z[idx]], axis=1).astype(np.float64)
-            return self.process_scan(pts, times[idx], (cloud, point_times, tuple(filled)), preprocessed_ms=_ms(t0))
-        pts, times = self.preprocess_cloud(cloud, point_times, valid)
-        return self.process_scan(pts, times, (cloud, point_times), preprocessed_ms=_ms(t0))
+            fill = (cloud[self.photo.field(cloud)].reshape(-1), model.pixel_of_point(), *model.shape)
+        pts, times, filled = self.preprocess_cloud(cloud, point_times, valid, fill)
+        organized = (cloud, point_times) if filled is None else (cloud, point_times, filled)
+        return self.process_scan(pts, times, organized, preprocessed_ms=_ms(t0))
 
     # ---- the scan ------------------------------------------------------------------------
     def preprocess(self, points: np.ndarray, point_times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -174,15 +168,23 @@ class LioPipeline:
         idx = np.flatnonzero(ok)[:: c.point_stride]
         return pts[idx], times[idx]
 
-    def preprocess_cloud(self, cloud: np.ndarray, point_times: np.ndarray,
-                         valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """preprocess() of a structured cloud's valid points, selected on its (float32) xyz."""
+    def preprocess_cloud(self, cloud: np.ndarray, point_times: np.ndarray, valid: np.ndarray | None = None,
+                         fill: tuple | None = None) -> tuple[np.ndarray, np.ndarray, tuple | None]:
+        """preprocess() of a structured cloud's valid points, selected on its (float32) xyz: points
+        (M, 3) float64, times (M,) s; with fill = (value field (H*W,), pixel of each point (H*W,),
+        H, W) also the image, point index and range (H, W) of image_from_cloud, in the same pass
+        (else None)."""
         c = self.cfg.preprocess
         x, y, z = (cloud[k].reshape(-1) for k in ("x", "y", "z"))      # strided views, no copies
         times = np.asarray(point_times, dtype=np.float64).reshape(-1)
         ok = np.ones(len(times), bool) if valid is None else np.asarray(valid, bool).reshape(-1)
-        idx = select_points(x, y, z, times, ok, c.blind * c.blind, c.max_range * c.max_range, c.point_stride)
-        return np.stack([x[idx], y[idx], z[idx]], axis=1).astype(np.float64), times[idx]
+        limits = (c.blind * c.blind, c.max_range * c.max_range, c.point_stride)
+        if fill is None:
+            idx, filled = select_points(x, y, z, times, ok, *limits), None
+        else:
+            out = select_and_fill(x, y, z, fill[0], times, ok, *limits, *fill[1:])
+            idx, filled = out[0], out[1:]
+        return np.stack([x[idx], y[idx], z[idx]], axis=1).astype(np.float64), times[idx], filled
 
     def process_scan(self, points: np.ndarray, point_times: np.ndarray,
                      organized: tuple[np.ndarray, np.ndarray] | None = None,

@@ -273,7 +273,7 @@ def test_preprocess_straight_from_the_cloud_keeps_the_same_points():
     times[2, :3] = np.nan
     valid = rng.uniform(size=(H, W)) > 0.1
     pipe = LioPipeline()
-    got_pts, got_t = pipe.preprocess_cloud(cloud, times, valid)
+    got_pts, got_t, _ = pipe.preprocess_cloud(cloud, times, valid)
     ref = np.stack([cloud[c] for c in "xyz"], axis=-1).astype(np.float64)
     keep = valid & np.all(np.isfinite(ref), axis=-1) & np.isfinite(times)
     want_pts, want_t = pipe.preprocess(ref[keep], times[keep])

@@ -10,6 +10,30 @@ from numba import njit
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
+def _cell(u: float, v: float, h: int, w: int, wrap_u: bool):
+    """The bilinear cell of (u, v) in an (H, W) image: (inside, u0, u1, v0, v1, au, av); inside:
+    finite, v in [0, H-1] and, unless u wraps around the panorama, u in [0, W-1]."""
+    if not (np.isfinite(u) and np.isfinite(v) and v >= 0 and v <= h - 1) \
+            or (not wrap_u and not (u >= 0 and u <= w - 1)):
+        return False, 0, 0, 0, 0, 0.0, 0.0
+    u0f, v0f = np.floor(u), np.floor(v)
+    u0 = int(u0f)
+    if wrap_u:
+        u0 = u0 % w
+        u1 = (u0 + 1) % w
+    else:
+        u1 = min(u0 + 1, w - 1)
+    v0 = int(v0f)
+    return True, u0, u1, v0, min(v0 + 1, h - 1), u - u0f, v - v0f
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _interp(image: np.ndarray, u0: int, u1: int, v0: int, v1: int, au: float, av: float) -> float:
+    return ((1 - av) * ((1 - au) * image[v0, u0] + au * image[v0, u1])
+            + av * ((1 - au) * image[v1, u0] + au * image[v1, u1]))
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def bilinear_kernel(image: np.ndarray, uv: np.ndarray, wrap_u: bool, mask: np.ndarray,
                     use_mask: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """image (H, W) at uv (N, 2) -> values (N,) float64 (0 outside), inside (N,) (finite, v in
@@ -21,23 +45,10 @@ def bilinear_kernel(image: np.ndarray, uv: np.ndarray, wrap_u: bool, mask: np.nd
     inside = np.zeros(n, dtype=np.bool_)
     masked = np.zeros(n, dtype=np.bool_)
     for i in range(n):
-        u, v = uv[i, 0], uv[i, 1]
-        if not (np.isfinite(u) and np.isfinite(v) and v >= 0 and v <= h - 1):
+        ins, u0, u1, v0, v1, au, av = _cell(uv[i, 0], uv[i, 1], h, w, wrap_u)
+        if not ins:
             continue
-        if not wrap_u and not (u >= 0 and u <= w - 1):
-            continue
-        u0f, v0f = np.floor(u), np.floor(v)
-        au, av = u - u0f, v - v0f
-        u0 = int(u0f)
-        if wrap_u:
-            u0 = u0 % w
-            u1 = (u0 + 1) % w
-        else:
-            u1 = min(u0 + 1, w - 1)
-        v0 = int(v0f)
-        v1 = min(v0 + 1, h - 1)
-        values[i] = ((1 - av) * ((1 - au) * image[v0, u0] + au * image[v0, u1])
-                     + av * ((1 - au) * image[v1, u0] + au * image[v1, u1]))
+        values[i] = _interp(image, u0, u1, v0, v1, au, av)
         inside[i] = True
         masked[i] = (not use_mask) or (mask[v0, u0] and mask[v0, u1] and mask[v1, u0] and mask[v1, u1])
     return values, inside, masked
@@ -67,23 +78,13 @@ def patch_rows_kernel(uv: np.ndarray, ok: np.ndarray, image: np.ndarray, grad_u:
     for m in range(m_n):
         good = True
         for p in range(p_n):
-            u, v = uv[m, p, 0], uv[m, p, 1]
-            if not (ok[m, p] and np.isfinite(u) and np.isfinite(v) and v >= 0 and v <= h - 1):
+            ins, u0, u1, v0, v1, au, av = _cell(uv[m, p, 0], uv[m, p, 1], h, w, True)
+            if not (ok[m, p] and ins and mask[v0, u0] and mask[v0, u1] and mask[v1, u0] and mask[v1, u1]):
                 good = False
                 break
-            u0f, v0f = np.floor(u), np.floor(v)
-            au, av = u - u0f, v - v0f
-            u0 = int(u0f) % w
-            u1 = (u0 + 1) % w
-            v0 = int(v0f)
-            v1 = min(v0 + 1, h - 1)
-            if not (mask[v0, u0] and mask[v0, u1] and mask[v1, u0] and mask[v1, u1]):
-                good = False
-                break
-            c00, c01, c10, c11 = (1 - av) * (1 - au), (1 - av) * au, av * (1 - au), av * au
-            inten[m, p] = c00 * image[v0, u0] + c01 * image[v0, u1] + c10 * image[v1, u0] + c11 * image[v1, u1]
-            gu[m, p] = c00 * grad_u[v0, u0] + c01 * grad_u[v0, u1] + c10 * grad_u[v1, u0] + c11 * grad_u[v1, u1]
-            gv[m, p] = c00 * grad_v[v0, u0] + c01 * grad_v[v0, u1] + c10 * grad_v[v1, u0] + c11 * grad_v[v1, u1]
+            inten[m, p] = _interp(image, u0, u1, v0, v1, au, av)
+            gu[m, p] = _interp(grad_u, u0, u1, v0, v1, au, av)
+            gv[m, p] = _interp(grad_v, u0, u1, v0, v1, au, av)
         if not good:
             continue
         valid[m] = True

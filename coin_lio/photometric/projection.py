@@ -202,7 +202,7 @@ class ImageModel:
                                  f"{h}x{w} (metadata of another sensor mode?)")
             # one compiled pass over the strided fields (float32 range: 10 um at 150 m)
             return fill_image(flat["x"], flat["y"], flat["z"], flat[field],
-                              self.destagger_index(destaggered_input), float(min_range))
+                              self.pixel_of_point(destaggered_input), h, w, float(min_range))
         xyz = np.stack([flat["x"], flat["y"], flat["z"]], axis=1).astype(np.float64)
         rng = np.linalg.norm(xyz, axis=1)                              # (N,)
         present = np.isfinite(rng) & (rng > 0) & (rng >= min_range)
