@@ -13,39 +13,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from coin_lio.photometric.candidate_kernel import candidate_pixels, greedy_nms_kernel
 from coin_lio.photometric.photometric_config import SELECTION_MODES, FeatureConfig  # noqa: F401
 from coin_lio.photometric.projection import ImageModel
-from coin_lio.photometric.candidate_kernel import candidate_pixels, greedy_nms_kernel
-
-def _disk(radius: int) -> tuple[np.ndarray, np.ndarray]:
-    d = np.arange(-radius, radius + 1)
-    dv, du = np.meshgrid(d, d, indexing="ij")
-    inside = dv ** 2 + du ** 2 <= radius ** 2
-    return dv[inside], du[inside]
-
-
-def disk_mask(shape: tuple[int, int], centers_uv: np.ndarray, radius: int) -> np.ndarray:
-    """(H, W) bool, True within `radius` of any centre (M, 2) (u, v) (rounded); u wraps."""
-    h, w = shape
-    out = np.zeros((h, w), dtype=bool)
-    c = np.rint(np.asarray(centers_uv, dtype=np.float64).reshape(-1, 2)).astype(np.int64)
-    if c.size == 0:
-        return out
-    dv, du = _disk(int(radius))
-    v = c[:, 1:2] + dv[None, :]                                       # (M, D)
-    u = np.mod(c[:, 0:1] + du[None, :], w)
-    ok = (v >= 0) & (v < h)
-    out[v[ok], u[ok]] = True
-    return out
-
-
-def border_mask(shape: tuple[int, int], margin: int) -> np.ndarray:
-    """(H, W) bool, True at least `margin` px inside the image (the reference's ROI)."""
-    h, w = shape
-    out = np.zeros((h, w), dtype=bool)
-    if h > 2 * margin and w > 2 * margin:
-        out[margin:h - margin, margin:w - margin] = True
-    return out
 
 
 def greedy_nms(v: np.ndarray, u: np.ndarray, shape: tuple[int, int], radius: int) -> np.ndarray:
@@ -55,13 +25,13 @@ def greedy_nms(v: np.ndarray, u: np.ndarray, shape: tuple[int, int], radius: int
                              int(radius))
 
 
-def allowed_mask(mask: np.ndarray, existing_uv: np.ndarray | None,
-                 cfg: FeatureConfig) -> np.ndarray:
-    """mask & inside the margin & farther than suppression_radius from existing patches."""
-    ok = np.asarray(mask, dtype=bool) & border_mask(mask.shape, cfg.margin)
-    if existing_uv is not None and len(existing_uv):
-        ok &= ~disk_mask(mask.shape, existing_uv, cfg.suppression_radius)
-    return ok
+def _allowed(grad_u: np.ndarray, grad_v: np.ndarray, mask: np.ndarray, existing_uv: np.ndarray | None,
+             cfg: FeatureConfig, grad_min: float) -> tuple[np.ndarray, np.ndarray]:
+    """Flat pixels (K,) in raster order and their scores (K,) float32: in the mask, `margin` px
+    inside the image, farther than suppression_radius from existing patches, score > grad_min."""
+    existing = np.zeros((0, 2)) if existing_uv is None else np.asarray(existing_uv, np.float64).reshape(-1, 2)
+    return candidate_pixels(grad_u, grad_v, np.asarray(mask, dtype=bool), int(cfg.margin), existing,
+                            int(cfg.suppression_radius), float(grad_min))
 
 
 def detect_candidates(grad_u: np.ndarray, grad_v: np.ndarray, mask: np.ndarray,
@@ -70,9 +40,7 @@ def detect_candidates(grad_u: np.ndarray, grad_v: np.ndarray, mask: np.ndarray,
     """Gradients and mask (H, W) -> (uv (K, 2) int64 (u, v), score (K,) float32), strongest
     first, spaced by more than suppression_radius (ties in a deterministic order)."""
     cfg = cfg or FeatureConfig()
-    existing = np.zeros((0, 2)) if existing_uv is None else np.asarray(existing_uv, np.float64).reshape(-1, 2)
-    flat, s = candidate_pixels(grad_u, grad_v, np.asarray(mask, dtype=bool), int(cfg.margin), existing,
-                               int(cfg.suppression_radius), float(cfg.grad_min))
+    flat, s = _allowed(grad_u, grad_v, mask, existing_uv, cfg, cfg.grad_min)
     order = np.argsort(-s)                       # quicksort: 2x faster than stable on 40k
     flat, s = flat[order], s[order]
     v, u = np.divmod(flat, mask.shape[1])
@@ -85,7 +53,8 @@ def random_candidates(mask: np.ndarray, existing_uv: np.ndarray | None, cfg: Fea
     """The reference's random mode: allowed pixels in random order thinned by the same NMS,
     no gradient threshold -> uv (K, 2) int64."""
     rng = np.random.default_rng(rng)
-    flat = np.flatnonzero(allowed_mask(mask, existing_uv, cfg))
+    no_gradient = np.zeros(np.shape(mask), np.float32)              # every allowed pixel scores 0 > -1
+    flat, _ = _allowed(no_gradient, no_gradient, mask, existing_uv, cfg, -1.0)
     flat = flat[rng.permutation(flat.size)]
     v, u = np.divmod(flat, mask.shape[1])
     keep = greedy_nms(v, u, mask.shape, cfg.suppression_radius)
