@@ -285,7 +285,7 @@ def test_preprocess_straight_from_the_cloud_keeps_the_same_points():
 def test_voxel_downsample_keeps_the_point_nearest_each_voxel_centre():
     """The hash-table kernel against a sort-based reference: one index per voxel, the point
     nearest the centre, ordered by voxel key; non-finite points are refused."""
-    from coin_lio.core.local_map import voxel_keys
+    from coin_lio.core.local_map import _downsample_with_keys, voxel_keys
 
     rng = np.random.default_rng(12)
     pts = np.vstack([rng.normal(0, 2.0, (3000, 3)), rng.uniform(-40, 40, (500, 3))])
@@ -296,6 +296,8 @@ def test_voxel_downsample_keeps_the_point_nearest_each_voxel_centre():
         order = np.lexsort((d, keys))
         first = np.r_[True, keys[order][1:] != keys[order][:-1]]
         np.testing.assert_array_equal(voxel_downsample(pts, size), order[first])
+        sel, sel_keys = _downsample_with_keys(pts, size)          # the keys the map insert uses
+        np.testing.assert_array_equal(sel_keys, voxel_keys(pts[sel], size))
     assert len(voxel_downsample(np.zeros((0, 3)), 0.5)) == 0
     with pytest.raises(ValueError, match="voxel range"):
         voxel_downsample(np.array([[np.nan, 0.0, 0.0]]), 0.5)

@@ -28,10 +28,16 @@ def voxel_keys(points: np.ndarray, size: float) -> np.ndarray:
 
 def voxel_downsample(points: np.ndarray, size: float) -> np.ndarray:
     """Indices of one point per voxel: the one nearest the voxel centre (sorted by voxel)."""
+    return _downsample_with_keys(points, size)[0]
+
+
+def _downsample_with_keys(points: np.ndarray, size: float) -> tuple[np.ndarray, np.ndarray]:
+    """voxel_downsample's indices (M,) and their voxel keys (M,) (= voxel_keys of those points)."""
     if len(points) == 0:
-        return np.zeros(0, dtype=np.int64)
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     idx, keys = voxel_downsample_kernel(np.ascontiguousarray(points, dtype=np.float64), float(size))
-    return idx[np.argsort(keys)]
+    order = np.argsort(keys)
+    return idx[order], keys[order]
 
 
 class LocalMap:
@@ -54,9 +60,8 @@ class LocalMap:
         t None adds at once (the first scan)."""
         if len(points_w) == 0:
             return 0
-        sel = voxel_downsample(points_w, self.cfg.voxel_size)
+        sel, keys = _downsample_with_keys(points_w, self.cfg.voxel_size)
         pts = points_w[sel]
-        keys = voxel_keys(pts, self.cfg.voxel_size)
         if len(self.keys):
             pos = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
             fresh = self.keys[pos] != keys
