@@ -2,6 +2,7 @@
 and the playback options (rate, start, topic selection, loop, /clock)."""
 from __future__ import annotations
 
+import re
 import time
 
 import numpy as np
@@ -40,8 +41,11 @@ def test_128x1024_clouds_and_200hz_imu_arrive_complete_and_on_time(graph, tmp_pa
     times = write_lidar_imu_bag(bag, seconds=3.0, storage=storage)
     report = tmp_path / "report.json"
     _monitor(graph, report, [POINTS, IMU])
-    _play(graph, bag)
+    player_log = _play(graph, bag)
     assert graph.wait("monitor", 20) == 0, graph.log("monitor")
+    # The player's own precision: how late it published each message against its due time.
+    lateness = re.search(r"lateness median ([0-9.]+) ms", player_log)
+    assert lateness and float(lateness.group(1)) < 1.0, player_log
     got = read_report(report)
     for topic, bag_times in times.items():
         rec = got[topic]
@@ -51,9 +55,12 @@ def test_128x1024_clouds_and_200hz_imu_arrive_complete_and_on_time(graph, tmp_pa
         # allocated): timing is judged after a 0.5 s warm-up.
         warm = np.asarray(bag_times) >= bag_times[0] + 500_000_000
         err = np.abs(timing_errors_ms(rec, bag_times))[warm]
-        # A 6 MB cloud costs rclpy ~5-9 ms to take, so an IMU message due at the same instant
-        # waits behind it: the median is the player's precision, the tail the subscriber's load.
-        assert np.median(err) < 5.0, f"{topic}: median timing error {np.median(err):.2f} ms"
+        # What the subscriber sees adds its own costs: a 6 MB cloud costs rclpy ~5-9 ms to take,
+        # and that cost varies with the machine's load, so a cloud's arrival jitters by about one
+        # take (median bound 10 ms, a tenth of the scan period); a 200 Hz IMU message is cheap
+        # and is judged at 5 ms. The tail is the subscriber's load.
+        bound = 10.0 if topic.startswith(POINTS.split(":")[0]) else 5.0
+        assert np.median(err) < bound, f"{topic}: median timing error {np.median(err):.2f} ms"
         assert np.percentile(err, 90) < 20.0, f"{topic}: p90 timing error {np.percentile(err, 90):.2f} ms"
         assert err.max() < 100.0, f"{topic}: max timing error {err.max():.2f} ms"
 
