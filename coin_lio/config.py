@@ -70,7 +70,6 @@ class MapConfig:
     voxel_size: float = 0.5         # m: at most one map point per voxel (filter_size_map)
     half_extent: float = 150.0      # m: the map keeps points within this box around the sensor
     trim_distance: float = 20.0     # m of travel between trims of the box
-    rebuild_fraction: float = 0.25  # rebuild the k-d tree when this share of points is new
     # s: a new voxel enters the map only when seen again this long after first seen, and new
     # patches only lie on the map (moving objects stay out: coin_lio/core/static_confirmation.py);
     # 0 = at once, as FAST-LIO2
@@ -79,7 +78,7 @@ class MapConfig:
     def __post_init__(self) -> None:
         _check(self.voxel_size > 0 and self.half_extent > 10 * self.voxel_size, "bad map sizes")
         _check(0.0 <= self.confirm_s <= 10.0, "confirm_s must be in [0, 10] s")
-        _check(0 < self.rebuild_fraction <= 1 and self.trim_distance > 0, "bad map rebuild/trim")
+        _check(self.trim_distance > 0, "trim_distance must be > 0")
 
 
 @dataclass

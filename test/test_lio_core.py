@@ -150,14 +150,14 @@ def test_iterated_update_recovers_known_transform(offset):
 
 def test_local_map_one_point_per_voxel_knn_and_trim():
     rng = np.random.default_rng(5)
-    cfg = MapConfig(voxel_size=0.5, half_extent=20.0, trim_distance=1.0, rebuild_fraction=0.5)
+    cfg = MapConfig(voxel_size=0.5, half_extent=20.0, trim_distance=1.0)
     m = LocalMap(cfg)
     pts = rng.uniform(-30, 30, (5000, 3))
     added = m.insert(pts)
     assert added == len(voxel_downsample(pts, 0.5)) == len(m)
     assert m.insert(pts) == 0                       # same voxels: nothing new
     more = rng.uniform(-30, 30, (500, 3))
-    m.insert(more)                                  # goes to the 'recent' tree first
+    m.insert(more)                                  # indexed in place by the grid
     q = rng.uniform(-25, 25, (50, 3))
     d, i = m.knn(q, 5)
     brute = np.sort(((q[:, None] - m.points[None]) ** 2).sum(-1), axis=1)[:, :5]
@@ -166,6 +166,9 @@ def test_local_map_one_point_per_voxel_knn_and_trim():
     dropped = m.trim(np.zeros(3))
     assert dropped > 0 and np.all(np.abs(m.points) <= 20.0)
     np.testing.assert_array_equal(np.sort(m.keys), m.keys)
+    d, i = m.knn(q, 5)                              # the grid rebuilt over what is left
+    brute = np.sort(((q[:, None] - m.points[None]) ** 2).sum(-1), axis=1)[:, :5]
+    np.testing.assert_allclose(d, brute, rtol=1e-9)
 
 
 def test_weak_direction_found_along_a_tunnel_axis():

@@ -1,21 +1,22 @@
 """Local map for point-to-plane registration: at most one point per voxel, bounded to a box
-around the sensor, with k-nearest-neighbour queries.
+around the sensor, with exact k-nearest-neighbour queries.
 
-scipy has no incremental k-d tree (FAST-LIO2's ikd-tree), so the map keeps a k-d tree over
-most points and a small tree over the points added since, rebuilding the big one when the
-recent share grows past `rebuild_fraction`. Memory stays flat: points leaving the box are dropped.
+The search structure is a hash grid of 2x2x2-voxel cells (voxel_grid.py), grown in place as
+points arrive (FAST-LIO2's ikd-tree is incremental too; scipy's k-d trees are not). Memory stays
+flat: points leaving the box are dropped and the grid is rebuilt over the rest.
 """
 from __future__ import annotations
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 from coin_lio.config import MapConfig
-from coin_lio.core.plane_kernel import merge_knn
 from coin_lio.core.static_confirmation import StaticConfirmation
+from coin_lio.core.voxel_grid import VoxelGrid
 from coin_lio.core.voxel_kernel import BITS as _BITS
 from coin_lio.core.voxel_kernel import OFFSET as _OFFSET
 from coin_lio.core.voxel_kernel import voxel_downsample_kernel
+
+CELL_VOXELS = 2      # search cells of 2x2x2 map voxels: fewest cells x points visited per query
 
 
 def voxel_keys(points: np.ndarray, size: float) -> np.ndarray:
@@ -45,9 +46,7 @@ class LocalMap:
         self.cfg = cfg
         self.points = np.zeros((0, 3))
         self.keys = np.zeros(0, dtype=np.int64)       # sorted; keys[i] is not aligned with points
-        self._tree: cKDTree | None = None
-        self._n_tree = 0                               # points[:n_tree] are in the big tree
-        self._recent: cKDTree | None = None
+        self._grid = VoxelGrid(cfg.voxel_size, CELL_VOXELS)
         self._trim_centre: np.ndarray | None = None
         self.pending = StaticConfirmation(cfg.confirm_s) if cfg.confirm_s > 0 else None
 
@@ -73,7 +72,7 @@ class LocalMap:
             return 0
         self.points = np.vstack([self.points, pts])
         self.keys = np.insert(self.keys, np.searchsorted(self.keys, keys), keys)
-        self._refresh_trees()
+        self._grid.add(self.points)
         return len(pts)
 
     def trim(self, centre: np.ndarray) -> int:
@@ -86,17 +85,8 @@ class LocalMap:
         if dropped:
             self.points = self.points[keep]
             self.keys = np.sort(voxel_keys(self.points, self.cfg.voxel_size))
-            self._tree, self._n_tree, self._recent = None, 0, None
-            self._refresh_trees()
+            self._grid.rebuild(self.points)
         return dropped
-
-    def _refresh_trees(self) -> None:
-        n = len(self.points)
-        if self._tree is None or (n - self._n_tree) > self.cfg.rebuild_fraction * max(self._n_tree, 1):
-            self._tree = cKDTree(self.points, balanced_tree=False, compact_nodes=True) if n else None
-            self._n_tree, self._recent = n, None
-        elif n > self._n_tree:
-            self._recent = cKDTree(self.points[self._n_tree:])
 
     def has_point_near(self, queries: np.ndarray) -> np.ndarray:
         """(Q,) bool: a map point within one voxel size of each query (Q, 3)."""
@@ -106,17 +96,7 @@ class LocalMap:
     def knn(self, queries: np.ndarray, k: int, max_dist: float = np.inf) -> tuple[np.ndarray, np.ndarray]:
         """(squared distances (Q, k), indices (Q, k) into self.points); inf/len when missing.
 
-        max_dist bounds the search (m): neighbours farther are reported missing, which prunes
-        the tree walk a lot.
+        max_dist bounds the search (m): neighbours farther are reported missing, which keeps the
+        search to the cells around each query.
         """
-        Q = len(queries)
-        if self._tree is None or Q == 0:
-            return np.full((Q, k), np.inf), np.full((Q, k), len(self.points), dtype=np.int64)
-        d, i = self._tree.query(queries, k=k, distance_upper_bound=max_dist)
-        d, i = d.reshape(Q, -1), i.reshape(Q, -1)
-        if self._recent is not None:
-            kr = min(k, self._recent.n)
-            d2, i2 = self._recent.query(queries, k=kr, distance_upper_bound=max_dist)
-            # a missing neighbour is inf with index n_recent: shifted, that is len(points)
-            d, i = merge_knn(d, i, d2.reshape(Q, -1), i2.reshape(Q, -1), self._n_tree, k)
-        return d**2, i
+        return self._grid.knn(self.points, queries, k, max_dist)

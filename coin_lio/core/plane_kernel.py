@@ -1,6 +1,6 @@
-"""Compiled (numba) kernels of the point-to-plane search: merging two k-NN answers and fitting one
-plane per scan point. The numpy versions spent ~9 ms per 4000-point scan in temporaries (gather,
-centroid, scatter, eigenvector, planarity) around a 3.4 ms tree query; here they are one pass.
+"""Compiled (numba) kernel of the point-to-plane search: fitting one plane per scan point. The numpy
+version spent ~9 ms per 4000-point scan in temporaries (gather, centroid, scatter, eigenvector,
+planarity) around the neighbour search; here they are one pass.
 
 Compiled on first use and cached beside this file (numba cache=True; NUMBA_CACHE_DIR elsewhere).
 """
@@ -8,30 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def merge_knn(d_a: np.ndarray, i_a: np.ndarray, d_b: np.ndarray, i_b: np.ndarray,
-              offset_b: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The k smallest of two ascending k-NN answers per query: (Q, ka) and (Q, kb) distances and
-    indices; i_b is shifted by offset_b. Returns (Q, k) distances, (Q, k) indices."""
-    Q, ka = d_a.shape
-    kb = d_b.shape[1]
-    d = np.empty((Q, k))
-    idx = np.empty((Q, k), dtype=np.int64)
-    for q in range(Q):
-        a = 0
-        b = 0
-        for j in range(k):
-            if b >= kb or (a < ka and d_a[q, a] <= d_b[q, b]):
-                d[q, j] = d_a[q, a]
-                idx[q, j] = i_a[q, a]
-                a += 1
-            else:
-                d[q, j] = d_b[q, b]
-                idx[q, j] = i_b[q, b] + offset_b
-                b += 1
-    return d, idx
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
