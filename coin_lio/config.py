@@ -174,12 +174,18 @@ class PhotometricConfig:
     # while moving objects are seen (free-space returns in the last 10 scans), patches whose
     # residual per unit of gradient exceeds this x the median patch's sit out the update (0: never)
     residual_gate: float = 2.0
+    # always: patches near which something moved since the last scan sit out: at least this many
+    # pixels of the window around the patch (its brightness window) changed range by more than
+    # max(change_margin m, 10 %) beyond the window's common change (0: never; change_kernel.py)
+    change_gate_px: int = 8
+    change_margin: float = 0.5
     filter: ImageFilterConfig = field(default_factory=ImageFilterConfig)
     mask: MaskConfig = field(default_factory=MaskConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
 
     def __post_init__(self) -> None:
         _check(self.linger_scans >= 1 and self.residual_gate >= 0, "linger_scans >= 1, residual_gate >= 0")
+        _check(self.change_gate_px >= 0 and self.change_margin > 0, "change_gate_px >= 0, change_margin > 0")
         _check(self.photo_scale > 0 and self.patch_size >= 3 and self.patch_size % 2 == 1,
                "photo_scale must be > 0 and patch_size odd >= 3")
         _check(self.max_age >= 1 and -1 <= self.ncc_threshold < 1 and self.occlusion_threshold > 0

@@ -84,10 +84,12 @@ class PhotometricTracker:
         self.stats = {"tracked": 0, "new": 0, "residuals": 0, "dropped": {}}
         self.gate_active = False                 # set by the pipeline while moving objects are seen
         self._gated: np.ndarray | None = None    # (patches,) bool
+        self._uv_range: np.ndarray | None = None # (H, W) m: the range image patches.uv are pixels of
 
     def reset(self) -> None:
         self.patches = PatchSet.empty(self.cfg.patch_size ** 2)
         self.frame = None
+        self._uv_range = None
 
     # ---- per scan ----------------------------------------------------------------------------
     def prepare(self, cloud: np.ndarray, times: np.ndarray, track: ImuTrack, end_prior: NavState,
@@ -180,26 +182,47 @@ class PhotometricTracker:
         if not valid.any():
             return Measurements(np.zeros(0), np.zeros((0, 6)), np.ones(0))
         sel = np.flatnonzero(valid)
-        if self.gate_active:                      # moving objects in view: outlier patches sit out
-            sel = sel[self._gate(sel, inten, gu[sel], gv[sel])]
+        if self.gate_active or self.cfg.change_gate_px > 0:   # moving objects: their patches sit out
+            sel = sel[self._gate(sel, inten, gu[sel], gv[sel], uv[:, uv.shape[1] // 2])]
         r = res[sel].reshape(-1)
         H = H[sel].reshape(-1, 6)
         s = self.cfg.photo_scale
         return Measurements(s * r, s * H, np.full(r.size, self.noise))
 
-    def _gate(self, sel: np.ndarray, inten: np.ndarray, gu: np.ndarray, gv: np.ndarray) -> np.ndarray:
-        """(S,) bool over sel: patches whose residual RMS per unit of their gradient RMS (a pose
-        error of d pixels gives about |grad| x d on every patch) is at most residual_gate x the
-        median patch's; decided once per scan at the first linearisation (the prior) and kept for
-        the iterations. A patch a person or a car walks into, or next to (the brightness
-        normalisation's window), disagrees with every other patch at once."""
+    def _gate(self, sel: np.ndarray, inten: np.ndarray, gu: np.ndarray, gv: np.ndarray,
+              centre_uv: np.ndarray) -> np.ndarray:
+        """(S,) bool over sel: the patches that stay in the update, decided once per scan at the
+        first linearisation (the prior) and kept for the iterations. Out go, while moving objects
+        are seen (gate_active), patches whose residual RMS per unit of their gradient RMS (a pose
+        error of d pixels gives about |grad| x d on every patch) exceeds residual_gate x the median
+        patch's: a patch a person or a car walks into, or next to (the brightness normalisation's
+        window), disagrees with every other patch at once; and always, patches near which the range
+        image changed since the last scan (_moved_near; centre_uv (M, 2) this scan's centres)."""
         if self._gated is None or len(self._gated) != len(self.patches):
             rms = np.sqrt(np.mean((inten[sel] - self.patches.ref[sel]) ** 2, axis=1))   # (S,)
             ratio = rms / (np.sqrt(np.mean(gu ** 2 + gv ** 2, axis=1)) + 1.0)
             self._gated = np.ones(len(self.patches), bool)
-            if len(sel) >= 5:
+            if self.gate_active and len(sel) >= 5 and self.cfg.residual_gate > 0:
                 self._gated[sel[ratio > self.cfg.residual_gate * max(float(np.median(ratio)), 0.05)]] = False
+            self._gated &= ~self._moved_near(centre_uv)
         return self._gated[sel]
+
+    def _moved_near(self, centre_uv: np.ndarray) -> np.ndarray:
+        """(patches,) bool: something moved in the patch's brightness window since the last scan
+        (centre_uv (M, 2): the patches' centres in this scan at the prior)."""
+        from coin_lio.photometric.change_kernel import window_change
+
+        c = self.cfg
+        if c.change_gate_px <= 0 or self._uv_range is None or len(self.patches.uv) != len(centre_uv):
+            return np.zeros(len(centre_uv), bool)
+        bw = c.filter.brightness_window
+        changed, _ = window_change(np.ascontiguousarray(self.frame.range, np.float32),
+                                   np.ascontiguousarray(centre_uv, np.float64),
+                                   np.ascontiguousarray(self._uv_range, np.float32),
+                                   np.ascontiguousarray(self.patches.uv, np.float64),
+                                   bw[0] // 2 + c.patch_size // 2, bw[1] // 2 + c.patch_size // 2,
+                                   c.change_margin, 0.1)
+        return changed >= c.change_gate_px
 
     def _project(self, x: NavState, world: np.ndarray):
         """world (M, P, 3) -> p_t (M, P, 3) in LiDAR(t), k (M*P,) the pixel time's index into
@@ -245,6 +268,7 @@ class PhotometricTracker:
             self.patches.uv = centre[keep]
         self.stats["tracked"] = len(self.patches)
         self.stats["new"] = self._select(x, weak_world, static)
+        self._uv_range = f.range                 # patches.uv: pixels of this scan's image
 
     def _select(self, x: NavState, weak_world: np.ndarray, static=None) -> int:
         from coin_lio.photometric.features import (detect_candidates, dominant_directions,
