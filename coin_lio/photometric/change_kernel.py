@@ -36,16 +36,25 @@ def window_change(range_now: np.ndarray, uv_now: np.ndarray, range_prev: np.ndar
         if not (np.isfinite(uv_now[i, 0]) and np.isfinite(uv_now[i, 1])
                 and np.isfinite(uv_prev[i, 0]) and np.isfinite(uv_prev[i, 1])):
             continue
-        un, vn = int(np.rint(uv_now[i, 0])), int(np.rint(uv_now[i, 1]))
-        up, vp = int(np.rint(uv_prev[i, 0])), int(np.rint(uv_prev[i, 1]))
+        un, vn = int(np.rint(uv_now[i, 0])) % w, int(np.rint(uv_now[i, 1]))
+        up, vp = int(np.rint(uv_prev[i, 0])) % w, int(np.rint(uv_prev[i, 1]))
         n = 0
         for dv in range(-half_v, half_v + 1):
             a, b = vn + dv, vp + dv
             if a < 0 or a >= h or b < 0 or b >= h:
                 continue
             for du in range(-half_u, half_u + 1):
-                r_now = range_now[a, (un + du) % w]
-                r_prev = range_prev[b, (up + du) % w]
+                cn, cp = un + du, up + du                    # columns, wrapped (half_u < w)
+                if cn < 0:
+                    cn += w
+                elif cn >= w:
+                    cn -= w
+                if cp < 0:
+                    cp += w
+                elif cp >= w:
+                    cp -= w
+                r_now = range_now[a, cn]
+                r_prev = range_prev[b, cp]
                 if r_now > 0 and r_prev > 0:
                     diff[n] = r_now - r_prev
                     rng[n] = min(r_now, r_prev)
