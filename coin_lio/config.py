@@ -239,6 +239,25 @@ class FreeSpaceConfig:
 
 
 @dataclass
+class StationaryConfig:
+    """Standing still (coin_lio/core/stationary.py): while the IMU shows no motion over a scan and
+    the velocity estimate is near zero, the pose is held and the velocity set to zero instead of
+    registering the scan: people or cars passing a robot that waits cannot drag its pose along."""
+
+    enabled: bool = True
+    max_gyro: float = 0.02       # rad/s: mean bias-corrected turn rate over the scan's IMU readings
+    max_acc: float = 0.05        # m/s^2: mean linear acceleration (gravity removed) at most this ...
+    max_acc_std: float = 0.1     # m/s^2: ... and its spread over the readings (vibration) at most this
+    max_speed: float = 0.05      # m/s: the velocity estimate at the prior at most this
+    min_samples: int = 5         # IMU readings the scan must hold to judge
+
+    def __post_init__(self) -> None:
+        _check(self.max_gyro > 0 and self.max_acc > 0 and self.max_acc_std > 0 and self.max_speed > 0,
+               "stationary: thresholds must be > 0")
+        _check(self.min_samples >= 2, "stationary: min_samples must be >= 2")
+
+
+@dataclass
 class LioConfig:
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     imu: ImuConfig = field(default_factory=ImuConfig)
@@ -250,6 +269,7 @@ class LioConfig:
     photometric: PhotometricConfig = field(default_factory=PhotometricConfig)
     input_check: InputCheckConfig = field(default_factory=InputCheckConfig)
     free_space: FreeSpaceConfig = field(default_factory=FreeSpaceConfig)
+    stationary: StationaryConfig = field(default_factory=StationaryConfig)
 
 
 NODE_NAME = "coin_lio_node"

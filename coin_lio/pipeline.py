@@ -19,7 +19,8 @@ from coin_lio.core.imu_propagation import ImuInitializer, ImuSample, propagate
 from coin_lio.core.local_map import LocalMap, voxel_downsample
 from coin_lio.core.free_space import FreeSpaceCheck
 from coin_lio.core.geometric_residuals import GeometricResiduals
-from coin_lio.core.state import NavState
+from coin_lio.core.state import VEL, NavState
+from coin_lio.core.stationary import is_stationary
 from coin_lio.core.time_offset import TimeOffsetEstimator
 from coin_lio.imu_saturation import ImuSaturation
 from coin_lio.io.cloud_kernel import select_and_fill, select_points
@@ -45,7 +46,10 @@ class ScanResult:
     image: np.ndarray | None = None          # (H, W) float32 filtered intensity image
     patch_uv: np.ndarray | None = None       # (M, 2) patch centres in that image
     in_free_space: int = -1                  # registered points in space seen free before (-1: not checked)
+    stationary: bool = False                 # standing still: pose held, velocity zeroed, scan not registered
 
+
+ZUPT_SIGMA = 0.01    # m/s: the velocity's uncertainty after a zero-velocity update
 
 class LioPipeline:
     name = "coin_lio_geometric"
@@ -250,6 +254,8 @@ class LioPipeline:
 
         geo = GeometricResiduals(body, self.map, self.cfg)
         n_photo = [0]
+        still = is_stationary(np.array([s.gyro for s in imu_window]),
+                              self.acc_scale * np.array([s.acc for s in imu_window]), x_prop, self.cfg.stationary)
 
         def measure(x: NavState, it: int) -> Measurements:
             g = geo(x, it)
@@ -264,22 +270,28 @@ class LioPipeline:
                                 np.concatenate([g.var, p.var]))
 
         t1 = time.perf_counter()
-        try:
-            res = iterated_update(x_prop, P_prop, measure, self.cfg.update)
-        except (np.linalg.LinAlgError, FloatingPointError) as exc:
-            self.events.append(("update_failed", f"update failed ({exc}): IMU-only pose"))
-            res = None
+        res = None
+        if still:   # standing still: a zero-velocity update instead of the scan; planes for the report
+            res = iterated_update(x_prop, P_prop, _zero_velocity, self.cfg.update)
+            geo(res.state, 0)
+        else:
+            try:
+                res = iterated_update(x_prop, P_prop, measure, self.cfg.update)
+            except (np.linalg.LinAlgError, FloatingPointError) as exc:
+                self.events.append(("update_failed", f"update failed ({exc}): IMU-only pose"))
         tm["update"] = _ms(t1) - geo.search_ms - tm.get("photometric", 0.0)
         tm["nearest_neighbours"] = geo.search_ms
         status = "tracked"
-        if res is None or not res.state.is_finite() or len(geo.planes) < 20:
+        if still:
+            x_new, P_new, meas = res.state, res.P, geo.last
+        elif res is None or not res.state.is_finite() or len(geo.planes) < 20:
             status = "degraded"
             if res is not None and len(geo.planes) < 20:
                 self.events.append(("few_residuals", f"only {len(geo.planes)} plane matches: IMU-only pose"))
             x_new, P_new, meas = x_prop, P_prop, None
         else:
             x_new, P_new, meas = res.state, res.P, geo.last
-        self._estimate_time_offset(x_new, t_end, status == "tracked", imu_window)
+        self._estimate_time_offset(x_new, t_end, status == "tracked" and not still, imu_window)
         self._commit(x_new, P_new, t_end)
         t1 = time.perf_counter()
         world = _to_world(x_new, body)
@@ -291,7 +303,7 @@ class LioPipeline:
             degen = analyse(information_6(meas.H, meas.var), geo.last_normals, self.cfg.degeneracy)
         out = ScanResult(t_end, status, x_new.lidar_pose(), x_new, degen, len(body), len(geo.planes),
                          res.iterations if res else 0, bool(res and res.converged), tm, world,
-                         P_new[:6, :6].copy(), num_photometric=n_photo[0])
+                         P_new[:6, :6].copy(), num_photometric=n_photo[0], stationary=still)
         if on_demand and self.photo is not None:   # the photometric part where geometry is weak
             if degen is not None and bool(np.any(degen.weak)):
                 if photo is None and self._photo_linger == 0:   # resting until now: patches for the next scan
@@ -395,6 +407,13 @@ class LioPipeline:
         if window[-1].t < t1 - self.cfg.imu.max_gap:
             self.events.append(("imu_behind", f"IMU ends {t1 - window[-1].t:.2f} s before the scan"))
         return window
+
+
+def _zero_velocity(x: NavState, iteration: int) -> Measurements:
+    """The zero-velocity update's measurement: the velocity (3 rows) is zero to ZUPT_SIGMA."""
+    H = np.zeros((3, VEL.stop))
+    H[:, VEL] = np.eye(3)
+    return Measurements(x.vel.copy(), H, np.full(3, ZUPT_SIGMA**2))
 
 
 def _to_world(x: NavState, body: np.ndarray) -> np.ndarray:
