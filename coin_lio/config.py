@@ -241,8 +241,9 @@ class FreeSpaceConfig:
 @dataclass
 class StationaryConfig:
     """Standing still (coin_lio/core/stationary.py): while the IMU shows no motion over a scan and
-    the velocity estimate is near zero, the pose is held and the velocity set to zero instead of
-    registering the scan: people or cars passing a robot that waits cannot drag its pose along."""
+    the velocity estimate is near zero, the update adds a zero-velocity row set and holds the
+    position at the prior (the scan still corrects the attitude): people or cars passing a robot
+    that waits cannot drag its pose along."""
 
     enabled: bool = True
     max_gyro: float = 0.02       # rad/s: mean bias-corrected turn rate over the scan's IMU readings

@@ -97,7 +97,7 @@ def run(bag: Path, cfg: NodeConfig, out: Path, gt_path: Path | None = None,
                             "points": res.num_points, "residuals": res.num_residuals,
                             "iterations": res.iterations, "photometric_rows": res.num_photometric,
                             "patches_tracked": res.num_tracked_patches, "patches_new": res.num_new_patches,
-                            "in_free_space": res.in_free_space,
+                            "in_free_space": res.in_free_space, "stationary": int(res.stationary),
                             **{f"{k}_ms": v for k, v in res.timings_ms.items()}})
         d = res.degeneracy
         degen_file.write(json.dumps({

@@ -19,7 +19,7 @@ from coin_lio.core.imu_propagation import ImuInitializer, ImuSample, propagate
 from coin_lio.core.local_map import LocalMap, voxel_downsample
 from coin_lio.core.free_space import FreeSpaceCheck
 from coin_lio.core.geometric_residuals import GeometricResiduals
-from coin_lio.core.state import VEL, NavState
+from coin_lio.core.state import POS, VEL, NavState
 from coin_lio.core.stationary import is_stationary
 from coin_lio.core.time_offset import TimeOffsetEstimator
 from coin_lio.imu_saturation import ImuSaturation
@@ -46,10 +46,11 @@ class ScanResult:
     image: np.ndarray | None = None          # (H, W) float32 filtered intensity image
     patch_uv: np.ndarray | None = None       # (M, 2) patch centres in that image
     in_free_space: int = -1                  # registered points in space seen free before (-1: not checked)
-    stationary: bool = False                 # standing still: pose held, velocity zeroed, scan not registered
+    stationary: bool = False                 # standing still: velocity zero, position held (the attitude from the scan)
 
 
-ZUPT_SIGMA = 0.01    # m/s: the velocity's uncertainty after a zero-velocity update
+ZUPT_SIGMA = 0.01    # m/s: standing still, the velocity is zero to this ...
+HOLD_SIGMA = 0.001   # m: ... and the position stays at the prior's to this
 
 class LioPipeline:
     name = "coin_lio_geometric"
@@ -270,21 +271,17 @@ class LioPipeline:
                                 np.concatenate([g.var, p.var]))
 
         t1 = time.perf_counter()
-        res = None
-        if still:   # standing still: a zero-velocity update instead of the scan; planes for the report
-            res = iterated_update(x_prop, P_prop, _zero_velocity, self.cfg.update)
-            geo(res.state, 0)
-        else:
-            try:
-                res = iterated_update(x_prop, P_prop, measure, self.cfg.update)
-            except (np.linalg.LinAlgError, FloatingPointError) as exc:
-                self.events.append(("update_failed", f"update failed ({exc}): IMU-only pose"))
+        # standing still: the scan's rows plus a zero-velocity update, the position held at the prior
+        update_rows = (lambda x, it: _held(measure(x, it), x, x_prop)) if still else measure
+        try:
+            res = iterated_update(x_prop, P_prop, update_rows, self.cfg.update)
+        except (np.linalg.LinAlgError, FloatingPointError) as exc:
+            self.events.append(("update_failed", f"update failed ({exc}): IMU-only pose"))
+            res = None
         tm["update"] = _ms(t1) - geo.search_ms - tm.get("photometric", 0.0)
         tm["nearest_neighbours"] = geo.search_ms
         status = "tracked"
-        if still:
-            x_new, P_new, meas = res.state, res.P, geo.last
-        elif res is None or not res.state.is_finite() or len(geo.planes) < 20:
+        if res is None or not res.state.is_finite() or len(geo.planes) < 20:
             status = "degraded"
             if res is not None and len(geo.planes) < 20:
                 self.events.append(("few_residuals", f"only {len(geo.planes)} plane matches: IMU-only pose"))
@@ -409,11 +406,17 @@ class LioPipeline:
         return window
 
 
-def _zero_velocity(x: NavState, iteration: int) -> Measurements:
-    """The zero-velocity update's measurement: the velocity (3 rows) is zero to ZUPT_SIGMA."""
-    H = np.zeros((3, VEL.stop))
-    H[:, VEL] = np.eye(3)
-    return Measurements(x.vel.copy(), H, np.full(3, ZUPT_SIGMA**2))
+def _held(m: Measurements, x: NavState, x_prop: NavState) -> Measurements:
+    """Standing still: the scan's rows m (pose columns) plus a zero-velocity update (the velocity
+    is zero to ZUPT_SIGMA) and the position held at the prior x_prop (to HOLD_SIGMA), so people
+    passing cannot drag the pose while the scan still corrects the attitude."""
+    cols = VEL.stop
+    H = np.zeros((len(m.h) + 6, cols))
+    H[:len(m.h), :m.H.shape[1]] = m.H
+    H[len(m.h):len(m.h) + 3, VEL] = np.eye(3)
+    H[len(m.h) + 3:, POS] = np.eye(3)
+    return Measurements(np.concatenate([m.h, x.vel, x.pos - x_prop.pos]), H,
+                        np.concatenate([m.var, np.full(3, ZUPT_SIGMA**2), np.full(3, HOLD_SIGMA**2)]))
 
 
 def _to_world(x: NavState, body: np.ndarray) -> np.ndarray:

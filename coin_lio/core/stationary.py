@@ -8,8 +8,8 @@ the one motion the IMU measures without drift: a mean turn rate near zero and an
 that reads gravity and nothing else (as a vector: a gentle start changes the accelerometer's norm
 by a^2 / 2g, nothing). Cruising at constant velocity reads the same, hence the second condition:
 the velocity estimate at the prior must be near zero too (a robot comes to rest through a
-deceleration the filter integrates). Then the pipeline runs a zero-velocity update instead of
-registering the scan: the pose stays where the IMU keeps it. Pure numpy.
+deceleration the filter integrates). Then the pipeline's update adds a zero-velocity update and
+holds the position at the prior; the scan's rows still correct the attitude. Pure numpy.
 """
 from __future__ import annotations
 
