@@ -7,7 +7,7 @@ import numpy as np
 
 from coin_lio.config import PhotometricConfig
 from coin_lio.core.photometric import PatchSet, PhotometricTracker
-from coin_lio.photometric.change_kernel import window_change
+from coin_lio.photometric.change_kernel import range_bounds, window_change
 
 M, P = 20, 25
 
@@ -55,7 +55,7 @@ def test_window_change_ignores_ego_motion_and_one_dust_return_but_sees_a_walker(
     now[38, 713] = 1.5                               # one dust return beside patch 1
     now[25:38, 490:496] = 4.0                        # a person beside patch 0 (6 x 13 px)
     now[28:36, 0:4] = 3.0                            # and one beside patch 3, across the seam
-    changed, compared = window_change(now, uv_now, prev, uv_prev, 22, 5, 0.5, 0.1)
+    changed, compared = window_change(now, uv_now, prev, *range_bounds(prev), uv_prev, 22, 5, 0.5, 0.1)
     assert (compared == 45 * 11).all()
     assert changed[0] >= 60 and changed[3] >= 24
     assert changed[1] == 1 and changed[2] == 0

@@ -13,17 +13,44 @@ Compiled on first use and cached beside this file (numba cache=True).
 """
 from __future__ import annotations
 
+import cv2
 import numpy as np
 from numba import njit
 
 
+def range_bounds(range_img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(nearest, farthest) return (H, W) float32 m of each pixel and the pixels above and below it
+    in range_img (0: no return, left out; nearest > farthest where none has one). Vertical only:
+    the rows are what spans metres on ground seen at grazing incidence, and a walker crossing the
+    view changes columns, which a horizontal tolerance would hide."""
+    img = np.ascontiguousarray(range_img, dtype=np.float32)
+    kernel = np.ones((3, 1), np.uint8)
+    lo = cv2.erode(np.where(img > 0, img, np.float32(np.inf)), kernel, borderType=cv2.BORDER_REPLICATE)
+    hi = cv2.dilate(img, kernel, borderType=cv2.BORDER_REPLICATE)
+    return lo, hi
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _wrap(u: int, w: int) -> int:
+    """Column u of a panorama w wide (u within one turn of [0, w))."""
+    if u < 0:
+        return u + w
+    if u >= w:
+        return u - w
+    return u
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
-def window_change(range_now: np.ndarray, uv_now: np.ndarray, range_prev: np.ndarray, uv_prev: np.ndarray,
-                  half_u: int, half_v: int, margin_m: float, margin_rel: float) -> tuple[np.ndarray, np.ndarray]:
+def window_change(range_now: np.ndarray, uv_now: np.ndarray, range_prev: np.ndarray, prev_lo: np.ndarray,
+                  prev_hi: np.ndarray, uv_prev: np.ndarray, half_u: int, half_v: int, margin_m: float,
+                  margin_rel: float) -> tuple[np.ndarray, np.ndarray]:
     """For each patch, (changed, compared): pixels of the (2 half_v + 1) x (2 half_u + 1) window
     around its centre uv_now (M, 2) in range_now (H, W) m and around uv_prev (M, 2) in range_prev,
-    with a return in both; changed: those whose range difference departs from the window's median
-    difference by more than max(margin_m, margin_rel x range). u wraps (a panorama); rows outside
+    with a return in both; changed: those whose range, less the window's median difference (the
+    sensor's own motion), lies outside [prev_lo, prev_hi] of the same pixel (the last scan's
+    nearest and farthest return of it and its vertical neighbours: range_bounds) by more than
+    max(margin_m, margin_rel x range). The window's pixels are matched to half a pixel, and on
+    ground seen at grazing incidence one row is metres of range. u wraps (a panorama); rows outside
     either image and non-finite centres are skipped. Returns two (M,) int64 arrays."""
     h, w = range_now.shape
     m = uv_now.shape[0]
@@ -32,6 +59,8 @@ def window_change(range_now: np.ndarray, uv_now: np.ndarray, range_prev: np.ndar
     n_win = (2 * half_u + 1) * (2 * half_v + 1)
     diff = np.empty(n_win)
     rng = np.empty(n_win)
+    low = np.empty(n_win)
+    high = np.empty(n_win)
     for i in range(m):
         if not (np.isfinite(uv_now[i, 0]) and np.isfinite(uv_now[i, 1])
                 and np.isfinite(uv_prev[i, 0]) and np.isfinite(uv_prev[i, 1])):
@@ -44,20 +73,16 @@ def window_change(range_now: np.ndarray, uv_now: np.ndarray, range_prev: np.ndar
             if a < 0 or a >= h or b < 0 or b >= h:
                 continue
             for du in range(-half_u, half_u + 1):
-                cn, cp = un + du, up + du                    # columns, wrapped (half_u < w)
-                if cn < 0:
-                    cn += w
-                elif cn >= w:
-                    cn -= w
-                if cp < 0:
-                    cp += w
-                elif cp >= w:
-                    cp -= w
-                r_now = range_now[a, cn]
-                r_prev = range_prev[b, cp]
-                if r_now > 0 and r_prev > 0:
+                r_now = range_now[a, _wrap(un + du, w)]
+                if not r_now > 0:
+                    continue
+                c = _wrap(up + du, w)
+                r_prev, lo, hi = range_prev[b, c], prev_lo[b, c], prev_hi[b, c]
+                if r_prev > 0 and lo <= hi:
                     diff[n] = r_now - r_prev
-                    rng[n] = min(r_now, r_prev)
+                    rng[n] = r_now
+                    low[n] = lo
+                    high[n] = hi
                     n += 1
         compared[i] = n
         if n == 0:
@@ -65,7 +90,9 @@ def window_change(range_now: np.ndarray, uv_now: np.ndarray, range_prev: np.ndar
         med = np.median(diff[:n])
         c = 0
         for j in range(n):
-            if abs(diff[j] - med) > max(margin_m, margin_rel * rng[j]):
+            tol = max(margin_m, margin_rel * rng[j])
+            r_then = rng[j] - med                    # this range, the sensor's own motion taken out
+            if r_then < low[j] - tol or r_then > high[j] + tol:
                 c += 1
         changed[i] = c
     return changed, compared
