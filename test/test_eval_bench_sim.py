@@ -55,6 +55,14 @@ def test_effect_variants_name_and_configure_their_sequences():
     assert len(bench_sim.make_config(specs[2], 2.0, 32, 512).effects.enabled()) == 7
     with pytest.raises(ValueError, match="unknown effects variant"):
         bench_sim.parse_sequences("tunnel", effects="rain")
+    # combinations of single effects: realistic less one, to find which ones interact
+    combo = bench_sim.parse_sequences("field", effects="knocks+offset")[0]
+    assert combo.name == "field_smooth+knocks+offset"
+    effects = bench_sim.make_config(combo, 2.0, 32, 512).effects
+    assert sorted(effects.enabled()) == sorted(["imu_time_offset", "imu_saturation", "knocks"])
+    for bad in ("knocks+rain", "realistic+movers", "knocks+"):
+        with pytest.raises(ValueError, match="unknown effects variant"):
+            bench_sim.parse_sequences("field", effects=bad)
 
 
 def test_method_discovery(methods):

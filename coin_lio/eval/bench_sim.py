@@ -254,8 +254,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="IMU noise of the sequences (non-default: DATA/<name>_imu-<preset>)")
     p.add_argument("--effects", default="none",
                    help="comma-separated real-sensor effect variants, each run on every scene: "
-                        + ", ".join(EFFECTS) + " (coin_lio.eval.sim_sequences.sensor_effects; "
-                        "non-default: DATA/<name>+<variant>)")
+                        + ", ".join(EFFECTS) + ", or single ones joined by + (knocks+movers; "
+                        "coin_lio.eval.sim_sequences.sensor_effects; non-default: DATA/<name>+<variant>)")
     p.add_argument("--set", action="append", default=[], metavar="METHOD.OPTION=VALUE",
                    help="method option over DEFAULT_OPTIONS, value parsed as JSON (repeatable)")
     p.add_argument("--rpe-delta", type=float, default=10.0, help="RPE segment length [m]")

@@ -47,9 +47,11 @@ def sensor_effects(name: str, cols: int):
                 "movers": dict(pedestrians_per_min=r.pedestrians_per_min, vehicles_per_min=r.vehicles_per_min)}
     if name == "realistic":
         return r
-    if name not in variants:
-        raise ValueError(f"unknown effects variant '{name}', choose from {EFFECTS}")
-    return SensorEffects(**variants[name])
+    parts = name.split("+")                      # a combination: "knocks+offset"
+    unknown = [n for n in parts if n not in variants]
+    if unknown:
+        raise ValueError(f"unknown effects variant '{unknown[0]}', choose from {EFFECTS} or a+b of them")
+    return SensorEffects(**{k: v for n in parts for k, v in variants[n].items()})
 
 
 @dataclass(frozen=True)
@@ -70,8 +72,8 @@ def parse_sequences(text: str, imu: str = DEFAULT_IMU, effects: str = "none") ->
     -> every sequence with each of those effect variants."""
     variants = [e.strip() for e in (effects or "none").split(",") if e.strip()]
     for e in variants:
-        if e not in EFFECTS:
-            raise ValueError(f"unknown effects variant '{e}', choose from {EFFECTS}")
+        if e not in EFFECTS and not all(part in EFFECTS[1:8] for part in e.split("+")):
+            raise ValueError(f"unknown effects variant '{e}', choose from {EFFECTS} or a+b of them")
     if variants != ["none"]:
         from dataclasses import replace
 
