@@ -199,10 +199,10 @@ class PhotometricTracker:
         window), disagrees with every other patch at once; and always, patches near which the range
         image changed since the last scan (_moved_near; centre_uv (M, 2) this scan's centres)."""
         if self._gated is None or len(self._gated) != len(self.patches):
-            rms = np.sqrt(np.mean((inten[sel] - self.patches.ref[sel]) ** 2, axis=1))   # (S,)
-            ratio = rms / (np.sqrt(np.mean(gu ** 2 + gv ** 2, axis=1)) + 1.0)
             self._gated = np.ones(len(self.patches), bool)
             if self.gate_active and len(sel) >= 5 and self.cfg.residual_gate > 0:
+                rms = np.sqrt(np.mean((inten[sel] - self.patches.ref[sel]) ** 2, axis=1))   # (S,)
+                ratio = rms / (np.sqrt(np.mean(gu ** 2 + gv ** 2, axis=1)) + 1.0)
                 self._gated[sel[ratio > self.cfg.residual_gate * max(float(np.median(ratio)), 0.05)]] = False
             self._gated &= ~self._moved_near(centre_uv)
         return self._gated[sel]
