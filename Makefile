@@ -18,7 +18,7 @@ setup:
 	@bash scripts/setup.sh
 
 test: setup
-	$(PY) -m pytest test -q -p no:cacheprovider --timeout 600 $(PYTEST_ARGS)
+	$(PY) -m pytest test -q -rR -p no:cacheprovider --timeout 600 $(PYTEST_ARGS)
 
 test-fast: setup
 	$(PY) -m pytest test -q -p no:cacheprovider --timeout 600 -m "not graph" $(PYTEST_ARGS)
