@@ -96,6 +96,17 @@ def _push(best_d: np.ndarray, best_i: np.ndarray, found: int, k: int, d: float, 
     return found + 1 if found < k else k
 
 
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _offer(points: np.ndarray, p: int, qx: float, qy: float, qz: float, max_sq: float,
+           best_d: np.ndarray, best_i: np.ndarray, found: int, k: int) -> int:
+    """Map point p as a candidate neighbour of (qx, qy, qz): pushed when closer than max_sq."""
+    ex, ey, ez = points[p, 0] - qx, points[p, 1] - qy, points[p, 2] - qz
+    d = ex * ex + ey * ey + ez * ez
+    if d < max_sq:
+        return _push(best_d, best_i, found, k, d, p)
+    return found
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def grid_knn(points: np.ndarray, table: np.ndarray, cell_pts: np.ndarray,
              cell_n: np.ndarray, cell: float, queries: np.ndarray, order: np.ndarray, k: int,
@@ -133,11 +144,7 @@ def grid_knn(points: np.ndarray, table: np.ndarray, cell_pts: np.ndarray,
                                 n_buf += 1
         found = 0
         for j in range(n_buf):
-            p = buf[j]
-            ex, ey, ez = points[p, 0] - qx, points[p, 1] - qy, points[p, 2] - qz
-            d = ex * ex + ey * ey + ez * ez
-            if d < max_sq:
-                found = _push(best_d, best_i, found, k, d, p)
+            found = _offer(points, buf[j], qx, qy, qz, max_sq, best_d, best_i, found, k)
         # distance from the query to the block's boundary: nothing outside is closer
         bound = min(qx - (cx - 1) * cell, (cx + 2) * cell - qx, qy - (cy - 1) * cell,
                     (cy + 2) * cell - qy, qz - (cz - 1) * cell, (cz + 2) * cell - qz)
@@ -147,10 +154,7 @@ def grid_knn(points: np.ndarray, table: np.ndarray, cell_pts: np.ndarray,
             if r > MAX_SHELL:         # far from the map: every point
                 found = 0
                 for p in range(n):
-                    ex, ey, ez = points[p, 0] - qx, points[p, 1] - qy, points[p, 2] - qz
-                    d = ex * ex + ey * ey + ez * ez
-                    if d < max_sq:
-                        found = _push(best_d, best_i, found, k, d, p)
+                    found = _offer(points, p, qx, qy, qz, max_sq, best_d, best_i, found, k)
                 break
             for dx in range(-r, r + 1):
                 for dy in range(-r, r + 1):
@@ -160,11 +164,8 @@ def grid_knn(points: np.ndarray, table: np.ndarray, cell_pts: np.ndarray,
                         c = _lookup(table, shift, _key(cx + dx, cy + dy, cz + dz))
                         if c >= 0:
                             for j in range(cell_n[c]):
-                                p = cell_pts[c, j]
-                                ex, ey, ez = points[p, 0] - qx, points[p, 1] - qy, points[p, 2] - qz
-                                d = ex * ex + ey * ey + ez * ez
-                                if d < max_sq:
-                                    found = _push(best_d, best_i, found, k, d, p)
+                                found = _offer(points, cell_pts[c, j], qx, qy, qz, max_sq, best_d, best_i,
+                                               found, k)
             bound += cell
         for j in range(found):
             out_d[q, j] = best_d[j]
