@@ -14,7 +14,7 @@ from coin_lio.core.static_confirmation import StaticConfirmation
 from coin_lio.core.voxel_grid import VoxelGrid
 from coin_lio.core.voxel_kernel import BITS as _BITS
 from coin_lio.core.voxel_kernel import OFFSET as _OFFSET
-from coin_lio.core.voxel_kernel import voxel_downsample_kernel
+from coin_lio.core.voxel_kernel import pack_keys, voxel_downsample_kernel
 
 CELL_VOXELS = 2      # search cells of 2x2x2 map voxels: fewest cells x points visited per query
 
@@ -24,7 +24,7 @@ def voxel_keys(points: np.ndarray, size: float) -> np.ndarray:
     idx = np.floor(points / size).astype(np.int64) + _OFFSET
     if idx.size and (idx.min() < 0 or idx.max() >= (1 << _BITS)):
         raise ValueError("point outside the representable voxel range")
-    return (idx[:, 0] << (2 * _BITS)) | (idx[:, 1] << _BITS) | idx[:, 2]
+    return pack_keys(idx)
 
 
 def voxel_downsample(points: np.ndarray, size: float) -> np.ndarray:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from coin_lio.core.voxel_grid_kernel import grid_insert, grid_knn
-from coin_lio.core.voxel_kernel import BITS, OFFSET
+from coin_lio.core.voxel_kernel import OFFSET, pack_keys
 
 
 class VoxelGrid:
@@ -70,9 +70,8 @@ class VoxelGrid:
         if len(points) != self.n_points:
             raise ValueError("the grid does not index these points: add() them first")
         q = np.ascontiguousarray(queries, dtype=np.float64).reshape(-1, 3)
-        cells = np.floor(q / self.cell).astype(np.int64) + OFFSET
-        # queries cell by cell (the packed key orders as the cells; a query outside the
-        # representable range fails in the kernel's key as in the map's)
-        order = np.argsort((cells[:, 0] << (2 * BITS)) | (cells[:, 1] << BITS) | cells[:, 2], kind="stable")
+        # queries cell by cell (the packed key orders as the cells; packed as the kernel packs
+        # them, without a range check)
+        order = np.argsort(pack_keys(np.floor(q / self.cell).astype(np.int64) + OFFSET), kind="stable")
         return grid_knn(points, self.table, self.cell_pts, self.cell_n, self.cell,
                         q, order, int(k), float(max_dist))

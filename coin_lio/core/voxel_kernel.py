@@ -14,6 +14,12 @@ OFFSET = 1 << (BITS - 1)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
+def pack_keys(idx: np.ndarray) -> np.ndarray:
+    """int64 keys (N,) of integer cell coordinates (N, 3) already offset by OFFSET (BITS per axis;
+    the caller checks the range, or accepts that a coordinate outside it aliases)."""
+    return (idx[:, 0] << (2 * BITS)) | (idx[:, 1] << BITS) | idx[:, 2]
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def voxel_downsample_kernel(points: np.ndarray, size: float) -> tuple[np.ndarray, np.ndarray]:
     """(indices (M,) into points (N, 3), voxel keys (M,)): one point per voxel of edge size (m),
