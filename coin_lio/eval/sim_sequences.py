@@ -30,7 +30,8 @@ DEFAULT_IMU = "icm20948"   # the IMU of the simulated sensor (Ouster OS units); 
 # Real-sensor effect variants (--effects): each effect of coin_lio.sim alone at its realistic level
 # (SensorEffects.realistic(), stated in coin_lio/sim/sensor_effects.py), all of them together, and
 # a column window of half the sweep (a setting, not a defect: not part of "realistic").
-EFFECTS = ("none", "packets", "window", "offset", "knocks", "noise", "mixed", "movers", "realistic")
+SINGLE_EFFECTS = ("packets", "window", "offset", "knocks", "noise", "mixed", "movers")   # joinable: a+b
+EFFECTS = ("none", *SINGLE_EFFECTS, "realistic")
 
 
 def sensor_effects(name: str, cols: int):
@@ -72,7 +73,7 @@ def parse_sequences(text: str, imu: str = DEFAULT_IMU, effects: str = "none") ->
     -> every sequence with each of those effect variants."""
     variants = [e.strip() for e in (effects or "none").split(",") if e.strip()]
     for e in variants:
-        if e not in EFFECTS and not all(part in EFFECTS[1:8] for part in e.split("+")):
+        if e not in EFFECTS and not all(part in SINGLE_EFFECTS for part in e.split("+")):
             raise ValueError(f"unknown effects variant '{e}', choose from {EFFECTS} or a+b of them")
     if variants != ["none"]:
         from dataclasses import replace
