@@ -17,6 +17,7 @@ from coin_lio.core.deskew import deskew
 from coin_lio.core.iekf import Measurements, information_6, iterated_update
 from coin_lio.core.imu_propagation import ImuInitializer, ImuSample, propagate
 from coin_lio.core.local_map import LocalMap, voxel_downsample
+from coin_lio.core.map_seed import InitScans
 from coin_lio.core.free_space import FreeSpaceCheck
 from coin_lio.core.geometric_residuals import GeometricResiduals
 from coin_lio.core.state import POS, VEL, NavState
@@ -91,6 +92,7 @@ class LioPipeline:
         self.acc_scale = 1.0
         self.t_state: float | None = None          # time the state refers to
         self.map = LocalMap(self.cfg.map)
+        self.init_scans = InitScans(self.cfg.map.confirm_s)
         self.last_imu_t: float | None = None
         self.offset_estimator.reset()
         self.free_space.reset()
@@ -212,10 +214,12 @@ class LioPipeline:
                               "skipped", None, None, timings_ms=tm)
         t_end = float(times.max())
         if self.state is None:
-            if not self.init.ready:
+            if not self.init.ready:                   # at rest: held for the first map (map_seed.py)
+                self.init_scans.add(pts[voxel_downsample(pts, self.cfg.preprocess.scan_voxel)], t_end)
                 return ScanResult(t_end, "initialising", None, None, timings_ms=tm)
             if self.init.moving():
                 self.events.append(("init_moving", "IMU initialisation while moving: expect a biased start"))
+                self.init_scans.clear()
             self.state, self.P, self.acc_scale = self.init.initial_state()
             self.state.rot_il = self.T_imu_lidar[:3, :3].copy()
             self.state.pos_il = self.T_imu_lidar[:3, 3].copy()
@@ -245,9 +249,9 @@ class LioPipeline:
         if photo is not None:
             photo.gate_active = self._movers_seen > 0 and self.cfg.photometric.residual_gate > 0
 
-        if len(self.map) == 0:   # first scan: it becomes the map
+        if len(self.map) == 0:   # first scan: it (its static part) becomes the map
             self._commit(x_prop, P_prop, t_end)
-            self.map.insert(_to_world(x_prop, body))
+            self.init_scans.seed(self.map, lambda p: _to_world(x_prop, p), _to_world(x_prop, body), t_end)
             res0 = ScanResult(t_end, "mapped", x_prop.lidar_pose(), x_prop, num_points=len(body),
                               timings_ms=tm, points_world=_to_world(x_prop, body),
                               covariance=P_prop[:6, :6].copy())
