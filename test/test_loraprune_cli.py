@@ -24,7 +24,8 @@ def tiny_setup(tmp_path_factory):
 
 
 @pytest.mark.parametrize("method,recovery", [("loraprune", "corpus"), ("taylor", "corpus"),
-                                             ("streamed_taylor", "corpus"), ("llm_pruner", "distill")])
+                                             ("streamed_taylor", "corpus"), ("llm_pruner", "distill"),
+                                             ("loraprune", "corpus_kd")])
 def test_cli_prunes_and_writes_a_loadable_checkpoint(tiny_setup, method, recovery, capsys):
     from learned_nodes.llm.model_io import load_causal_lm
     from learned_nodes.loraprune.cli import main

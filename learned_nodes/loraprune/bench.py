@@ -78,6 +78,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                    default=["loraprune", "streamed_taylor", "taylor", "llm_pruner", "magnitude", "random"])
     p.add_argument("--distill-methods", nargs="*", default=[],
                    help="methods also run with data-free (distillation) recovery ('' none)")
+    p.add_argument("--kd-methods", nargs="*", default=[],
+                   help="methods also run with corpus distillation recovery (the dense model's "
+                        "distributions on the tuning corpus)")
+    p.add_argument("--kd-ce-weight", type=float, default=1.0,
+                   help="distillation recoveries: weight of the next-token loss beside the KL")
     p.add_argument("--conversations", type=int, default=256,
                    help="transcripts the dense teacher writes for data-free recovery")
     p.add_argument("--ratios", nargs="+", type=float, default=[0.5, 0.2])

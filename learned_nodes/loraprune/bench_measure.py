@@ -84,24 +84,28 @@ def evaluate(model, data: dict, args, tok=None, judge=None, ratio: float | None 
             "tokens_per_s": greedy_tokens_per_s(model, prompt_ids, args.gen_tokens, args.device)}
 
 
+RECOVERY_TAG = {"corpus": "", "distill": " (data-free)", "corpus_kd": " (corpus KD)"}
+
+
 def label_of(cfg) -> str:
-    """Row name of a run: the method, and "(data-free)" for distillation recovery."""
-    return cfg.method + (" (data-free)" if cfg.recovery == "distill" else "")
+    """Row name of a run: the method, tagged with a distillation recovery."""
+    return cfg.method + RECOVERY_TAG[cfg.recovery]
 
 
 def run_configs(args) -> list:
-    """Every run: lora_only per recovery, then per ratio each method with corpus recovery and the
-    --distill-methods with data-free recovery."""
+    """Every run: lora_only per recovery, then per ratio each method with corpus recovery, the
+    --distill-methods with data-free recovery and the --kd-methods with corpus distillation."""
     from learned_nodes.loraprune.config import PruneConfig
 
     common = dict(steps=args.steps, seq_len=args.seq_len, batch_size=args.batch_size, cooldown=args.cooldown,
-                  prune_every=args.prune_every, device=args.device, seed=args.seed, progress=not args.quiet)
-    recoveries = (["corpus"] if args.methods else []) + (["distill"] if args.distill_methods else [])
+                  prune_every=args.prune_every, device=args.device, seed=args.seed, progress=not args.quiet,
+                  kd_ce_weight=args.kd_ce_weight)
+    by_recovery = {"corpus": args.methods, "distill": args.distill_methods, "corpus_kd": args.kd_methods}
     cfgs = [PruneConfig(method="lora_only", ratio=0.0, recovery=rec, **common)
-            for rec in recoveries] if args.lora_only else []
+            for rec, methods in by_recovery.items() if methods] if args.lora_only else []
     for r in args.ratios:
-        cfgs += [PruneConfig(method=m, ratio=r, **common) for m in args.methods]
-        cfgs += [PruneConfig(method=m, ratio=r, recovery="distill", **common) for m in args.distill_methods]
+        cfgs += [PruneConfig(method=m, ratio=r, recovery=rec, **common)
+                 for rec, methods in by_recovery.items() for m in methods]
     return cfgs
 
 
@@ -139,9 +143,10 @@ def prune_and_measure(cfg, dense_dir: Path, data: dict, args, out: Path) -> dict
 
     model, tok = load_causal_lm(dense_dir, device=args.device, dtype=torch.float32)
     teacher = None
-    if cfg.recovery == "distill":
+    if cfg.uses_teacher:
         teacher, _ = load_causal_lm(dense_dir, device=args.device, dtype=torch.float32)
-    pruned, report = prune_tokens(model, data["generated" if teacher is not None else "train"], cfg, teacher)
+    pruned, report = prune_tokens(model, data["generated" if cfg.recovery == "distill" else "train"], cfg,
+                                  teacher)
     del teacher
     run = {"label": label_of(cfg), "method": cfg.method, "ratio": cfg.ratio, "recovery": cfg.recovery,
            "cooldown": cfg.cooldown, **evaluate(pruned, data, args, tok, ratio=cfg.ratio)}

@@ -4,6 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from learned_nodes.loraprune.config import RECOVERIES
+
 
 def _mb(n: float | None) -> str:
     return "-" if n is None else f"{n / 1e6:.1f}"
@@ -104,7 +106,7 @@ def targets(results: dict[str, Any]) -> list[str]:
                        f"({label(best)}: ok {bi['ok']:.0%} vs {di['ok']:.0%}, judge log-likelihood "
                        f"{bi['mean_loglik']:.3f} vs {di['mean_loglik']:.3f} nats/token)")
     for ratio in sorted({r["ratio"] for r in runs if r["ratio"] > 0}, reverse=True):
-        for rec in ("corpus", "distill"):
+        for rec in RECOVERIES:
             lp = same(runs, "loraprune", ratio, rec)
             for base in ("llm_pruner", "taylor"):
                 b = same(runs, base, ratio, rec)

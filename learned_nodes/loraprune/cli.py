@@ -2,11 +2,12 @@
 
     loraprune --model PATH --ratio 0.5 --data pydoc --out DIR
               [--method loraprune|streamed_taylor|taylor|llm_pruner|magnitude|random|lora_only]
-              [--recovery corpus|distill] [--steps N] [--cooldown 0.5] [--seq-len 128]
+              [--recovery corpus|distill|corpus_kd] [--steps N] [--cooldown 0.5] [--seq-len 128]
               [--batch-size 4] [--device cpu|cuda] [--seed 0]
 
 --recovery distill is data-free: the dense model writes its own training text (DIR/teacher_text.json,
-reused when it exists for the same --conversations and --seed) and teaches the pruned one.
+reused when it exists for the same --conversations and --seed) and teaches the pruned one;
+--recovery corpus_kd distils the dense model's token distributions on --data's text instead.
 Writes DIR (model.safetensors + config.json with pruned_structure + tokenizer) and
 DIR/prune_report.json (config, parameter counts, ratios, loss curve, mask updates, memory).
 """
@@ -16,7 +17,7 @@ import argparse
 import time
 from typing import Sequence
 
-from learned_nodes.loraprune.config import METHODS
+from learned_nodes.loraprune.config import METHODS, RECOVERIES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,8 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default="pydoc", help="pydoc | shakespeare | a text file or folder")
     p.add_argument("--out", required=True, help="output checkpoint folder")
     p.add_argument("--method", default="loraprune", choices=METHODS)
-    p.add_argument("--recovery", default="corpus", choices=("corpus", "distill"),
-                   help="corpus: next-token loss on --data; distill: data-free, the dense model's own text")
+    p.add_argument("--recovery", default="corpus", choices=RECOVERIES,
+                   help="corpus: next-token loss on --data; distill: data-free, the dense model's own text; "
+                        "corpus_kd: the dense model's distributions on --data's text")
+    p.add_argument("--kd-ce-weight", type=float, default=1.0,
+                   help="distill / corpus_kd: weight of the next-token loss beside the KL")
     p.add_argument("--conversations", type=int, default=256,
                    help="distill: transcripts the teacher writes (~200 tokens each)")
     p.add_argument("--steps", type=int, default=100, help="optimiser steps (same budget per method)")
@@ -54,7 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         cfg = PruneConfig(method=args.method, ratio=args.ratio, steps=args.steps, cooldown=args.cooldown,
-                          recovery=args.recovery, prune_every=args.prune_every, seq_len=args.seq_len,
+                          recovery=args.recovery, kd_ce_weight=args.kd_ce_weight,
+                          prune_every=args.prune_every, seq_len=args.seq_len,
                           batch_size=args.batch_size, lr=args.lr, device=args.device, seed=args.seed,
                           progress=not args.quiet)
     except ValueError as exc:
@@ -74,12 +79,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as exc:
         raise SystemExit(f"loraprune: {exc}") from None
     teacher = None
+    if cfg.uses_teacher:
+        teacher, _ = load_causal_lm(args.model or None, device=args.device, dtype=torch.float32)
     if cfg.recovery == "distill":
         from pathlib import Path
 
         from learned_nodes.loraprune.distill import cached_conversations
 
-        teacher, _ = load_causal_lm(args.model or None, device=args.device, dtype=torch.float32)
         texts = cached_conversations(Path(args.out) / "teacher_text.json", teacher, tok,
                                      args.conversations, args.seed, args.device, not args.quiet)
         train_ids = tokenize(tok, texts)

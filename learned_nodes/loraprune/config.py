@@ -13,7 +13,9 @@ the dense model for those steps, then score, prune and slice the merged model. D
 
 Recovery: "corpus" trains on the tuning corpus with the next-token loss; "distill" (data-free) on
 text the dense teacher generated itself (distill.py) with KL(teacher || student) on its token
-distributions + `kd_ce_weight` x the next-token loss on the teacher's sampled tokens.
+distributions + `kd_ce_weight` x the next-token loss on the teacher's sampled tokens; "corpus_kd"
+with the same distillation loss on the tuning corpus's text (the student is pulled towards the
+teacher's distributions, not towards the corpus's next tokens, except by `kd_ce_weight`).
 """
 from __future__ import annotations
 
@@ -26,7 +28,8 @@ METHODS = ("loraprune", "streamed_taylor", "taylor", "llm_pruner", "magnitude", 
 # llm_pruner: full-gradient Taylor with LLM-Pruner's grouping (raw |W * g| summed per group);
 # lora_only: the same LoRA training, nothing pruned (reference row).
 ITERATIVE = ("loraprune", "streamed_taylor")
-RECOVERIES = ("corpus", "distill")
+RECOVERIES = ("corpus", "distill", "corpus_kd")
+TEACHER_RECOVERIES = ("distill", "corpus_kd")        # the dense model teaches
 LR_SCHEDULES = ("linear", "constant")
 CRITERION_OF = {"loraprune": "lora", "streamed_taylor": "streamed_taylor", "taylor": "taylor",
                 "llm_pruner": "taylor_raw", "magnitude": "magnitude", "random": "random", "lora_only": None}
@@ -46,8 +49,8 @@ class PruneConfig:
     lr_schedule: str = field(default="linear", metadata={"help": f"one of {LR_SCHEDULES} (linear: "
                                                                  "to 0 at the last step)"})
     recovery: str = field(default="corpus", metadata={"help": f"one of {RECOVERIES}"})
-    kd_ce_weight: float = field(default=1.0, metadata={"help": "distill: weight of the next-token "
-                                                                 "loss on the teacher's text"})
+    kd_ce_weight: float = field(default=1.0, metadata={"help": "distill / corpus_kd: weight of "
+                                                                 "the next-token loss beside the KL"})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
     max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping (0: off)"})
     lora_r: int = field(default=8, metadata={"help": "LoRA rank"})
@@ -104,6 +107,11 @@ class PruneConfig:
     def prunes(self) -> bool:
         """False for lora_only (the dense model with the same LoRA training)."""
         return self.method != "lora_only"
+
+    @property
+    def uses_teacher(self) -> bool:
+        """Distillation recoveries: the dense model's token distributions are the target."""
+        return self.recovery in TEACHER_RECOVERIES
 
     @property
     def final_steps(self) -> int:

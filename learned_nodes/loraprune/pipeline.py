@@ -36,8 +36,8 @@ def n_params(model: nn.Module) -> int:
 
 def prune_tokens(model: nn.Module, train_ids: torch.Tensor, cfg: PruneConfig,
                  teacher: nn.Module | None = None) -> tuple[nn.Module, dict]:
-    """Prune `model` (modified in place) on random windows of `train_ids` (N,) (with
-    recovery "distill": the teacher's own text, and `teacher` the dense model); returns the
+    """Prune `model` (modified in place) on random windows of `train_ids` (N,) (recovery
+    "distill": the teacher's own text; with distill / corpus_kd, `teacher` is the dense model); returns the
     standalone pruned model (LoRA merged, units sliced) and the report."""
     from learned_nodes.llm.corpus import training_batches
 

@@ -132,8 +132,8 @@ class _Trainer:
 def run_pruning(model: nn.Module, batches: Iterator[torch.Tensor], cfg: PruneConfig,
                 teacher: nn.Module | None = None) -> PruneResult:
     """Prune `model` (a LlamaForCausalLM, modified in place) with `cfg.method`; batches are (B, T).
-    With `teacher` (the dense model) the loss is the distillation loss (data-free recovery)."""
-    if (teacher is not None) != (cfg.recovery == "distill"):
+    With `teacher` (the dense model) the loss is the distillation loss (recovery distill / corpus_kd)."""
+    if (teacher is not None) != cfg.uses_teacher:
         raise ValueError(f"recovery '{cfg.recovery}' {'needs' if teacher is None else 'takes no'} teacher")
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
