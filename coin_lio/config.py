@@ -72,7 +72,8 @@ class MapConfig:
     trim_distance: float = 20.0     # m of travel between trims of the box
     # s: a new voxel enters the map only when seen again this long after first seen, and new
     # patches only lie on the map (moving objects stay out: coin_lio/core/static_confirmation.py);
-    # 0 = at once, as FAST-LIO2
+    # the first scan's voxels enter at once when seen this long before in the scans of the IMU
+    # initialisation (coin_lio/core/map_seed.py); 0 = at once, as FAST-LIO2
     confirm_s: float = 1.0
 
     def __post_init__(self) -> None:
