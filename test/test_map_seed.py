@@ -9,8 +9,7 @@ import pytest
 from coin_lio.config import LioConfig, MapConfig
 from coin_lio.core.local_map import LocalMap, voxel_keys
 from coin_lio.core.map_seed import InitScans
-
-REST_ACC = np.array([0.0, 0.0, 9.81])
+from lio_fixtures import feed_rest_imu
 
 
 def _scene(rng, t: float, car: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -84,9 +83,7 @@ def test_the_pipeline_seeds_its_map_from_the_scans_of_the_imu_initialisation(con
     k, first = 0, None
     for s in range(14):                                        # the car passes while the IMU initialises
         t = 0.1 * (s + 1)
-        while k * 0.01 <= t + 0.05:
-            p.add_imu(k * 0.01, rng.normal(0, 0.003, 3), REST_ACC + rng.normal(0, 0.02, 3))
-            k += 1
+        k = feed_rest_imu(p, rng, k, t)
         static, car = _scene(rng, t)
         res = p.process_scan(np.vstack([static, car]), np.full(len(static) + len(car), t))
         if res.status == "mapped":

@@ -9,9 +9,7 @@ import pytest
 from coin_lio.config import LioConfig, StationaryConfig
 from coin_lio.core.stationary import is_stationary
 from coin_lio.core.state import NavState
-
-G = 9.81
-REST_ACC = np.array([0.0, 0.0, G])          # specific force at rest, IMU level (m/s^2)
+from lio_fixtures import REST_ACC, feed_rest_imu
 
 
 def _readings(rng, n=10, acc=REST_ACC, gyro=np.zeros(3), acc_noise=0.02, gyro_noise=0.003):
@@ -57,9 +55,7 @@ def test_a_waiting_robot_is_not_dragged_along_by_a_passer_by(enabled):
     poses, still, k = [], [], 0
     for s in range(20):                                            # 2 s of scans, robot still
         t = 1.2 + 0.1 * s
-        while k * 0.01 <= t + 0.05:                                # IMU at rest, 100 Hz
-            p.add_imu(k * 0.01, rng.normal(0, 0.003, 3), REST_ACC + rng.normal(0, 0.02, 3))
-            k += 1
+        k = feed_rest_imu(p, rng, k, t)
         pts = _ground_and_walker(rng, t - 1.2)
         res = p.process_scan(pts, np.full(len(pts), t))
         if res.T_world_lidar is not None:
