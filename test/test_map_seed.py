@@ -8,7 +8,7 @@ import pytest
 
 from coin_lio.config import LioConfig, MapConfig
 from coin_lio.core.local_map import LocalMap, voxel_keys
-from coin_lio.core.map_seed import InitScans
+from coin_lio.core.map_seed import MAX_HELD, InitScans
 from lio_fixtures import feed_rest_imu
 
 
@@ -69,6 +69,9 @@ def test_only_the_scans_seeding_can_use_are_held():
         held.add(pts, 0.1 * k)
     ts = [t for t, _ in held.scans]
     assert len(held) == 11 and ts[-1] - ts[0] == pytest.approx(1.0) and ts[-1] - ts[1] < 1.0
+    for k in range(200):                                       # stamps going back: still bounded
+        held.add(pts, 3.0 - 0.01 * k)
+    assert len(held) == MAX_HELD
 
 
 @pytest.mark.parametrize("confirm_s", [1.0, 0.0])

@@ -27,6 +27,7 @@ import numpy as np
 from coin_lio.core.local_map import LocalMap, voxel_keys
 from coin_lio.core.voxel_kernel import OFFSET, pack_keys
 
+MAX_HELD = 64                # scans: 6.4 s at 10 Hz, beyond any confirm_s in use
 # a voxel and its 8 horizontal neighbours: each scan samples the ground and far surfaces a little
 # differently along the ground; vertically, a car or a person stands right above the ground
 _NEIGHBOURS = np.array([(i, j, 0) for i, j in product((-1, 0, 1), repeat=2)], dtype=np.int64)  # (9, 3)
@@ -38,7 +39,8 @@ class InitScans:
     def __init__(self, confirm_s: float, min_fraction: float = 0.3) -> None:
         self.confirm_s = float(confirm_s)
         self.min_fraction = float(min_fraction)
-        self.scans: deque[tuple[float, np.ndarray]] = deque()
+        # bounded also when scan stamps go back (then nothing is old enough to drop by time)
+        self.scans: deque[tuple[float, np.ndarray]] = deque(maxlen=MAX_HELD)
 
     def __len__(self) -> int:
         return len(self.scans)
