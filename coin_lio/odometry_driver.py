@@ -20,7 +20,7 @@ from coin_lio.io.sensor_metadata import MetadataError, choose_extrinsic, image_m
 from coin_lio.pipeline import LioPipeline, ScanResult
 
 # Driver events that are news, not problems (the node logs them as info).
-INFO_EVENTS = frozenset({"metadata_wait", "sensor_setup", "column_window"})
+INFO_EVENTS = frozenset({"metadata_wait", "sensor_setup", "column_window", "first_map"})
 
 
 @dataclass

@@ -96,7 +96,9 @@ def test_the_pipeline_seeds_its_map_from_the_scans_of_the_imu_initialisation(con
     T, car = first
     car_world = car @ T[:3, :3].T + T[:3, 3]
     assert np.all(np.isfinite(T)) and len(p.map) > 300
+    said = [m for kind, m in p.events if kind == "first_map"]
     if confirm_s > 0:
         assert not p.map.has_point_near(car_world).any(), "the car entered the first map"
+        assert len(said) == 1 and "wait for static confirmation" in said[0]
     else:                                                      # FAST-LIO2's first map: the car in it
-        assert p.map.has_point_near(car_world).mean() > 0.9
+        assert p.map.has_point_near(car_world).mean() > 0.9 and not said
