@@ -19,12 +19,18 @@ from coin_lio.core.voxel_kernel import pack_keys, voxel_downsample_kernel
 CELL_VOXELS = 2      # search cells of 2x2x2 map voxels: fewest cells x points visited per query
 
 
-def voxel_keys(points: np.ndarray, size: float) -> np.ndarray:
-    """int64 key of the voxel of each point (N, 3); 21 bits per axis (+-1M voxels)."""
+def voxel_index(points: np.ndarray, size: float) -> np.ndarray:
+    """(N, 3) int64 voxel coordinates of points (N, 3), offset into the range pack_keys packs
+    (21 bits per axis, +-1M voxels; checked)."""
     idx = np.floor(points / size).astype(np.int64) + _OFFSET
     if idx.size and (idx.min() < 0 or idx.max() >= (1 << _BITS)):
         raise ValueError("point outside the representable voxel range")
-    return pack_keys(idx)
+    return idx
+
+
+def voxel_keys(points: np.ndarray, size: float) -> np.ndarray:
+    """int64 key of the voxel of each point (N, 3)."""
+    return pack_keys(voxel_index(points, size))
 
 
 def voxel_downsample(points: np.ndarray, size: float) -> np.ndarray:

@@ -24,8 +24,8 @@ from typing import Callable
 
 import numpy as np
 
-from coin_lio.core.local_map import LocalMap, voxel_keys
-from coin_lio.core.voxel_kernel import OFFSET, pack_keys
+from coin_lio.core.local_map import LocalMap, voxel_index, voxel_keys
+from coin_lio.core.voxel_kernel import pack_keys
 
 MAX_HELD = 64                # scans: 6.4 s at 10 Hz, beyond any confirm_s in use
 # a voxel and its 8 horizontal neighbours: each scan samples the ground and far surfaces a little
@@ -65,11 +65,11 @@ class InitScans:
         self.clear()
         if local_map.pending is None or not old or len(first_world) == 0:
             return local_map.insert(first_world), 0
-        idx = np.floor(to_world(np.vstack(old)) / size).astype(np.int64) + OFFSET        # (M, 3)
+        idx = voxel_index(to_world(np.vstack(old)), size)                                # (M, 3)
         seen = np.unique(pack_keys((idx[:, None, :] + _NEIGHBOURS[None]).reshape(-1, 3)))
-        static = np.isin(voxel_keys(first_world, size), seen)
-        first_voxels = len(np.unique(voxel_keys(first_world, size)))
-        if len(np.unique(voxel_keys(first_world[static], size))) < self.min_fraction * first_voxels:
+        keys = voxel_keys(first_world, size)                                             # (N,)
+        static = np.isin(keys, seen)
+        if len(np.unique(keys[static])) < self.min_fraction * len(np.unique(keys)):
             return local_map.insert(first_world), 0
         now = local_map.insert(first_world[static])
         local_map.insert(first_world[~static], t)            # waits (static confirmation)
