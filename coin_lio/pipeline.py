@@ -251,13 +251,13 @@ class LioPipeline:
 
         if len(self.map) == 0:   # first scan: it (its static part) becomes the map
             self._commit(x_prop, P_prop, t_end)
-            now, waiting = self.init_scans.seed(self.map, lambda p: _to_world(x_prop, p), _to_world(x_prop, body),
-                                                t_end)
+            world = _to_world(x_prop, body)
+            now, waiting = self.init_scans.seed(self.map, lambda p: _to_world(x_prop, p), world, t_end)
             if waiting:
                 self.events.append(("first_map", f"first map: {now} voxels seen at rest {self.cfg.map.confirm_s:g} s "
                                     f"before entered at once, {waiting} wait for static confirmation"))
             res0 = ScanResult(t_end, "mapped", x_prop.lidar_pose(), x_prop, num_points=len(body),
-                              timings_ms=tm, points_world=_to_world(x_prop, body),
+                              timings_ms=tm, points_world=world,
                               covariance=P_prop[:6, :6].copy())
             return self._finish_photometric(photo, res0, np.zeros((0, 3)), tm)
 
