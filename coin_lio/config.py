@@ -54,8 +54,14 @@ class ImuConfig:
     estimate_time_offset: bool = True  # estimate the offset left on line (coin_lio/core/time_offset.py)
     #                                    and move the IMU clock by it once sure
     offset_max_sigma: float = 0.003  # s: ... sure = sigma at most this (and the offset >= 4 sigma)
+    clip_recovery: bool = True      # put back the impulse a jolt's clipped accelerometer readings
+    #                                 lost (coin_lio/core/clip_recovery.py)
+    jolt_threshold: float = 3.0     # m/s^2: readings this far from the last quiet one are a jolt
+    jolt_max_s: float = 0.3         # s: longer episodes are not jolts and are used as read
 
     def __post_init__(self) -> None:
+        _check(self.jolt_threshold > 0 and 0 < self.jolt_max_s <= 2.0,
+               "jolt_threshold must be > 0 and jolt_max_s in (0, 2] s")
         _check(min(self.acc_noise, self.gyr_noise, self.acc_bias_noise, self.gyr_bias_noise) > 0,
                "IMU noise densities must be > 0")
         _check(abs(self.time_offset) < 0.5, "time_offset must be within +-0.5 s")

@@ -51,6 +51,14 @@ class ImuSaturation:
             self._report()
         return clipped
 
+    def acc_clipped(self, acc: np.ndarray) -> np.ndarray:
+        """(3,) bool: accelerometer axes of a reading that sit at a known clip level (the episode's
+        readings, judged once it is over: its first reading at a new level too). The three axes
+        share one full-scale range, + and -: a level read twice on any axis is every axis's."""
+        mag = np.abs(np.asarray(acc, float))
+        known = self._peak[:, :3][self._hits[:, :3] >= self.cfg.clip_repeats]
+        return (mag >= self._floor[:3]) & np.isin(mag, known)
+
     def _report(self) -> None:
         self._since_report = 0
         for n, name, sl, unit in ((self._counts[0], "accelerometer", slice(0, 3), "m/s^2"),

@@ -13,6 +13,7 @@ import numpy as np
 
 from coin_lio.config import LioConfig
 from coin_lio.core.degeneracy import Degeneracy, analyse
+from coin_lio.core.clip_recovery import ClipRecovery
 from coin_lio.core.deskew import deskew
 from coin_lio.core.iekf import Measurements, information_6, iterated_update
 from coin_lio.core.imu_propagation import ImuInitializer, ImuSample, propagate
@@ -20,7 +21,7 @@ from coin_lio.core.local_map import LocalMap, voxel_downsample
 from coin_lio.core.map_seed import InitScans
 from coin_lio.core.free_space import FreeSpaceCheck
 from coin_lio.core.geometric_residuals import GeometricResiduals
-from coin_lio.core.state import POS, VEL, NavState
+from coin_lio.core.state import DIM, POS, VEL, NavState
 from coin_lio.core.stationary import is_stationary
 from coin_lio.core.time_offset import TimeOffsetEstimator
 from coin_lio.imu_saturation import ImuSaturation
@@ -64,6 +65,8 @@ class LioPipeline:
                             else self.cfg.extrinsic.matrix())
         self.events: list[tuple[str, str]] = []   # (kind, message) for the caller to log
         self.saturation = ImuSaturation(self.cfg.input_check)   # kept over resets: the IMU's range
+        c = self.cfg.imu
+        self.clip_recovery = ClipRecovery(c.jolt_threshold, c.jolt_max_s) if c.clip_recovery else None
         # s, IMU clock minus LiDAR clock: imu.time_offset, then the online estimate (kept over resets)
         self.time_offset = self.cfg.imu.time_offset
         self.offset_estimator = TimeOffsetEstimator()
@@ -94,6 +97,10 @@ class LioPipeline:
         self.map = LocalMap(self.cfg.map)
         self.init_scans = InitScans(self.cfg.map.confirm_s)
         self.last_imu_t: float | None = None
+        self._jolts: list = []                     # JoltCorrection for the next propagation
+        self._last_update: tuple | None = None     # (t, P prior, P posterior) of the last scan
+        if self.clip_recovery is not None:
+            self.clip_recovery.reset()
         self.offset_estimator.reset()
         self.free_space.reset()
         self._tracked = False                      # the last scan was tracked (a pair can start)
@@ -130,13 +137,18 @@ class LioPipeline:
                     self.events.append(("imu_gap", f"IMU gap of {t_s - self.last_imu_t:.2f} s: reset"))
                 self.reset()   # also before initialisation: the old samples do not belong to this start
         self.last_imu_t = t_s
-        self.saturation.observe(gyro, acc)          # reported; the reading is used as it is
+        self.saturation.observe(gyro, acc)          # reported; a jolt's clipped readings recovered
         self.events.extend(self.saturation.events)
         self.saturation.events.clear()
         sample = ImuSample(t_s, gyro, acc)
         if self.state is None:
             self.init.add(sample)
         self.imu.append(sample)
+        if self.clip_recovery is not None:
+            done = self.t_state if self.t_state is not None else -np.inf
+            jolt = self.clip_recovery.add(sample, self.saturation.acc_clipped, done)
+            if jolt is not None and self.state is not None:
+                self._jolts.append(jolt)
         return True
 
     def add_scan(self, t_s: float, points: np.ndarray, point_times: np.ndarray) -> np.ndarray | None:
@@ -228,6 +240,7 @@ class LioPipeline:
             self.events.append(("scan_order", "scan ends before the filter time: skipped"))
             return ScanResult(t_end, "skipped", None, None, timings_ms=tm)
         t1 = time.perf_counter()
+        self._apply_jolts()
         imu_window = self._imu_window(self.t_state, t_end)
         x_prop, P_prop, track = propagate(self.state, self.P, imu_window, self.t_state, t_end,
                                           self.cfg.imu, self.acc_scale)
@@ -245,7 +258,7 @@ class LioPipeline:
         tm["deskew"] = _ms(t1)
         on_demand = self.cfg.photometric.on_demand
         photo = (self._prepare_photometric(organized, track, x_prop, tm)
-                 if not on_demand or self._photo_linger > 0 else None)
+                 if (not on_demand or self._photo_linger > 0) else None)
         if photo is not None:
             photo.gate_active = self._movers_seen > 0 and self.cfg.photometric.residual_gate > 0
 
@@ -298,6 +311,7 @@ class LioPipeline:
             x_new, P_new, meas = res.state, res.P, geo.last
         self._estimate_time_offset(x_new, t_end, status == "tracked" and not still, imu_window)
         self._commit(x_new, P_new, t_end)
+        self._last_update = (t_end, P_prop, P_new)
         t1 = time.perf_counter()
         world = _to_world(x_new, body)
         self.map.insert(world, t_end)
@@ -396,6 +410,24 @@ class LioPipeline:
                             f"{1e3 * est.delta:+.1f} ms (+-{1e3 * est.sigma:.1f} ms over {est.pairs} scans); "
                             f"IMU stamps now moved by {1e3 * self.time_offset:+.1f} ms (was {1e3 * was:+.1f}: "
                             "set lio.imu.time_offset to start with it)"))
+
+    def _apply_jolts(self) -> None:
+        """The impulse recovered for clipped readings the filter had already integrated (the jolt
+        ended after the scan that took them): the velocity and position it would have given, less
+        what that scan's update already corrected of it. The update left (I - K H) of a prior error
+        = P_post P_prior^-1 of it (the IMU frame at the jolt taken as now's: it returns)."""
+        if not self._jolts:
+            return
+        e = np.zeros(DIM)
+        for j in self._jolts:
+            dv = self.acc_scale * (self.state.rot @ j.dv_body)
+            e[VEL] += dv
+            e[POS] += dv * max(0.0, self.t_state - j.t)
+        self._jolts.clear()
+        if self._last_update is not None and self._last_update[0] == self.t_state:
+            P_prior, P_post = self._last_update[1:]
+            e = P_post @ np.linalg.solve(P_prior, e)
+        self.state = self.state.boxplus(e)
 
     def _commit(self, x: NavState, P: np.ndarray, t: float) -> None:
         self.state, self.P, self.t_state = x, P, t

@@ -1,7 +1,8 @@
 """The odometry (offline runner = the node's code path) on short simulated sequences with the
 real-sensor effects of coin_lio.sim: it finishes with finite poses and no reset, stays within 2x
 of its clean accuracy with every effect at its realistic level (SensorEffects.realistic()), and
-says what it saw in the input (dropped packets, column window, IMU clipping);
+says what it saw in the input (dropped packets, column window, IMU clipping), recovers what
+knocks' clipped accelerometer readings lost;
 lio.imu.time_offset undoes an IMU clock offset, and the online estimate finds most of it.
 32x512 Ouster, 6 s, urban; and VLP-16 sweeps (unorganised clouds) with lost packets and an angle
 window, 4 s."""
@@ -22,6 +23,7 @@ SEQUENCES = {
     "realistic": dict(effects=SensorEffects.realistic()),      # every effect at its stated level
     # 4x the lost packets and 10x the knocks: 6 s show them clearly
     "heavy": dict(effects=SensorEffects.realistic(packet_drop_prob=0.02, knock_rate_hz=1.0)),
+    "knocks": dict(effects=SensorEffects(imu_saturation=True, knock_rate_hz=1.0)),   # 5 g against 2 g
     "window": dict(effects=SensorEffects(column_window=(64, 319))),
     "offset": dict(effects=SensorEffects(imu_time_offset=0.03), profile="dynamic"),
 }
@@ -39,13 +41,16 @@ def runs(tmp_path_factory):
     offset_seq = root / "offset"
     out["offset_compensated"] = _run(offset_seq, root / "run_offset_compensated", time_offset=0.03, estimate=False)
     out["offset_estimated"] = _run(offset_seq, root / "run_offset_estimated")
+    out["knocks_as_read"] = _run(root / "knocks", root / "run_knocks_as_read", clip_recovery=False)
     return out
 
 
-def _run(seq: Path, out: Path, time_offset: float = 0.0, estimate: bool = True) -> dict:
+def _run(seq: Path, out: Path, time_offset: float = 0.0, estimate: bool = True,
+         clip_recovery: bool = True) -> dict:
     bag, cfg, gt = resolve_inputs(seq, load_node_config(None), None)
     cfg.lio.imu.time_offset = time_offset
     cfg.lio.imu.estimate_time_offset = estimate
+    cfg.lio.imu.clip_recovery = clip_recovery
     summary = run(bag, cfg, out, gt, progress=False)
     poses = np.loadtxt(next(out.glob("*.tum")))
     summary["finite"] = bool(np.all(np.isfinite(poses)))
@@ -74,6 +79,13 @@ def test_heavy_effects_are_reported_and_tracked(runs):
     assert "dropped LiDAR packets" in events["columns_missing"]["first"]
     assert "accelerometer clipped" in events["imu_saturated"]["first"], events
     assert _ape(runs["heavy"]) <= 3.0 * _ape(runs["clean"])
+
+
+def test_clipped_knocks_are_recovered(runs):
+    """Six 5 g knocks against a +-2 g accelerometer: the impulse the clipped readings lost is put
+    back (coin_lio/core/clip_recovery.py); measured 0.0217 -> 0.0174 m, clean 0.0142 m."""
+    recovered, as_read, clean = _ape(runs["knocks"]), _ape(runs["knocks_as_read"]), _ape(runs["clean"])
+    assert recovered <= 0.9 * as_read and recovered <= 1.5 * clean, (recovered, as_read, clean)
 
 
 def test_column_window_is_reported_and_tracked(runs):

@@ -1,0 +1,143 @@
+"""The impulse of a jolt that clipped the accelerometer, put back from the readings around it.
+
+A knock drives the accelerometer past its full-scale range for a reading or two, and the clipped
+readings lose most of the jolt's central impulse: integrated as they are, a 5 g jolt against a
++-2 g IMU leaves the velocity ~0.4 m/s off, which the scans then take half a second to undo.
+
+A jolt moves the rig and brings it back. So over the whole episode -- from a quiet reading before
+it (lag_s before the first reading that departs from it) to the first quiet ones after -- the
+velocity changes only by what the steady motion around it does, and the impulse the clipped
+readings lost is the one that closes that balance:
+
+    sum_k 0.5 (f_k + f_k+1) dt_k + sum_(i,j) w_i R_i e_j c_ij = 0,   f_k = R_k a_k - a_before
+
+with R_k the rotation since the episode start (the gyro's), a_before that quiet reading and
+c_ij the part of reading i's axis j cut off by the clip (w_i: the reading's share of time). The
+c_ij are its least-squares solution with each pushing its reading outward, beyond the clip level
+(non-negative least squares on the outward directions; where the balance asks for the opposite
+the clip is not what lost it and nothing is added); readings not integrated yet get them added,
+the rest come back as a velocity correction for the filter (`JoltCorrection`). A clip level is
+known once read twice (coin_lio.imu_saturation): a first jolt that clips a single reading is
+left as read. A steady acceleration beside the jolt
+(braking during a knock) is kept: f is its change. An episode that lasts longer than `max_s`
+(a sustained overload: a crash, a fall) is not a jolt and is left as read. Pure numpy, no ROS.
+"""
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import nnls
+
+from coin_lio.core import so3
+from coin_lio.core.imu_propagation import ImuSample
+
+
+@dataclass
+class JoltCorrection:
+    """Impulse lost by readings the filter had already integrated when the episode ended."""
+
+    t: float                 # s, mean time of those readings
+    dv_body: np.ndarray      # (3,) m/s (reading units x s) in the IMU frame at the episode start
+
+
+class ClipRecovery:
+    def __init__(self, threshold: float = 3.0, max_s: float = 0.3, quiet: int = 2,
+                 lag_s: float = 0.05) -> None:
+        """threshold (m/s^2): a reading this far from the quiet one lag_s before it starts an
+        episode (a jolt's rise is steep; a slow lead-in is inside the episode, not its baseline);
+        `quiet` readings in a row within half of it end the episode; max_s: longer episodes are
+        left as read."""
+        self.threshold, self.max_s, self.quiet, self.lag_s = threshold, max_s, quiet, lag_s
+        self.restored: list[float] = []    # m/s restored per recovered episode (the last 100)
+        self.reset()
+
+    def reset(self) -> None:
+        self._recent: deque[ImuSample] = deque()   # quiet readings back to one lag_s old
+        self._settling = True                   # (re)start: wait for two readings alike
+        self._episode: list[ImuSample] = []     # the quiet reading before + the readings since
+        self._rot: list[np.ndarray] = []        # rotation of each since the episode start
+        self._calm = 0                          # quiet readings in a row at the episode's end
+
+    def add(self, s: ImuSample, clipped: Callable[[np.ndarray], np.ndarray],
+            integrated_until: float) -> JoltCorrection | None:
+        """One reading (after the saturation check saw it); clipped(acc (3,)) -> (3,) bool, the
+        axes at a known clip level; readings at or before integrated_until (s) are in the filter."""
+        if self._settling:
+            last = self._recent[-1] if self._recent else None
+            self._settling = (last is None or np.linalg.norm(s.acc - last.acc) > 0.5 * self.threshold
+                              or bool(clipped(s.acc).any()))     # two alike at the clip level: not quiet
+            self._recent = deque([s])
+            return None
+        if not self._episode:
+            self._recent.append(s)
+            while len(self._recent) > 2 and self._recent[1].t <= s.t - self.lag_s:
+                self._recent.popleft()
+            if np.linalg.norm(s.acc - self._recent[0].acc) <= self.threshold:
+                return None
+            self._episode, self._rot, self._calm = [self._recent[0]], [np.eye(3)], 0
+            for r in list(self._recent)[1:]:
+                self._extend(r)
+            return None
+        R = self._extend(s)
+        calm = np.linalg.norm(R @ s.acc - self._episode[0].acc) <= 0.5 * self.threshold
+        self._calm = self._calm + 1 if calm else 0
+        if s.t - self._episode[0].t > self.max_s:   # not a jolt: used as read, start over
+            self._settling, self._recent, self._episode, self._rot = True, deque([s]), [], []
+            return None
+        if self._calm < self.quiet:
+            return None
+        out = self._close(clipped, integrated_until)
+        self._recent, self._episode, self._rot = deque([s]), [], []
+        return out
+
+    def _extend(self, s: ImuSample) -> np.ndarray:
+        """Append a reading to the episode with its rotation since the start (gyro, trapezoid)."""
+        prev = self._episode[-1]
+        R = self._rot[-1] @ so3.exp(0.5 * (prev.gyro + s.gyro) * (s.t - prev.t))
+        self._episode.append(s)
+        self._rot.append(R)
+        return R
+
+    def _close(self, clipped: Callable[[np.ndarray], np.ndarray],
+               integrated_until: float) -> JoltCorrection | None:
+        ep, rot = self._episode, np.stack(self._rot)
+        t = np.array([s.t for s in ep])                                  # (K,)
+        acc = np.stack([s.acc for s in ep])                              # (K, 3)
+        f = np.einsum("kij,kj->ki", rot, acc) - acc[0]                   # (K, 3) change since before
+        dt = np.diff(t)
+        balance = (0.5 * (f[1:] + f[:-1]) * dt[:, None]).sum(axis=0)     # (3,) velocity change
+        cols, where = [], []
+        w = 0.5 * (np.r_[0.0, dt] + np.r_[dt, 0.0])                      # (K,) each reading's time
+        for i in range(1, len(ep) - 1):
+            for j in np.flatnonzero(clipped(acc[i])):
+                cols.append(w[i] * rot[i][:, j])
+                where.append((i, j))
+        if not cols:
+            return None
+        signs = np.array([np.sign(acc[i, j]) for i, j in where])
+        A = np.stack(cols, axis=1) * signs                               # (3, M): outward columns
+        # c >= 0 (outward only), with a little ridge: near-equal columns (the same axis clipped
+        # on two readings) share the impulse instead of cancelling each other
+        ridge = np.sqrt(1e-3 * np.mean(np.sum(A * A, axis=0)))
+        c = nnls(np.vstack([A, ridge * np.eye(A.shape[1])]), np.r_[-balance, np.zeros(A.shape[1])])[0]
+        c = c * signs                                                    # (M,) signed, m/s^2
+        A = A * signs                                                    # (3, M) signed again
+        if not c.any():
+            return None
+        del self.restored[:-99]
+        late = np.zeros(3)
+        late_t = []
+        for (i, j), cij in zip(where, c):
+            if ep[i].t > integrated_until:
+                ep[i].acc = ep[i].acc.copy()
+                ep[i].acc[j] += cij
+            else:
+                late += w[i] * rot[i][:, j] * cij
+                late_t.append(ep[i].t)
+        self.restored.append(float(np.linalg.norm(A @ c)))
+        if not late_t:
+            return None
+        return JoltCorrection(float(np.mean(late_t)), late)
