@@ -58,6 +58,8 @@ class ImuConfig:
     #                                 lost (coin_lio/core/clip_recovery.py)
     jolt_threshold: float = 3.0     # m/s^2: readings this far from the last quiet one are a jolt
     jolt_max_s: float = 0.3         # s: longer episodes are not jolts and are used as read
+    jolt_drop_points: bool = True   # leave the points measured during such a jolt out of the scan's
+    #                                 registration and the map (its motion is the least known)
 
     def __post_init__(self) -> None:
         _check(self.jolt_threshold > 0 and 0 < self.jolt_max_s <= 2.0,

@@ -66,7 +66,8 @@ class LioPipeline:
         self.events: list[tuple[str, str]] = []   # (kind, message) for the caller to log
         self.saturation = ImuSaturation(self.cfg.input_check)   # kept over resets: the IMU's range
         c = self.cfg.imu
-        self.clip_recovery = ClipRecovery(c.jolt_threshold, c.jolt_max_s) if c.clip_recovery else None
+        floor = self.cfg.input_check.clip_acc_floor
+        self.clip_recovery = ClipRecovery(c.jolt_threshold, c.jolt_max_s, clip_floor=floor) if c.clip_recovery else None
         # s, IMU clock minus LiDAR clock: imu.time_offset, then the online estimate (kept over resets)
         self.time_offset = self.cfg.imu.time_offset
         self.offset_estimator = TimeOffsetEstimator()
@@ -248,6 +249,9 @@ class LioPipeline:
         # Downsample, then deskew only the points kept (FAST-LIO2 deskews every point first): the
         # voxel choice on the raw points differs by the motion within a scan (centimetres), and
         # each kept point is then moved exactly; a quarter of the work of deskewing everything.
+        jolt = self._jolt_points(times)
+        if jolt is not None:
+            pts, times = pts[~jolt], times[~jolt]
         t1 = time.perf_counter()
         sel = voxel_downsample(pts, self.cfg.preprocess.scan_voxel)
         if len(sel) > self.cfg.preprocess.max_points:
@@ -410,6 +414,20 @@ class LioPipeline:
                             f"{1e3 * est.delta:+.1f} ms (+-{1e3 * est.sigma:.1f} ms over {est.pairs} scans); "
                             f"IMU stamps now moved by {1e3 * self.time_offset:+.1f} ms (was {1e3 * was:+.1f}: "
                             "set lio.imu.time_offset to start with it)"))
+
+    def _jolt_points(self, times: np.ndarray) -> np.ndarray | None:
+        """(N,) bool: points measured during a jolt that may have clipped the IMU (imu.jolt_drop_points),
+        or None when there are none, or so many (>= 70 %) that the scan would lose its shape."""
+        if self.clip_recovery is None or not self.cfg.imu.jolt_drop_points:
+            return None
+        lo, hi = times.min(), times.max()
+        spans = [(a, b) for a, b in self.clip_recovery.jolt_spans() if b >= lo and a <= hi]
+        if not spans:
+            return None
+        m = np.zeros(len(times), bool)
+        for a, b in spans:
+            m |= (times >= a) & (times <= b)
+        return m if m.any() and m.mean() < 0.7 else None
 
     def _apply_jolts(self) -> None:
         """The impulse recovered for clipped readings the filter had already integrated (the jolt

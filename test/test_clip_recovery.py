@@ -102,3 +102,44 @@ def test_a_fresh_recovery_waits_for_two_quiet_readings_before_judging():
         sat.observe(s.gyro, s.acc)
         assert rec.add(s, sat.acc_clipped, -np.inf) is None
     assert not rec.restored                                        # no quiet reading before it
+
+
+def test_jolt_spans_cover_the_jolt_and_only_jolts_that_may_clip():
+    t, _, clipped = _jolt((0, 0, 1), t_c=1.0)
+    _, _, rec = _recover(t, clipped)
+    assert len(rec.spans) == 1
+    a, b = rec.spans[0]
+    assert 0.93 < a < 0.97 and 1.03 < b < 1.07, (a, b)      # +-3 sigma, a reading either side
+    t, _, small = _jolt((0, 0, 1), peak_g=1.2)                # departs, but never near a clip
+    _, _, rec = _recover(t, small)
+    assert not rec.jolt_spans()
+
+
+def test_an_open_jolt_is_a_span_up_to_its_last_reading():
+    sat, rec = ImuSaturation(), ClipRecovery()
+    t, _, clipped = _jolt((0, 0, 1), t_c=1.0)
+    for ti, a in zip(t, clipped):
+        s = ImuSample(float(ti), np.zeros(3), a.copy())
+        sat.observe(s.gyro, s.acc)
+        rec.add(s, sat.acc_clipped, -np.inf)
+        if ti >= 1.0:
+            break
+    (a, b), = rec.jolt_spans()
+    assert a < 0.97 and b == pytest.approx(t[t <= 1.0][-1])
+
+
+def test_the_pipeline_leaves_the_points_of_a_jolt_out():
+    from coin_lio.config import LioConfig
+    from coin_lio.pipeline import LioPipeline
+
+    pipe = LioPipeline(LioConfig())
+    t, _, clipped = _jolt((0, 0, 1), t_c=1.0)
+    for ti, a in zip(t, clipped):
+        pipe.add_imu(float(ti), np.zeros(3), a)
+    times = np.linspace(0.9, 1.0, 1001)                       # a scan over the jolt's first half
+    drop = pipe._jolt_points(times)
+    (a, b), = pipe.clip_recovery.jolt_spans()
+    assert drop is not None and np.array_equal(drop, (times >= a) & (times <= b))
+    assert pipe._jolt_points(np.linspace(1.5, 1.6, 11)) is None            # a later scan keeps all
+    pipe.cfg.imu.jolt_drop_points = False
+    assert pipe._jolt_points(times) is None

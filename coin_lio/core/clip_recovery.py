@@ -45,13 +45,15 @@ class JoltCorrection:
 
 class ClipRecovery:
     def __init__(self, threshold: float = 3.0, max_s: float = 0.3, quiet: int = 2,
-                 lag_s: float = 0.05) -> None:
+                 lag_s: float = 0.05, clip_floor: float = 14.7) -> None:
         """threshold (m/s^2): a reading this far from the quiet one lag_s before it starts an
         episode (a jolt's rise is steep; a slow lead-in is inside the episode, not its baseline);
         `quiet` readings in a row within half of it end the episode; max_s: longer episodes are
-        left as read."""
+        left as read; clip_floor (m/s^2): episodes with a reading this large may have clipped."""
         self.threshold, self.max_s, self.quiet, self.lag_s = threshold, max_s, quiet, lag_s
+        self.clip_floor = clip_floor
         self.restored: list[float] = []    # m/s restored per recovered episode (the last 100)
+        self.spans: list[tuple[float, float]] = []   # s, the last 8 closed episodes that may have clipped
         self.reset()
 
     def reset(self) -> None:
@@ -60,6 +62,7 @@ class ClipRecovery:
         self._episode: list[ImuSample] = []     # the quiet reading before + the readings since
         self._rot: list[np.ndarray] = []        # rotation of each since the episode start
         self._calm = 0                          # quiet readings in a row at the episode's end
+        self._first = 0                         # index of the episode's first departing reading
 
     def add(self, s: ImuSample, clipped: Callable[[np.ndarray], np.ndarray],
             integrated_until: float) -> JoltCorrection | None:
@@ -80,6 +83,7 @@ class ClipRecovery:
             self._episode, self._rot, self._calm = [self._recent[0]], [np.eye(3)], 0
             for r in list(self._recent)[1:]:
                 self._extend(r)
+            self._first = len(self._episode) - 1
             return None
         R = self._extend(s)
         calm = np.linalg.norm(R @ s.acc - self._episode[0].acc) <= 0.5 * self.threshold
@@ -89,9 +93,26 @@ class ClipRecovery:
             return None
         if self._calm < self.quiet:
             return None
+        if self._may_clip():
+            self.spans = self.spans[-7:] + [self._span(len(self._episode) - self.quiet)]
         out = self._close(clipped, integrated_until)
         self._recent, self._episode, self._rot = deque([s]), [], []
         return out
+
+    def jolt_spans(self) -> list[tuple[float, float]]:
+        """(start, end) s of the recent jolts that may have clipped the accelerometer, from the
+        reading before the first that departed to the first quiet one after (an open one: to its
+        last reading). The IMU's motion is least known there: clipped, coarsely sampled, and any
+        clock offset left moves a 300 deg/s swing by 0.3 deg a millisecond."""
+        if self._episode and self._may_clip():
+            return self.spans + [self._span(len(self._episode) - 1)]
+        return list(self.spans)
+
+    def _may_clip(self) -> bool:
+        return any(np.abs(r.acc).max() >= self.clip_floor for r in self._episode)
+
+    def _span(self, last: int) -> tuple[float, float]:
+        return self._episode[max(self._first - 1, 0)].t, self._episode[last].t
 
     def _extend(self, s: ImuSample) -> np.ndarray:
         """Append a reading to the episode with its rotation since the start (gyro, trapezoid)."""
