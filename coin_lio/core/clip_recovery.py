@@ -18,9 +18,10 @@ c_ij are its least-squares solution with each pushing its reading outward, beyon
 the clip is not what lost it and nothing is added); readings not integrated yet get them added,
 the rest come back as a velocity correction for the filter (`JoltCorrection`). A clip level is
 known once read twice (coin_lio.imu_saturation): a first jolt that clips a single reading is
-left as read. A steady acceleration beside the jolt
-(braking during a knock) is kept: f is its change. An episode that lasts longer than `max_s`
-(a sustained overload: a crash, a fall) is not a jolt and is left as read. Pure numpy, no ROS.
+left as read. A steady acceleration beside the jolt (braking during a knock) is kept: f is its
+change. An episode that lasts longer than `max_s` (a sustained overload: a crash, a fall) is not
+a jolt and is left as read. `jolt_spans` says when the jolts that may have clipped were, for the
+pipeline to leave their points out. Pure numpy, no ROS.
 """
 from __future__ import annotations
 
@@ -53,10 +54,10 @@ class ClipRecovery:
         self.threshold, self.max_s, self.quiet, self.lag_s = threshold, max_s, quiet, lag_s
         self.clip_floor = clip_floor
         self.restored: list[float] = []    # m/s restored per recovered episode (the last 100)
-        self.spans: list[tuple[float, float]] = []   # s, the last 8 closed episodes that may have clipped
         self.reset()
 
     def reset(self) -> None:
+        self.spans: list[tuple[float, float]] = []   # s, the last 8 closed episodes that may have clipped
         self._recent: deque[ImuSample] = deque()   # quiet readings back to one lag_s old
         self._settling = True                   # (re)start: wait for two readings alike
         self._episode: list[ImuSample] = []     # the quiet reading before + the readings since
