@@ -66,6 +66,7 @@ class LioPipeline:
         self.events: list[tuple[str, str]] = []   # (kind, message) for the caller to log
         self.saturation = ImuSaturation(self.cfg.input_check)   # kept over resets: the IMU's range
         c = self.cfg.imu
+        self._recoveries_said = 0                  # clip_recovery.recovered at the last report
         floor = self.cfg.input_check.clip_acc_floor
         self.clip_recovery = ClipRecovery(c.jolt_threshold, c.jolt_max_s, clip_floor=floor) if c.clip_recovery else None
         # s, IMU clock minus LiDAR clock: imu.time_offset, then the online estimate (kept over resets)
@@ -139,7 +140,7 @@ class LioPipeline:
                 self.reset()   # also before initialisation: the old samples do not belong to this start
         self.last_imu_t = t_s
         self.saturation.observe(gyro, acc)          # reported; a jolt's clipped readings recovered
-        self.events.extend(self.saturation.events)
+        self.events.extend(self._with_recoveries(self.saturation.events))
         self.saturation.events.clear()
         sample = ImuSample(t_s, gyro, acc)
         if self.state is None:
@@ -414,6 +415,20 @@ class LioPipeline:
                             f"{1e3 * est.delta:+.1f} ms (+-{1e3 * est.sigma:.1f} ms over {est.pairs} scans); "
                             f"IMU stamps now moved by {1e3 * self.time_offset:+.1f} ms (was {1e3 * was:+.1f}: "
                             "set lio.imu.time_offset to start with it)"))
+
+    def _with_recoveries(self, events: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """The saturation report, with what the clip recovery did since the last one."""
+        rec = self.clip_recovery
+        if rec is None or not events:
+            return events
+        n, self._recoveries_said = rec.recovered - self._recoveries_said, rec.recovered
+        if n == 0:
+            return events
+        mean = float(np.mean(rec.restored[-n:]))
+        dropped = "; their points left out" if self.cfg.imu.jolt_drop_points else ""
+        note = (f"; {n} jolt(s) since the last report recovered (lost impulse restored, "
+                f"{mean:.2f} m/s on average{dropped})")
+        return [(k, m + note if k == "imu_saturated" else m) for k, m in events]
 
     def _jolt_points(self, times: np.ndarray) -> np.ndarray | None:
         """(N,) bool: points measured during a jolt that may have clipped the IMU (imu.jolt_drop_points),

@@ -143,3 +143,17 @@ def test_the_pipeline_leaves_the_points_of_a_jolt_out():
     assert pipe._jolt_points(np.linspace(1.5, 1.6, 11)) is None            # a later scan keeps all
     pipe.cfg.imu.jolt_drop_points = False
     assert pipe._jolt_points(times) is None
+
+
+def test_the_saturation_report_says_what_was_recovered():
+    from coin_lio.config import InputCheckConfig, LioConfig
+    from coin_lio.pipeline import LioPipeline
+
+    pipe = LioPipeline(LioConfig(input_check=InputCheckConfig(imu_window=100)))
+    for k in range(3):                                        # a knock a second, 100 readings a report
+        t, _, clipped = _jolt((0, 0, 1), t_c=k + 0.5, duration=1.0, phase=float(k))
+        for ti, a in zip(t, clipped):
+            pipe.add_imu(float(ti), np.zeros(3), a)
+    said = [m for k, m in pipe.events if k == "imu_saturated"]
+    assert said and "accelerometer clipped" in said[-1]
+    assert any("jolt(s) since the last report recovered" in m for m in said), said

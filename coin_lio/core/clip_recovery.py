@@ -54,6 +54,7 @@ class ClipRecovery:
         self.threshold, self.max_s, self.quiet, self.lag_s = threshold, max_s, quiet, lag_s
         self.clip_floor = clip_floor
         self.restored: list[float] = []    # m/s restored per recovered episode (the last 100)
+        self.recovered = 0                 # episodes recovered since the start
         self.reset()
 
     def reset(self) -> None:
@@ -150,6 +151,7 @@ class ClipRecovery:
         if not c.any():
             return None
         del self.restored[:-99]
+        self.recovered += 1
         late = np.zeros(3)
         late_t = []
         for (i, j), cij in zip(where, c):
