@@ -263,7 +263,7 @@ class LioPipeline:
         tm["deskew"] = _ms(t1)
         on_demand = self.cfg.photometric.on_demand
         photo = (self._prepare_photometric(organized, track, x_prop, tm)
-                 if (not on_demand or self._photo_linger > 0) else None)
+                 if not on_demand or self._photo_linger > 0 else None)
         if photo is not None:
             photo.gate_active = self._movers_seen > 0 and self.cfg.photometric.residual_gate > 0
 
@@ -459,8 +459,12 @@ class LioPipeline:
         self._jolts.clear()
         if self._last_update is not None and self._last_update[0] == self.t_state:
             P_prior, P_post = self._last_update[1:]
-            e = P_post @ np.linalg.solve(P_prior, e)
-        self.state = self.state.boxplus(e)
+            try:
+                e = P_post @ np.linalg.solve(P_prior, e)
+            except np.linalg.LinAlgError:            # a singular prior: the whole correction
+                pass
+        if np.all(np.isfinite(e)):
+            self.state = self.state.boxplus(e)
 
     def _commit(self, x: NavState, P: np.ndarray, t: float) -> None:
         self.state, self.P, self.t_state = x, P, t
