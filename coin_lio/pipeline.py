@@ -435,8 +435,11 @@ class LioPipeline:
         or None when there are none, or so many (>= 70 %) that the scan would lose its shape."""
         if self.clip_recovery is None or not self.cfg.imu.jolt_drop_points:
             return None
+        spans = self.clip_recovery.jolt_spans()
+        if not spans:                                # the usual case: no scan-wide reductions
+            return None
         lo, hi = times.min(), times.max()
-        spans = [(a, b) for a, b in self.clip_recovery.jolt_spans() if b >= lo and a <= hi]
+        spans = [(a, b) for a, b in spans if b >= lo and a <= hi]
         if not spans:
             return None
         m = np.zeros(len(times), bool)

@@ -146,12 +146,12 @@ class ClipRecovery:
         # on two readings) share the impulse instead of cancelling each other
         ridge = np.sqrt(1e-3 * np.mean(np.sum(A * A, axis=0)))
         c = nnls(np.vstack([A, ridge * np.eye(A.shape[1])]), np.r_[-balance, np.zeros(A.shape[1])])[0]
-        c = c * signs                                                    # (M,) signed, m/s^2
-        A = A * signs                                                    # (3, M) signed again
         if not c.any():
             return None
         del self.restored[:-99]
+        self.restored.append(float(np.linalg.norm(A @ c)))               # m/s put back
         self.recovered += 1
+        c = c * signs                                                    # (M,) signed, m/s^2
         late = np.zeros(3)
         late_t = []
         for (i, j), cij in zip(where, c):
@@ -161,7 +161,6 @@ class ClipRecovery:
             else:
                 late += w[i] * rot[i][:, j] * cij
                 late_t.append(ep[i].t)
-        self.restored.append(float(np.linalg.norm(A @ c)))
         if not late_t:
             return None
         return JoltCorrection(float(np.mean(late_t)), late)
