@@ -60,6 +60,8 @@ class ImuConfig:
     jolt_max_s: float = 0.3         # s: longer episodes are not jolts and are used as read
     jolt_drop_points: bool = True   # leave the points measured during such a jolt out of the scan's
     #                                 registration and the map (its motion is the least known)
+    jolt_timing: bool = True        # ... and read the IMU clock offset off them: deskewed with the
+    #                                 track shifted, where do they fit the map best (core/jolt_timing.py)
 
     def __post_init__(self) -> None:
         _check(self.jolt_threshold > 0 and 0 < self.jolt_max_s <= 2.0,

@@ -15,12 +15,14 @@ from coin_lio.config import LioConfig
 from coin_lio.core.degeneracy import Degeneracy, analyse
 from coin_lio.core.clip_recovery import ClipRecovery
 from coin_lio.core.deskew import deskew
+from coin_lio.core.jolt_timing import ClockSearch
 from coin_lio.core.iekf import Measurements, information_6, iterated_update
 from coin_lio.core.imu_propagation import ImuInitializer, ImuSample, propagate
 from coin_lio.core.local_map import LocalMap, voxel_downsample
 from coin_lio.core.map_seed import InitScans
 from coin_lio.core.free_space import FreeSpaceCheck
 from coin_lio.core.geometric_residuals import GeometricResiduals
+from coin_lio.core.plane_residuals import fit_planes
 from coin_lio.core.state import DIM, POS, VEL, NavState
 from coin_lio.core.stationary import is_stationary
 from coin_lio.core.time_offset import TimeOffsetEstimator
@@ -53,6 +55,7 @@ class ScanResult:
 
 ZUPT_SIGMA = 0.01    # m/s: standing still, the velocity is zero to this ...
 HOLD_SIGMA = 0.001   # m: ... and the position stays at the prior's to this
+SEARCH_POINTS = 1500  # points registered per candidate shift when a jolt's scan reads the IMU clock
 
 class LioPipeline:
     name = "coin_lio_geometric"
@@ -72,6 +75,7 @@ class LioPipeline:
         # s, IMU clock minus LiDAR clock: imu.time_offset, then the online estimate (kept over resets)
         self.time_offset = self.cfg.imu.time_offset
         self.offset_estimator = TimeOffsetEstimator()
+        self.clock_search = ClockSearch()
         self.free_space = FreeSpaceCheck(self.cfg.free_space)
         self.photo = None
         self.set_metadata(metadata or self.cfg.photometric.metadata_path or None)
@@ -250,6 +254,13 @@ class LioPipeline:
         # Downsample, then deskew only the points kept (FAST-LIO2 deskews every point first): the
         # voxel choice on the raw points differs by the motion within a scan (centimetres), and
         # each kept point is then moved exactly; a quarter of the work of deskewing everything.
+        clock_step = None
+        if self.cfg.imu.jolt_timing and len(self.map) and self._in_jolt(times) is not None:
+            t1 = time.perf_counter()
+            clock_step = self._clock_from_jolt(pts, times, track, x_prop, P_prop)
+            if clock_step is not None:                 # this scan deskewed on the found clock
+                track = track.shifted(clock_step)
+            tm["jolt_clock"] = _ms(t1)
         jolt = self._jolt_points(times)
         if jolt is not None:
             pts, times = pts[~jolt], times[~jolt]
@@ -316,6 +327,9 @@ class LioPipeline:
             x_new, P_new, meas = res.state, res.P, geo.last
         self._estimate_time_offset(x_new, t_end, status == "tracked" and not still, imu_window)
         self._commit(x_new, P_new, t_end)
+        if clock_step is not None and status == "tracked":
+            self._move_imu_clock(clock_step, f"a jolt's scan fits the map best with the IMU track "
+                                 f"{1e3 * clock_step:+.1f} ms later")
         self._last_update = (t_end, P_prop, P_new)
         t1 = time.perf_counter()
         world = _to_world(x_new, body)
@@ -402,7 +416,13 @@ class LioPipeline:
         if (est is None or est.pairs < 20 or est.sigma > c.offset_max_sigma
                 or abs(est.delta) < max(4 * est.sigma, 1e-3)):
             return
-        step = float(np.clip(est.delta, -0.05, 0.05))
+        self._move_imu_clock(est.delta, f"the gyro lags the LiDAR's rotation by {1e3 * est.delta:+.1f} ms "
+                             f"(+-{1e3 * est.sigma:.1f} ms over {est.pairs} scans)")
+
+    def _move_imu_clock(self, delta: float, why: str) -> None:
+        """The IMU stamps are still `delta` s late: move the clock (at most 50 ms a step) and the
+        buffered samples onto it, and start the online estimate over."""
+        step = float(np.clip(delta, -0.05, 0.05))
         if abs(self.time_offset + step) >= 0.5:
             return
         was, self.time_offset = self.time_offset, self.time_offset + step
@@ -410,11 +430,42 @@ class LioPipeline:
             s.t -= step
         if self.last_imu_t is not None:
             self.last_imu_t -= step
+        if self.clip_recovery is not None:       # its spans and the readings it holds (shared objects)
+            self.clip_recovery.shift_clock(step, {id(s) for s in self.imu})
+        for j in self._jolts:
+            j.t -= step
         self.offset_estimator.reset()
-        self.events.append(("imu_time_offset", f"IMU clock offset: the gyro lags the LiDAR's rotation by "
-                            f"{1e3 * est.delta:+.1f} ms (+-{1e3 * est.sigma:.1f} ms over {est.pairs} scans); "
-                            f"IMU stamps now moved by {1e3 * self.time_offset:+.1f} ms (was {1e3 * was:+.1f}: "
+        self.events.append(("imu_time_offset", f"IMU clock offset: {why}; IMU stamps now moved by "
+                            f"{1e3 * self.time_offset:+.1f} ms (was {1e3 * was:+.1f}: "
                             "set lio.imu.time_offset to start with it)"))
+
+    def _clock_from_jolt(self, pts: np.ndarray, times: np.ndarray, track, x_prop: NavState,
+                         P_prop: np.ndarray) -> float | None:
+        """A scan taken during a jolt: the IMU clock shift (s) with which it fits the map best
+        (core/jolt_timing.py), registering its points (geometry only) deskewed with the track
+        shifted by each candidate; None when no shift is clearly better than none."""
+        sel = voxel_downsample(pts, self.cfg.preprocess.scan_voxel)
+        if len(sel) > SEARCH_POINTS:                         # a swing of degrees shows in fewer
+            sel = np.sort(np.random.default_rng(len(sel)).choice(sel, SEARCH_POINTS, False))
+        p, t = pts[sel], times[sel]
+        cap = 4 * np.sqrt(self.cfg.update.lidar_noise)      # m: a residual counts at most this
+
+        def cost(delta: float) -> float:
+            body = deskew(p, t, track.shifted(delta), x_prop).points
+            try:
+                x = iterated_update(x_prop, P_prop, GeometricResiduals(body, self.map, self.cfg),
+                                    self.cfg.update).state
+            except (np.linalg.LinAlgError, FloatingPointError):
+                return np.inf
+            world = _to_world(x, body)
+            pl = fit_planes(world, body, self.map, self.cfg.geometry)
+            r = np.full(len(body), cap)
+            r[pl.point_index] = np.minimum(
+                np.abs(np.einsum("ij,ij->i", pl.normal, world[pl.point_index]) + pl.d), cap)
+            return float(np.mean(r))
+
+        est = self.clock_search.search(cost)
+        return None if est is None or abs(est.delta) < 1e-3 else est.delta
 
     def _with_recoveries(self, events: list[tuple[str, str]]) -> list[tuple[str, str]]:
         """The saturation report, with what the clip recovery did since the last one."""
@@ -433,7 +484,14 @@ class LioPipeline:
     def _jolt_points(self, times: np.ndarray) -> np.ndarray | None:
         """(N,) bool: points measured during a jolt that may have clipped the IMU (imu.jolt_drop_points),
         or None when there are none, or so many (>= 70 %) that the scan would lose its shape."""
-        if self.clip_recovery is None or not self.cfg.imu.jolt_drop_points:
+        if not self.cfg.imu.jolt_drop_points:
+            return None
+        m = self._in_jolt(times)
+        return m if m is not None and m.mean() < 0.7 else None
+
+    def _in_jolt(self, times: np.ndarray) -> np.ndarray | None:
+        """(N,) bool: points measured during a jolt that may have clipped the IMU, or None."""
+        if self.clip_recovery is None:
             return None
         spans = self.clip_recovery.jolt_spans()
         if not spans:                                # the usual case: no scan-wide reductions
@@ -445,7 +503,7 @@ class LioPipeline:
         m = np.zeros(len(times), bool)
         for a, b in spans:
             m |= (times >= a) & (times <= b)
-        return m if m.any() and m.mean() < 0.7 else None
+        return m if m.any() else None
 
     def _apply_jolts(self) -> None:
         """The impulse recovered for clipped readings the filter had already integrated (the jolt

@@ -101,6 +101,14 @@ class ClipRecovery:
         self._recent, self._episode, self._rot = deque([s]), [], []
         return out
 
+    def shift_clock(self, step: float, shifted: set[int]) -> None:
+        """The IMU clock moved: spans and the readings held here `step` s earlier (except those
+        whose id() is in `shifted`, already moved by the caller: the same ImuSample objects)."""
+        self.spans = [(a - step, b - step) for a, b in self.spans]
+        for s in {id(r): r for r in [*self._recent, *self._episode]}.values():
+            if id(s) not in shifted:
+                s.t -= step
+
     def jolt_spans(self) -> list[tuple[float, float]]:
         """(start, end) s of the recent jolts that may have clipped the accelerometer, from the
         reading before the first that departed to the first quiet one after (an open one: to its

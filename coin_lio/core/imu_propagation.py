@@ -5,7 +5,7 @@ to move each point to the scan-end frame (and the photometric part to move it ba
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -32,6 +32,10 @@ class ImuTrack:
     vel: np.ndarray      # (K, 3)
     acc_w: np.ndarray    # (K, 3) world acceleration over the segment (gravity included)
     omega: np.ndarray    # (K, 3) body angular rate over the segment (bias removed)
+
+    def shifted(self, delta: float) -> "ImuTrack":
+        """The same motion read delta s later: shifted(delta) at t is this track at t + delta."""
+        return replace(self, times=self.times - delta)
 
     def poses_at(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """R_WI (M, 3, 3) and p_WI (M, 3) at times t (M,), extrapolating the nearest segment."""
