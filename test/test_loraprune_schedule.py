@@ -106,6 +106,34 @@ def test_freed_kv_heads_count_toward_the_target():
     assert abs(a - 0.5 * geom.dense_units_params()) <= geom.channel_params / 2 + 1
 
 
+def test_global_allocation_keeps_the_count_and_follows_the_scores():
+    """Global channel allocation removes exactly the uniform plan's channels in all, takes them
+    where the scores are lowest across layers, and never more than the cap x a layer's share."""
+    layers = pruned_layers(SMOL.n_layers)
+    gen = torch.Generator().manual_seed(0)
+    heads = torch.rand(30, 9, generator=gen)
+    chan = torch.rand(30, 1536, generator=gen)
+    chan[layers[:5]] *= 0.01                                         # five layers matter little
+    uniform = update_masks(PruneMasks.full(SMOL), heads, chan, layers, SMOL, 0.2)
+    for cap in (1.0, 1.5, 3.0):
+        glob = update_masks(PruneMasks.full(SMOL), heads, chan, layers, SMOL, 0.2, global_cap=cap)
+        assert count_params(SMOL, glob) == count_params(SMOL, uniform)
+        assert torch.equal(glob.heads, uniform.heads)                    # heads stay uniform
+        share = {i: int((~uniform.channels[i]).sum()) for i in layers}
+        lost = {i: int((~glob.channels[i]).sum()) for i in layers}
+        assert all(lost[i] <= cap * share[i] for i in layers)
+        if cap == 1.0:
+            assert lost == share
+        else:                                                         # the cheap layers give more
+            assert all(lost[i] == int(cap * share[i]) for i in layers[:5])
+            assert all(lost[i] < share[i] for i in layers[5:])
+        for i in layers:                                              # within a layer: lowest first
+            gone, kept = chan[i][~glob.channels[i]], chan[i][glob.channels[i]]
+            assert gone.numel() == 0 or gone.max() <= kept.min()
+    with pytest.raises(ValueError, match="one-shot"):
+        update_masks(uniform, heads, chan, layers, SMOL, 0.2, global_cap=2.0)
+
+
 @pytest.mark.parametrize("target", [0.2, 0.5])
 def test_iterative_ramp_ends_at_the_one_shot_parameter_count(target):
     """SmolLM2's geometry along the cubic ramp with random importances: the final masks remove the
@@ -136,7 +164,9 @@ def test_iterative_ramp_ends_at_the_one_shot_parameter_count(target):
     dict(lora_alpha=0), dict(lora_dropout=1.0), dict(warmup=0.5, cooldown=0.5), dict(ema=1.0),
     dict(skip_first_frac=1.0), dict(prune_every=0), dict(calib_batches=0), dict(weight_decay=-1),
     dict(recovery="web"), dict(lr_schedule="cosine"), dict(kd_ce_weight=-1.0),
-    dict(steps=4, cooldown=0.01), dict(steps=4, cooldown=0.0)])
+    dict(steps=4, cooldown=0.01), dict(steps=4, cooldown=0.0),
+    dict(method="llm_pruner", global_cap=0.5), dict(global_cap=2.0), dict(method="random", global_cap=2.0),
+    dict(method="llm_pruner", global_cap=float("inf"))])
 def test_config_validation(bad):
     with pytest.raises(ValueError):
         PruneConfig(**bad)

@@ -89,13 +89,17 @@ RECOVERY_TAG = {"corpus": "", "distill": " (data-free)", "corpus_kd": " (corpus 
 
 def label_of(cfg) -> str:
     """Row name of a run: the method, tagged with a distillation recovery."""
-    return cfg.method + RECOVERY_TAG[cfg.recovery]
+    cap = f"_global{cfg.global_cap:g}" if cfg.global_cap else ""
+    return cfg.method + cap + RECOVERY_TAG[cfg.recovery]
 
 
 def run_configs(args) -> list:
     """Every run: lora_only per recovery, then per ratio each method with corpus recovery, the
     --distill-methods with data-free recovery and the --kd-methods with corpus distillation."""
-    from learned_nodes.loraprune.config import PruneConfig
+    from learned_nodes.loraprune.config import ITERATIVE, PruneConfig
+
+    def cap(m: str) -> float:                     # global allocation: one-shot scored methods only
+        return 0.0 if m in (*ITERATIVE, "lora_only", "random") else getattr(args, "global_cap", 0.0)
 
     common = dict(steps=args.steps, seq_len=args.seq_len, batch_size=args.batch_size, cooldown=args.cooldown,
                   prune_every=args.prune_every, device=args.device, seed=args.seed, progress=not args.quiet,
@@ -104,7 +108,7 @@ def run_configs(args) -> list:
     cfgs = [PruneConfig(method="lora_only", ratio=0.0, recovery=rec, **common)
             for rec, methods in by_recovery.items() if methods] if args.lora_only else []
     for r in args.ratios:
-        cfgs += [PruneConfig(method=m, ratio=r, recovery=rec, **common)
+        cfgs += [PruneConfig(method=m, ratio=r, recovery=rec, global_cap=cap(m), **common)
                  for rec, methods in by_recovery.items() for m in methods]
     return cfgs
 

@@ -36,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="distill / corpus_kd: weight of the next-token loss beside the KL")
     p.add_argument("--conversations", type=int, default=256,
                    help="distill: transcripts the teacher writes (~200 tokens each)")
+    p.add_argument("--global-cap", type=float, default=0.0,
+                   help="one-shot scored methods: allocate the channels over the layers together, "
+                        "a layer losing at most CAP x its uniform share (0: uniform per layer)")
     p.add_argument("--steps", type=int, default=100, help="optimiser steps (same budget per method)")
     p.add_argument("--cooldown", type=float, default=0.5,
                    help="final fraction of the steps at the final structure (every method)")
@@ -59,6 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         cfg = PruneConfig(method=args.method, ratio=args.ratio, steps=args.steps, cooldown=args.cooldown,
                           recovery=args.recovery, kd_ce_weight=args.kd_ce_weight,
+                          global_cap=args.global_cap,
                           prune_every=args.prune_every, seq_len=args.seq_len,
                           batch_size=args.batch_size, lr=args.lr, device=args.device, seed=args.seed,
                           progress=not args.quiet)

@@ -61,6 +61,9 @@ class PruneConfig:
     cooldown: float = field(default=0.5, metadata={"help": "final fraction of the steps at the final "
                                                            "structure (every method)"})
     ema: float = field(default=0.9, metadata={"help": "importance moving average I <- ema I + (1-ema) I_t"})
+    global_cap: float = field(default=0.0, metadata={"help": "0: channels removed uniformly per "
+                              "layer; >= 1 (one-shot methods): allocated over the layers together, "
+                              "a layer losing at most global_cap x its uniform share"})
     skip_first_frac: float = field(default=0.1, metadata={"help": "fraction of first layers not pruned"})
     skip_last: bool = field(default=True, metadata={"help": "leave the last layer unpruned"})
     calib_batches: int = field(default=4, metadata={"help": "Taylor: calibration batches (full grads)"})
@@ -100,6 +103,10 @@ class PruneConfig:
                              f"{self.final_steps} steps at the final structure: need 1 .. steps - 1")
         if not 0.0 <= self.ema < 1.0:
             raise ValueError("ema must be in [0, 1)")
+        if not (self.global_cap == 0 or (self.global_cap >= 1 and math.isfinite(self.global_cap))):
+            raise ValueError(f"global_cap must be 0 (uniform) or >= 1, got {self.global_cap}")
+        if self.global_cap and (self.iterative or self.method in ("lora_only", "random")):
+            raise ValueError(f"global_cap is for one-shot scored methods, not '{self.method}'")
         if not 0.0 <= self.skip_first_frac < 1.0:
             raise ValueError("skip_first_frac must be in [0, 1)")
 

@@ -94,7 +94,8 @@ def one_shot_masks(model: nn.Module, geom: LlamaGeometry, layers: list[int], bat
     else:
         heads, channels = model_unit_scores(model, geom, layers, cfg.criterion, generator)
     history["importance_s"] = time.perf_counter() - t0
-    return update_masks(PruneMasks.full(geom), heads, channels, layers, geom, cfg.ratio)
+    return update_masks(PruneMasks.full(geom), heads, channels, layers, geom, cfg.ratio,
+                        global_cap=cfg.global_cap)
 
 
 class _Trainer:

@@ -189,9 +189,33 @@ def _remove_least_important(kept: torch.Tensor, importance: torch.Tensor, target
     kept[torch.argsort(score, stable=True)[:missing]] = False
 
 
+def _remove_global_channels(channels: torch.Tensor, importance: torch.Tensor, layers: list[int],
+                            per_layer: dict[int, int], cap: float) -> None:
+    """In place: remove sum(per_layer) channels over all `layers` together, the least important
+    first (the scores compared across layers), no layer losing more than `cap` x its uniform share
+    (and always keeping one channel). channels / importance (L, I)."""
+    total = sum(per_layer.values())
+    limit = {i: min(int(math.floor(cap * n + 1e-9)), channels.shape[1] - 1) for i, n in per_layer.items()}
+    score = importance[layers].detach().float().cpu().clone()                 # (len(layers), I)
+    score[~channels[layers]] = float("inf")
+    order = torch.argsort(score.flatten(), stable=True).tolist()
+    removed = {i: 0 for i in layers}
+    width = score.shape[1]
+    for flat in order:
+        if total <= 0:
+            break
+        layer, ch = layers[flat // width], flat % width
+        if removed[layer] < limit[layer] and channels[layer, ch]:
+            channels[layer, ch] = False
+            removed[layer] += 1
+            total -= 1
+    if total > 0:
+        raise ValueError(f"global allocation: caps {cap} x the uniform share leave {total} channels")
+
+
 def update_masks(masks: PruneMasks, head_importance: torch.Tensor, channel_importance: torch.Tensor,
                  layers: list[int], geom: LlamaGeometry, ratio: float,
-                 final_ratio: float | None = None) -> PruneMasks:
+                 final_ratio: float | None = None, global_cap: float = 0.0) -> PruneMasks:
     """Monotone mask update towards `ratio` (units already pruned stay pruned): in each pruned layer
     remove the least important query heads, then the least important channels until the layer's
     removed parameters, freed KV heads included, reach the ratio.
@@ -200,7 +224,12 @@ def update_masks(masks: PruneMasks, head_importance: torch.Tensor, channel_impor
     (floor(ratio / final * final heads), as the reference's int(ratio * heads)); the channels make up
     the layer's parameters to `ratio` but never go beyond the fewest the final masks can need (every
     KV head the final heads could free counted), so a head or a KV head removed late cannot make the
-    final count overshoot a one-shot plan."""
+    final count overshoot a one-shot plan.
+
+    `global_cap` > 0 (one-shot only): the channels are allocated over the layers together instead
+    (the same total, so the same parameter count): the least important channels of any pruned layer
+    go first, a layer losing at most global_cap x its uniform share (the scores must be comparable
+    across layers: LLM-Pruner's raw Taylor sums are)."""
     out = masks.clone()
     ramp = final_ratio is not None and ratio < final_ratio
     if ramp:
@@ -209,6 +238,9 @@ def update_masks(masks: PruneMasks, head_importance: torch.Tensor, channel_impor
         channel_cap = channels_to_remove(geom, final_ratio, final_heads, final_heads // geom.group_size)
     else:
         n_heads = plan_heads(geom, ratio)
+    if global_cap > 0 and (ramp or bool((~masks.channels).any())):
+        raise ValueError("global channel allocation is one-shot: from full masks at the target")
+    per_layer = {}
     for layer in layers:
         _remove_least_important(out.heads[layer], head_importance[layer], n_heads)
         heads_removed = int((~out.heads[layer]).sum())
@@ -216,5 +248,9 @@ def update_masks(masks: PruneMasks, head_importance: torch.Tensor, channel_impor
         n_channels = channels_to_remove(geom, ratio, heads_removed, kv_removed)
         if ramp:
             n_channels = min(n_channels, channel_cap)
-        _remove_least_important(out.channels[layer], channel_importance[layer], n_channels)
+        per_layer[layer] = n_channels
+        if global_cap <= 0:
+            _remove_least_important(out.channels[layer], channel_importance[layer], n_channels)
+    if global_cap > 0:
+        _remove_global_channels(out.channels, channel_importance, layers, per_layer, global_cap)
     return out
