@@ -17,7 +17,7 @@ from coin_lio.core.clip_recovery import ClipRecovery
 from coin_lio.core.deskew import deskew
 from coin_lio.core.jolt_timing import ClockSearch
 from coin_lio.core.iekf import Measurements, information_6, iterated_update
-from coin_lio.core.imu_propagation import ImuInitializer, ImuSample, propagate
+from coin_lio.core.imu_propagation import ImuInitializer, ImuSample, interp_samples, propagate
 from coin_lio.core.local_map import LocalMap, voxel_downsample
 from coin_lio.core.map_seed import InitScans
 from coin_lio.core.free_space import FreeSpaceCheck
@@ -254,12 +254,15 @@ class LioPipeline:
         # Downsample, then deskew only the points kept (FAST-LIO2 deskews every point first): the
         # voxel choice on the raw points differs by the motion within a scan (centimetres), and
         # each kept point is then moved exactly; a quarter of the work of deskewing everything.
-        clock_step = None
         if self.cfg.imu.jolt_timing and len(self.map) and self._in_jolt(times) is not None:
             t1 = time.perf_counter()
-            clock_step = self._clock_from_jolt(pts, times, track, x_prop, P_prop)
-            if clock_step is not None:                 # this scan deskewed on the found clock
-                track = track.shifted(clock_step)
+            step = self._clock_from_jolt(pts, times, track, x_prop, P_prop)
+            if step is not None:                 # this scan on the found clock, from its start
+                self._move_imu_clock(step, f"a jolt's scan fits the map best with the IMU track "
+                                     f"{1e3 * step:+.1f} ms later")
+                imu_window = self._imu_window(self.t_state, t_end)
+                x_prop, P_prop, track = propagate(self.state, self.P, imu_window, self.t_state, t_end,
+                                                  self.cfg.imu, self.acc_scale)
             tm["jolt_clock"] = _ms(t1)
         jolt = self._jolt_points(times)
         if jolt is not None:
@@ -327,9 +330,6 @@ class LioPipeline:
             x_new, P_new, meas = res.state, res.P, geo.last
         self._estimate_time_offset(x_new, t_end, status == "tracked" and not still, imu_window)
         self._commit(x_new, P_new, t_end)
-        if clock_step is not None and status == "tracked":
-            self._move_imu_clock(clock_step, f"a jolt's scan fits the map best with the IMU track "
-                                 f"{1e3 * clock_step:+.1f} ms later")
         self._last_update = (t_end, P_prop, P_new)
         t1 = time.perf_counter()
         world = _to_world(x_new, body)
@@ -421,13 +421,20 @@ class LioPipeline:
 
     def _move_imu_clock(self, delta: float, why: str) -> None:
         """The IMU stamps are still `delta` s late: move the clock (at most 50 ms a step) and the
-        buffered samples onto it, and start the online estimate over."""
+        buffered samples onto it, and start the online estimate over. The state at t_state has
+        integrated the IMU up to t_state on the old clock, t_state - step on the new one: the
+        velocity gets the specific force of [t_state - step, t_state] (negative step: it had
+        that much too much). In a jolt that is tenths of a m/s."""
         step = float(np.clip(delta, -0.05, 0.05))
         if abs(self.time_offset + step) >= 0.5:
             return
         was, self.time_offset = self.time_offset, self.time_offset + step
         for s in self.imu:                       # the buffered samples onto the new clock
             s.t -= step
+        if self.state is not None and self.t_state is not None and self.imu:
+            dv = self._velocity_change(self.t_state - step, self.t_state)
+            if np.all(np.isfinite(dv)):
+                self.state.vel = self.state.vel + dv
         if self.last_imu_t is not None:
             self.last_imu_t -= step
         if self.clip_recovery is not None:       # its spans and the readings it holds (shared objects)
@@ -438,6 +445,17 @@ class LioPipeline:
         self.events.append(("imu_time_offset", f"IMU clock offset: {why}; IMU stamps now moved by "
                             f"{1e3 * self.time_offset:+.1f} ms (was {1e3 * was:+.1f}: "
                             "set lio.imu.time_offset to start with it)"))
+
+    def _velocity_change(self, t0: float, t1: float) -> np.ndarray:
+        """(3,) m/s: the world velocity change the buffered IMU signal gives over [t0, t1] (s,
+        oriented: t1 < t0 gives minus that of [t1, t0]), at the state's attitude, bias and gravity."""
+        lo, hi = min(t0, t1), max(t0, t1)
+        ts = np.array([s.t for s in self.imu])
+        knots = np.concatenate([[lo], ts[(ts > lo) & (ts < hi)], [hi]])
+        a_k = interp_samples(knots, ts, np.array([s.acc for s in self.imu])) * self.acc_scale
+        specific = (0.5 * (a_k[1:] + a_k[:-1]) - self.state.ba) * np.diff(knots)[:, None]
+        dv = self.state.rot @ specific.sum(axis=0) + self.state.grav * (hi - lo)
+        return dv if t1 >= t0 else -dv
 
     def _clock_from_jolt(self, pts: np.ndarray, times: np.ndarray, track, x_prop: NavState,
                          P_prop: np.ndarray) -> float | None:

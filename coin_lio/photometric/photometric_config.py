@@ -131,6 +131,8 @@ class FeatureConfig:
     margin: int = 10                    # px from the image border
     suppression_radius: int = 10        # px, NMS and distance to existing patches
     num_features: int = 60              # patches kept alive at most
+    refill_below: float = 1.0           # select new patches only when fewer than this x num_features
+    #                                     are tracked (1.0: every scan that lost one, as the reference)
     selection_mode: str = "degeneracy"  # degeneracy | gradient | random (ablations)
     structure_block: int = 5            # cornerEigenValsAndVecs blockSize
     structure_ksize: int = 3            # its Sobel aperture
@@ -141,6 +143,8 @@ class FeatureConfig:
         for name in ("margin", "suppression_radius", "num_features"):
             if int(getattr(self, name)) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0.0 < self.refill_below <= 1.0:
+            raise ValueError(f"refill_below must be in (0, 1], got {self.refill_below}")
         if self.selection_mode not in SELECTION_MODES:
             raise ValueError(f"selection_mode must be one of {SELECTION_MODES}, "
                              f"got '{self.selection_mode}'")
