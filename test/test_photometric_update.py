@@ -125,3 +125,36 @@ def test_velodyne_like_sensor_gets_photometric_help_in_a_tunnel(tmp_path):
         used = sum(int(r["photometric_rows"]) for r in rows)
         assert (used > 0) == photometric
     assert ape[True] < 0.5 * ape[False], ape
+
+
+def test_new_patches_are_chosen_only_below_the_refill_level(tunnel):
+    """features.refill_below: 1.0 (the reference) refills to 60 patches whenever one is lost; 0.75
+    leaves them while at least 45 are tracked, then refills to 60."""
+    from dataclasses import replace
+
+    scan = _first_scan(tunnel)
+    x = NavState()
+    x.rot_il, x.pos_il = np.diag([-1.0, -1.0, 1.0]), np.array([-0.006, 0.012, 0.029])
+    track = ImuTrack(np.array([scan.stamp]), np.eye(3)[None], np.zeros((1, 3)), np.zeros((1, 3)),
+                     np.zeros((1, 3)), np.zeros((1, 3)))
+    counts = {}
+    for refill in (1.0, 0.75):
+        cfg = PhotometricConfig(metadata_path=str(tunnel / "metadata.json"))
+        cfg = replace(cfg, features=replace(cfg.features, refill_below=refill))
+        tr = PhotometricTracker(cfg)
+        tr.prepare(scan.cloud, scan.times, track, x)
+        tr.track_and_select(x, np.array([[1.0, 0.0, 0.0]]))
+        assert len(tr.patches) == 60
+        seen = []
+        for keep in (58, 30):
+            tr.patches = tr.patches.keep(np.arange(len(tr.patches)) < keep)
+            tr.track_and_select(x, np.array([[1.0, 0.0, 0.0]]))     # the same scan again
+            seen.append((tr.stats["tracked"], tr.stats["new"]))
+        counts[refill] = seen
+    for tracked, new in counts[1.0]:                                  # always back to 60
+        assert tracked < 60 and new == 60 - tracked
+    (kept, none), (few, refilled) = counts[0.75]
+    assert 45 <= kept < 60 and none == 0                              # enough: nothing chosen
+    assert few < 45 and refilled == 60 - few                          # too few: back to 60
+    with pytest.raises(ValueError, match="refill_below"):
+        replace(PhotometricConfig().features, refill_below=0.0)
