@@ -60,8 +60,9 @@ class ImuConfig:
     jolt_max_s: float = 0.3         # s: longer episodes are not jolts and are used as read
     jolt_drop_points: bool = True   # leave the points measured during such a jolt out of the scan's
     #                                 registration and the map (its motion is the least known)
-    jolt_timing: bool = True        # ... and read the IMU clock offset off them: deskewed with the
-    #                                 track shifted, where do they fit the map best (core/jolt_timing.py)
+    jolt_timing: bool = True        # a jolt's scan reads the IMU clock offset: registered with the
+    #                                 IMU track shifted, the best fit moves the clock (core/jolt_timing.py)
+    jolt_timing_every: float = 5.0  # s: after a search that moved nothing, the next waits this long
 
     def __post_init__(self) -> None:
         _check(self.jolt_threshold > 0 and 0 < self.jolt_max_s <= 2.0,
@@ -69,6 +70,7 @@ class ImuConfig:
         _check(min(self.acc_noise, self.gyr_noise, self.acc_bias_noise, self.gyr_bias_noise) > 0,
                "IMU noise densities must be > 0")
         _check(abs(self.time_offset) < 0.5, "time_offset must be within +-0.5 s")
+        _check(self.jolt_timing_every >= 0, "jolt_timing_every must be >= 0 s")
         _check(0 < self.offset_max_sigma <= 0.01, "offset_max_sigma must be in (0, 0.01] s")
         _check(self.init_samples >= 10, "init_samples must be >= 10")
         _check(0 <= self.init_duration <= 10, "init_duration must be in [0, 10] s")

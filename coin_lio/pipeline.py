@@ -110,6 +110,7 @@ class LioPipeline:
         self.offset_estimator.reset()
         self.free_space.reset()
         self._tracked = False                      # the last scan was tracked (a pair can start)
+        self._clock_search_after = -np.inf         # s: no jolt clock search before (rate limit)
         self._photo_linger = self.cfg.photometric.linger_scans   # on at the start (on_demand)
         self._movers_seen = 0                      # scans left of the patch gate (movers seen lately)
         if self.photo is not None:
@@ -254,9 +255,13 @@ class LioPipeline:
         # Downsample, then deskew only the points kept (FAST-LIO2 deskews every point first): the
         # voxel choice on the raw points differs by the motion within a scan (centimetres), and
         # each kept point is then moved exactly; a quarter of the work of deskewing everything.
-        if self.cfg.imu.jolt_timing and len(self.map) and self._in_jolt(times) is not None:
+        if (self.cfg.imu.jolt_timing and len(self.map) and t_end >= self._clock_search_after
+                and self._in_jolt(times) is not None):
             t1 = time.perf_counter()
             step = self._clock_from_jolt(pts, times, track, x_prop, P_prop)
+            # a found shift is refined on the next jolt scan; otherwise the next search waits
+            # (a legged robot's footfalls may reach the jolt floor every scan: ~0.1 s each)
+            self._clock_search_after = t_end if step is not None else t_end + self.cfg.imu.jolt_timing_every
             if step is not None:                 # this scan on the found clock, from its start
                 self._move_imu_clock(step, f"a jolt's scan fits the map best with the IMU track "
                                      f"{1e3 * step:+.1f} ms later")

@@ -6,6 +6,7 @@ knocks' clipped accelerometer readings lost and reads the IMU clock offset off a
 lio.imu.time_offset undoes an IMU clock offset, and the online estimate finds most of it.
 32x512 Ouster, 6 s, urban; and VLP-16 sweeps (unorganised clouds) with lost packets and an angle
 window, 4 s."""
+import csv
 import math
 from pathlib import Path
 
@@ -59,6 +60,8 @@ def _run(seq: Path, out: Path, time_offset: float = 0.0, estimate: bool = True,
     summary = run(bag, cfg, out, gt, progress=False)
     poses = np.loadtxt(next(out.glob("*.tum")))
     summary["finite"] = bool(np.all(np.isfinite(poses)))
+    with open(out / "timing.csv") as f:                    # scans that searched the IMU clock
+        summary["clock_searches"] = sum(1 for r in csv.DictReader(f) if r.get("jolt_clock_ms"))
     return summary
 
 
@@ -104,6 +107,8 @@ def test_a_knock_reads_the_imu_clock_offset(runs):
     assert "a jolt's scan fits the map best with the IMU track +" in s["events"]["imu_time_offset"]["first"]
     assert _ape(s) <= 0.85 * _ape(unread), (_ape(s), _ape(unread))
     assert runs["knocks"]["imu_time_offset_s"] == 0.0             # no offset: the search finds none
+    # a search that moved nothing waits imu.jolt_timing_every (5 s) for the next: six knocks in 6 s
+    assert 1 <= runs["knocks"]["clock_searches"] <= 2, runs["knocks"]["clock_searches"]
 
 
 def test_column_window_is_reported_and_tracked(runs):
