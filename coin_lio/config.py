@@ -192,6 +192,10 @@ class PhotometricConfig:
     # max(change_margin m, 10 %) beyond the window's common change (0: never; change_kernel.py)
     change_gate_px: int = 8
     change_margin: float = 0.5
+    # robust weights (Huber, recomputed every iteration): a row whose |residual| exceeds this x the
+    # rows' robust spread (1.4826 x median |r|) counts with weight huber_k x spread / |r|
+    # (0: every row alike, as the reference; docs/coin_lio.md "Moving objects")
+    huber_k: float = 2.0
     filter: ImageFilterConfig = field(default_factory=ImageFilterConfig)
     mask: MaskConfig = field(default_factory=MaskConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
@@ -199,6 +203,7 @@ class PhotometricConfig:
     def __post_init__(self) -> None:
         _check(self.linger_scans >= 1 and self.residual_gate >= 0, "linger_scans >= 1, residual_gate >= 0")
         _check(self.change_gate_px >= 0 and self.change_margin > 0, "change_gate_px >= 0, change_margin > 0")
+        _check(self.huber_k == 0 or 1.0 <= self.huber_k < 100, "huber_k must be 0 (off) or in [1, 100)")
         _check(self.photo_scale > 0 and self.patch_size >= 3 and self.patch_size % 2 == 1,
                "photo_scale must be > 0 and patch_size odd >= 3")
         _check(self.max_age >= 1 and -1 <= self.ncc_threshold < 1 and self.occlusion_threshold > 0

@@ -187,7 +187,10 @@ class PhotometricTracker:
         r = res[sel].reshape(-1)
         H = H[sel].reshape(-1, 6)
         s = self.cfg.photo_scale
-        return Measurements(s * r, s * H, np.full(r.size, self.noise))
+        var = np.full(r.size, self.noise)
+        if self.cfg.huber_k > 0:
+            var /= huber_weights(r, self.cfg.huber_k)
+        return Measurements(s * r, s * H, var)
 
     def _gate(self, sel: np.ndarray, inten: np.ndarray, gu: np.ndarray, gv: np.ndarray,
               centre_uv: np.ndarray) -> np.ndarray:
@@ -323,6 +326,17 @@ class PhotometricTracker:
         pix = np.rint(centres[:, None, :] + self.offsets[None]).astype(np.int64)
         return np.clip(pix[..., 1], 0, h - 1) * w + np.mod(pix[..., 0], w)
 
+
+
+def huber_weights(r: np.ndarray, k: float, min_rows: int = 50) -> np.ndarray:
+    """(N,) IRLS weights of residuals r (N,): 1 within k x the robust spread (1.4826 x median |r|),
+    k x spread / |r| beyond (Huber). All 1 below min_rows rows or when the spread is 0: too few
+    rows to tell the bulk from the outliers."""
+    a = np.abs(r)
+    spread = 1.4826 * float(np.median(a)) if r.size >= min_rows else 0.0
+    if not spread > 0:
+        return np.ones(r.size)
+    return np.minimum(1.0, k * spread / np.maximum(a, 1e-300))
 
 
 def _ring_pixel_times(flat_times: np.ndarray, index: np.ndarray) -> np.ndarray:
