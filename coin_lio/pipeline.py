@@ -22,7 +22,6 @@ from coin_lio.core.local_map import LocalMap, voxel_downsample
 from coin_lio.core.map_seed import InitScans
 from coin_lio.core.free_space import FreeSpaceCheck
 from coin_lio.core.geometric_residuals import GeometricResiduals
-from coin_lio.core.plane_residuals import fit_planes
 from coin_lio.core.state import DIM, POS, VEL, NavState
 from coin_lio.core.stationary import is_stationary
 from coin_lio.core.time_offset import TimeOffsetEstimator
@@ -252,11 +251,9 @@ class LioPipeline:
         x_prop, P_prop, track = propagate(self.state, self.P, imu_window, self.t_state, t_end,
                                           self.cfg.imu, self.acc_scale)
         tm["propagate"] = _ms(t1)
-        # Downsample, then deskew only the points kept (FAST-LIO2 deskews every point first): the
-        # voxel choice on the raw points differs by the motion within a scan (centimetres), and
-        # each kept point is then moved exactly; a quarter of the work of deskewing everything.
-        if (self.cfg.imu.jolt_timing and len(self.map) and t_end >= self._clock_search_after
-                and self._in_jolt(times) is not None):
+        in_jolt = self._in_jolt(times)
+        if (in_jolt is not None and self.cfg.imu.jolt_timing and len(self.map)
+                and t_end >= self._clock_search_after):
             t1 = time.perf_counter()
             step = self._clock_from_jolt(pts, times, track, x_prop, P_prop)
             # a found shift is refined on the next jolt scan; otherwise the next search waits
@@ -268,14 +265,16 @@ class LioPipeline:
                 imu_window = self._imu_window(self.t_state, t_end)
                 x_prop, P_prop, track = propagate(self.state, self.P, imu_window, self.t_state, t_end,
                                                   self.cfg.imu, self.acc_scale)
+                in_jolt = self._in_jolt(times)   # the spans moved with the clock
             tm["jolt_clock"] = _ms(t1)
-        jolt = self._jolt_points(times)
+        jolt = self._jolt_points(in_jolt)
         if jolt is not None:
             pts, times = pts[~jolt], times[~jolt]
+        # Downsample, then deskew only the points kept (FAST-LIO2 deskews every point first): the
+        # voxel choice on the raw points differs by the motion within a scan (centimetres), and
+        # each kept point is then moved exactly; a quarter of the work of deskewing everything.
         t1 = time.perf_counter()
-        sel = voxel_downsample(pts, self.cfg.preprocess.scan_voxel)
-        if len(sel) > self.cfg.preprocess.max_points:
-            sel = np.sort(np.random.default_rng(len(sel)).choice(sel, self.cfg.preprocess.max_points, False))
+        sel = self._downsample(pts, self.cfg.preprocess.max_points)
         tm["downsample"] = _ms(t1)
         t1 = time.perf_counter()
         body = deskew(pts[sel], times[sel], track, x_prop).points
@@ -467,9 +466,7 @@ class LioPipeline:
         """A scan taken during a jolt: the IMU clock shift (s) with which it fits the map best
         (core/jolt_timing.py), registering its points (geometry only) deskewed with the track
         shifted by each candidate; None when no shift is clearly better than none."""
-        sel = voxel_downsample(pts, self.cfg.preprocess.scan_voxel)
-        if len(sel) > SEARCH_POINTS:                         # a swing of degrees shows in fewer
-            sel = np.sort(np.random.default_rng(len(sel)).choice(sel, SEARCH_POINTS, False))
+        sel = self._downsample(pts, SEARCH_POINTS)          # a swing of degrees shows in fewer
         p, t = pts[sel], times[sel]
         cap = 4 * np.sqrt(self.cfg.update.lidar_noise)      # m: a residual counts at most this
 
@@ -480,11 +477,10 @@ class LioPipeline:
                                     self.cfg.update).state
             except (np.linalg.LinAlgError, FloatingPointError):
                 return np.inf
-            world = _to_world(x, body)
-            pl = fit_planes(world, body, self.map, self.cfg.geometry)
+            fresh = GeometricResiduals(body, self.map, self.cfg)   # planes matched anew at x
+            h = fresh(x, 0).h
             r = np.full(len(body), cap)
-            r[pl.point_index] = np.minimum(
-                np.abs(np.einsum("ij,ij->i", pl.normal, world[pl.point_index]) + pl.d), cap)
+            r[fresh.planes.point_index] = np.minimum(np.abs(h), cap)
             return float(np.mean(r))
 
         est = self.clock_search.search(cost)
@@ -504,13 +500,21 @@ class LioPipeline:
                 f"{mean:.2f} m/s on average{dropped})")
         return [(k, m + note if k == "imu_saturated" else m) for k, m in events]
 
-    def _jolt_points(self, times: np.ndarray) -> np.ndarray | None:
-        """(N,) bool: points measured during a jolt that may have clipped the IMU (imu.jolt_drop_points),
-        or None when there are none, or so many (>= 70 %) that the scan would lose its shape."""
-        if not self.cfg.imu.jolt_drop_points:
+    def _downsample(self, pts: np.ndarray, cap: int) -> np.ndarray:
+        """Indices of the scan's voxel-downsampled points (N, 3), at most `cap` of them (an even
+        random subsample, seeded by the count so that a run repeats)."""
+        sel = voxel_downsample(pts, self.cfg.preprocess.scan_voxel)
+        if len(sel) > cap:
+            sel = np.sort(np.random.default_rng(len(sel)).choice(sel, cap, False))
+        return sel
+
+    def _jolt_points(self, in_jolt: np.ndarray | None) -> np.ndarray | None:
+        """(N,) bool: of the points measured during a jolt that may have clipped the IMU (in_jolt,
+        from _in_jolt), those left out (imu.jolt_drop_points); None when there are none, or so
+        many (>= 70 %) that the scan would lose its shape."""
+        if not self.cfg.imu.jolt_drop_points or in_jolt is None:
             return None
-        m = self._in_jolt(times)
-        return m if m is not None and m.mean() < 0.7 else None
+        return in_jolt if in_jolt.mean() < 0.7 else None
 
     def _in_jolt(self, times: np.ndarray) -> np.ndarray | None:
         """(N,) bool: points measured during a jolt that may have clipped the IMU, or None."""

@@ -137,12 +137,12 @@ def test_the_pipeline_leaves_the_points_of_a_jolt_out():
     for ti, a in zip(t, clipped):
         pipe.add_imu(float(ti), np.zeros(3), a)
     times = np.linspace(0.9, 1.0, 1001)                       # a scan over the jolt's first half
-    drop = pipe._jolt_points(times)
+    drop = pipe._jolt_points(pipe._in_jolt(times))
     (a, b), = pipe.clip_recovery.jolt_spans()
     assert drop is not None and np.array_equal(drop, (times >= a) & (times <= b))
-    assert pipe._jolt_points(np.linspace(1.5, 1.6, 11)) is None            # a later scan keeps all
+    assert pipe._jolt_points(pipe._in_jolt(np.linspace(1.5, 1.6, 11))) is None   # a later scan keeps all
     pipe.cfg.imu.jolt_drop_points = False
-    assert pipe._jolt_points(times) is None
+    assert pipe._jolt_points(pipe._in_jolt(times)) is None
 
 
 def test_the_saturation_report_says_what_was_recovered():

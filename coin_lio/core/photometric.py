@@ -281,7 +281,7 @@ class PhotometricTracker:
 
         c, f = self.cfg, self.frame
         need = c.features.num_features - len(self.patches)
-        if need <= 0 or len(self.patches) >= c.features.refill_below * c.features.num_features:
+        if len(self.patches) >= c.features.refill_below * c.features.num_features:   # need <= 0 too
             return 0
         existing = np.rint(self.patches.uv) if len(self.patches) else None
         if c.features.selection_mode == "random":
