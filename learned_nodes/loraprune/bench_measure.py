@@ -96,10 +96,10 @@ def label_of(cfg) -> str:
 def run_configs(args) -> list:
     """Every run: lora_only per recovery, then per ratio each method with corpus recovery, the
     --distill-methods with data-free recovery and the --kd-methods with corpus distillation."""
-    from learned_nodes.loraprune.config import ITERATIVE, PruneConfig
+    from learned_nodes.loraprune.config import GLOBAL_CAP_METHODS, PruneConfig
 
     def cap(m: str) -> float:                     # global allocation: one-shot scored methods only
-        return 0.0 if m in (*ITERATIVE, "lora_only", "random") else getattr(args, "global_cap", 0.0)
+        return getattr(args, "global_cap", 0.0) if m in GLOBAL_CAP_METHODS else 0.0
 
     common = dict(steps=args.steps, seq_len=args.seq_len, batch_size=args.batch_size, cooldown=args.cooldown,
                   prune_every=args.prune_every, device=args.device, seed=args.seed, progress=not args.quiet,

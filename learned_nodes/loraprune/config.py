@@ -28,6 +28,8 @@ METHODS = ("loraprune", "streamed_taylor", "taylor", "llm_pruner", "magnitude", 
 # llm_pruner: full-gradient Taylor with LLM-Pruner's grouping (raw |W * g| summed per group);
 # lora_only: the same LoRA training, nothing pruned (reference row).
 ITERATIVE = ("loraprune", "streamed_taylor")
+# one-shot methods whose unit scores can be compared across layers: global_cap applies to them
+GLOBAL_CAP_METHODS = tuple(m for m in METHODS if m not in (*ITERATIVE, "lora_only", "random"))
 RECOVERIES = ("corpus", "distill", "corpus_kd")
 TEACHER_RECOVERIES = ("distill", "corpus_kd")        # the dense model teaches
 LR_SCHEDULES = ("linear", "constant")
@@ -105,7 +107,7 @@ class PruneConfig:
             raise ValueError("ema must be in [0, 1)")
         if not (self.global_cap == 0 or (self.global_cap >= 1 and math.isfinite(self.global_cap))):
             raise ValueError(f"global_cap must be 0 (uniform) or >= 1, got {self.global_cap}")
-        if self.global_cap and (self.iterative or self.method in ("lora_only", "random")):
+        if self.global_cap and self.method not in GLOBAL_CAP_METHODS:
             raise ValueError(f"global_cap is for one-shot scored methods, not '{self.method}'")
         if not 0.0 <= self.skip_first_frac < 1.0:
             raise ValueError("skip_first_frac must be in [0, 1)")
