@@ -106,6 +106,28 @@ def test_freed_kv_heads_count_toward_the_target():
     assert abs(a - 0.5 * geom.dense_units_params()) <= geom.channel_params / 2 + 1
 
 
+def test_head_share_moves_the_ratio_between_heads_and_channels():
+    """head_share 0 removes no query head and as many channels as the whole ratio needs; 0.5 half
+    the heads; the parameter count is the reference share's within a channel, on the ramp too."""
+    assert plan_heads(SMOL, 0.2, 0.0) == 0 and plan_heads(SMOL, 0.5, 0.5) == 2
+    with pytest.raises(ValueError):
+        plan_heads(SMOL, 0.2, 1.5)
+    layers = pruned_layers(SMOL.n_layers)
+    gen = torch.Generator().manual_seed(3)
+    heads, chan = torch.rand(30, 9, generator=gen), torch.rand(30, 1536, generator=gen)
+    reference = count_params(SMOL, update_masks(PruneMasks.full(SMOL), heads, chan, layers, SMOL, 0.2))
+    for share in (0.0, 0.5):
+        masks = update_masks(PruneMasks.full(SMOL), heads, chan, layers, SMOL, 0.2, head_share=share)
+        assert all(int((~masks.heads[i]).sum()) == plan_heads(SMOL, 0.2, share) for i in layers)
+        assert abs(count_params(SMOL, masks) - reference) <= len(layers) * SMOL.channel_params
+        ramp = PruneMasks.full(SMOL)
+        for r in (0.05, 0.12, 0.2):
+            ramp = update_masks(ramp, heads, chan, layers, SMOL, r, 0.2, head_share=share)
+        assert torch.equal(ramp.heads, masks.heads) and torch.equal(ramp.channels, masks.channels)
+    assert int((~masks.channels[layers[0]]).sum()) > int((~update_masks(
+        PruneMasks.full(SMOL), heads, chan, layers, SMOL, 0.2).channels[layers[0]]).sum())
+
+
 def test_global_allocation_keeps_the_count_and_follows_the_scores():
     """Global channel allocation removes exactly the uniform plan's channels in all, takes them
     where the scores are lowest across layers, and never more than the cap x a layer's share."""
@@ -166,7 +188,7 @@ def test_iterative_ramp_ends_at_the_one_shot_parameter_count(target):
     dict(recovery="web"), dict(lr_schedule="cosine"), dict(kd_ce_weight=-1.0),
     dict(steps=4, cooldown=0.01), dict(steps=4, cooldown=0.0),
     dict(method="llm_pruner", global_cap=0.5), dict(global_cap=2.0), dict(method="random", global_cap=2.0),
-    dict(method="llm_pruner", global_cap=float("inf"))])
+    dict(method="llm_pruner", global_cap=float("inf")), dict(head_share=-0.1), dict(head_share=1.5)])
 def test_config_validation(bad):
     with pytest.raises(ValueError):
         PruneConfig(**bad)

@@ -85,6 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="distillation recoveries: weight of the next-token loss beside the KL")
     p.add_argument("--conversations", type=int, default=256,
                    help="transcripts the dense teacher writes for data-free recovery")
+    p.add_argument("--head-share", type=float, default=1.0,
+                   help="share of the ratio taken as query heads (1: the reference's "
+                        "round(ratio x heads); 0: MLP channels only)")
     p.add_argument("--global-cap", type=float, default=0.0,
                    help="one-shot scored methods: allocate the channels over the layers together, "
                         "a layer losing at most CAP x its uniform share (0: uniform per layer)")

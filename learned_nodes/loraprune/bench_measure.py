@@ -90,7 +90,8 @@ RECOVERY_TAG = {"corpus": "", "distill": " (data-free)", "corpus_kd": " (corpus 
 def label_of(cfg) -> str:
     """Row name of a run: the method, tagged with a distillation recovery."""
     cap = f"_global{cfg.global_cap:g}" if cfg.global_cap else ""
-    return cfg.method + cap + RECOVERY_TAG[cfg.recovery]
+    share = f"_heads{cfg.head_share:g}" if cfg.head_share != 1.0 and cfg.prunes else ""
+    return cfg.method + cap + share + RECOVERY_TAG[cfg.recovery]
 
 
 def run_configs(args) -> list:
@@ -103,7 +104,7 @@ def run_configs(args) -> list:
 
     common = dict(steps=args.steps, seq_len=args.seq_len, batch_size=args.batch_size, cooldown=args.cooldown,
                   prune_every=args.prune_every, device=args.device, seed=args.seed, progress=not args.quiet,
-                  kd_ce_weight=args.kd_ce_weight)
+                  kd_ce_weight=args.kd_ce_weight, head_share=getattr(args, "head_share", 1.0))
     by_recovery = {"corpus": args.methods, "distill": args.distill_methods, "corpus_kd": args.kd_methods}
     cfgs = [PruneConfig(method="lora_only", ratio=0.0, recovery=rec, **common)
             for rec, methods in by_recovery.items() if methods] if args.lora_only else []

@@ -36,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="distill / corpus_kd: weight of the next-token loss beside the KL")
     p.add_argument("--conversations", type=int, default=256,
                    help="distill: transcripts the teacher writes (~200 tokens each)")
+    p.add_argument("--head-share", type=float, default=1.0,
+                   help="share of the ratio taken as query heads (1: the reference's "
+                        "round(ratio x heads); 0: MLP channels only)")
     p.add_argument("--global-cap", type=float, default=0.0,
                    help="one-shot scored methods: allocate the channels over the layers together, "
                         "a layer losing at most CAP x its uniform share (0: uniform per layer)")
@@ -62,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         cfg = PruneConfig(method=args.method, ratio=args.ratio, steps=args.steps, cooldown=args.cooldown,
                           recovery=args.recovery, kd_ce_weight=args.kd_ce_weight,
-                          global_cap=args.global_cap,
+                          global_cap=args.global_cap, head_share=args.head_share,
                           prune_every=args.prune_every, seq_len=args.seq_len,
                           batch_size=args.batch_size, lr=args.lr, device=args.device, seed=args.seed,
                           progress=not args.quiet)

@@ -66,6 +66,9 @@ class PruneConfig:
     global_cap: float = field(default=0.0, metadata={"help": "0: channels removed uniformly per "
                               "layer; >= 1 (one-shot methods): allocated over the layers together, "
                               "a layer losing at most global_cap x its uniform share"})
+    head_share: float = field(default=1.0, metadata={"help": "share of the ratio taken as query "
+                              "heads (round(head_share x ratio x heads) a layer; 1: the reference; "
+                              "0: MLP channels only)"})
     skip_first_frac: float = field(default=0.1, metadata={"help": "fraction of first layers not pruned"})
     skip_last: bool = field(default=True, metadata={"help": "leave the last layer unpruned"})
     calib_batches: int = field(default=4, metadata={"help": "Taylor: calibration batches (full grads)"})
@@ -109,6 +112,8 @@ class PruneConfig:
             raise ValueError(f"global_cap must be 0 (uniform) or >= 1, got {self.global_cap}")
         if self.global_cap and self.method not in GLOBAL_CAP_METHODS:
             raise ValueError(f"global_cap is for one-shot scored methods, not '{self.method}'")
+        if not 0.0 <= self.head_share <= 1.0:
+            raise ValueError(f"head_share must be in [0, 1], got {self.head_share}")
         if not 0.0 <= self.skip_first_frac < 1.0:
             raise ValueError("skip_first_frac must be in [0, 1)")
 

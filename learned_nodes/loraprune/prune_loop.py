@@ -95,7 +95,7 @@ def one_shot_masks(model: nn.Module, geom: LlamaGeometry, layers: list[int], bat
         heads, channels = model_unit_scores(model, geom, layers, cfg.criterion, generator)
     history["importance_s"] = time.perf_counter() - t0
     return update_masks(PruneMasks.full(geom), heads, channels, layers, geom, cfg.ratio,
-                        global_cap=cfg.global_cap)
+                        global_cap=cfg.global_cap, head_share=cfg.head_share)
 
 
 class _Trainer:
@@ -170,7 +170,7 @@ def run_pruning(model: nn.Module, batches: Iterator[torch.Tensor], cfg: PruneCon
                 ratio = cubic_sparsity(step, cfg.steps, cfg.ratio, cfg.warmup, ramp_cooldown)
                 if ratio > 0:
                     masks = update_masks(masks, ema.heads, ema.channels, layers, geom, ratio,
-                                         final_ratio=cfg.ratio)
+                                         final_ratio=cfg.ratio, head_share=cfg.head_share)
                     hooks.update(masks)
                     history["mask_updates"].append({"step": step, "ratio": ratio})
                     state["ratio"] = ratio

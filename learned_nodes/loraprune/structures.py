@@ -13,7 +13,8 @@ then as many MLP channels as bring the layer to the same parameter count. The fi
 `skip_first_frac` of the layers and (optionally) the last layer are never pruned.
 
 Ratio: the fraction of the PRUNED layers' attention + MLP parameters (q, k, v, o, gate, up, down)
-to remove. `plan_heads` removes round(ratio * heads) query heads per layer; `channels_to_remove`
+to remove. `plan_heads` removes round(head_share * ratio * heads) query heads per layer (head_share 1,
+the reference's share; 0: MLP channels only); `channels_to_remove`
 then counts the KV heads this freed (all their query heads gone) TOWARD the target and removes as
 many channels as bring the layer's removed parameters to ratio * (attention + MLP parameters). So
 every criterion removes the same number of parameters (up to one channel per layer), whichever
@@ -108,10 +109,14 @@ def _check_ratio(ratio: float) -> None:
         raise ValueError(f"ratio must be in [0, 1), got {ratio}")
 
 
-def plan_heads(geom: LlamaGeometry, ratio: float) -> int:
-    """Query heads to remove in each pruned layer (at least one head is always kept)."""
+def plan_heads(geom: LlamaGeometry, ratio: float, head_share: float = 1.0) -> int:
+    """Query heads to remove in each pruned layer: round(head_share x ratio x heads), at least one
+    head always kept (head_share 1: the reference's int(ratio x heads) rounded; 0: none, the MLP
+    channels carry the whole ratio)."""
     _check_ratio(ratio)
-    return min(int(math.floor(ratio * geom.n_heads + 0.5)), geom.n_heads - 1)
+    if not 0.0 <= head_share <= 1.0:
+        raise ValueError(f"head_share must be in [0, 1], got {head_share}")
+    return min(int(math.floor(head_share * ratio * geom.n_heads + 0.5)), geom.n_heads - 1)
 
 
 def channels_to_remove(geom: LlamaGeometry, ratio: float, heads_removed: int, kv_removed: int) -> int:
@@ -215,7 +220,8 @@ def _remove_global_channels(channels: torch.Tensor, importance: torch.Tensor, la
 
 def update_masks(masks: PruneMasks, head_importance: torch.Tensor, channel_importance: torch.Tensor,
                  layers: list[int], geom: LlamaGeometry, ratio: float,
-                 final_ratio: float | None = None, global_cap: float = 0.0) -> PruneMasks:
+                 final_ratio: float | None = None, global_cap: float = 0.0,
+                 head_share: float = 1.0) -> PruneMasks:
     """Monotone mask update towards `ratio` (units already pruned stay pruned): in each pruned layer
     remove the least important query heads, then the least important channels until the layer's
     removed parameters, freed KV heads included, reach the ratio.
@@ -229,15 +235,16 @@ def update_masks(masks: PruneMasks, head_importance: torch.Tensor, channel_impor
     `global_cap` > 0 (one-shot only): the channels are allocated over the layers together instead
     (the same total, so the same parameter count): the least important channels of any pruned layer
     go first, a layer losing at most global_cap x its uniform share (the scores must be comparable
-    across layers: LLM-Pruner's raw Taylor sums are)."""
+    across layers: LLM-Pruner's raw Taylor sums are). `head_share` scales the heads' part of the
+    ratio (plan_heads); the channels make up the rest."""
     out = masks.clone()
     ramp = final_ratio is not None and ratio < final_ratio
     if ramp:
-        final_heads = plan_heads(geom, final_ratio)
+        final_heads = plan_heads(geom, final_ratio, head_share)
         n_heads = math.floor(ratio / final_ratio * final_heads + 1e-9)
         channel_cap = channels_to_remove(geom, final_ratio, final_heads, final_heads // geom.group_size)
     else:
-        n_heads = plan_heads(geom, ratio)
+        n_heads = plan_heads(geom, ratio, head_share)
     if global_cap > 0 and (ramp or bool((~masks.channels).any())):
         raise ValueError("global channel allocation is one-shot: from full masks at the target")
     per_layer = {}
