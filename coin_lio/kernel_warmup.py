@@ -84,10 +84,10 @@ def warm_up(seconds: float = 2.5) -> float:
         driver.drain_events()
     # runs only while moving objects are seen, which the empty tunnel never shows: called as
     # PhotometricTracker._moved_near calls it
-    from coin_lio.photometric.change_kernel import range_bounds, window_change
+    from coin_lio.photometric.change_kernel import window_change
 
     img = np.ones((ROWS, COLS), np.float32)
-    window_change(img, np.zeros((1, 2)), img, *range_bounds(img), np.zeros((1, 2)), 2, 1, 0.5, 0.1)
+    window_change(img, np.zeros((1, 2)), img, np.zeros((1, 2)), 2, 1, 0.5, 0.1)
     return time.perf_counter() - t_wall
 
 

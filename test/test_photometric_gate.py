@@ -7,7 +7,7 @@ import numpy as np
 
 from coin_lio.config import PhotometricConfig
 from coin_lio.core.photometric import PatchSet, PhotometricTracker
-from coin_lio.photometric.change_kernel import range_bounds, window_change
+from coin_lio.photometric.change_kernel import bounds_at, range_bounds, window_change
 
 M, P = 20, 25
 
@@ -55,10 +55,23 @@ def test_window_change_ignores_ego_motion_and_one_dust_return_but_sees_a_walker(
     now[38, 713] = 1.5                               # one dust return beside patch 1
     now[25:38, 490:496] = 4.0                        # a person beside patch 0 (6 x 13 px)
     now[28:36, 0:4] = 3.0                            # and one beside patch 3, across the seam
-    changed, compared = window_change(now, uv_now, prev, *range_bounds(prev), uv_prev, 22, 5, 0.5, 0.1)
+    changed, compared = window_change(now, uv_now, prev, uv_prev, 22, 5, 0.5, 0.1)
     assert (compared == 45 * 11).all()
     assert changed[0] >= 60 and changed[3] >= 24
     assert changed[1] == 1 and changed[2] == 0
+
+
+def test_bounds_at_a_pixel_are_the_whole_image_bounds():
+    """The kernel's per-pixel bounds equal range_bounds' (erode / dilate over 3 rows, replicated
+    borders, no-return pixels left out) at every pixel, the first and last rows included."""
+    rng = np.random.default_rng(4)
+    img = (rng.uniform(1, 30, (16, 40)) * (rng.random((16, 40)) > 0.3)).astype(np.float32)
+    img[:, 5] = 0.0                                  # a column with no return at all
+    lo, hi = range_bounds(img)
+    for b in range(16):
+        for c in range(40):
+            got = bounds_at(img, b, c)
+            assert got[1] == hi[b, c] and (got[0] == lo[b, c] or (np.isinf(got[0]) and np.isinf(lo[b, c])))
 
 
 def test_patches_near_a_mover_sit_out_only_when_the_last_scan_is_known():

@@ -242,6 +242,27 @@ def test_projection_edges_wrap_and_fov():
     assert np.all(model.project_jacobian(pts[3:]) == 0)
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_row_table_gives_the_interpolated_row_exactly(seed):
+    """The projection's row search starts from a table (segment_lut): on an irregular altitude
+    table (Ouster's are), rays at every altitude exactly, between them and beyond the ends get the
+    row of np.interp over the table, and the valid flag of half a row past the ends."""
+    rng = np.random.default_rng(seed)
+    rows = [2, 16, 64][seed]
+    alt = np.sort(rng.uniform(-20, 20, rows))[::-1] if rows > 2 else np.array([5.0, -3.0])
+    model = ImageModel(altitudes_deg=alt, cols=512)
+    theta = np.radians(np.concatenate([alt, rng.uniform(alt[-1] - 3, alt[0] + 3, 4000),
+                                       (alt[:-1] + alt[1:]) / 2]))
+    pts = np.stack([10 * np.cos(theta), np.zeros_like(theta), 10 * np.sin(theta)], axis=1)
+    uv, valid = model.project(pts)
+    a = np.radians(alt)
+    inside = (theta <= a[0]) & (theta >= a[-1])
+    want = np.interp(-theta[inside], -a, np.arange(rows, dtype=float))
+    np.testing.assert_allclose(uv[inside, 1], want, rtol=0, atol=1e-9)
+    assert valid[inside].all()
+    np.testing.assert_array_equal(valid, (uv[:, 1] >= -0.5) & (uv[:, 1] <= rows - 0.5))
+
+
 def test_one_pass_selection_and_fill_equal_the_two_passes():
     """process_cloud's single pass over the cloud (io.cloud_kernel.select_and_fill) gives the image
     of image_from_cloud and the points of select_points, on a staggered model with missing,

@@ -213,7 +213,7 @@ class PhotometricTracker:
     def _moved_near(self, centre_uv: np.ndarray) -> np.ndarray:
         """(patches,) bool: something moved in the patch's brightness window since the last scan
         (centre_uv (M, 2): the patches' centres in this scan at the prior)."""
-        from coin_lio.photometric.change_kernel import range_bounds, window_change
+        from coin_lio.photometric.change_kernel import window_change
 
         c = self.cfg
         if c.change_gate_px <= 0 or self._uv_range is None or len(self.patches.uv) != len(centre_uv):
@@ -221,7 +221,7 @@ class PhotometricTracker:
         bw = c.filter.brightness_window
         prev = np.ascontiguousarray(self._uv_range, np.float32)
         changed, _ = window_change(np.ascontiguousarray(self.frame.range, np.float32),
-                                   np.ascontiguousarray(centre_uv, np.float64), prev, *range_bounds(prev),
+                                   np.ascontiguousarray(centre_uv, np.float64), prev,
                                    np.ascontiguousarray(self.patches.uv, np.float64),
                                    bw[0] // 2 + c.patch_size // 2, bw[1] // 2 + c.patch_size // 2,
                                    c.change_margin, 0.1)

@@ -22,7 +22,8 @@ def range_bounds(range_img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(nearest, farthest) return (H, W) float32 m of each pixel and the pixels above and below it
     in range_img (0: no return, left out; nearest > farthest where none has one). Vertical only:
     the rows are what spans metres on ground seen at grazing incidence, and a walker crossing the
-    view changes columns, which a horizontal tolerance would hide."""
+    view changes columns, which a horizontal tolerance would hide. The whole image at once (the
+    reference of `bounds_at`, which window_change evaluates at the pixels it reads only)."""
     img = np.ascontiguousarray(range_img, dtype=np.float32)
     kernel = np.ones((3, 1), np.uint8)
     lo = cv2.erode(np.where(img > 0, img, np.float32(np.inf)), kernel, borderType=cv2.BORDER_REPLICATE)
@@ -40,15 +41,30 @@ def _wrap(u: int, w: int) -> int:
     return u
 
 
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def bounds_at(img: np.ndarray, b: int, c: int) -> tuple[float, float]:
+    """range_bounds(img) at pixel (b, c): the nearest and farthest return of rows b - 1 .. b + 1
+    (clamped at the borders, as BORDER_REPLICATE) in column c; (inf, 0) where none has one."""
+    h = img.shape[0]
+    lo, hi = np.inf, 0.0
+    for a in (max(b - 1, 0), b, min(b + 1, h - 1)):
+        r = img[a, c]
+        if r > 0 and r < lo:
+            lo = r
+        if r > hi:
+            hi = r
+    return lo, hi
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
-def window_change(range_now: np.ndarray, uv_now: np.ndarray, range_prev: np.ndarray, prev_lo: np.ndarray,
-                  prev_hi: np.ndarray, uv_prev: np.ndarray, half_u: int, half_v: int, margin_m: float,
+def window_change(range_now: np.ndarray, uv_now: np.ndarray, range_prev: np.ndarray,
+                  uv_prev: np.ndarray, half_u: int, half_v: int, margin_m: float,
                   margin_rel: float) -> tuple[np.ndarray, np.ndarray]:
     """For each patch, (changed, compared): pixels of the (2 half_v + 1) x (2 half_u + 1) window
     around its centre uv_now (M, 2) in range_now (H, W) m and around uv_prev (M, 2) in range_prev,
     with a return in both; changed: those whose range, less the window's median difference (the
     sensor's own motion), lies outside [prev_lo, prev_hi] of the same pixel (the last scan's
-    nearest and farthest return of it and its vertical neighbours: range_bounds) by more than
+    nearest and farthest return of it and its vertical neighbours: bounds_at) by more than
     max(margin_m, margin_rel x range). The window's pixels are matched to half a pixel, and on
     ground seen at grazing incidence one row is metres of range. u wraps (a panorama); rows outside
     either image and non-finite centres are skipped. Returns two (M,) int64 arrays."""
@@ -77,8 +93,11 @@ def window_change(range_now: np.ndarray, uv_now: np.ndarray, range_prev: np.ndar
                 if not r_now > 0:
                     continue
                 c = _wrap(up + du, w)
-                r_prev, lo, hi = range_prev[b, c], prev_lo[b, c], prev_hi[b, c]
-                if r_prev > 0 and lo <= hi:
+                r_prev = range_prev[b, c]
+                if not r_prev > 0:
+                    continue
+                lo, hi = bounds_at(range_prev, b, c)
+                if lo <= hi:
                     diff[n] = r_now - r_prev
                     rng[n] = r_now
                     low[n] = lo
