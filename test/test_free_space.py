@@ -62,3 +62,26 @@ def test_grazing_surfaces_and_missing_returns_are_not_judged():
     obj[12:18, 102:104] = 5.0
     _, flags = _run([hole, obj])
     assert not flags.any()
+
+
+def test_neighbourhood_reach_at_a_pixel_equals_the_whole_image_filters():
+    """The kernel's per-pixel reach is what eroding and dilating the whole image gives (square
+    neighbourhood, replicated borders, no-return pixels and wide spreads not judged), corners and
+    edges included, for every radius the config allows."""
+    import cv2
+
+    from coin_lio.core.free_space_kernel import neighbourhood_reach
+
+    rng = np.random.default_rng(7)
+    img = rng.uniform(2, 40, (12, 50)).astype(np.float32)
+    img[rng.random(img.shape) < 0.05] = 0.0
+    img[2:10, 5:40] = rng.uniform(20.0, 20.5, (8, 35))            # a smooth patch: judged
+    v, u = np.divmod(np.arange(img.size), img.shape[1])
+    for radius in (1, 2, 3):
+        kernel = np.ones((2 * radius + 1,) * 2, np.uint8)
+        near = cv2.erode(img, kernel, borderType=cv2.BORDER_REPLICATE)
+        far = cv2.dilate(img, kernel, borderType=cv2.BORDER_REPLICATE)
+        near[far - near > 0.1 * near] = 0.0
+        got = neighbourhood_reach(img, u, v, radius, 0.1)
+        np.testing.assert_array_equal(got, near.reshape(-1))
+        assert (got > 0).any() and (got == 0).any()

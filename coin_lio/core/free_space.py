@@ -7,23 +7,23 @@ neighbourhood (`radius_px`, 5x5) then reached farther than the point by more tha
 point lies in space that was seen free: nothing static can be there. Neighbourhoods whose ranges
 spread more than `max_spread` (grazing surfaces, depth edges) and pixels without a return
 (range 0) are not judged; the margin covers the motion inside a sweep. The driver reports the
-scans with 2 or more such points (coin_lio.input_effects). Pure numpy/OpenCV.
+scans with 2 or more such points (coin_lio.input_effects). The neighbourhoods are read at the
+pixels the points land on (free_space_kernel), not over the whole image.
 """
 from __future__ import annotations
 
 from collections import deque
 
-import cv2
 import numpy as np
 
 from coin_lio.config import FreeSpaceConfig
+from coin_lio.core.free_space_kernel import neighbourhood_reach
 
 
 class FreeSpaceCheck:
     def __init__(self, cfg: FreeSpaceConfig | None = None) -> None:
         self.cfg = cfg or FreeSpaceConfig()
         self._history: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=self.cfg.lag_scans)
-        self._kernel = np.ones((2 * self.cfg.radius_px + 1,) * 2, np.uint8)
 
     def reset(self) -> None:
         self._history.clear()
@@ -35,19 +35,16 @@ class FreeSpaceCheck:
         until there is such a scan; then keeps this scan for later ones."""
         out = None
         if len(self._history) == self.cfg.lag_scans:
-            T_prev, near_prev = self._history[0]
+            T_prev, img_prev = self._history[0]
             T = np.linalg.solve(T_prev, T_world_lidar)              # this LiDAR frame -> the earlier one
             p = points @ T[:3, :3].T + T[:3, 3]
             uv, ok = model.project(p)
-            h, w = near_prev.shape
+            h, w = img_prev.shape
             u = np.clip(np.rint(uv[:, 0]).astype(np.int64) % w, 0, w - 1)
             v = np.clip(np.rint(uv[:, 1]).astype(np.int64), 0, h - 1)
             r = np.linalg.norm(p, axis=1)
-            reach = near_prev[v, u]
+            reach = neighbourhood_reach(img_prev, u, v, self.cfg.radius_px, self.cfg.max_spread)
             out = ok & (r >= self.cfg.min_range) & (reach > r + np.maximum(self.cfg.margin_m, self.cfg.margin_rel * r))
-        img = np.ascontiguousarray(range_img, dtype=np.float32)
-        near = cv2.erode(img, self._kernel, borderType=cv2.BORDER_REPLICATE)       # neighbourhood minimum
-        far = cv2.dilate(img, self._kernel, borderType=cv2.BORDER_REPLICATE)
-        near[far - near > self.cfg.max_spread * near] = 0.0    # grazing surfaces, depth edges: not judged
-        self._history.append((np.array(T_world_lidar, dtype=float), near))
+        img = np.array(range_img, dtype=np.float32)              # a copy: the caller's may change
+        self._history.append((np.array(T_world_lidar, dtype=float), img))
         return out
