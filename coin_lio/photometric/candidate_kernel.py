@@ -67,3 +67,57 @@ def candidate_pixels(grad_u: np.ndarray, grad_v: np.ndarray, mask: np.ndarray, m
                 score[n] = s
                 n += 1
     return flat[:n].copy(), score[:n].copy()
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _pixel(image: np.ndarray, row: int, col: int) -> float:
+    """image at (row, col): rows reflected at the borders (reflect-101), columns wrapped."""
+    h, w = image.shape
+    row = abs(row)
+    if row > h - 1:
+        row = 2 * (h - 1) - row
+    return image[row, col % w]
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def structure_directions_kernel(image: np.ndarray, u: np.ndarray, v: np.ndarray, block: int) -> np.ndarray:
+    """The larger eigenvalue's unit eigenvector (e_u, e_v) of the structure tensor at pixels
+    (v, u) (K,) of image (H, W): as cv2.cornerEigenValsAndVecs(block, Sobel 3) at the centre of
+    the candidate's window (scale 1 / (4 block), the box sum anchored as OpenCV's, its eigenvector
+    formula and fallbacks), rows reflected and columns wrapped as dominant_directions' windows.
+    Returns (K, 2) float64, zero where the tensor has no direction."""
+    k = u.shape[0]
+    out = np.zeros((k, 2))
+    scale = 1.0 / (4.0 * block)
+    lo_b, hi_b = -(block // 2), block - block // 2
+    for i in range(k):
+        a = 0.0
+        b = 0.0
+        c = 0.0
+        for dr in range(lo_b, hi_b):
+            r = v[i] + dr
+            for dc in range(lo_b, hi_b):
+                q = u[i] + dc
+                dx = ((_pixel(image, r - 1, q + 1) + 2.0 * _pixel(image, r, q + 1) + _pixel(image, r + 1, q + 1))
+                      - (_pixel(image, r - 1, q - 1) + 2.0 * _pixel(image, r, q - 1) + _pixel(image, r + 1, q - 1)))
+                dy = ((_pixel(image, r + 1, q - 1) + 2.0 * _pixel(image, r + 1, q) + _pixel(image, r + 1, q + 1))
+                      - (_pixel(image, r - 1, q - 1) + 2.0 * _pixel(image, r - 1, q) + _pixel(image, r - 1, q + 1)))
+                dx *= scale
+                dy *= scale
+                a += dx * dx
+                b += dx * dy
+                c += dy * dy
+        l1 = 0.5 * (a + c) + np.sqrt(0.25 * (a - c) * (a - c) + b * b)
+        x, y = b, l1 - a                     # OpenCV's calcEigenValsVecs, first eigenvector
+        e = abs(x)
+        if e + abs(y) < 1e-4:
+            y, x = b, l1 - c
+            e = abs(x)
+            if e + abs(y) < 1e-4:
+                e = 1.0 / (e + abs(y) + 1.1920929e-07)
+                x *= e
+                y *= e
+        d = np.sqrt(x * x + y * y)
+        if d > 0:
+            out[i, 0], out[i, 1] = x / d, y / d
+    return out

@@ -6,6 +6,8 @@ element P // 2. uv are (u, v) pixel coordinates in the destaggered image.
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from coin_lio.photometric.patch_kernel import bilinear_kernel
@@ -13,13 +15,17 @@ from coin_lio.photometric.patch_kernel import bilinear_kernel
 _NO_MASK = np.ones((1, 1), dtype=bool)
 
 
+@lru_cache(maxsize=8)
 def patch_offsets(size: int = 5) -> np.ndarray:
-    """(P, 2) int64 (du, dv) offsets, row-major, P = size^2, centre at P // 2."""
+    """(P, 2) int64 (du, dv) offsets, row-major, P = size^2, centre at P // 2. Read-only: one
+    array per size, shared (built once, not at every patch look-up)."""
     if size < 1 or size % 2 == 0:
         raise ValueError(f"patch size must be a positive odd integer, got {size}")
     d = np.arange(size) - size // 2
     dv, du = np.meshgrid(d, d, indexing="ij")
-    return np.stack([du.reshape(-1), dv.reshape(-1)], axis=1).astype(np.int64)
+    out = np.stack([du.reshape(-1), dv.reshape(-1)], axis=1).astype(np.int64)
+    out.flags.writeable = False
+    return out
 
 
 def patch_pixels(centers_uv: np.ndarray, size: int = 5) -> np.ndarray:
