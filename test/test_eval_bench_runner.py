@@ -112,6 +112,42 @@ def test_a_scan_waits_until_the_imu_covers_it_on_the_odometry_clock(seq_dir, mon
     assert made[0].uncovered <= 1                                         # the bag's last scan
 
 
+def test_interleaved_feed_gives_every_method_its_own_sequential_run(seq_dir, monkeypatch):
+    """Interleaved (the default), every method sees every IMU reading and every scan under its own
+    IMU clock, as when run alone: the same poses and scan count as the sequential run; the method
+    that gets a scan first rotates from scan to scan; an unavailable method stays a row."""
+    calls = []
+
+    def recording(name, offset):
+        def make(setup, **kw):
+            odom = OracleOdometry(setup)
+            odom.time_offset = offset
+            inner = odom.add_scan
+
+            def add_scan(t_s, points, point_times):
+                calls.append((t_s, name))
+                return inner(t_s, points, point_times)
+            odom.add_scan = add_scan
+            return odom
+        return make
+
+    def missing(setup, **kw):
+        raise ImportError("No module named 'not_installed'")
+
+    for name, offset in (("a", 0.0), ("b", 0.02), ("c", 0.0)):
+        monkeypatch.setitem(ODOMETRY_FACTORIES, name, recording(name, offset))
+    monkeypatch.setitem(ODOMETRY_FACTORIES, "missing", missing)
+    together = bench_runner.run_sequence(seq_dir, ["a", "b", "missing", "c"], progress=False)
+    firsts = [name for i, (t, name) in enumerate(calls) if i == 0 or calls[i - 1][0] != t]
+    calls.clear()
+    alone = bench_runner.run_sequence(seq_dir, ["a", "b", "c"], progress=False, interleave=False)
+    assert together["missing"]["error"].startswith("unavailable")
+    for m in "abc":
+        assert together[m]["n_poses"] == alone[m]["n_poses"] == int(SECONDS * 10)
+        assert together[m]["metrics"]["ape_m"]["rmse"] == pytest.approx(alone[m]["metrics"]["ape_m"]["rmse"], abs=1e-12)
+    assert len(set(firsts[:6])) >= 2                   # not always the same method first
+
+
 def test_runner_outputs_and_table(seq_dir, tmp_path, oracles, capsys):
     methods = ["oracle"] + [m for m in ("kiss_icp", "rko_lio") if importlib.util.find_spec(m)]
     options = {"kiss_icp": {"mapping.voxel_size": 0.5}, "rko_lio": {"voxel_size": 0.5}}

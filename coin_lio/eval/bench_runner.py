@@ -19,109 +19,17 @@ import argparse
 import csv
 import json
 import logging
-import time
-from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from coin_lio.eval.metrics import evaluate
-from coin_lio.eval.odometry_api import ODOMETRY_FACTORIES, SensorSetup, create_odometry
-from coin_lio.eval.sequence import ImuSample, SequenceInfo, iter_sensor_events, load_sequence
+from coin_lio.eval.method_feed import run_methods
+from coin_lio.eval.odometry_api import ODOMETRY_FACTORIES
+from coin_lio.eval.sequence import load_sequence
 from coin_lio.eval.trajectory import Trajectory, match_to_reference, read_tum, write_tum
 
-log = logging.getLogger(__name__)
-
-
-@dataclass
-class MethodRun:
-    trajectory: Trajectory   # T_odom_lidar at each scan's last point time
-    scans: list[dict]        # per scan: stamp, end, n_valid, wall_ms (add_scan), pose, error
-    imu_s: float             # total seconds spent in add_imu
-    config: dict             # the method's effective configuration, when it exposes one
-
-
-def _config_dict(odom: Any) -> dict:
-    cfg = getattr(odom, "config", None)
-    if cfg is None:
-        return {}
-    if hasattr(cfg, "model_dump"):      # pydantic (kiss-icp)
-        return cfg.model_dump()
-    if is_dataclass(cfg):               # dataclasses (rko_lio, ours)
-        return asdict(cfg)
-    return dict(cfg) if isinstance(cfg, dict) else {"repr": repr(cfg)}
-
-
-def run_method(info: SequenceInfo, method: str, options: dict | None = None, threads: int = 0,
-               progress: bool = True) -> MethodRun:
-    """Feed the whole sequence, in time order, to one odometry and time every call. A scan runs
-    once the IMU covers its end on the odometry's clock (ScanGate, the node's and the offline
-    runner's rule; an odometry that moves its IMU clock, as coin_lio's online estimates do,
-    shows it as `time_offset`), or at the end of the sequence."""
-    from tqdm import tqdm
-
-    from coin_lio.odometry_driver import ScanGate
-    from suite_tools.bag_io import bag_topics
-
-    if method.startswith("coin_lio"):   # numba kernels compiled / loaded before the timed scans
-        from coin_lio.kernel_warmup import warm_up_once
-
-        warm_up_once()
-    setup = SensorSetup(T_lidar_imu=info.T_lidar_imu, lidar_metadata=info.metadata,
-                        max_num_threads=threads)
-    odom = create_odometry(method, setup, **(options or {}))
-    organized = hasattr(odom, "add_organized_scan")
-    n_scans = bag_topics(info.bag).get(info.points_topic, ("", 0))[1]
-    stamps, poses, rows = [], [], []
-    imu_time = 0.0
-    bar = tqdm(total=n_scans, desc=f"{info.name}:{method}", unit="scan", disable=not progress,
-               leave=False)
-    gate = ScanGate()
-
-    def ready(flush: bool = False):
-        gate.imu_time_offset = float(getattr(odom, "time_offset", 0.0))
-        while (scan := gate.pop_ready(flush=flush)) is not None:
-            yield scan
-
-    def scans():
-        for ev in iter_sensor_events(info):
-            if isinstance(ev, ImuSample):
-                nonlocal imu_time
-                t = time.perf_counter()
-                odom.add_imu(ev.t, ev.gyro, ev.acc)
-                imu_time += time.perf_counter() - t
-                gate.add_imu(ev.t)
-            else:
-                gate.add_scan(ev)
-            yield from ready()
-        yield from ready(flush=True)
-
-    for ev in scans():
-        n_valid, error = int(ev.valid.sum()), ""
-        # timed from the decoded cloud for every method: an organised one converts it inside
-        # add_organized_scan, the others get their (N, 3) points taken out of it here
-        t = time.perf_counter()
-        try:
-            if organized:
-                pose = odom.add_organized_scan(ev.stamp, ev.cloud, ev.point_times)
-            else:
-                points, times = ev.valid_points()
-                pose = odom.add_scan(ev.stamp, points, times)
-        except Exception as exc:  # a failed scan is a result, not a crash of the benchmark
-            pose, error = None, f"{type(exc).__name__}: {exc}"
-            log.warning("%s failed on scan at %.6f: %s", method, ev.stamp, error)
-        wall = time.perf_counter() - t
-        ok = pose is not None and np.all(np.isfinite(pose))
-        if ok:
-            stamps.append(ev.end)
-            poses.append(np.asarray(pose, float))
-        rows.append({"scan": len(rows), "stamp": ev.stamp, "end": ev.end, "n_valid": n_valid,
-                     "wall_ms": wall * 1e3, "pose": int(ok), "error": error})
-        bar.update(1)
-    bar.close()
-    traj = Trajectory.from_poses(stamps, np.reshape(poses, (-1, 4, 4)), name=method)
-    return MethodRun(traj, rows, imu_time, _config_dict(odom))
 
 
 def to_gt_frames(est_lidar: Trajectory, gt: Trajectory, T_lidar_gt: np.ndarray,
@@ -146,9 +54,12 @@ def timing_stats(rows: list[dict], imu_s: float, duration_s: float) -> dict:
 
 def run_sequence(seq_dir: str | Path, methods: Sequence[str], out_dir: str | Path | None = None,
                  options: dict[str, dict] | None = None, max_diff: float = 0.01,
-                 rpe_delta: float = 10.0, threads: int = 0, progress: bool = True) -> dict[str, dict]:
+                 rpe_delta: float = 10.0, threads: int = 0, progress: bool = True,
+                 interleave: bool = True) -> dict[str, dict]:
     """Every method over one sequence; {method: summary}. Writes TUMs, timing CSVs, summary.json
-    and trajectories.png under out_dir/<sequence name>/ when out_dir is given."""
+    and trajectories.png under out_dir/<sequence name>/ when out_dir is given. interleave: every
+    event to every method in turn (method_feed: per-scan times measured in the same seconds);
+    False: one method after the other."""
     unknown = [m for m in methods if m not in ODOMETRY_FACTORIES]
     if unknown:
         raise KeyError(f"unknown odometry {unknown}, known: {sorted(ODOMETRY_FACTORIES)}")
@@ -157,16 +68,16 @@ def run_sequence(seq_dir: str | Path, methods: Sequence[str], out_dir: str | Pat
     out = Path(out_dir) / info.name if out_dir else None
     results: dict[str, dict] = {}
     estimates: dict[str, Trajectory] = {}
+    runs = run_methods(info, methods, options, threads, progress) if interleave else {}
     for method in methods:
         summary: dict[str, Any] = {"sequence": info.name, "method": method, "notes": list(info.notes),
                                    "cloud_frame": info.cloud_frame, "gt_frame": info.gt_frame,
                                    "T_lidar_imu": info.T_lidar_imu.tolist(),
                                    "T_lidar_gt": info.T_lidar_gt.tolist(),
                                    "options": (options or {}).get(method, {})}
-        try:
-            run = run_method(info, method, (options or {}).get(method), threads, progress)
-        except ImportError as exc:
-            summary["error"] = f"unavailable: {exc}"
+        run = runs[method] if interleave else run_methods(info, [method], options, threads, progress)[method]
+        if isinstance(run, ImportError):
+            summary["error"] = f"unavailable: {run}"
             results[method] = summary
             print(f"[{info.name}] {method}: {summary['error']}")
             continue
@@ -309,6 +220,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--t-max-diff", type=float, default=0.01, help="association tolerance [s] (evo)")
     p.add_argument("--rpe-delta", type=float, default=10.0, help="RPE segment length [m]")
     p.add_argument("--threads", type=int, default=0, help="threads per method (0: library default)")
+    p.add_argument("--sequential", action="store_true",
+                   help="one method after the other (default: every event to every method in turn)")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -317,7 +230,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         p.error(f"unknown method(s) {unknown}; known: {sorted(ODOMETRY_FACTORIES)}")
     run_table(args.sequences, methods, args.out, _parse_sets(args.set), max_diff=args.t_max_diff,
-              rpe_delta=args.rpe_delta, threads=args.threads, progress=not args.no_progress)
+              rpe_delta=args.rpe_delta, threads=args.threads, progress=not args.no_progress,
+              interleave=not args.sequential)
     return 0
 
 

@@ -167,8 +167,9 @@ def run_bench(specs: Sequence[SeqSpec], methods: Sequence[str], data_dir: Path, 
               duration: float = DEFAULT_DURATION_S, rows: int = 128, cols: int = 1024,
               seed: int = 0, threads: int = 1, options: dict[str, dict] | None = None,
               regenerate: bool = False, rpe_delta: float = 10.0, max_diff: float = 0.01,
-              progress: bool = True) -> list[dict]:
-    """Generate (or reuse) every sequence, run every method on each, write OUT/table.md etc."""
+              progress: bool = True, interleave: bool = True) -> list[dict]:
+    """Generate (or reuse) every sequence, run every method on each (interleaved: every event to
+    every method in turn, see coin_lio.eval.method_feed), write OUT/table.md etc."""
     from coin_lio.eval.bench_runner import run_sequence
     from coin_lio.eval.sequence import load_sequence
 
@@ -192,7 +193,8 @@ def run_bench(specs: Sequence[SeqSpec], methods: Sequence[str], data_dir: Path, 
         seq_dir, _ = ensure_sequence(spec, data_dir, configs[spec], regenerate, progress)
         info = load_sequence(seq_dir)
         summaries = run_sequence(seq_dir, methods, out_dir, opts, max_diff=max_diff,
-                                 rpe_delta=rpe_delta, threads=threads, progress=progress)
+                                 rpe_delta=rpe_delta, threads=threads, progress=progress,
+                                 interleave=interleave)
         table += rows_from_summaries(summaries, out_dir / info.name, info.ground_truth, max_diff)
         _write_outputs(out_dir, table, methods, opts, duration, threads, rows, cols, imus)
     md = _write_outputs(out_dir, table, methods, opts, duration, threads, rows, cols, imus)
@@ -247,6 +249,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="sequence cache directory")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output directory")
     p.add_argument("--threads", type=int, default=1, help="threads per method (0: library default)")
+    p.add_argument("--sequential", action="store_true",
+                   help="one method after the other (default: every event to every method in turn, "
+                        "so the timing ratios are measured in the same seconds)")
     p.add_argument("--rows", type=int, default=128, help="Ouster rows (16/32/64/128)")
     p.add_argument("--cols", type=int, default=1024, help="Ouster columns (512/1024/2048)")
     p.add_argument("--seed", type=int, default=0)
@@ -291,7 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         run_bench(specs, methods, args.data, args.out, args.duration, args.rows, args.cols,
                   args.seed, args.threads, _parse_sets(args.set), args.regenerate, args.rpe_delta,
-                  progress=not args.no_progress)
+                  progress=not args.no_progress, interleave=not args.sequential)
     except (OSError, ValueError) as exc:
         print(f"[bench-sim] error: {exc}")
         return 1
