@@ -75,33 +75,30 @@ def window_change(range_now: np.ndarray, uv_now: np.ndarray, range_prev: np.ndar
     n_win = (2 * half_u + 1) * (2 * half_v + 1)
     diff = np.empty(n_win)
     rng = np.empty(n_win)
-    low = np.empty(n_win)
-    high = np.empty(n_win)
+    pos = np.empty(n_win, dtype=np.int64)            # flat pixel of the last scan's image
+    col_now = np.empty(2 * half_u + 1, dtype=np.int64)
+    col_prev = np.empty(2 * half_u + 1, dtype=np.int64)
     for i in range(m):
         if not (np.isfinite(uv_now[i, 0]) and np.isfinite(uv_now[i, 1])
                 and np.isfinite(uv_prev[i, 0]) and np.isfinite(uv_prev[i, 1])):
             continue
         un, vn = int(np.rint(uv_now[i, 0])) % w, int(np.rint(uv_now[i, 1]))
         up, vp = int(np.rint(uv_prev[i, 0])) % w, int(np.rint(uv_prev[i, 1]))
+        for j in range(2 * half_u + 1):              # the window's columns, wrapped once
+            col_now[j] = _wrap(un - half_u + j, w)
+            col_prev[j] = _wrap(up - half_u + j, w)
         n = 0
         for dv in range(-half_v, half_v + 1):
             a, b = vn + dv, vp + dv
             if a < 0 or a >= h or b < 0 or b >= h:
                 continue
-            for du in range(-half_u, half_u + 1):
-                r_now = range_now[a, _wrap(un + du, w)]
-                if not r_now > 0:
-                    continue
-                c = _wrap(up + du, w)
-                r_prev = range_prev[b, c]
-                if not r_prev > 0:
-                    continue
-                lo, hi = bounds_at(range_prev, b, c)
-                if lo <= hi:
+            row_now, row_prev = range_now[a], range_prev[b]
+            for j in range(2 * half_u + 1):
+                r_now, r_prev = row_now[col_now[j]], row_prev[col_prev[j]]
+                if r_now > 0 and r_prev > 0:         # r_prev's bounds then hold it: lo <= r_prev <= hi
                     diff[n] = r_now - r_prev
                     rng[n] = r_now
-                    low[n] = lo
-                    high[n] = hi
+                    pos[n] = b * w + col_prev[j]
                     n += 1
         compared[i] = n
         if n == 0:
@@ -111,7 +108,12 @@ def window_change(range_now: np.ndarray, uv_now: np.ndarray, range_prev: np.ndar
         for j in range(n):
             tol = max(margin_m, margin_rel * rng[j])
             r_then = rng[j] - med                    # this range, the sensor's own motion taken out
-            if r_then < low[j] - tol or r_then > high[j] + tol:
+            b, col = pos[j] // w, pos[j] % w
+            r_prev = range_prev[b, col]
+            if r_then >= r_prev - tol and r_then <= r_prev + tol:
+                continue                             # within the pixel's own range: within its bounds
+            lo, hi = bounds_at(range_prev, b, col)
+            if r_then < lo - tol or r_then > hi + tol:
                 c += 1
         changed[i] = c
     return changed, compared
