@@ -112,3 +112,25 @@ def test_patch_points_from_the_dense_image_reproject_onto_their_intensities():
     assert valid2.tolist() == [False, True, True, True] and np.isnan(pts2[0, 18]).all()
     # range look-up as the reference's occlusion test (floor of uv)
     np.testing.assert_allclose(lookup_nearest(rng, np.array([[100.7, 20.2]])), rng[20, 100])
+
+
+def test_candidate_patches_in_one_pass_equal_indices_and_mask_validity():
+    """The selection's one-pass kernel gives patch_indices' point indices and, as validity, filled
+    pixels whose bilinear neighbours all lie in the mask (sample_patches at the same pixels), for
+    patches across the seam, off the top and bottom rows, over holes and mask gaps."""
+    from coin_lio.photometric.patch_kernel import candidate_patch_kernel
+    from coin_lio.photometric.patches import patch_indices, patch_pixels, sample_patches
+
+    rng = np.random.default_rng(3)
+    h, w = 24, 80
+    point_index = np.arange(h * w).reshape(h, w)
+    point_index[rng.random((h, w)) < 0.03] = -1
+    mask = rng.random((h, w)) > 0.02
+    cand = np.c_[rng.integers(0, w, 300), rng.integers(-2, h + 2, 300)]
+    cand[:4] = [[0, 5], [w - 1, 10], [40, 0], [40, h - 1]]
+    idx, full = candidate_patch_kernel(point_index, mask, cand, 5)
+    want_idx, want_full = patch_indices(point_index, cand, 5)
+    want_full &= sample_patches(np.zeros((h, w)), patch_pixels(cand, 5), mask)[1]
+    np.testing.assert_array_equal(idx, want_idx)
+    np.testing.assert_array_equal(full, want_full)
+    assert full.any() and not full.all()

@@ -278,8 +278,8 @@ class PhotometricTracker:
     def _select(self, x: NavState, weak_world: np.ndarray, static=None) -> int:
         from coin_lio.photometric.features import (detect_candidates, dominant_directions,
                                                    random_candidates, select_patches)
-        from coin_lio.photometric.patches import (patch_indices, patch_intensities, patch_pixels,
-                                                  sample_patches)
+        from coin_lio.photometric.patch_kernel import candidate_patch_kernel
+        from coin_lio.photometric.patches import patch_intensities
 
         c, f = self.cfg, self.frame
         need = c.features.num_features - len(self.patches)
@@ -292,9 +292,10 @@ class PhotometricTracker:
             cand, _ = detect_candidates(f.grad_u, f.grad_v, f.mask, existing, self.features)
         if len(cand) == 0:
             return 0
-        idx, full = patch_indices(f.point_index, cand, c.patch_size)        # (K, P)
-        # every pixel (and its bilinear neighbours) in the mask, as tracking will demand
-        full &= sample_patches(f.image, patch_pixels(cand, c.patch_size), f.mask)[1]
+        # (K, P) point indices; full: every pixel filled and its bilinear neighbours in the mask,
+        # as tracking will demand
+        idx, full = candidate_patch_kernel(f.point_index, f.mask, np.ascontiguousarray(cand, np.int64),
+                                           c.patch_size)
         centre_pts = np.where(full[:, None], f.xyz(np.clip(idx[:, idx.shape[1] // 2], 0, None)), np.nan)
         dirs = dominant_directions(f.image, cand, c.features.structure_block, c.features.structure_ksize)
         R_wl = x.rot @ x.rot_il

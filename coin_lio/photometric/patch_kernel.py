@@ -108,3 +108,33 @@ def patch_rows_kernel(uv: np.ndarray, ok: np.ndarray, image: np.ndarray, grad_u:
             H[m, p, 5] = q0 * qy - q1 * qx
             res[m, p] = inten[m, p] - ref[m, p]
     return valid, inten, gu, gv, res, H
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def candidate_patch_kernel(point_index: np.ndarray, mask: np.ndarray, centres: np.ndarray,
+                           size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Patches of size x size pixels around integer centres (K, 2) (u, v): their point indices
+    (K, P) int64 into the organised cloud (point_index (H, W), -1 where absent or off the rows; u
+    wraps) and full (K,) bool: every pixel on the rows, filled, and with all four bilinear
+    neighbours in mask (H, W), as tracking demands. One pass for patches.patch_indices and
+    patches.sample_patches' validity at the same pixels."""
+    h, w = point_index.shape
+    k = centres.shape[0]
+    half = size // 2
+    idx = np.full((k, size * size), -1, dtype=np.int64)
+    full = np.ones(k, dtype=np.bool_)
+    for i in range(k):
+        j = 0
+        for dv in range(-half, half + 1):
+            v = centres[i, 1] + dv
+            for du in range(-half, half + 1):
+                u = (centres[i, 0] + du) % w
+                if v < 0 or v >= h:
+                    full[i] = False
+                else:
+                    idx[i, j] = point_index[v, u]
+                    u1, v1 = (u + 1) % w, min(v + 1, h - 1)
+                    if idx[i, j] < 0 or not (mask[v, u] and mask[v, u1] and mask[v1, u] and mask[v1, u1]):
+                        full[i] = False
+                j += 1
+    return idx, full
