@@ -22,6 +22,7 @@ from coin_lio.config import PhotometricConfig
 from coin_lio.core.deskew import lidar_motion
 from coin_lio.core.iekf import Measurements
 from coin_lio.core.imu_propagation import ImuTrack
+from coin_lio.core.robust_kernel import huber_weights_kernel
 from coin_lio.core.state import NavState
 from coin_lio.photometric.patch_kernel import patch_rows_kernel
 from coin_lio.photometric.projection_kernel import project_at_pixel_time, project_at_pixel_time_jacobian
@@ -334,12 +335,8 @@ class PhotometricTracker:
 def huber_weights(r: np.ndarray, k: float, min_rows: int = 50) -> np.ndarray:
     """(N,) IRLS weights of residuals r (N,): 1 within k x the robust spread (1.4826 x median |r|),
     k x spread / |r| beyond (Huber). All 1 below min_rows rows or when the spread is 0: too few
-    rows to tell the bulk from the outliers."""
-    a = np.abs(r)
-    spread = 1.4826 * float(np.median(a)) if r.size >= min_rows else 0.0
-    if not spread > 0:
-        return np.ones(r.size)
-    return np.minimum(1.0, k * spread / np.maximum(a, 1e-300))
+    rows to tell the bulk from the outliers. (One compiled pass: core/robust_kernel.py.)"""
+    return huber_weights_kernel(np.ascontiguousarray(r, dtype=np.float64).reshape(-1), float(k), int(min_rows))
 
 
 def _ring_pixel_times(flat_times: np.ndarray, index: np.ndarray) -> np.ndarray:
