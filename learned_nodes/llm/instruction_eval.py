@@ -1,6 +1,6 @@
 """Instruction following of a (pruned) chat LM, judged by the dense model, and `lm-eval-instruct`.
 
-    lm-eval-instruct --model data/models/smollm2_pruned_20 --out out/instruct_20.json
+    lm-eval-instruct --model data/models/smollm2_pruned_20_mlp --out out/instruct_20.json
 
 The model answers the fixed PROMPTS (greedy, chat template, at most 48 new tokens). Each answer is
 scored with the DENSE model as judge (a callable `loglik(pairs) -> list[float]`, so tests can stub it):

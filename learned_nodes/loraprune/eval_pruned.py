@@ -1,6 +1,6 @@
 """`make eval-pruned`: a pruned model against the dense one on text no tuning step saw.
 
-    python -m learned_nodes.loraprune.eval_pruned --model data/models/smollm2_pruned_20 --out out/eval_pruned
+    python -m learned_nodes.loraprune.eval_pruned --model data/models/smollm2_pruned_20_mlp --out out/eval_pruned
 
 Measures both models the way the benchmark does (bench_measure.evaluate, its token counts and judge
 settings): pydoc validation / test
