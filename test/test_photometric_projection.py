@@ -291,32 +291,3 @@ def test_one_pass_selection_and_fill_equal_the_two_passes():
     for got, want in zip(filled, model.image_from_cloud(cloud, field="reflectivity")):
         np.testing.assert_array_equal(got, want)
     assert 0 < (filled[1] < 0).sum() < h * w and len(sel) > 20
-
-
-@pytest.mark.parametrize("fy_mode", ["nominal", "local"])
-def test_projection_at_pixel_time_with_its_jacobian_in_one_pass(fy_mode):
-    """The update's fused kernel gives project_at_pixel_time's points, pixels and times, and at
-    the moved points ImageModel.project_jacobian's Jacobian."""
-    from coin_lio.photometric.projection_kernel import project_at_pixel_time, project_at_pixel_time_jacobian
-
-    rng = np.random.default_rng(5)
-    model = ImageModel(altitudes_deg=np.sort(rng.uniform(-20, 20, 32))[::-1], cols=256,
-                       beam_offset_m=0.015, origin_z_m=0.036, jacobian_fy=fy_mode)
-    p_end = rng.normal(0, 6, (500, 3))
-    time_index = rng.integers(0, 8, (32, 256))
-    R_u = np.stack([np.eye(3)] + [cv2_rot(rng) for _ in range(7)])
-    t_u = rng.normal(0, 0.1, (8, 3))
-    args = (p_end, *model.projection_args(), time_index, R_u, t_u)
-    *plain, = project_at_pixel_time(*args)
-    *fused, jac = project_at_pixel_time_jacobian(*args, *model.jacobian_args())
-    for a, b in zip(plain, fused):
-        np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(jac, model.project_jacobian(fused[0]))
-    assert np.any(jac != 0)
-
-
-def cv2_rot(rng) -> np.ndarray:
-    """A random rotation matrix (small angles, as within a sweep)."""
-    from scipy.spatial.transform import Rotation
-
-    return Rotation.from_rotvec(rng.normal(0, 0.05, 3)).as_matrix()

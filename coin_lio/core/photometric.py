@@ -25,7 +25,7 @@ from coin_lio.core.imu_propagation import ImuTrack
 from coin_lio.core.robust_kernel import huber_weights_kernel
 from coin_lio.core.state import NavState
 from coin_lio.photometric.patch_kernel import patch_rows_kernel
-from coin_lio.photometric.projection_kernel import project_at_pixel_time, project_at_pixel_time_jacobian
+from coin_lio.photometric.projection_kernel import project_at_pixel_time
 
 
 @dataclass
@@ -175,8 +175,9 @@ class PhotometricTracker:
         n = len(self.patches)
         if n == 0 or self.frame is None:
             return Measurements(np.zeros(0), np.zeros((0, 6)), np.ones(0))
-        p_t, k, q, uv, ok, jac = self._project(x, self.patches.world, jacobian=True)   # jac (M*P, 2, 3)
+        p_t, k, q, uv, ok = self._project(x, self.patches.world)
         f = self.frame
+        jac = self.model.project_jacobian(p_t.reshape(-1, 3))                 # (M*P, 2, 3)
         valid, inten, gu, gv, res, H = patch_rows_kernel(uv, ok, f.image, f.grad_u, f.grad_v, f.mask, jac,
                                                          self.R_u, k, q, self.patches.ref, x.rot_il, x.rot)
         if not valid.any():
@@ -227,18 +228,15 @@ class PhotometricTracker:
                                    c.change_margin, 0.1)
         return changed >= c.change_gate_px
 
-    def _project(self, x: NavState, world: np.ndarray, jacobian: bool = False):
+    def _project(self, x: NavState, world: np.ndarray):
         """world (M, P, 3) -> p_t (M, P, 3) in LiDAR(t), k (M*P,) the pixel time's index into
-        R_u / t_u, q (M, P, 3) in the IMU frame, uv (M, P, 2), ok (M, P); with jacobian also
-        d(u, v)/dp (M*P, 2, 3) at p_t (ImageModel.project_jacobian's), in the same pass."""
+        R_u / t_u, q (M, P, 3) in the IMU frame, uv (M, P, 2), ok (M, P)."""
         m, p = world.shape[:2]
         q = (world - x.pos) @ x.rot                                          # R^T (P - p)
-        p_end = np.ascontiguousarray(((q - x.pos_il) @ x.rot_il).reshape(-1, 3))   # R_IL^T (q - t_IL)
-        args = (p_end, *self.model.projection_args(), self.time_index, self.R_u, self.t_u)
-        if jacobian:
-            p_t, k, uv, ok, jac = project_at_pixel_time_jacobian(*args, *self.model.jacobian_args())
-            return p_t.reshape(m, p, 3), k, q, uv.reshape(m, p, 2), ok.reshape(m, p), jac
-        p_t, k, uv, ok = project_at_pixel_time(*args)
+        p_end = (q - x.pos_il) @ x.rot_il                                    # R_IL^T (q - t_IL)
+        p_t, k, uv, ok = project_at_pixel_time(np.ascontiguousarray(p_end.reshape(-1, 3)),
+                                               *self.model.projection_args(), self.time_index,
+                                               self.R_u, self.t_u)
         return p_t.reshape(m, p, 3), k, q, uv.reshape(m, p, 2), ok.reshape(m, p)
 
     # ---- after the update: track, then select ---------------------------------------------

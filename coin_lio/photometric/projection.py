@@ -133,10 +133,6 @@ class ImageModel:
         return (self.fx, self.cx, self.cols, self._alt_rad, self.origin_z_m, self.beam_offset_m,
                 *self._row_lut)
 
-    def jacobian_args(self) -> tuple:
-        """(fy nominal, local fy?) for projection_kernel's Jacobians."""
-        return self.fy, self.jacobian_fy == "local"
-
     def project_jacobian(self, points: np.ndarray) -> np.ndarray:
         """points (N, 3) -> d(u, v)/dp (N, 2, 3); dv/dtheta = the nominal fy (reference) or the
         local slope of the altitude table (jacobian_fy='local'). Zero rows where undefined."""

@@ -74,98 +74,40 @@ def project_points(points: np.ndarray, fx: float, cx: float, cols: int, alt: np.
     return uv, valid
 
 
-@njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _at_pixel_time(i, p_end, fx, cx, cols, alt, origin_z, beam_offset, lut, lut_scale, time_index, R_u, t_u,
-                   p_t, k, uv, ok):
-    """Point i of project_at_pixel_time (its docstring), written into p_t, k, uv, ok."""
-    h, w = time_index.shape
-    x, y, z = p_end[i, 0], p_end[i, 1], p_end[i, 2]
-    u0, v0, ok0 = _project_one(x, y, z, fx, cx, cols, alt, origin_z, beam_offset, lut, lut_scale)
-    vi = int(np.rint(v0)) if np.isfinite(v0) else 0
-    vi = min(max(vi, 0), h - 1)
-    ui = int(np.rint(u0)) if np.isfinite(u0) else 0
-    ui = ui % w
-    kk = time_index[vi, ui]
-    k[i] = kk
-    dx, dy, dz = x - t_u[kk, 0], y - t_u[kk, 1], z - t_u[kk, 2]
-    px = R_u[kk, 0, 0] * dx + R_u[kk, 1, 0] * dy + R_u[kk, 2, 0] * dz      # R^T (p - t)
-    py = R_u[kk, 0, 1] * dx + R_u[kk, 1, 1] * dy + R_u[kk, 2, 1] * dz
-    pz = R_u[kk, 0, 2] * dx + R_u[kk, 1, 2] * dy + R_u[kk, 2, 2] * dz
-    p_t[i, 0], p_t[i, 1], p_t[i, 2] = px, py, pz
-    u, v, ok1 = _project_one(px, py, pz, fx, cx, cols, alt, origin_z, beam_offset, lut, lut_scale)
-    uv[i, 0], uv[i, 1] = u, v
-    ok[i] = ok0 and ok1
-
-
 @njit(cache=True, nogil=True, error_model="numpy")
 def project_at_pixel_time(p_end: np.ndarray, fx: float, cx: float, cols: int, alt: np.ndarray,
                           origin_z: float, beam_offset: float, lut: np.ndarray, lut_scale: float,
-                          time_index: np.ndarray, R_u: np.ndarray, t_u: np.ndarray):
+                          time_index: np.ndarray,
+                          R_u: np.ndarray, t_u: np.ndarray):
     """Scan-end LiDAR points p_end (N, 3) -> where the image saw them: the pixel the point projects
     to picks its capture time k = time_index[v, u] (H, W); the point moves into LiDAR(t_k) by
     (R_u[k], t_u[k]) (LiDAR(t) -> LiDAR(end), (U, 3, 3), (U, 3)) and is projected again.
     Returns p_t (N, 3), k (N,) int64, uv (N, 2), ok (N,) (both projections valid)."""
     n = p_end.shape[0]
+    h, w = time_index.shape
     p_t = np.empty((n, 3))
     k = np.empty(n, dtype=np.int64)
     uv = np.empty((n, 2))
     ok = np.empty(n, dtype=np.bool_)
     for i in range(n):
-        _at_pixel_time(i, p_end, fx, cx, cols, alt, origin_z, beam_offset, lut, lut_scale, time_index,
-                       R_u, t_u, p_t, k, uv, ok)
+        x, y, z = p_end[i, 0], p_end[i, 1], p_end[i, 2]
+        u0, v0, ok0 = _project_one(x, y, z, fx, cx, cols, alt, origin_z, beam_offset, lut, lut_scale)
+        vi = int(np.rint(v0)) if np.isfinite(v0) else 0
+        vi = min(max(vi, 0), h - 1)
+        ui = int(np.rint(u0)) if np.isfinite(u0) else 0
+        ui = ui % w
+        kk = time_index[vi, ui]
+        k[i] = kk
+        dx, dy, dz = x - t_u[kk, 0], y - t_u[kk, 1], z - t_u[kk, 2]
+        px = R_u[kk, 0, 0] * dx + R_u[kk, 1, 0] * dy + R_u[kk, 2, 0] * dz      # R^T (p - t)
+        py = R_u[kk, 0, 1] * dx + R_u[kk, 1, 1] * dy + R_u[kk, 2, 1] * dz
+        pz = R_u[kk, 0, 2] * dx + R_u[kk, 1, 2] * dy + R_u[kk, 2, 2] * dz
+        p_t[i, 0], p_t[i, 1], p_t[i, 2] = px, py, pz
+        u, v, ok1 = _project_one(px, py, pz, fx, cx, cols, alt, origin_z, beam_offset, lut, lut_scale)
+        uv[i, 0], uv[i, 1] = u, v
+        ok[i] = ok0 and ok1
     return p_t, k, uv, ok
 
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def project_at_pixel_time_jacobian(p_end: np.ndarray, fx: float, cx: float, cols: int, alt: np.ndarray,
-                                   origin_z: float, beam_offset: float, lut: np.ndarray, lut_scale: float,
-                                   time_index: np.ndarray, R_u: np.ndarray, t_u: np.ndarray,
-                                   fy_nominal: float, local_fy: bool):
-    """project_at_pixel_time and, in the same pass, d(u, v)/dp (N, 2, 3) at p_t (jacobian_kernel's):
-    what each iteration of the photometric update needs. Returns p_t, k, uv, ok, jac."""
-    n = p_end.shape[0]
-    p_t = np.empty((n, 3))
-    k = np.empty(n, dtype=np.int64)
-    uv = np.empty((n, 2))
-    ok = np.empty(n, dtype=np.bool_)
-    jac = np.zeros((n, 2, 3))
-    for i in range(n):
-        _at_pixel_time(i, p_end, fx, cx, cols, alt, origin_z, beam_offset, lut, lut_scale, time_index,
-                       R_u, t_u, p_t, k, uv, ok)
-        _jacobian_one(jac, i, p_t[i, 0], p_t[i, 1], p_t[i, 2], fx, fy_nominal, alt, origin_z, beam_offset,
-                      local_fy)
-    return p_t, k, uv, ok, jac
-
-
-@njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _jacobian_one(jac, i, x, y, z, fx, fy_nominal, alt, origin_z, beam_offset, local_fy):
-    """jac[i] (2, 3) = d(u, v)/dp at one point, as ImageModel.project_jacobian; left as it is (the
-    caller's zeros) where undefined (on the axis, inside the beam offset, not finite)."""
-    rows = alt.shape[0]
-    z = z - origin_z
-    rxy = np.hypot(x, y)
-    lxy = rxy - beam_offset
-    r = np.hypot(z, lxy)
-    if not (rxy > 0 and lxy > 0 and np.isfinite(r)):
-        return
-    r2 = r * r
-    jac[i, 0, 0] = -fx * y / (rxy * rxy)
-    jac[i, 0, 1] = fx * x / (rxy * rxy)
-    fy = fy_nominal
-    if local_fy:
-        theta = np.arctan2(z, lxy)           # segment: searchsorted(-alt, -theta, 'right') - 1
-        lo, hi = 0, rows
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if -alt[mid] <= -theta:
-                lo = mid + 1
-            else:
-                hi = mid
-        seg = min(max(lo - 1, 0), rows - 2)
-        fy = -1.0 / (alt[seg] - alt[seg + 1])
-    jac[i, 1, 0] = -fy * x * z / (rxy * r2)
-    jac[i, 1, 1] = -fy * y * z / (rxy * r2)
-    jac[i, 1, 2] = fy * lxy / r2
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -175,8 +117,31 @@ def jacobian_kernel(points: np.ndarray, fx: float, fy_nominal: float, alt: np.nd
     fy_nominal, or with local_fy the slope of the altitude table's segment at the point; zero rows
     where undefined (on the axis, inside the beam offset, not finite)."""
     n = points.shape[0]
+    rows = alt.shape[0]
     jac = np.zeros((n, 2, 3))
     for i in range(n):
-        _jacobian_one(jac, i, points[i, 0], points[i, 1], points[i, 2], fx, fy_nominal, alt, origin_z,
-                      beam_offset, local_fy)
+        x, y, z = points[i, 0], points[i, 1], points[i, 2] - origin_z
+        rxy = np.hypot(x, y)
+        lxy = rxy - beam_offset
+        r = np.hypot(z, lxy)
+        if not (rxy > 0 and lxy > 0 and np.isfinite(r)):
+            continue
+        r2 = r * r
+        jac[i, 0, 0] = -fx * y / (rxy * rxy)
+        jac[i, 0, 1] = fx * x / (rxy * rxy)
+        fy = fy_nominal
+        if local_fy:
+            theta = np.arctan2(z, lxy)           # segment: searchsorted(-alt, -theta, 'right') - 1
+            lo, hi = 0, rows
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if -alt[mid] <= -theta:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            seg = min(max(lo - 1, 0), rows - 2)
+            fy = -1.0 / (alt[seg] - alt[seg + 1])
+        jac[i, 1, 0] = -fy * x * z / (rxy * r2)
+        jac[i, 1, 1] = -fy * y * z / (rxy * r2)
+        jac[i, 1, 2] = fy * lxy / r2
     return jac
