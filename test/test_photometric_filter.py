@@ -209,30 +209,3 @@ def test_vertical_extents_scale_with_the_image_rows():
     got = filter_image(img, cfg)
     np.testing.assert_array_equal(got.image, filter_image(img, replace(c64, reference_rows=0)).image)
     assert not np.allclose(got.image, filter_image(img, replace(cfg, reference_rows=0)).image)
-
-
-@pytest.mark.parametrize("rows", [16, 64, 128])
-@pytest.mark.parametrize("change", [{}, {"smoothing": False}, {"brightness_filter": False},
-                                    {"line_removal": False}, {"smoothing_height": 1}])
-def test_compiled_panorama_path_equals_the_step_by_step_chain(rows, change):
-    """filter_image on a panorama (padded once, the tail compiled) gives what the step-by-step
-    chain (_chain, numpy + OpenCV) gives on the same wrapped padding: to a float32 rounding of
-    the smoothing's sums, NaN and inf pixels zeroed, for every switch of the chain."""
-    from dataclasses import replace
-
-    from coin_lio.photometric.image_filter import _chain
-
-    rng = np.random.default_rng(rows)
-    img = cv2.GaussianBlur(rng.uniform(0, 3000, (rows, 512)).astype(np.float32), (0, 0), 2.0)
-    img[3, 5], img[10, 500] = np.nan, np.inf
-    cfg = replace(ImageFilterConfig(), **change)
-    got = filter_image(img, cfg)
-    c = cfg.for_rows(rows)
-    x = np.where(np.isfinite(img), img, np.float32(0)) * np.float32(c.intensity_scale)
-    pad = max(2, (c.lowpass_taps // 2 if c.line_removal else 0) + (c.brightness_window[0] // 2 if c.brightness_filter
-                                                                    else 0) + (1 if c.smoothing else 0) + 1)
-    ref = _chain(cv2.copyMakeBorder(x, 0, 0, pad, pad, cv2.BORDER_WRAP), replace(c, wrap_horizontal=False))
-    for a, b in zip((got.image, got.grad_u, got.grad_v), (ref.image, ref.grad_u, ref.grad_v)):
-        assert a.shape == img.shape and a.dtype == np.float32 and a.flags.c_contiguous
-        np.testing.assert_allclose(a, b[:, pad:pad + 512], rtol=0, atol=4e-5)
-    assert got.image.max() > 50

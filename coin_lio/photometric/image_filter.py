@@ -4,9 +4,7 @@ Chain: intensity x 0.25 -> line removal (vertical 33-tap high-pass, then a horiz
 low-pass of it, subtracted, clamped at 0) -> brightness normalisation (140 x img / (box blur
 41 wide x 7 tall + 1)) -> Gaussian 3x3 -> clip to [0, 255] -> gradients [-0.5, 0, 0.5].
 The image is a 360-degree panorama: every horizontal filter wraps around (wrap_horizontal);
-vertically the borders reflect (OpenCV's default, as the reference). The panorama is padded once
-by the chain's reach; the steps after the box blur run in one compiled pass (image_filter_kernel),
-the chain on other images step by step (_chain, also the reference the tests compare with).
+vertically the borders reflect (OpenCV's default, as the reference).
 """
 from __future__ import annotations
 
@@ -17,7 +15,6 @@ from typing import Any
 import cv2
 import numpy as np
 
-from coin_lio.photometric.image_filter_kernel import normalize_smooth_gradients, pad_wrap_clean
 from coin_lio.photometric.photometric_config import (  # noqa: F401  (re-exported)
     REFERENCE_DEAD_ZONES_1024x128, ImageFilterConfig, MaskConfig)
 
@@ -67,16 +64,12 @@ def remove_lines(img: np.ndarray, cfg: ImageFilterConfig) -> np.ndarray:
     return np.maximum(img - lines, 0.0)
 
 
-def _box_blur(img: np.ndarray, cfg: ImageFilterConfig) -> np.ndarray:
-    """The brightness window's box blur (wrapped along u when cfg says so)."""
-    w, h = cfg.brightness_window
-    return _hfilter(img, w // 2, cfg.wrap_horizontal,
-                    lambda a: cv2.blur(a, (w, h), borderType=cv2.BORDER_REFLECT_101))
-
-
 def normalize_brightness(img: np.ndarray, cfg: ImageFilterConfig) -> np.ndarray:
     """gain x img / (box blur + 1): a local exposure normalisation."""
-    return (cfg.brightness_gain * img / (_box_blur(img, cfg) + 1.0)).astype(np.float32)
+    w, h = cfg.brightness_window
+    blur = _hfilter(img, w // 2, cfg.wrap_horizontal,
+                    lambda a: cv2.blur(a, (w, h), borderType=cv2.BORDER_REFLECT_101))
+    return (cfg.brightness_gain * img / (blur + 1.0)).astype(np.float32)
 
 
 _DIFF = np.array([[-0.5, 0.0, 0.5]], dtype=np.float32)
@@ -101,22 +94,18 @@ def filter_image(intensity: np.ndarray, cfg: ImageFilterConfig | None = None,
     if img.ndim != 2:
         raise ValueError(f"intensity must be (H, W), got {img.shape}")
     cfg = cfg.for_rows(img.shape[0])
-    w = img.shape[1]
-    pad = max(2, (cfg.lowpass_taps // 2 if cfg.line_removal else 0)
-              + (cfg.brightness_window[0] // 2 if cfg.brightness_filter else 0)
-              + (1 if cfg.smoothing else 0) + 1)
-    if cfg.wrap_horizontal and pad <= w:     # the panorama: padded once, the tail compiled
-        big = pad_wrap_clean(img, pad, cfg.intensity_scale if scale else 1.0)
-        flat = replace(cfg, wrap_horizontal=False)
-        if cfg.line_removal:
-            big = remove_lines(big, flat)
-        blur = _box_blur(big, flat) if cfg.brightness_filter else big
-        return FilteredImage(*normalize_smooth_gradients(
-            big, blur, cfg.brightness_filter, cfg.brightness_gain,
-            cfg.smoothing_height if cfg.smoothing else 0, cfg.max_value, pad, w))
     img = np.where(np.isfinite(img), img, np.float32(0.0))
     if scale:
         img *= np.float32(cfg.intensity_scale)
+    w = img.shape[1]
+    pad = ((cfg.lowpass_taps // 2 if cfg.line_removal else 0)
+           + (cfg.brightness_window[0] // 2 if cfg.brightness_filter else 0)
+           + (1 if cfg.smoothing else 0) + 1)
+    if cfg.wrap_horizontal and pad <= w:
+        big = cv2.copyMakeBorder(img, 0, 0, pad, pad, cv2.BORDER_WRAP)
+        out = _chain(big, replace(cfg, wrap_horizontal=False))
+        return FilteredImage(*(np.ascontiguousarray(a[:, pad:pad + w]) for a in
+                               (out.image, out.grad_u, out.grad_v)))
     return _chain(img, cfg)
 
 
