@@ -243,10 +243,10 @@ def test_projection_edges_wrap_and_fov():
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_row_table_gives_the_interpolated_row_exactly(seed):
-    """The projection's row search starts from a table (segment_lut): on an irregular altitude
-    table (Ouster's are), rays at every altitude exactly, between them and beyond the ends get the
-    row of np.interp over the table, and the valid flag of half a row past the ends."""
+def test_row_search_gives_the_interpolated_row_exactly(seed):
+    """The projection's row search: on an irregular altitude table (Ouster's are), rays at every
+    altitude exactly, between them and beyond the ends get the row of np.interp over the table,
+    and the valid flag of half a row past the ends."""
     rng = np.random.default_rng(seed)
     rows = [2, 16, 64][seed]
     alt = np.sort(rng.uniform(-20, 20, rows))[::-1] if rows > 2 else np.array([5.0, -3.0])

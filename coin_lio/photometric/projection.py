@@ -17,7 +17,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from coin_lio.io.cloud_kernel import fill_image
-from coin_lio.photometric.projection_kernel import jacobian_kernel, project_points, segment_lut
+from coin_lio.photometric.projection_kernel import jacobian_kernel, project_points
 
 KINDS = ("ouster", "rings")
 JACOBIAN_FY = ("nominal", "local")
@@ -39,7 +39,6 @@ class ImageModel:
     kind: str = "ouster"                       # ouster: filled by index; rings: by ring + azimuth
     ring_to_row: np.ndarray | None = None      # (R,) rings: ring id -> row
     _alt_rad: np.ndarray = field(init=False, repr=False)
-    _row_lut: tuple = field(init=False, repr=False)          # segment_lut(_alt_rad)
 
     def __post_init__(self) -> None:
         self.altitudes_deg = np.asarray(self.altitudes_deg, dtype=np.float64).reshape(-1)
@@ -67,7 +66,6 @@ class ImageModel:
         if self.ring_to_row is not None:
             self.ring_to_row = np.asarray(self.ring_to_row, dtype=np.int64).reshape(-1)
         self._alt_rad = np.radians(self.altitudes_deg)
-        self._row_lut = segment_lut(self._alt_rad)
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
@@ -128,10 +126,8 @@ class ImageModel:
         return project_points(p, *self.projection_args())
 
     def projection_args(self) -> tuple:
-        """(fx, cx, cols, altitudes rad, origin z, beam offset, row table, its bins per rad) for
-        projection_kernel."""
-        return (self.fx, self.cx, self.cols, self._alt_rad, self.origin_z_m, self.beam_offset_m,
-                *self._row_lut)
+        """(fx, cx, cols, altitudes rad, origin z, beam offset) for projection_kernel."""
+        return (self.fx, self.cx, self.cols, self._alt_rad, self.origin_z_m, self.beam_offset_m)
 
     def project_jacobian(self, points: np.ndarray) -> np.ndarray:
         """points (N, 3) -> d(u, v)/dp (N, 2, 3); dv/dtheta = the nominal fy (reference) or the

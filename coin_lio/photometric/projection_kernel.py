@@ -11,23 +11,9 @@ import numpy as np
 from numba import njit
 
 
-def segment_lut(alt: np.ndarray, bins_per_row: int = 4) -> tuple[np.ndarray, float]:
-    """A start for _project_one's row search: altitudes alt (H,) rad, decreasing, cut into
-    bins_per_row x H equal bins of `scale` bins per radian from alt[0] down; lut[j] is the last
-    row at or above the top of bin j - 1 (one bin of slack for the rounding of j), so that for
-    any theta in bin j, alt[lut[j]] >= theta and the exact row is reached walking down."""
-    h = alt.shape[0]
-    nb = bins_per_row * h
-    scale = nb / (alt[0] - alt[h - 1])
-    tops = alt[0] - (np.arange(nb) - 1.0) / scale                        # top of bin j - 1
-    lut = np.searchsorted(-alt, -tops, side="right") - 1                 # last i: alt[i] >= top
-    return np.clip(lut, 0, h - 2).astype(np.int64), float(scale)
-
-
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _project_one(x, y, z, fx, cx, cols, alt, origin_z, beam_offset, lut, lut_scale):
-    """(u, v, valid) of one point: as ImageModel.project (its docstring has the conventions).
-    lut, lut_scale: segment_lut(alt), where the row search starts."""
+def _project_one(x, y, z, fx, cx, cols, alt, origin_z, beam_offset):
+    """(u, v, valid) of one point: as ImageModel.project (its docstring has the conventions)."""
     rows = alt.shape[0]
     z = z - origin_z
     rxy = np.sqrt(x * x + y * y)
@@ -48,11 +34,14 @@ def _project_one(x, y, z, fx, cx, cols, alt, origin_z, beam_offset, lut, lut_sca
     elif theta < alt[rows - 1]:
         v = rows - 1 + (alt[rows - 1] - theta) / (alt[rows - 2] - alt[rows - 1])
     elif theta == theta:
-        # lo: the last row with alt[lo] >= theta (at most rows - 2), from the table's start
-        lo = lut[min(int((alt[0] - theta) * lut_scale), lut.shape[0] - 1)]
-        while lo < rows - 2 and alt[lo + 1] >= theta:
-            lo += 1
-        v = lo + (alt[lo] - theta) / (alt[lo] - alt[lo + 1])
+        lo, hi = 0, rows - 1                                 # alt[lo] >= theta >= alt[hi]
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if alt[mid] >= theta:
+                lo = mid
+            else:
+                hi = mid
+        v = lo + (alt[lo] - theta) / (alt[lo] - alt[hi])
     else:
         v = np.nan
     ok = np.isfinite(v) and np.isfinite(u) and lxy > 0 and v >= -0.5 and v <= rows - 0.5
@@ -61,23 +50,21 @@ def _project_one(x, y, z, fx, cx, cols, alt, origin_z, beam_offset, lut, lut_sca
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def project_points(points: np.ndarray, fx: float, cx: float, cols: int, alt: np.ndarray,
-                   origin_z: float, beam_offset: float, lut: np.ndarray,
-                   lut_scale: float) -> tuple[np.ndarray, np.ndarray]:
+                   origin_z: float, beam_offset: float) -> tuple[np.ndarray, np.ndarray]:
     """points (N, 3) m -> uv (N, 2) pixel coordinates, valid (N,) bool. alt (H,) rad, decreasing."""
     n = points.shape[0]
     uv = np.empty((n, 2))
     valid = np.empty(n, dtype=np.bool_)
     for i in range(n):
         u, v, ok = _project_one(points[i, 0], points[i, 1], points[i, 2], fx, cx, cols, alt,
-                                origin_z, beam_offset, lut, lut_scale)
+                                origin_z, beam_offset)
         uv[i, 0], uv[i, 1], valid[i] = u, v, ok
     return uv, valid
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def project_at_pixel_time(p_end: np.ndarray, fx: float, cx: float, cols: int, alt: np.ndarray,
-                          origin_z: float, beam_offset: float, lut: np.ndarray, lut_scale: float,
-                          time_index: np.ndarray,
+                          origin_z: float, beam_offset: float, time_index: np.ndarray,
                           R_u: np.ndarray, t_u: np.ndarray):
     """Scan-end LiDAR points p_end (N, 3) -> where the image saw them: the pixel the point projects
     to picks its capture time k = time_index[v, u] (H, W); the point moves into LiDAR(t_k) by
@@ -91,7 +78,7 @@ def project_at_pixel_time(p_end: np.ndarray, fx: float, cx: float, cols: int, al
     ok = np.empty(n, dtype=np.bool_)
     for i in range(n):
         x, y, z = p_end[i, 0], p_end[i, 1], p_end[i, 2]
-        u0, v0, ok0 = _project_one(x, y, z, fx, cx, cols, alt, origin_z, beam_offset, lut, lut_scale)
+        u0, v0, ok0 = _project_one(x, y, z, fx, cx, cols, alt, origin_z, beam_offset)
         vi = int(np.rint(v0)) if np.isfinite(v0) else 0
         vi = min(max(vi, 0), h - 1)
         ui = int(np.rint(u0)) if np.isfinite(u0) else 0
@@ -103,7 +90,7 @@ def project_at_pixel_time(p_end: np.ndarray, fx: float, cx: float, cols: int, al
         py = R_u[kk, 0, 1] * dx + R_u[kk, 1, 1] * dy + R_u[kk, 2, 1] * dz
         pz = R_u[kk, 0, 2] * dx + R_u[kk, 1, 2] * dy + R_u[kk, 2, 2] * dz
         p_t[i, 0], p_t[i, 1], p_t[i, 2] = px, py, pz
-        u, v, ok1 = _project_one(px, py, pz, fx, cx, cols, alt, origin_z, beam_offset, lut, lut_scale)
+        u, v, ok1 = _project_one(px, py, pz, fx, cx, cols, alt, origin_z, beam_offset)
         uv[i, 0], uv[i, 1] = u, v
         ok[i] = ok0 and ok1
     return p_t, k, uv, ok
