@@ -7,7 +7,7 @@ import numpy as np
 
 from coin_lio.config import PhotometricConfig
 from coin_lio.core.photometric import PatchSet, PhotometricTracker
-from coin_lio.photometric.change_kernel import bounds_at, range_bounds, window_change
+from coin_lio.photometric.change_kernel import bounds_at, window_change
 
 M, P = 20, 25
 
@@ -59,6 +59,18 @@ def test_window_change_ignores_ego_motion_and_one_dust_return_but_sees_a_walker(
     assert (compared == 45 * 11).all()
     assert changed[0] >= 60 and changed[3] >= 24
     assert changed[1] == 1 and changed[2] == 0
+
+
+def range_bounds(range_img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The bounds of bounds_at over the whole image with OpenCV: (nearest, farthest) return (H, W)
+    of each pixel and the pixels above and below it (no-return pixels left out)."""
+    import cv2
+
+    img = np.ascontiguousarray(range_img, dtype=np.float32)
+    kernel = np.ones((3, 1), np.uint8)
+    lo = cv2.erode(np.where(img > 0, img, np.float32(np.inf)), kernel, borderType=cv2.BORDER_REPLICATE)
+    hi = cv2.dilate(img, kernel, borderType=cv2.BORDER_REPLICATE)
+    return lo, hi
 
 
 def test_bounds_at_a_pixel_are_the_whole_image_bounds():

@@ -13,22 +13,8 @@ Compiled on first use and cached beside this file (numba cache=True).
 """
 from __future__ import annotations
 
-import cv2
 import numpy as np
 from numba import njit
-
-
-def range_bounds(range_img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(nearest, farthest) return (H, W) float32 m of each pixel and the pixels above and below it
-    in range_img (0: no return, left out; nearest > farthest where none has one). Vertical only:
-    the rows are what spans metres on ground seen at grazing incidence, and a walker crossing the
-    view changes columns, which a horizontal tolerance would hide. The whole image at once (the
-    reference of `bounds_at`, which window_change evaluates at the pixels it reads only)."""
-    img = np.ascontiguousarray(range_img, dtype=np.float32)
-    kernel = np.ones((3, 1), np.uint8)
-    lo = cv2.erode(np.where(img > 0, img, np.float32(np.inf)), kernel, borderType=cv2.BORDER_REPLICATE)
-    hi = cv2.dilate(img, kernel, borderType=cv2.BORDER_REPLICATE)
-    return lo, hi
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
@@ -43,8 +29,10 @@ def _wrap(u: int, w: int) -> int:
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def bounds_at(img: np.ndarray, b: int, c: int) -> tuple[float, float]:
-    """range_bounds(img) at pixel (b, c): the nearest and farthest return of rows b - 1 .. b + 1
-    (clamped at the borders, as BORDER_REPLICATE) in column c; (inf, 0) where none has one."""
+    """The last scan's bounds at pixel (b, c): the nearest and farthest return of rows b - 1 .. b + 1
+    (clamped at the borders, as BORDER_REPLICATE) in column c; (inf, 0) where none has one.
+    Vertical only: the rows are what spans metres on ground seen at grazing incidence, and a
+    walker crossing the view changes columns, which a horizontal tolerance would hide."""
     h = img.shape[0]
     lo, hi = np.inf, 0.0
     for a in (max(b - 1, 0), b, min(b + 1, h - 1)):
