@@ -68,12 +68,13 @@ class MethodFeed:
     def run_ready(self, flush: bool = False) -> int:
         """Run the scans the IMU now covers (all of them with flush); how many ran."""
         n = 0
-        self.gate.imu_time_offset = float(getattr(self.odom, "time_offset", 0.0))
-        while (ev := self.gate.pop_ready(flush=flush)) is not None:
-            self._scan(ev)
+        while True:             # the odometry's clock, as each scan may move it (node, offline runner)
             self.gate.imu_time_offset = float(getattr(self.odom, "time_offset", 0.0))
+            ev = self.gate.pop_ready(flush=flush)
+            if ev is None:
+                return n
+            self._scan(ev)
             n += 1
-        return n
 
     def _scan(self, ev) -> None:
         n_valid, error = int(ev.valid.sum()), ""
@@ -132,12 +133,13 @@ def run_methods(info: SequenceInfo, methods: Sequence[str], options: dict[str, d
             for f in feeds:
                 f.add_imu(ev)
         else:
+            turn += 1
             for f in feeds:
                 f.gate.add_scan(ev)
-        turn += not isinstance(ev, ImuSample)
         for f in feeds[turn % len(feeds):] + feeds[:turn % len(feeds)]:   # rotate who goes first
             bar.update(f.run_ready())
     for f in feeds:
         bar.update(f.run_ready(flush=True))
     bar.close()
-    return {m: (out[m] if m in out else next(f.result() for f in feeds if f.method == m)) for m in methods}
+    out.update((f.method, f.result()) for f in feeds)
+    return {m: out[m] for m in methods}
