@@ -291,3 +291,37 @@ def test_one_pass_selection_and_fill_equal_the_two_passes():
     for got, want in zip(filled, model.image_from_cloud(cloud, field="reflectivity")):
         np.testing.assert_array_equal(got, want)
     assert 0 < (filled[1] < 0).sum() < h * w and len(sel) > 20
+
+
+def test_pixel_time_projection_is_the_two_projections_and_the_time_lookup():
+    """project_at_pixel_time (compiled passes around numpy's arcsin / arctan2) is the image model's
+    projection, the time-index lookup at the rounded pixel, the move into that time's frame and
+    the projection again; on a staggered 64-row model, with points at the origin, inside the beam
+    offset, past the field of view and non-finite."""
+    from coin_lio.photometric.projection_kernel import project_at_pixel_time
+    from scipy.spatial.transform import Rotation
+
+    rng = np.random.default_rng(4)
+    h, w = 64, 1024
+    model = ImageModel(altitudes_deg=np.sort(rng.uniform(-22, 22, h))[::-1], cols=w, u_shift=7,
+                       origin_z_m=0.036, beam_offset_m=0.015,
+                       pixel_shift_by_row=np.tile([18, 6, -6, -18], h // 4))
+    pts = rng.normal(0, 1, (3000, 3)) * rng.choice([0.01, 3.0, 40.0], (3000, 1))
+    pts[:4] = [[0, 0, 0.036], [0.01, 0, 0.5], [3, 0, 40.0], [np.nan, 1, 1]]
+    u_times = 40
+    time_index = rng.integers(0, u_times, (h, w))
+    R_u = Rotation.from_rotvec(rng.normal(0, 0.05, (u_times, 3))).as_matrix()
+    t_u = rng.normal(0, 0.1, (u_times, 3))
+    p_t, k, uv, ok = project_at_pixel_time(pts, *model.projection_args(), time_index, R_u, t_u)
+
+    uv0, ok0 = model.project(pts)
+    vi = np.clip(np.rint(np.nan_to_num(uv0[:, 1])), 0, h - 1).astype(int)
+    ui = np.rint(np.nan_to_num(uv0[:, 0])).astype(int) % w
+    want_k = time_index[vi, ui]
+    want_pt = np.einsum("nji,nj->ni", R_u[want_k], pts - t_u[want_k])      # R^T (p - t)
+    want_uv, ok1 = model.project(want_pt)
+    np.testing.assert_array_equal(k, want_k)
+    np.testing.assert_allclose(p_t, want_pt, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(ok, ok0 & ok1)
+    np.testing.assert_allclose(uv[ok], want_uv[ok], rtol=0, atol=1e-9)
+    assert ok.sum() > 500 and not ok[:4].any()

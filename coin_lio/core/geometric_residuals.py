@@ -41,13 +41,23 @@ class GeometricResiduals:
         cols = 12 if self.cfg.update.estimate_extrinsic else 6
         H = np.zeros((len(h), cols))
         H[:, 0:3] = n
-        H[:, 3:6] = np.cross(p_i, Rt_n)
+        _cross_into(H[:, 3:6], p_i, Rt_n)
         if cols == 12:
-            H[:, 6:9] = np.cross(p_l, Rt_n @ x.rot_il)
+            _cross_into(H[:, 6:9], p_l, Rt_n @ x.rot_il)
             H[:, 9:12] = Rt_n
         self.last_normals = n
         self.last = Measurements(h, H, np.full(len(h), self.cfg.update.lidar_noise))
         return self.last
+
+
+def _cross_into(out: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
+    """out (M, 3) = a x b row by row, as np.cross computes it (bit for bit), without its
+    temporaries and dispatch (~0.09 ms a call on 1500 rows, twice or three times a scan)."""
+    a0, a1, a2 = a[:, 0], a[:, 1], a[:, 2]
+    b0, b1, b2 = b[:, 0], b[:, 1], b[:, 2]
+    np.subtract(a1 * b2, a2 * b1, out=out[:, 0])
+    np.subtract(a2 * b0, a0 * b2, out=out[:, 1])
+    np.subtract(a0 * b1, a1 * b0, out=out[:, 2])
 
 
 def _moved(T_a: np.ndarray, T_b: np.ndarray) -> float:

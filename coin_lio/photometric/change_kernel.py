@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from coin_lio.core.robust_kernel import median_inplace
+
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _wrap(u: int, w: int) -> int:
@@ -61,9 +63,11 @@ def window_change(range_now: np.ndarray, uv_now: np.ndarray, range_prev: np.ndar
     changed = np.zeros(m, dtype=np.int64)
     compared = np.zeros(m, dtype=np.int64)
     n_win = (2 * half_u + 1) * (2 * half_v + 1)
-    diff = np.empty(n_win)
-    rng = np.empty(n_win)
-    pos = np.empty(n_win, dtype=np.int64)            # flat pixel of the last scan's image
+    diff = np.empty(n_win)                           # r_now - r_prev, reordered by the median
+    rng = np.empty(n_win)                            # r_now
+    prev = np.empty(n_win)                           # r_prev
+    row = np.empty(n_win, dtype=np.int64)            # the pixel of the last scan's image
+    col = np.empty(n_win, dtype=np.int64)
     col_now = np.empty(2 * half_u + 1, dtype=np.int64)
     col_prev = np.empty(2 * half_u + 1, dtype=np.int64)
     for i in range(m):
@@ -86,21 +90,21 @@ def window_change(range_now: np.ndarray, uv_now: np.ndarray, range_prev: np.ndar
                 if r_now > 0 and r_prev > 0:         # r_prev's bounds then hold it: lo <= r_prev <= hi
                     diff[n] = r_now - r_prev
                     rng[n] = r_now
-                    pos[n] = b * w + col_prev[j]
+                    prev[n] = r_prev
+                    row[n] = b
+                    col[n] = col_prev[j]
                     n += 1
         compared[i] = n
         if n == 0:
             continue
-        med = np.median(diff[:n])
+        med = median_inplace(diff, n)                # np.median(diff[:n]), no copy
         c = 0
         for j in range(n):
             tol = max(margin_m, margin_rel * rng[j])
             r_then = rng[j] - med                    # this range, the sensor's own motion taken out
-            b, col = pos[j] // w, pos[j] % w
-            r_prev = range_prev[b, col]
-            if r_then >= r_prev - tol and r_then <= r_prev + tol:
+            if r_then >= prev[j] - tol and r_then <= prev[j] + tol:
                 continue                             # within the pixel's own range: within its bounds
-            lo, hi = bounds_at(range_prev, b, col)
+            lo, hi = bounds_at(range_prev, row[j], col[j])
             if r_then < lo - tol or r_then > hi + tol:
                 c += 1
         changed[i] = c

@@ -1,7 +1,9 @@
 """Compiled (numba) spherical projection of the intensity image model (ImageModel.project) and the
 photometric residuals' per-iteration chain: scan-end point -> its pixel's time -> that time's
 LiDAR frame -> pixel. The numpy versions spent ~0.5 ms per call on ~1500 patch points in
-temporaries; the odometry calls them 3-4 times a scan.
+temporaries; the odometry calls them 3-4 times a scan. The transcendental functions are left to
+numpy, whose arcsin / arctan2 run vectorised (AVX-512 here): the compiled passes prepare their
+inputs and use their outputs.
 
 Compiled on first use and cached beside this file (numba cache=True).
 """
@@ -12,20 +14,24 @@ from numba import njit
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _project_one(x, y, z, fx, cx, cols, alt, origin_z, beam_offset):
-    """(u, v, valid) of one point: as ImageModel.project (its docstring has the conventions)."""
-    rows = alt.shape[0]
+def _elevation_sine(x, y, z, origin_z, beam_offset):
+    """(sin of the elevation, clipped to [-1, 1]; NaN at the beam origin, horizontal distance
+    past the beam offset) of one point (ImageModel.project's docstring has the conventions)."""
     z = z - origin_z
-    rxy = np.sqrt(x * x + y * y)
-    lxy = rxy - beam_offset
-    r = np.sqrt(z * z + lxy * lxy)
-    s = z / r
+    lxy = np.sqrt(x * x + y * y) - beam_offset
+    s = z / np.sqrt(z * z + lxy * lxy)
     if s > 1.0:
         s = 1.0
     elif s < -1.0:
         s = -1.0
-    theta = np.arcsin(s)                                     # NaN when r = 0
-    a = fx * np.arctan2(y, x) + cx
+    return s, lxy
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _pixel(azimuth, theta, lxy, fx, cx, cols, alt):
+    """(u, v, valid) of one point from its azimuth and elevation theta (rad) and lxy."""
+    rows = alt.shape[0]
+    a = fx * azimuth + cx
     u = a - np.floor(a / cols) * cols
     if u >= cols:                                            # mod rounding at -0
         u -= cols
@@ -49,52 +55,88 @@ def _project_one(x, y, z, fx, cx, cols, alt, origin_z, beam_offset):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def project_points(points: np.ndarray, fx: float, cx: float, cols: int, alt: np.ndarray,
-                   origin_z: float, beam_offset: float) -> tuple[np.ndarray, np.ndarray]:
-    """points (N, 3) m -> uv (N, 2) pixel coordinates, valid (N,) bool. alt (H,) rad, decreasing."""
+def elevation_sines(points: np.ndarray, origin_z: float,
+                    beam_offset: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """points (N, 3) -> (sin elevation (N,), lxy (N,), x (N,), y (N,)): the inputs of the
+    vectorised arcsin / arctan2 (x, y contiguous)."""
     n = points.shape[0]
-    uv = np.empty((n, 2))
-    valid = np.empty(n, dtype=np.bool_)
+    s, lxy, x, y = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
     for i in range(n):
-        u, v, ok = _project_one(points[i, 0], points[i, 1], points[i, 2], fx, cx, cols, alt,
-                                origin_z, beam_offset)
-        uv[i, 0], uv[i, 1], valid[i] = u, v, ok
-    return uv, valid
+        x[i], y[i] = points[i, 0], points[i, 1]
+        s[i], lxy[i] = _elevation_sine(x[i], y[i], points[i, 2], origin_z, beam_offset)
+    return s, lxy, x, y
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def project_at_pixel_time(p_end: np.ndarray, fx: float, cx: float, cols: int, alt: np.ndarray,
-                          origin_z: float, beam_offset: float, time_index: np.ndarray,
-                          R_u: np.ndarray, t_u: np.ndarray):
-    """Scan-end LiDAR points p_end (N, 3) -> where the image saw them: the pixel the point projects
-    to picks its capture time k = time_index[v, u] (H, W); the point moves into LiDAR(t_k) by
-    (R_u[k], t_u[k]) (LiDAR(t) -> LiDAR(end), (U, 3, 3), (U, 3)) and is projected again.
-    Returns p_t (N, 3), k (N,) int64, uv (N, 2), ok (N,) (both projections valid)."""
+def pixels_from_angles(azimuth: np.ndarray, theta: np.ndarray, lxy: np.ndarray, fx: float, cx: float,
+                       cols: int, alt: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """uv (N, 2) of points from their angles (N,) rad; ok (N,) bool is and-ed in place with
+    each point's validity."""
+    n = azimuth.shape[0]
+    uv = np.empty((n, 2))
+    for i in range(n):
+        u, v, ok1 = _pixel(azimuth[i], theta[i], lxy[i], fx, cx, cols, alt)
+        uv[i, 0], uv[i, 1] = u, v
+        ok[i] = ok[i] and ok1
+    return uv
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def move_to_pixel_time(p_end: np.ndarray, azimuth: np.ndarray, theta: np.ndarray, lxy: np.ndarray,
+                       fx: float, cx: float, cols: int, alt: np.ndarray, origin_z: float,
+                       beam_offset: float, time_index: np.ndarray, R_u: np.ndarray, t_u: np.ndarray):
+    """The middle of project_at_pixel_time: each scan-end point's pixel (from its angles) picks
+    its time k; the point moves into LiDAR(t_k). Returns p_t (N, 3), k (N,), ok (N,) (the first
+    projection valid) and elevation_sines' four arrays of p_t."""
     n = p_end.shape[0]
     h, w = time_index.shape
     p_t = np.empty((n, 3))
     k = np.empty(n, dtype=np.int64)
-    uv = np.empty((n, 2))
     ok = np.empty(n, dtype=np.bool_)
+    s, lxy_t, x_t, y_t = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
     for i in range(n):
-        x, y, z = p_end[i, 0], p_end[i, 1], p_end[i, 2]
-        u0, v0, ok0 = _project_one(x, y, z, fx, cx, cols, alt, origin_z, beam_offset)
+        u0, v0, ok[i] = _pixel(azimuth[i], theta[i], lxy[i], fx, cx, cols, alt)
         vi = int(np.rint(v0)) if np.isfinite(v0) else 0
         vi = min(max(vi, 0), h - 1)
         ui = int(np.rint(u0)) if np.isfinite(u0) else 0
         ui = ui % w
         kk = time_index[vi, ui]
         k[i] = kk
-        dx, dy, dz = x - t_u[kk, 0], y - t_u[kk, 1], z - t_u[kk, 2]
+        dx, dy, dz = p_end[i, 0] - t_u[kk, 0], p_end[i, 1] - t_u[kk, 1], p_end[i, 2] - t_u[kk, 2]
         px = R_u[kk, 0, 0] * dx + R_u[kk, 1, 0] * dy + R_u[kk, 2, 0] * dz      # R^T (p - t)
         py = R_u[kk, 0, 1] * dx + R_u[kk, 1, 1] * dy + R_u[kk, 2, 1] * dz
         pz = R_u[kk, 0, 2] * dx + R_u[kk, 1, 2] * dy + R_u[kk, 2, 2] * dz
         p_t[i, 0], p_t[i, 1], p_t[i, 2] = px, py, pz
-        u, v, ok1 = _project_one(px, py, pz, fx, cx, cols, alt, origin_z, beam_offset)
-        uv[i, 0], uv[i, 1] = u, v
-        ok[i] = ok0 and ok1
-    return p_t, k, uv, ok
+        x_t[i], y_t[i] = px, py
+        s[i], lxy_t[i] = _elevation_sine(px, py, pz, origin_z, beam_offset)
+    return p_t, k, ok, s, lxy_t, x_t, y_t
 
+
+def project_points(points: np.ndarray, fx: float, cx: float, cols: int, alt: np.ndarray,
+                   origin_z: float, beam_offset: float) -> tuple[np.ndarray, np.ndarray]:
+    """points (N, 3) m -> uv (N, 2) pixel coordinates, valid (N,) bool. alt (H,) rad, decreasing.
+    The arcsin and arctan2 run vectorised in numpy (SIMD where the CPU has it: ~3 ns a point
+    here against ~25 in a compiled scalar loop); the rest compiled."""
+    s, lxy, x, y = elevation_sines(points, origin_z, beam_offset)
+    ok = np.ones(len(s), dtype=bool)
+    uv = pixels_from_angles(np.arctan2(y, x), np.arcsin(s), lxy, fx, cx, cols, alt, ok)
+    return uv, ok
+
+
+def project_at_pixel_time(p_end: np.ndarray, fx: float, cx: float, cols: int, alt: np.ndarray,
+                          origin_z: float, beam_offset: float, time_index: np.ndarray,
+                          R_u: np.ndarray, t_u: np.ndarray):
+    """Scan-end LiDAR points p_end (N, 3) -> where the image saw them: the pixel the point projects
+    to picks its capture time k = time_index[v, u] (H, W); the point moves into LiDAR(t_k) by
+    (R_u[k], t_u[k]) (LiDAR(t) -> LiDAR(end), (U, 3, 3), (U, 3)) and is projected again.
+    Returns p_t (N, 3), k (N,) int64, uv (N, 2), ok (N,) (both projections valid). Three compiled
+    passes around numpy's vectorised arcsin / arctan2 (project_points): 0.19 -> 0.10 ms for
+    1500 points (one iteration's patch points)."""
+    s, lxy, x, y = elevation_sines(p_end, origin_z, beam_offset)
+    p_t, k, ok, s, lxy, x, y = move_to_pixel_time(p_end, np.arctan2(y, x), np.arcsin(s), lxy, fx, cx,
+                                                  cols, alt, origin_z, beam_offset, time_index, R_u, t_u)
+    uv = pixels_from_angles(np.arctan2(y, x), np.arcsin(s), lxy, fx, cx, cols, alt, ok)
+    return p_t, k, uv, ok
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
