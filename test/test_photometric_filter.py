@@ -125,8 +125,15 @@ def test_output_is_bounded_and_mono8_rounds():
     m8 = out.mono8()
     assert m8.dtype == np.uint8 and np.abs(m8 - out.image).max() <= 0.5 + 1e-6
     bad = img.copy()
-    bad[5, 5] = np.nan
-    assert np.all(np.isfinite(filter_image(bad).image))
+    bad[5, 5], bad[6, 9], bad[7, 2] = np.nan, np.inf, -np.inf
+    given = bad.copy()
+    zeroed = np.nan_to_num(bad, nan=0.0, posinf=0.0, neginf=0.0)
+    for wrap in (True, False):                       # non-finite pixels count as 0, the input stays
+        cfg = ImageFilterConfig(wrap_horizontal=wrap)
+        got, want = filter_image(bad, cfg), filter_image(zeroed, cfg)
+        for a, b in zip((got.image, got.grad_u, got.grad_v), (want.image, want.grad_u, want.grad_v)):
+            np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(bad, given)
 
 
 @pytest.mark.quiet_cpu

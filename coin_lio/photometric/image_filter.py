@@ -61,7 +61,8 @@ def remove_lines(img: np.ndarray, cfg: ImageFilterConfig) -> np.ndarray:
                      lambda a: cv2.filter2D(cv2.filter2D(a, cv2.CV_32F, lp.reshape(1, -1),
                                                          borderType=cv2.BORDER_REFLECT_101),
                                             cv2.CV_32F, hp.reshape(-1, 1), borderType=cv2.BORDER_REFLECT_101))
-    return np.maximum(img - lines, 0.0)
+    np.subtract(img, lines, out=lines)
+    return np.maximum(lines, 0.0, out=lines)
 
 
 def normalize_brightness(img: np.ndarray, cfg: ImageFilterConfig) -> np.ndarray:
@@ -69,7 +70,8 @@ def normalize_brightness(img: np.ndarray, cfg: ImageFilterConfig) -> np.ndarray:
     w, h = cfg.brightness_window
     blur = _hfilter(img, w // 2, cfg.wrap_horizontal,
                     lambda a: cv2.blur(a, (w, h), borderType=cv2.BORDER_REFLECT_101))
-    return (cfg.brightness_gain * img / (blur + 1.0)).astype(np.float32)
+    blur += np.float32(1.0)                     # float32 throughout, into blur: no temporaries
+    return np.divide(np.float32(cfg.brightness_gain) * img, blur, out=blur)
 
 
 _DIFF = np.array([[-0.5, 0.0, 0.5]], dtype=np.float32)
@@ -94,22 +96,29 @@ def filter_image(intensity: np.ndarray, cfg: ImageFilterConfig | None = None,
     if img.ndim != 2:
         raise ValueError(f"intensity must be (H, W), got {img.shape}")
     cfg = cfg.for_rows(img.shape[0])
-    img = np.where(np.isfinite(img), img, np.float32(0.0))
-    if scale:
-        img *= np.float32(cfg.intensity_scale)
     w = img.shape[1]
     pad = ((cfg.lowpass_taps // 2 if cfg.line_removal else 0)
            + (cfg.brightness_window[0] // 2 if cfg.brightness_filter else 0)
            + (1 if cfg.smoothing else 0) + 1)
-    if cfg.wrap_horizontal and pad <= w:
-        big = cv2.copyMakeBorder(img, 0, 0, pad, pad, cv2.BORDER_WRAP)
-        out = _chain(big, replace(cfg, wrap_horizontal=False))
+    wrap = cfg.wrap_horizontal and pad <= w
+    # the chain's input, a new array: padded once by the chain's reach when wrapping, non-finite
+    # pixels 0 (checked by the sum: one pass when all are finite, as a driver's image is), scaled
+    img = cv2.copyMakeBorder(img, 0, 0, pad, pad, cv2.BORDER_WRAP) if wrap else img.copy()
+    with np.errstate(invalid="ignore", over="ignore"):
+        finite = np.isfinite(img.sum(dtype=np.float64))
+    if not finite:
+        img[~np.isfinite(img)] = 0.0
+    if scale:
+        img *= np.float32(cfg.intensity_scale)
+    if wrap:
+        out = _chain(img, replace(cfg, wrap_horizontal=False))
         return FilteredImage(*(np.ascontiguousarray(a[:, pad:pad + w]) for a in
                                (out.image, out.grad_u, out.grad_v)))
     return _chain(img, cfg)
 
 
 def _chain(img: np.ndarray, cfg: ImageFilterConfig) -> FilteredImage:
+    """The chain on img (H, W) float32, which it may overwrite."""
     if cfg.line_removal:
         img = remove_lines(img, cfg)
     if cfg.brightness_filter:
@@ -118,7 +127,7 @@ def _chain(img: np.ndarray, cfg: ImageFilterConfig) -> FilteredImage:
         img = _hfilter(img, 1, cfg.wrap_horizontal,
                        lambda a: cv2.GaussianBlur(a, (3, cfg.smoothing_height), 0,
                                                   borderType=cv2.BORDER_REFLECT_101))
-    img = np.clip(img, 0.0, cfg.max_value).astype(np.float32)
+    img = np.clip(img, 0.0, cfg.max_value, out=img if img.dtype == np.float32 else None)
     gu, gv = gradients(img, cfg.wrap_horizontal)
     return FilteredImage(img, gu, gv)
 
