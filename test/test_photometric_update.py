@@ -158,3 +158,31 @@ def test_new_patches_are_chosen_only_below_the_refill_level(tunnel):
     assert few < 45 and refilled == 60 - few                          # too few: back to 60
     with pytest.raises(ValueError, match="refill_below"):
         replace(PhotometricConfig().features, refill_below=0.0)
+
+
+def test_each_pixel_gets_the_time_of_the_point_that_fills_it(tunnel):
+    """prepare()'s time index, for an Ouster scan's per-column times (increasing, as drivers
+    publish them, or not: a column order the driver rotated), and for per-point times: every
+    filled pixel's time (times[time_index]) is the time of the cloud point that fills it."""
+    from coin_lio.core.motion_kernel import column_time_layout
+
+    scan = _first_scan(tunnel)
+    x = NavState()
+    track = ImuTrack(np.array([scan.stamp]), np.eye(3)[None], np.zeros((1, 3)), np.zeros((1, 3)),
+                     np.zeros((1, 3)), np.zeros((1, 3)))
+    h, w = scan.times.shape
+    columns = np.broadcast_to(scan.times[0], (h, w))
+    rotated = np.roll(columns, 300, axis=1)                      # one wrap: not increasing
+    per_point = columns + np.linspace(0, 1e-4, h)[:, None]       # rows differ
+    for times, layout in ((columns, 2), (rotated, 1), (per_point, 0)):
+        times = np.ascontiguousarray(times)
+        assert column_time_layout(times) == layout
+        tr = PhotometricTracker(PhotometricConfig(metadata_path=str(tunnel / "metadata.json")))
+        tr.prepare(scan.cloud, times, track, x)
+        filled = tr.frame.point_index >= 0
+        got = np.unique(times)[tr.time_index] if layout != 2 else times[0][tr.time_index]
+        np.testing.assert_array_equal(got[filled], times.reshape(-1)[tr.frame.point_index[filled]])
+        assert len(tr.R_u) == len(np.unique(times))
+    nan = np.ascontiguousarray(columns).copy()
+    nan[3, 5] = np.nan
+    assert column_time_layout(nan) == 0

@@ -76,3 +76,20 @@ def lidar_motion_kernel(times: np.ndarray, seg_t: np.ndarray, seg_rot: np.ndarra
                     acc += R_il[p, r] * (A[p, 0] * R_il[0, s] + A[p, 1] * R_il[1, s] + A[p, 2] * R_il[2, s])
                 R_out[i, r, s] = acc
     return R_out, t_out
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def column_time_layout(times: np.ndarray) -> int:
+    """times (H, W) s of an organised scan: 2 when every row holds row 0's times and those
+    strictly increase (an Ouster scan: one time per column, in column order), 1 when the rows
+    are equal only, 0 otherwise (NaN counts as different). Stops at the first difference (numpy's
+    array_equal against the broadcast row and unique took ~0.15 ms a scan)."""
+    h, w = times.shape
+    for r in range(1, h):
+        for c in range(w):
+            if times[r, c] != times[0, c]:
+                return 0
+    for c in range(1, w):
+        if not times[0, c] > times[0, c - 1]:
+            return 1
+    return 2

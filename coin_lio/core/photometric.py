@@ -21,6 +21,7 @@ import numpy as np
 from coin_lio.config import PhotometricConfig
 from coin_lio.core.deskew import lidar_motion
 from coin_lio.core.iekf import Measurements
+from coin_lio.core.motion_kernel import column_time_layout
 from coin_lio.core.imu_propagation import ImuTrack
 from coin_lio.core.robust_kernel import huber_weights_kernel
 from coin_lio.core.state import NavState
@@ -125,11 +126,13 @@ class PhotometricTracker:
             pixel_time = _ring_pixel_times(flat_times, index)
             times, col_inv = np.unique(pixel_time[0], return_inverse=True)
             self.time_index = np.broadcast_to(col_inv, pixel_time.shape)
-        elif t2.shape[0] > 1 and np.array_equal(t2, np.broadcast_to(t2[0], t2.shape)):   # Ouster: per column
-            times, col_inv = np.unique(t2[0], return_inverse=True)
+        elif t2.shape[0] > 1 and (layout := column_time_layout(t2)) > 0:   # Ouster: one time per column
             columns = self.model.destagger_columns()
-            # increasing column times (the usual case): the index is the pixel's column itself
-            self.time_index = columns if np.array_equal(col_inv, np.arange(col_inv.size)) else col_inv[columns]
+            if layout == 2:                      # increasing (the usual case): the pixel's column
+                times, self.time_index = t2[0], columns
+            else:
+                times, col_inv = np.unique(t2[0], return_inverse=True)
+                self.time_index = col_inv[columns]
         else:
             times, inverse = np.unique(flat_times[self.model.destagger_index()], return_inverse=True)
             self.time_index = inverse.reshape(index.shape)
