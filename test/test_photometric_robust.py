@@ -66,3 +66,26 @@ def test_compiled_median_and_weights_equal_numpys():
     a = np.abs(r)
     want = np.minimum(1.0, 2.0 * (1.4826 * float(np.median(a))) / np.maximum(a, 1e-300))
     np.testing.assert_array_equal(huber_weights(r, 2.0), want)
+
+
+def test_median_bracket_holds_the_median_whenever_it_says_so():
+    """median_bracket's [lo, hi] holds np.median (odd and even counts, ties, skewed and constant
+    values), leaves the array as given, says so for most arrays and never below 62 values."""
+    from coin_lio.core.robust_kernel import median_bracket
+
+    rng = np.random.default_rng(5)
+    sample = np.empty(31)
+    said = 0
+    for trial in range(600):
+        n = int(rng.integers(1, 700))
+        x = [rng.normal(size=n), rng.standard_t(1, n), np.round(rng.normal(size=n), 1),
+             np.full(n, 0.25), np.sort(rng.normal(size=n))][trial % 5]
+        given = x.copy()
+        lo, hi, ok = median_bracket(x, n, sample)
+        np.testing.assert_array_equal(x, given)
+        if ok:
+            said += 1
+            assert lo <= np.median(x) <= hi
+        if n < 62:
+            assert not ok
+    assert said > 300

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from coin_lio.core.robust_kernel import median_inplace
+from coin_lio.core.robust_kernel import median_bracket, median_inplace
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
@@ -68,6 +68,7 @@ def window_change(range_now: np.ndarray, uv_now: np.ndarray, range_prev: np.ndar
     prev = np.empty(n_win)                           # r_prev
     row = np.empty(n_win, dtype=np.int64)            # the pixel of the last scan's image
     col = np.empty(n_win, dtype=np.int64)
+    sample = np.empty(31)                            # median_bracket's scratch
     col_now = np.empty(2 * half_u + 1, dtype=np.int64)
     col_prev = np.empty(2 * half_u + 1, dtype=np.int64)
     for i in range(m):
@@ -97,15 +98,33 @@ def window_change(range_now: np.ndarray, uv_now: np.ndarray, range_prev: np.ndar
         compared[i] = n
         if n == 0:
             continue
-        med = median_inplace(diff, n)                # np.median(diff[:n]), no copy
-        c = 0
-        for j in range(n):
-            tol = max(margin_m, margin_rel * rng[j])
-            r_then = rng[j] - med                    # this range, the sensor's own motion taken out
-            if r_then >= prev[j] - tol and r_then <= prev[j] + tol:
-                continue                             # within the pixel's own range: within its bounds
-            lo, hi = bounds_at(range_prev, row[j], col[j])
-            if r_then < lo - tol or r_then > hi + tol:
-                c += 1
+        # The median (the sensor's own motion) only shifts each range: r_then = r_now - med falls as
+        # med rises, so a pixel decided at both ends of a bracket around the median is decided
+        # for the median itself; only when one is not does the median get selected.
+        m_lo, m_hi, ok = median_bracket(diff, n, sample)
+        c = _count_changed(rng, prev, row, col, n, range_prev, m_lo, m_hi, margin_m, margin_rel) if ok else -1
+        if c < 0:
+            med = median_inplace(diff, n)            # np.median(diff[:n]), diff reordered
+            c = _count_changed(rng, prev, row, col, n, range_prev, med, med, margin_m, margin_rel)
         changed[i] = c
     return changed, compared
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _count_changed(rng, prev, row, col, n, range_prev, m_lo, m_hi, margin_m, margin_rel) -> int:
+    """Pixels whose range less the median, for every median in [m_lo, m_hi], lies outside the last
+    scan's bounds at the pixel by more than max(margin_m, margin_rel x range); -1 when the bracket
+    leaves one undecided. A pixel within its own last range +- tol is within its bounds (they hold
+    it), which spares the bounds' lookup for most pixels."""
+    c = 0
+    for j in range(n):
+        tol = max(margin_m, margin_rel * rng[j])
+        high, low = rng[j] - m_lo, rng[j] - m_hi    # r_then at the bracket's ends: low <= r_then <= high
+        if low >= prev[j] - tol and high <= prev[j] + tol:
+            continue
+        lo, hi = bounds_at(range_prev, row[j], col[j])
+        if high < lo - tol or low > hi + tol:
+            c += 1                                   # outside for every median in the bracket
+        elif not (low >= lo - tol and high <= hi + tol):
+            return -1                                # inside for some, outside for others
+    return c
