@@ -310,9 +310,9 @@ class LioPipeline:
             p = photo.measure(x)
             tm["photometric"] = tm.get("photometric", 0.0) + _ms(t_ph)
             n_photo[0] = len(p.h)
-            Hp = np.pad(p.H, ((0, 0), (0, g.H.shape[1] - p.H.shape[1])))   # extrinsic columns: 0
-            return Measurements(np.concatenate([g.h, p.h]), np.vstack([g.H, Hp]),
-                                np.concatenate([g.var, p.var]))
+            H = np.zeros((len(g.h) + len(p.h), g.H.shape[1]))             # extrinsic columns: 0
+            H[:len(g.h)], H[len(g.h):, :p.H.shape[1]] = g.H, p.H
+            return Measurements(np.concatenate([g.h, p.h]), H, np.concatenate([g.var, p.var]))
 
         t1 = time.perf_counter()
         # standing still: the scan's rows plus a zero-velocity update, the position held at the prior

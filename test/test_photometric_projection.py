@@ -325,3 +325,18 @@ def test_pixel_time_projection_is_the_two_projections_and_the_time_lookup():
     np.testing.assert_array_equal(ok, ok0 & ok1)
     np.testing.assert_allclose(uv[ok], want_uv[ok], rtol=0, atol=1e-9)
     assert ok.sum() > 500 and not ok[:4].any()
+
+
+def test_scan_end_points_are_the_imu_and_lidar_frames_of_world_points():
+    """scan_end_points: q = R^T (p - pos) (IMU frame) and p_end = R_IL^T (q - t_IL) (scan-end
+    LiDAR frame), as the stacked numpy products."""
+    from coin_lio.photometric.projection_kernel import scan_end_points
+    from scipy.spatial.transform import Rotation
+
+    rng = np.random.default_rng(8)
+    world = rng.normal(0, 10, (700, 3))
+    rot, rot_il = Rotation.random(2, random_state=3).as_matrix()
+    pos, pos_il = rng.normal(size=3), rng.normal(0, 0.1, 3)
+    q, p_end = scan_end_points(world, pos, rot, pos_il, rot_il)
+    np.testing.assert_allclose(q, (world - pos) @ rot, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(p_end, (q - pos_il) @ rot_il, rtol=0, atol=1e-12)

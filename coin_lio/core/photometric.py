@@ -26,7 +26,7 @@ from coin_lio.core.imu_propagation import ImuTrack
 from coin_lio.core.robust_kernel import huber_weights_kernel
 from coin_lio.core.state import NavState
 from coin_lio.photometric.patch_kernel import patch_rows_kernel
-from coin_lio.photometric.projection_kernel import project_at_pixel_time
+from coin_lio.photometric.projection_kernel import project_at_pixel_time, scan_end_points
 
 
 @dataclass
@@ -235,12 +235,11 @@ class PhotometricTracker:
         """world (M, P, 3) -> p_t (M, P, 3) in LiDAR(t), k (M*P,) the pixel time's index into
         R_u / t_u, q (M, P, 3) in the IMU frame, uv (M, P, 2), ok (M, P)."""
         m, p = world.shape[:2]
-        q = (world - x.pos) @ x.rot                                          # R^T (P - p)
-        p_end = (q - x.pos_il) @ x.rot_il                                    # R_IL^T (q - t_IL)
-        p_t, k, uv, ok = project_at_pixel_time(np.ascontiguousarray(p_end.reshape(-1, 3)),
-                                               *self.model.projection_args(), self.time_index,
+        q, p_end = scan_end_points(np.ascontiguousarray(world, np.float64).reshape(-1, 3),
+                                   x.pos, x.rot, x.pos_il, x.rot_il)
+        p_t, k, uv, ok = project_at_pixel_time(p_end, *self.model.projection_args(), self.time_index,
                                                self.R_u, self.t_u)
-        return p_t.reshape(m, p, 3), k, q, uv.reshape(m, p, 2), ok.reshape(m, p)
+        return p_t.reshape(m, p, 3), k, q.reshape(m, p, 3), uv.reshape(m, p, 2), ok.reshape(m, p)
 
     # ---- after the update: track, then select ---------------------------------------------
     def track_and_select(self, x: NavState, weak_world: np.ndarray,

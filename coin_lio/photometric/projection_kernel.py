@@ -112,6 +112,25 @@ def move_to_pixel_time(p_end: np.ndarray, azimuth: np.ndarray, theta: np.ndarray
     return p_t, k, ok, s, lxy_t, x_t, y_t
 
 
+@njit(cache=True, nogil=True, error_model="numpy")
+def scan_end_points(world: np.ndarray, pos: np.ndarray, rot: np.ndarray, pos_il: np.ndarray,
+                    rot_il: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """World points (N, 3) -> q (N, 3) = R^T (p - pos) in the IMU frame and p_end (N, 3) =
+    R_IL^T (q - t_IL) in the scan-end LiDAR frame (the IMU pose rot (3, 3), pos (3,); the
+    extrinsic rot_il, pos_il), in one pass (numpy's two stacked products: ~0.03 ms a call)."""
+    n = world.shape[0]
+    q = np.empty((n, 3))
+    p_end = np.empty((n, 3))
+    for i in range(n):
+        d0, d1, d2 = world[i, 0] - pos[0], world[i, 1] - pos[1], world[i, 2] - pos[2]
+        for c in range(3):
+            q[i, c] = d0 * rot[0, c] + d1 * rot[1, c] + d2 * rot[2, c]
+        e0, e1, e2 = q[i, 0] - pos_il[0], q[i, 1] - pos_il[1], q[i, 2] - pos_il[2]
+        for c in range(3):
+            p_end[i, c] = e0 * rot_il[0, c] + e1 * rot_il[1, c] + e2 * rot_il[2, c]
+    return q, p_end
+
+
 def project_points(points: np.ndarray, fx: float, cx: float, cols: int, alt: np.ndarray,
                    origin_z: float, beam_offset: float) -> tuple[np.ndarray, np.ndarray]:
     """points (N, 3) m -> uv (N, 2) pixel coordinates, valid (N,) bool. alt (H,) rad, decreasing.
