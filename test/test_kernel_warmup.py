@@ -15,7 +15,7 @@ from coin_lio.kernel_warmup import warm_up
 warm_up()
 helpers = {"coin_lio.core.motion_kernel.rodrigues",        # called only inside other kernels
            "coin_lio.photometric.change_kernel.bounds_at", "coin_lio.core.robust_kernel.median_inplace",
-           "coin_lio.core.robust_kernel.median_bracket"}
+           "coin_lio.core.robust_kernel.median_bracket", "coin_lio.photometric.projection_kernel.jacobian_one"}
 kernels = {}
 for mod in pkgutil.walk_packages(coin_lio.__path__, "coin_lio."):
     if mod.name.endswith("_kernel"):

@@ -180,8 +180,8 @@ class PhotometricTracker:
             return Measurements(np.zeros(0), np.zeros((0, 6)), np.ones(0))
         p_t, k, q, uv, ok = self._project(x, self.patches.world)
         f = self.frame
-        jac = self.model.project_jacobian(p_t.reshape(-1, 3))                 # (M*P, 2, 3)
-        valid, inten, gu, gv, res, H = patch_rows_kernel(uv, ok, f.image, f.grad_u, f.grad_v, f.mask, jac,
+        valid, inten, gu, gv, res, H = patch_rows_kernel(uv, ok, f.image, f.grad_u, f.grad_v, f.mask,
+                                                         p_t.reshape(-1, 3), self.model.jacobian_args(),
                                                          self.R_u, k, q, self.patches.ref, x.rot_il, x.rot)
         if not valid.any():
             return Measurements(np.zeros(0), np.zeros((0, 6)), np.ones(0))

@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from coin_lio.photometric.projection_kernel import jacobian_one
+
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _cell(u: float, v: float, h: int, w: int, wrap_u: bool):
@@ -56,11 +58,14 @@ def bilinear_kernel(image: np.ndarray, uv: np.ndarray, wrap_u: bool, mask: np.nd
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def patch_rows_kernel(uv: np.ndarray, ok: np.ndarray, image: np.ndarray, grad_u: np.ndarray,
-                      grad_v: np.ndarray, mask: np.ndarray, jac: np.ndarray, R_t: np.ndarray,
-                      k: np.ndarray, q: np.ndarray, ref: np.ndarray, R_il: np.ndarray, R_wi: np.ndarray):
+                      grad_v: np.ndarray, mask: np.ndarray, p_t: np.ndarray, jac_args: tuple,
+                      R_t: np.ndarray, k: np.ndarray, q: np.ndarray, ref: np.ndarray, R_il: np.ndarray,
+                      R_wi: np.ndarray):
     """The photometric rows of every fully visible patch, in one pass. Per patch m and pixel p:
-    uv (M, P, 2) where the patch point projects, ok (M, P) both projections valid, jac (M*P, 2, 3)
-    d(u, v)/dp_t, R_t[k] (U, 3, 3) indexed by k (M*P,) the pixel time's LiDAR(t) -> LiDAR(end)
+    uv (M, P, 2) where the patch point projects, ok (M, P) both projections valid, p_t (M*P, 3)
+    the point in its pixel time's LiDAR frame, whose d(u, v)/dp_t (jacobian_one with jac_args:
+    ImageModel.jacobian_args()) is taken for valid patches only,
+    R_t[k] (U, 3, 3) indexed by k (M*P,) the pixel time's LiDAR(t) -> LiDAR(end)
     rotation, q (M, P, 3) the point in the IMU frame, ref (M, P) reference intensities; R_il,
     R_wi (3, 3). A patch is valid when every pixel is inside the image, its four bilinear
     neighbours in the mask and ok. Returns valid (M,), intensity, grad_u, grad_v (M, P) and
@@ -69,6 +74,7 @@ def patch_rows_kernel(uv: np.ndarray, ok: np.ndarray, image: np.ndarray, grad_u:
     d/drot = g_q x q (PhotometricTracker.measure)."""
     m_n, p_n = ok.shape
     h, w = image.shape
+    fx, fy, alt, origin_z, beam_offset, local_fy = jac_args
     valid = np.zeros(m_n, dtype=np.bool_)
     inten = np.zeros((m_n, p_n))
     gu = np.zeros((m_n, p_n))
@@ -90,9 +96,11 @@ def patch_rows_kernel(uv: np.ndarray, ok: np.ndarray, image: np.ndarray, grad_u:
         valid[m] = True
         for p in range(p_n):
             i = m * p_n + p
-            g0 = gu[m, p] * jac[i, 0, 0] + gv[m, p] * jac[i, 1, 0]     # d I / d p_t
-            g1 = gu[m, p] * jac[i, 0, 1] + gv[m, p] * jac[i, 1, 1]
-            g2 = gu[m, p] * jac[i, 0, 2] + gv[m, p] * jac[i, 1, 2]
+            ju_x, ju_y, jv_x, jv_y, jv_z = jacobian_one(p_t[i, 0], p_t[i, 1], p_t[i, 2], fx, fy, alt,
+                                                        origin_z, beam_offset, local_fy)
+            g0 = gu[m, p] * ju_x + gv[m, p] * jv_x                     # d I / d p_t
+            g1 = gu[m, p] * ju_y + gv[m, p] * jv_y
+            g2 = gu[m, p] * 0.0 + gv[m, p] * jv_z                      # du/dz = 0
             kk = k[i]
             e0 = R_t[kk, 0, 0] * g0 + R_t[kk, 0, 1] * g1 + R_t[kk, 0, 2] * g2    # through R_t
             e1 = R_t[kk, 1, 0] * g0 + R_t[kk, 1, 1] * g1 + R_t[kk, 1, 2] * g2

@@ -129,12 +129,15 @@ class ImageModel:
         """(fx, cx, cols, altitudes rad, origin z, beam offset) for projection_kernel."""
         return (self.fx, self.cx, self.cols, self._alt_rad, self.origin_z_m, self.beam_offset_m)
 
+    def jacobian_args(self) -> tuple:
+        """(fx, fy, altitudes rad, origin z, beam offset, local fy) for projection_kernel.jacobian_one."""
+        return (self.fx, self.fy, self._alt_rad, self.origin_z_m, self.beam_offset_m, self.jacobian_fy == "local")
+
     def project_jacobian(self, points: np.ndarray) -> np.ndarray:
         """points (N, 3) -> d(u, v)/dp (N, 2, 3); dv/dtheta = the nominal fy (reference) or the
         local slope of the altitude table (jacobian_fy='local'). Zero rows where undefined."""
         p = np.ascontiguousarray(points, dtype=np.float64).reshape(-1, 3)
-        return jacobian_kernel(p, self.fx, self.fy, self._alt_rad, self.origin_z_m, self.beam_offset_m,
-                               self.jacobian_fy == "local")
+        return jacobian_kernel(p, *self.jacobian_args())
 
     # -- point index <-> pixel ---------------------------------------------------------------
     def _destaggered(self, destaggered_input: bool | None) -> bool:

@@ -158,6 +158,34 @@ def project_at_pixel_time(p_end: np.ndarray, fx: float, cx: float, cols: int, al
     return p_t, k, uv, ok
 
 
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def jacobian_one(x, y, z, fx, fy_nominal, alt, origin_z, beam_offset, local_fy):
+    """d(u, v)/dp of one point as (du/dx, du/dy, dv/dx, dv/dy, dv/dz) (du/dz = 0): see
+    jacobian_kernel; all 0 where undefined."""
+    rows = alt.shape[0]
+    z = z - origin_z
+    rxy = np.hypot(x, y)
+    lxy = rxy - beam_offset
+    r = np.hypot(z, lxy)
+    if not (rxy > 0 and lxy > 0 and np.isfinite(r)):
+        return 0.0, 0.0, 0.0, 0.0, 0.0
+    r2 = r * r
+    fy = fy_nominal
+    if local_fy:
+        theta = np.arctan2(z, lxy)               # segment: searchsorted(-alt, -theta, 'right') - 1
+        lo, hi = 0, rows
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if -alt[mid] <= -theta:
+                lo = mid + 1
+            else:
+                hi = mid
+        seg = min(max(lo - 1, 0), rows - 2)
+        fy = -1.0 / (alt[seg] - alt[seg + 1])
+    return (-fx * y / (rxy * rxy), fx * x / (rxy * rxy),
+            -fy * x * z / (rxy * r2), -fy * y * z / (rxy * r2), fy * lxy / r2)
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def jacobian_kernel(points: np.ndarray, fx: float, fy_nominal: float, alt: np.ndarray, origin_z: float,
                     beam_offset: float, local_fy: bool) -> np.ndarray:
@@ -165,31 +193,8 @@ def jacobian_kernel(points: np.ndarray, fx: float, fy_nominal: float, alt: np.nd
     fy_nominal, or with local_fy the slope of the altitude table's segment at the point; zero rows
     where undefined (on the axis, inside the beam offset, not finite)."""
     n = points.shape[0]
-    rows = alt.shape[0]
     jac = np.zeros((n, 2, 3))
     for i in range(n):
-        x, y, z = points[i, 0], points[i, 1], points[i, 2] - origin_z
-        rxy = np.hypot(x, y)
-        lxy = rxy - beam_offset
-        r = np.hypot(z, lxy)
-        if not (rxy > 0 and lxy > 0 and np.isfinite(r)):
-            continue
-        r2 = r * r
-        jac[i, 0, 0] = -fx * y / (rxy * rxy)
-        jac[i, 0, 1] = fx * x / (rxy * rxy)
-        fy = fy_nominal
-        if local_fy:
-            theta = np.arctan2(z, lxy)           # segment: searchsorted(-alt, -theta, 'right') - 1
-            lo, hi = 0, rows
-            while lo < hi:
-                mid = (lo + hi) // 2
-                if -alt[mid] <= -theta:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            seg = min(max(lo - 1, 0), rows - 2)
-            fy = -1.0 / (alt[seg] - alt[seg + 1])
-        jac[i, 1, 0] = -fy * x * z / (rxy * r2)
-        jac[i, 1, 1] = -fy * y * z / (rxy * r2)
-        jac[i, 1, 2] = fy * lxy / r2
+        jac[i, 0, 0], jac[i, 0, 1], jac[i, 1, 0], jac[i, 1, 1], jac[i, 1, 2] = jacobian_one(
+            points[i, 0], points[i, 1], points[i, 2], fx, fy_nominal, alt, origin_z, beam_offset, local_fy)
     return jac
