@@ -188,3 +188,31 @@ def test_compiled_structure_directions_equal_opencvs(block):
     want = directions_opencv(img, uv, block, 3)
     np.testing.assert_allclose(got, want, atol=2e-5)
     assert np.abs(got[5]) @ [1, 0] > 0.999                        # the ramp: across it, along u
+
+
+def test_compiled_round_robin_equals_the_plain_turns():
+    """The directions' turns (features._round_robin, compiled loop) pick what the plain loop picks,
+    ties included, for 1-3 directions and n_max below, at and above the candidates."""
+    from coin_lio.photometric.features import _round_robin
+
+    def plain(scores, n_max):
+        orders = np.argsort(-scores, axis=1, kind="stable")
+        taken, ptr, picks = set(), [0] * len(scores), []
+        while len(picks) < min(n_max, scores.shape[1]):
+            for w in range(len(scores)):
+                while ptr[w] < scores.shape[1] and orders[w, ptr[w]] in taken:
+                    ptr[w] += 1
+                if ptr[w] == scores.shape[1]:
+                    continue
+                taken.add(int(orders[w, ptr[w]]))
+                picks.append(int(orders[w, ptr[w]]))
+                if len(picks) == min(n_max, scores.shape[1]):
+                    break
+        return picks
+
+    rng = np.random.default_rng(12)
+    for trial in range(60):
+        w, u = int(rng.integers(1, 4)), int(rng.integers(1, 40))
+        scores = np.round(rng.uniform(size=(w, u)), 1)                 # ties
+        for n_max in (1, u // 2 + 1, u, u + 5):
+            assert _round_robin(scores, n_max).tolist() == plain(scores, n_max)

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from coin_lio.photometric.candidate_kernel import (candidate_pixels, greedy_nms_kernel,
-                                                   structure_directions_kernel)
+                                                   round_robin_kernel, structure_directions_kernel)
 from coin_lio.photometric.photometric_config import SELECTION_MODES, FeatureConfig  # noqa: F401
 from coin_lio.photometric.projection import ImageModel
 
@@ -154,20 +154,5 @@ def select_patches(candidates: np.ndarray, directions: np.ndarray, weak_dirs: np
 
 def _round_robin(scores: np.ndarray, n_max: int) -> np.ndarray:
     """scores (W, U) -> column indices: direction 0 takes its best, then 1, ..., repeat."""
-    n_dirs, n = scores.shape
     orders = np.argsort(-scores, axis=1, kind="stable")               # (W, U)
-    taken = np.zeros(n, dtype=bool)
-    ptr = np.zeros(n_dirs, dtype=np.int64)
-    picks: list[int] = []
-    while len(picks) < min(n_max, n):
-        for w in range(n_dirs):
-            while ptr[w] < n and taken[orders[w, ptr[w]]]:
-                ptr[w] += 1
-            if ptr[w] == n:
-                continue
-            i = int(orders[w, ptr[w]])
-            taken[i] = True
-            picks.append(i)
-            if len(picks) == min(n_max, n):
-                break
-    return np.asarray(picks, dtype=np.int64)
+    return round_robin_kernel(np.ascontiguousarray(orders, dtype=np.int64), int(n_max))
