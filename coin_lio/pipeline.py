@@ -26,7 +26,7 @@ from coin_lio.core.state import DIM, POS, VEL, NavState
 from coin_lio.core.stationary import is_stationary
 from coin_lio.core.time_offset import TimeOffsetEstimator
 from coin_lio.imu_saturation import ImuSaturation
-from coin_lio.io.cloud_kernel import select_and_fill, select_points
+from coin_lio.io.cloud_kernel import gather_points, select_and_fill, select_points
 
 
 @dataclass
@@ -209,7 +209,7 @@ class LioPipeline:
         else:
             out = select_and_fill(x, y, z, fill[0], times, ok, *limits, *fill[1:])
             idx, filled = out[0], out[1:]
-        return np.stack([x[idx], y[idx], z[idx]], axis=1).astype(np.float64), times[idx], filled
+        return (*gather_points(x, y, z, times, idx), filled)
 
     def process_scan(self, points: np.ndarray, point_times: np.ndarray,
                      organized: tuple[np.ndarray, np.ndarray] | None = None,

@@ -267,7 +267,7 @@ def test_one_pass_selection_and_fill_equal_the_two_passes():
     """process_cloud's single pass over the cloud (io.cloud_kernel.select_and_fill) gives the image
     of image_from_cloud and the points of select_points, on a staggered model with missing,
     NaN, too-near and too-far returns."""
-    from coin_lio.io.cloud_kernel import select_and_fill, select_points
+    from coin_lio.io.cloud_kernel import gather_points, select_and_fill, select_points
 
     rng = np.random.default_rng(21)
     h, w = 16, 64
@@ -291,6 +291,9 @@ def test_one_pass_selection_and_fill_equal_the_two_passes():
     for got, want in zip(filled, model.image_from_cloud(cloud, field="reflectivity")):
         np.testing.assert_array_equal(got, want)
     assert 0 < (filled[1] < 0).sum() < h * w and len(sel) > 20
+    pts, t = gather_points(*args, times.reshape(-1), sel)                 # the strided fields' points
+    np.testing.assert_array_equal(pts, np.stack([a[sel] for a in args], axis=1).astype(np.float64))
+    np.testing.assert_array_equal(t, times.reshape(-1)[sel])
 
 
 def test_pixel_time_projection_is_the_two_projections_and_the_time_lookup():

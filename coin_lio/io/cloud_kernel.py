@@ -71,3 +71,19 @@ def select_and_fill(x: np.ndarray, y: np.ndarray, z: np.ndarray, value: np.ndarr
                     h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Both in one pass (min_range 0): indices, image, point index, range."""
     return cloud_pass(x, y, z, value, times, valid, min_r2, max_r2, stride, True, pixel_of, h, w, 0.0, True)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def gather_points(x: np.ndarray, y: np.ndarray, z: np.ndarray, times: np.ndarray,
+                  idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The selected points: xyz (M, 3) float64 and times (M,) at indices idx (M,) of the float
+    fields x, y, z (N,) (any stride) and times (N,) (numpy's three gathers, stack and cast: ~0.1 ms
+    a 64x1024 scan)."""
+    m = idx.shape[0]
+    pts = np.empty((m, 3))
+    t = np.empty(m)
+    for j in range(m):
+        i = idx[j]
+        pts[j, 0], pts[j, 1], pts[j, 2] = x[i], y[i], z[i]
+        t[j] = times[i]
+    return pts, t

@@ -155,7 +155,8 @@ def validity_mask(range_img: np.ndarray, cfg: MaskConfig | None = None) -> np.nd
     rng = np.asarray(range_img, dtype=np.float32)
     with np.errstate(invalid="ignore"):
         ok = (rng >= cfg.min_range) & (rng <= cfg.max_range)
-    ok &= ~dead_zone_mask(rng.shape, cfg)
+    if cfg.dead_zones_px or cfg.dead_zones_frac:
+        ok &= ~dead_zone_mask(rng.shape, cfg)
     if cfg.erosion > 1:
         kernel = np.ones((cfg.erosion, cfg.erosion), np.uint8)
         ok = _hfilter(ok.astype(np.uint8), cfg.erosion // 2, cfg.wrap_horizontal,
