@@ -276,14 +276,14 @@ class LioPipeline:
         t1 = time.perf_counter()
         sel = self._downsample(pts, self.cfg.preprocess.max_points)
         tm["downsample"] = _ms(t1)
-        t1 = time.perf_counter()
-        body = deskew(pts[sel], times[sel], track, x_prop).points
-        tm["deskew"] = _ms(t1)
         on_demand = self.cfg.photometric.on_demand
         photo = (self._prepare_photometric(organized, track, x_prop, tm)
                  if not on_demand or self._photo_linger > 0 else None)
         if photo is not None:
             photo.gate_active = self._movers_seen > 0 and self.cfg.photometric.residual_gate > 0
+        t1 = time.perf_counter()   # with the image's per-column motion when there is one
+        body = deskew(pts[sel], times[sel], track, x_prop, photo.motion if photo is not None else None).points
+        tm["deskew"] = _ms(t1)
 
         if len(self.map) == 0:   # first scan: it (its static part) becomes the map
             self._commit(x_prop, P_prop, t_end)

@@ -9,7 +9,7 @@ from scipy.spatial.transform import Rotation
 from coin_lio.config import ExtrinsicConfig, GeometryConfig, ImuConfig, LioConfig, MapConfig, UpdateConfig
 from coin_lio.core import so3
 from coin_lio.core.degeneracy import analyse
-from coin_lio.core.deskew import deskew
+from coin_lio.core.deskew import deskew, lidar_motion
 from coin_lio.core.iekf import Measurements, iterated_update
 from coin_lio.core.imu_propagation import ImuSample, ImuTrack, propagate
 from coin_lio.core.local_map import LocalMap, voxel_downsample
@@ -81,6 +81,13 @@ def test_deskew_moves_points_to_scan_end_frame():
     expected = (world - T_end[:3, 3]) @ T_end[:3, :3]
     np.testing.assert_allclose(out.points, expected, atol=1e-9)
     np.testing.assert_allclose(out.redistort(out.points, out.index), raw, atol=1e-9)
+    # the transforms made already at a superset of the times (the image's columns): the same
+    # points bit for bit; a set that lacks a point's time is not used
+    grid = np.union1d(times, np.linspace(0, 0.1, 37))
+    motion = (grid, *lidar_motion(grid, track, end))
+    np.testing.assert_array_equal(deskew(raw, times, track, end, motion).points, out.points)
+    partial = (grid[::2], *lidar_motion(grid[::2], track, end))
+    np.testing.assert_array_equal(deskew(raw, times, track, end, partial).points, out.points)
 
 
 def test_plane_fit_gives_normal_distance_and_rejects_non_planar():

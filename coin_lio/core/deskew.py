@@ -37,8 +37,17 @@ def lidar_motion(times: np.ndarray, track: ImuTrack, end: NavState) -> tuple[np.
                                tr.pos, tr.vel, tr.acc_w, tr.omega, end.rot, end.pos, end.rot_il, end.pos_il)
 
 
-def deskew(points: np.ndarray, point_times: np.ndarray, track: ImuTrack, end: NavState) -> DeskewResult:
-    """points (N, 3) LiDAR frame at their times point_times (N,) s -> scan-end LiDAR frame."""
+def deskew(points: np.ndarray, point_times: np.ndarray, track: ImuTrack, end: NavState,
+           motion: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> DeskewResult:
+    """points (N, 3) LiDAR frame at their times point_times (N,) s -> scan-end LiDAR frame.
+    motion: (times (U,) increasing, R, t) = (times, *lidar_motion(times, track, end)) already
+    made for this scan (the photometric image's, one per column), used when it holds every
+    point time (else the transforms are made here)."""
+    if motion is not None and len(motion[0]) and len(point_times):
+        times, R, t = motion
+        index = np.minimum(np.searchsorted(times, point_times), len(times) - 1)
+        if np.array_equal(times[index], point_times):
+            return DeskewResult(np.einsum("nij,nj->ni", R[index], points) + t[index], times, index, R, t)
     times, index = np.unique(point_times, return_inverse=True)
     R, t = lidar_motion(times, track, end)
     out = np.einsum("nij,nj->ni", R[index], points) + t[index]

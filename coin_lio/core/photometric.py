@@ -137,6 +137,7 @@ class PhotometricTracker:
             times, inverse = np.unique(flat_times[self.model.destagger_index()], return_inverse=True)
             self.time_index = inverse.reshape(index.shape)
         self.R_u, self.t_u = lidar_motion(times, track, end_prior)
+        self.motion = (times, self.R_u, self.t_u)   # deskew's transforms at these times (deskew())
         return self.frame
 
     def range_image(self, cloud: np.ndarray, filled: tuple | None = None) -> np.ndarray | None:
