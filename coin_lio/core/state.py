@@ -34,17 +34,10 @@ class NavState:
 
     def boxplus(self, dx: np.ndarray) -> "NavState":
         """x [+] dx for an error-state vector dx (24,)."""
-        out = self.copy()
-        out.pos = self.pos + dx[POS]
-        out.rot = self.rot @ so3.exp(dx[ROT])
-        out.rot_il = self.rot_il @ so3.exp(dx[ROT_IL])
-        out.pos_il = self.pos_il + dx[POS_IL]
-        out.vel = self.vel + dx[VEL]
-        out.bg = self.bg + dx[BG]
-        out.ba = self.ba + dx[BA]
         g = self.grav + dx[GRAV]
-        out.grav = g * (GRAVITY_NORM / max(np.linalg.norm(g), 1e-9))  # gravity keeps its norm
-        return out
+        return NavState(self.pos + dx[POS], self.rot @ so3.exp(dx[ROT]), self.rot_il @ so3.exp(dx[ROT_IL]),
+                        self.pos_il + dx[POS_IL], self.vel + dx[VEL], self.bg + dx[BG], self.ba + dx[BA],
+                        g * (GRAVITY_NORM / max(np.linalg.norm(g), 1e-9)))   # gravity keeps its norm
 
     def boxminus(self, other: "NavState") -> np.ndarray:
         """self [-] other: the error-state vector dx with other [+] dx = self."""
