@@ -15,7 +15,10 @@ from coin_lio.kernel_warmup import warm_up
 warm_up()
 helpers = {"coin_lio.core.motion_kernel.rodrigues",        # called only inside other kernels
            "coin_lio.photometric.change_kernel.bounds_at", "coin_lio.core.robust_kernel.median_inplace",
-           "coin_lio.core.robust_kernel.median_bracket", "coin_lio.photometric.projection_kernel.jacobian_one"}
+           "coin_lio.core.robust_kernel.median_bracket", "coin_lio.photometric.projection_kernel.jacobian_one",
+           # the library helpers' sampler (patches.sample_bilinear / sample_patches): tracking
+           # samples in patch_kernel.track_kernel, so the odometry never runs it
+           "coin_lio.photometric.patch_kernel.bilinear_kernel"}
 kernels = {}
 for mod in pkgutil.walk_packages(coin_lio.__path__, "coin_lio."):
     if mod.name.endswith("_kernel"):

@@ -134,3 +134,33 @@ def test_candidate_patches_in_one_pass_equal_indices_and_mask_validity():
     np.testing.assert_array_equal(idx, want_idx)
     np.testing.assert_array_equal(full, want_full)
     assert full.any() and not full.all()
+
+
+def test_tracking_tests_in_one_pass_equal_the_numpy_helpers():
+    """track_kernel gives what tracking computed with sample_patches, lookup_nearest, the norm and
+    ncc: inside (image, mask, ok, margin rows), visible (occlusion test) and the NCC, on patches
+    across the seam, off the rows, with NaN pixels, invalid projections, flat and textured."""
+    from coin_lio.photometric.patch_kernel import track_kernel
+
+    rng = np.random.default_rng(14)
+    h, w, m, p = 32, 200, 80, 25
+    image = rng.uniform(0, 255, (h, w)).astype(np.float32)
+    mask = rng.uniform(size=(h, w)) > 0.05
+    rimg = rng.uniform(1, 30, (h, w)).astype(np.float32)
+    centres = np.c_[rng.uniform(-3, w + 3, m), rng.uniform(-4, h + 3, m)]
+    uv = patch_pixels(centres) + rng.normal(0, 0.3, (m, p, 2))
+    uv[3, 12] = np.nan
+    ok = rng.uniform(size=(m, p)) > 0.01
+    p_t = rng.normal(0, 1, (m, p, 3)) * 10
+    ref = rng.uniform(0, 255, (m, p))
+    ref[5] = 7.0                                                          # flat reference
+    inside, visible, score = track_kernel(image, mask, rimg, uv, ok, p_t, ref, 3, 0.2, 0.05)
+    inten, valid = sample_patches(image, uv, mask)
+    c = uv[:, p // 2]
+    want_inside = ok.all(axis=1) & valid & (c[:, 1] >= 3) & (c[:, 1] <= h - 4)
+    predicted = np.linalg.norm(p_t[:, p // 2], axis=1)
+    want_visible = predicted - lookup_nearest(rimg, c) <= np.maximum(0.2, 0.05 * predicted)
+    np.testing.assert_array_equal(inside, want_inside)
+    np.testing.assert_array_equal(visible, want_visible)
+    np.testing.assert_allclose(score, ncc(inten, ref), rtol=0, atol=1e-12)
+    assert 0 < want_inside.sum() < m and 0 < want_visible.sum() < m and score[5] == 0.0

@@ -25,7 +25,7 @@ from coin_lio.core.motion_kernel import column_time_layout
 from coin_lio.core.imu_propagation import ImuTrack
 from coin_lio.core.robust_kernel import huber_weights_kernel
 from coin_lio.core.state import NavState
-from coin_lio.photometric.patch_kernel import patch_rows_kernel
+from coin_lio.photometric.patch_kernel import patch_rows_kernel, track_kernel
 from coin_lio.photometric.projection_kernel import project_at_pixel_time, scan_end_points
 
 
@@ -247,24 +247,18 @@ class PhotometricTracker:
                          static: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
         """Drop lost patches, age the rest, add new ones where the weak directions need them;
         `static(world (C, 3)) -> (C,) bool` vetoes new patches off the static map (moving objects)."""
-        from coin_lio.photometric.patches import lookup_nearest, ncc, sample_patches
-
         c, f = self.cfg, self.frame
         drops = self.stats["dropped"]
         if len(self.patches):
             p_t, _, _, uv, ok = self._project(x, self.patches.world)
-            inten, valid = sample_patches(f.image, uv, f.mask)
-            h = f.image.shape[0]
             centre = uv[:, uv.shape[1] // 2]
-            inside = ok.all(axis=1) & valid & (centre[:, 1] >= self.features.margin) \
-                & (centre[:, 1] <= h - 1 - self.features.margin)
-            measured = lookup_nearest(f.range, centre)
-            predicted = np.linalg.norm(p_t[:, p_t.shape[1] // 2], axis=1)
-            # occluded: the measurement is well in front of the patch (not merely off by the
-            # range gradient of a surface seen at grazing incidence)
-            visible = (predicted - measured) <= np.maximum(c.occlusion_threshold,
-                                                           c.occlusion_relative * predicted)
-            similar = ncc(inten, self.patches.ref) > c.ncc_threshold
+            # inside the image and mask; visible: not occluded (the measurement is well in front
+            # of the patch, not merely off by the range gradient of a surface seen at grazing
+            # incidence); the NCC against the reference intensities
+            inside, visible, score = track_kernel(f.image, f.mask, f.range, uv, ok, p_t, self.patches.ref,
+                                                  int(self.features.margin), float(c.occlusion_threshold),
+                                                  float(c.occlusion_relative))
+            similar = score > c.ncc_threshold
             young = self.patches.age + 1 < c.max_age
             for name, flag in (("left_image", ~inside), ("occluded", inside & ~visible),
                                ("ncc", inside & visible & ~similar), ("age", inside & visible & similar & ~young)):

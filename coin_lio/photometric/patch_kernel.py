@@ -146,3 +146,57 @@ def candidate_patch_kernel(point_index: np.ndarray, mask: np.ndarray, centres: n
                         full[i] = False
                 j += 1
     return idx, full
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def track_kernel(image: np.ndarray, mask: np.ndarray, range_img: np.ndarray, uv: np.ndarray,
+                 ok: np.ndarray, p_t: np.ndarray, ref: np.ndarray, margin: int,
+                 occlusion_m: float, occlusion_rel: float):
+    """Tracking's tests of every patch in one pass (PhotometricTracker.track_and_select): uv (M, P, 2)
+    where its points project now, ok (M, P) both projections valid, p_t (M, P, 3) the points in
+    their pixel time's LiDAR frame, ref (M, P) reference intensities. Returns
+    - inside (M,): every pixel's four bilinear neighbours in the image (u wraps) and in mask
+      (H, W), ok everywhere, the centre row at least margin from the top and bottom;
+    - visible (M,): the centre's predicted range |p_t| exceeds the range image's return at the
+      centre's pixel (floor; NaN -> pixel 0) by at most max(occlusion_m, occlusion_rel x range);
+    - score (M,): the NCC of the sampled intensities (0 outside the image) and ref, 0 for a flat
+      patch (patches.ncc).
+    The numpy versions (sample_patches, lookup_nearest, norm, ncc) cost ~0.25 ms a scan."""
+    m_n, p_n = ok.shape
+    h, w = image.shape
+    c = p_n // 2
+    inside = np.zeros(m_n, dtype=np.bool_)
+    visible = np.zeros(m_n, dtype=np.bool_)
+    score = np.zeros(m_n)
+    vals = np.empty(p_n)
+    for m in range(m_n):
+        good = True
+        for p in range(p_n):
+            ins, u0, u1, v0, v1, au, av = _cell(uv[m, p, 0], uv[m, p, 1], h, w, True)
+            if ins:
+                vals[p] = _interp(image, u0, u1, v0, v1, au, av)
+                good = good and ok[m, p] and mask[v0, u0] and mask[v0, u1] and mask[v1, u0] and mask[v1, u1]
+            else:
+                vals[p] = 0.0
+                good = False
+        cu, cv = uv[m, c, 0], uv[m, c, 1]
+        inside[m] = good and cv >= margin and cv <= h - 1 - margin
+        ui = int(np.floor(cu)) % w if np.isfinite(cu) else 0
+        vi = min(max(int(np.floor(cv)), 0), h - 1) if np.isfinite(cv) else 0
+        x, y, z = p_t[m, c, 0], p_t[m, c, 1], p_t[m, c, 2]
+        predicted = np.sqrt(x * x + y * y + z * z)
+        visible[m] = predicted - range_img[vi, ui] <= max(occlusion_m, occlusion_rel * predicted)
+        sa, sb = 0.0, 0.0
+        for p in range(p_n):
+            sa += vals[p]
+            sb += ref[m, p]
+        ma, mb = sa / p_n, sb / p_n
+        saa, sbb, sab = 0.0, 0.0, 0.0
+        for p in range(p_n):
+            da, db = vals[p] - ma, ref[m, p] - mb
+            saa += da * da
+            sbb += db * db
+            sab += da * db
+        den = np.sqrt(saa * sbb)
+        score[m] = sab / den if den > 1e-12 else 0.0
+    return inside, visible, score
