@@ -85,3 +85,27 @@ def test_neighbourhood_reach_at_a_pixel_equals_the_whole_image_filters():
         got = neighbourhood_reach(img, u, v, radius, 0.1)
         np.testing.assert_array_equal(got, near.reshape(-1))
         assert (got > 0).any() and (got == 0).any()
+
+
+def test_free_space_test_in_one_pass_equals_the_numpy_steps():
+    """in_free_space (one compiled pass) flags what the rounding, clipping, norm, reach and
+    comparison in numpy flag: points off the image rows or across the seam, too near, invalid."""
+    from coin_lio.core.free_space_kernel import in_free_space, neighbourhood_reach
+
+    rng = np.random.default_rng(11)
+    h, w = 16, 120
+    img = rng.uniform(3, 30, (h, w)).astype(np.float32)
+    img[:, 20:90] = rng.uniform(20.0, 20.5, (h, 70))                 # smooth: judged
+    img[rng.random(img.shape) < 0.05] = 0.0
+    n = 2000
+    uv = np.c_[rng.uniform(-2, w + 1, n), rng.uniform(-3, h + 2, n)]
+    p = rng.normal(0, 1, (n, 3)) * rng.choice([0.3, 5.0, 20.0], (n, 1))
+    ok = rng.random(n) > 0.1
+    got = in_free_space(uv, ok, p, img, 2, 0.1, 1.0, 0.3, 0.05)
+    u = np.clip(np.rint(uv[:, 0]).astype(np.int64) % w, 0, w - 1)
+    v = np.clip(np.rint(uv[:, 1]).astype(np.int64), 0, h - 1)
+    r = np.linalg.norm(p, axis=1)
+    reach = neighbourhood_reach(img, u, v, 2, 0.1)
+    want = ok & (r >= 1.0) & (reach > r + np.maximum(0.3, 0.05 * r))
+    np.testing.assert_array_equal(got, want)
+    assert 0 < want.sum() < n

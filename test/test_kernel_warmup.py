@@ -18,7 +18,9 @@ helpers = {"coin_lio.core.motion_kernel.rodrigues",        # called only inside 
            "coin_lio.core.robust_kernel.median_bracket", "coin_lio.photometric.projection_kernel.jacobian_one",
            # the library helpers' sampler (patches.sample_bilinear / sample_patches): tracking
            # samples in patch_kernel.track_kernel, so the odometry never runs it
-           "coin_lio.photometric.patch_kernel.bilinear_kernel"}
+           "coin_lio.photometric.patch_kernel.bilinear_kernel",
+           # the per-pixel reach in array form, tested against OpenCV; in_free_space inlines it
+           "coin_lio.core.free_space_kernel.neighbourhood_reach"}
 kernels = {}
 for mod in pkgutil.walk_packages(coin_lio.__path__, "coin_lio."):
     if mod.name.endswith("_kernel"):

@@ -17,7 +17,7 @@ from collections import deque
 import numpy as np
 
 from coin_lio.config import FreeSpaceConfig
-from coin_lio.core.free_space_kernel import neighbourhood_reach
+from coin_lio.core.free_space_kernel import in_free_space
 
 
 class FreeSpaceCheck:
@@ -39,12 +39,9 @@ class FreeSpaceCheck:
             T = np.linalg.solve(T_prev, T_world_lidar)              # this LiDAR frame -> the earlier one
             p = points @ T[:3, :3].T + T[:3, 3]
             uv, ok = model.project(p)
-            h, w = img_prev.shape
-            u = np.clip(np.rint(uv[:, 0]).astype(np.int64) % w, 0, w - 1)
-            v = np.clip(np.rint(uv[:, 1]).astype(np.int64), 0, h - 1)
-            r = np.linalg.norm(p, axis=1)
-            reach = neighbourhood_reach(img_prev, u, v, self.cfg.radius_px, self.cfg.max_spread)
-            out = ok & (r >= self.cfg.min_range) & (reach > r + np.maximum(self.cfg.margin_m, self.cfg.margin_rel * r))
+            c = self.cfg
+            out = in_free_space(uv, ok, np.ascontiguousarray(p, dtype=np.float64), img_prev, c.radius_px,
+                                c.max_spread, c.min_range, c.margin_m, c.margin_rel)
         img = np.array(range_img, dtype=np.float32)              # a copy: the caller's may change
         self._history.append((np.array(T_world_lidar, dtype=float), img))
         return out
