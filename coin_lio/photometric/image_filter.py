@@ -127,7 +127,7 @@ def _chain(img: np.ndarray, cfg: ImageFilterConfig) -> FilteredImage:
         img = _hfilter(img, 1, cfg.wrap_horizontal,
                        lambda a: cv2.GaussianBlur(a, (3, cfg.smoothing_height), 0,
                                                   borderType=cv2.BORDER_REFLECT_101))
-    img = np.clip(img, 0.0, cfg.max_value, out=img if img.dtype == np.float32 else None)
+    img = np.clip(img, 0.0, cfg.max_value, out=img)
     gu, gv = gradients(img, cfg.wrap_horizontal)
     return FilteredImage(img, gu, gv)
 

@@ -100,7 +100,7 @@ def patch_rows_kernel(uv: np.ndarray, ok: np.ndarray, image: np.ndarray, grad_u:
                                                         origin_z, beam_offset, local_fy)
             g0 = gu[m, p] * ju_x + gv[m, p] * jv_x                     # d I / d p_t
             g1 = gu[m, p] * ju_y + gv[m, p] * jv_y
-            g2 = gu[m, p] * 0.0 + gv[m, p] * jv_z                      # du/dz = 0
+            g2 = gv[m, p] * jv_z                                       # du/dz = 0
             kk = k[i]
             e0 = R_t[kk, 0, 0] * g0 + R_t[kk, 0, 1] * g1 + R_t[kk, 0, 2] * g2    # through R_t
             e1 = R_t[kk, 1, 0] * g0 + R_t[kk, 1, 1] * g1 + R_t[kk, 1, 2] * g2
