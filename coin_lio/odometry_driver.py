@@ -194,7 +194,9 @@ class OdometryDriver:
         return True
 
     def process(self, scan: LidarScan) -> ScanResult | None:
-        """Run one scan: forward the buffered IMU up to its end, then the pipeline."""
+        """Run one scan: forward the buffered IMU up to its end and the first reading after it (the
+        one ScanGate waited for: the motion is interpolated to the scan's end, not extrapolated
+        from the last reading before it), then the pipeline."""
         if self.last_scan_stamp is not None and scan.stamp < self.last_scan_stamp - self.time_jump_reset:
             self.reset(f"LiDAR time jumped back {self.last_scan_stamp - scan.stamp:.2f} s")
             return None
@@ -208,9 +210,11 @@ class OdometryDriver:
         self.effects.observe_scan(scan.valid, None if scan.organized else scan.points()[0])
         self._apply_sensor(scan.frame_id)
         end = scan.end + self.time_offset   # on the IMU clock
-        while self.imu and self.imu[0].t <= end:
+        while self.imu:                     # up to the end, and the reading covering it
             r = self.imu.popleft()
             self.pipeline.add_imu(r.t, r.gyro, r.acc)
+            if r.t > end:
+                break
         result = self.pipeline.process_cloud(scan.cloud, scan.times, scan.valid)
         self.effects.observe_free_space(result.in_free_space, self.cfg.free_space.lag_scans)
         self.counts["scans"] += 1

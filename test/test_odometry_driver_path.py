@@ -49,3 +49,19 @@ def test_path_keeps_the_most_recent_poses():
     assert path == [6, 7, 8, 9]
     append_path_pose(path, 10, "mapped", 4)                  # a new trajectory
     assert path == [10]
+
+
+def test_driver_forwards_the_imu_reading_that_covers_the_scan_end_and_no_later_one():
+    """The pipeline interpolates the motion to the scan's end from the reading ScanGate waited for
+    (as the benchmark feeds it); the readings after that one wait for the next scan."""
+    pts = _room(np.random.default_rng(3), n=3000) - [0.0, 0.0, 1.5]
+    driver = OdometryDriver(LioConfig())
+    for k in range(3):
+        t0 = 100.0 + k * 0.1
+        for j in range(1, 11):                                    # 100 Hz, the last at t0 + 0.1
+            driver.add_imu(ImuReading(t0 + j * 0.01 + 0.003, np.zeros(3), np.array([0.0, 0.0, G])))
+        scan = _scan(pts, t0)                                     # ends at t0 + 0.1 - 1/3000 s
+        driver.process(scan)
+        forwarded = driver.pipeline.last_imu_t
+        assert forwarded > scan.end and forwarded - scan.end < 0.01, (forwarded, scan.end)
+        assert [r.t for r in driver.imu] == [] or driver.imu[0].t > forwarded

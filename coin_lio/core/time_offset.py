@@ -7,13 +7,23 @@ delta late. Shifting the window by d(delta) drops w(t_a) at the start and adds w
 
     R_G(delta) ~ R_G(0) Exp(D delta),   D = w_b - R_G(0)^T w_a       (rad/s, (3,), bias removed)
 
-so r = Log(R_G(0)^T R_L) ~ D delta, one 3-row linear regression per scan pair. Accumulated over
-scans: delta = sum D.r / sum D.D, with sigma^2 = residual variance / sum D.D. The rate has to
-change between scan ends for delta to show (D = 0 in steady turns and straight lines): sigma says
-when the motion was rich enough. The filter's rotations lean towards the offset gyro's prior, so
-an estimate falls short of the full offset; the pipeline applies it, starts over and converges in
-a few rounds (coin_lio.pipeline). As LI-Init's temporal calibration, but from the odometry's own
-poses and on line. Pure numpy.
+so r = Log(R_G(0)^T R_L) ~ D delta, one 3-row linear regression per scan pair. The rate has to
+change between scan ends for delta to show (D = 0 in steady turns and straight lines).
+
+Errors in the regressor: the readings that give w_a and w_b are also integrated into R_G(0), and
+the filter's update pulls R_L towards the truth, so r carries minus their noise where D carries
+plus (or minus) it. Least squares then reads the gyro's white noise as an offset: with 0.1 rad/s a
+reading at 100 Hz and slow turns, +5 ms where there was none (32x512 urban, measured). So D is
+instrumented (instrumental-variable regression): Z = w(next reading after the pair's last)
+- R_G(0)^T w(reading before the pair's first), readings no other part of the pair used, 10-20 ms
+outside the pair, which move with the true rate as D does but not with its noise:
+
+    delta = sum Z.r / sum Z.D,   sigma^2 = residual variance * sum Z.Z / (sum Z.D)^2
+
+A pair waits for its reading after t_b (the next scan's window brings it). The filter's rotations
+lean towards the offset gyro's prior, so an estimate falls short of the full offset; the pipeline
+applies it, starts over and converges in a few rounds (coin_lio.pipeline). As LI-Init's temporal
+calibration, but from the odometry's own poses and on line. Pure numpy.
 """
 from __future__ import annotations
 
@@ -32,29 +42,53 @@ class OffsetEstimate:
     pairs: int        # scan pairs it rests on
 
 
+@dataclass
+class _Pending:
+    t_b: float
+    r: np.ndarray      # (3,) rad
+    D: np.ndarray      # (3,) rad/s
+    R_g: np.ndarray    # (3, 3) the gyro's rotation over the pair
+    bg: np.ndarray     # (3,) rad/s
+    z_a: np.ndarray    # (3,) rad/s, bias removed: the instrument's start, rotated into t_b's frame
+    t_last: float      # s, the pair's last reading: the instrument's end is the next one
+
+
 class TimeOffsetEstimator:
-    def __init__(self, outlier_rad: float = 0.05, hold: float = 0.02, max_angular_acc: float = 50.0) -> None:
+    def __init__(self, outlier_rad: float = 0.05, hold: float = 0.02, max_angular_acc: float = 50.0,
+                 instrument_gap: float = 0.03) -> None:
         self.outlier_rad = outlier_rad     # |r| above this: the pair is not used (a failed update)
         # rad/s^2 between two readings: above it (a knock, a clipped gyro) r = D delta does not hold,
         # the rate is not smooth over delta; such a pair would outweigh hundreds of smooth ones
         self.max_angular_acc = max_angular_acc
         self.hold = hold                   # s the last gyro reading may be held to reach t_b
+        self.instrument_gap = instrument_gap   # s: instrument readings at most this far outside
         self.reset()
 
     def reset(self) -> None:
         self.s_dd = self.s_dr = self.s_rr = 0.0
+        self.s_zd = self.s_zr = self.s_zz = 0.0
         self.pairs = 0
+        self._t = np.zeros(0)              # (H,) s, recent gyro readings (the instruments' source)
+        self._w = np.zeros((0, 3))         # (H, 3) rad/s
+        self._pending: _Pending | None = None
 
     def add_pair(self, t_a: float, R_a: np.ndarray, t_b: float, R_b: np.ndarray, bg: np.ndarray,
                  times: np.ndarray, gyro: np.ndarray) -> bool:
         """One scan pair: filter rotations R_WI (3, 3) at t_a and t_b (s), gyro bias bg (3,), the
-        IMU samples times (K,) s and gyro (K, 3) rad/s covering [t_a, t_b] (the last reading is
-        held up to `hold` s to t_b, as propagation does: the scan runs once the IMU reached its end,
-        not beyond it); False when unused (no cover, a knock inside, a failed update)."""
+        IMU samples times (K,) s and gyro (K, 3) rad/s the propagation used over [t_a, t_b] (the
+        last reading held up to `hold` s to t_b where none covers it); False when unused (no
+        cover, a knock inside, a failed update, no reading before it for the instrument). A
+        used pair counts once the reading after it has come with a later pair's window."""
+        self._remember(times, gyro)
+        self._settle()
         if len(times) < 2 or times[0] > t_a or times[-1] < t_b - self.hold or t_b <= t_a:
             return False
-        step = np.diff(times)
-        if np.any(step <= 0) or np.max(np.abs(np.diff(gyro, axis=0)) / step[:, None]) > self.max_angular_acc:
+        before = np.flatnonzero(self._t < times[0])
+        if not len(before) or times[0] - self._t[before[-1]] > self.instrument_gap:
+            return False
+        t_all = np.r_[self._t[before[-1]], times]
+        w_all = np.vstack([self._w[before[-1]], gyro])
+        if not self._smooth(t_all, w_all):
             return False
         w = gyro - bg
         knots = np.concatenate([[t_a], times[(times > t_a) & (times < t_b)], [t_b]])
@@ -65,17 +99,47 @@ class TimeOffsetEstimator:
         r = so3.log(R_g.T @ (R_a.T @ R_b))
         if not np.all(np.isfinite(r)) or np.linalg.norm(r) > self.outlier_rad:
             return False
-        D = w_k[-1] - R_g.T @ w_k[0]
-        self.s_dd += float(D @ D)
-        self.s_dr += float(D @ r)
-        self.s_rr += float(r @ r)
-        self.pairs += 1
+        self._pending = _Pending(t_b, r, w_k[-1] - R_g.T @ w_k[0], R_g, bg.copy(),
+                                 R_g.T @ (w_all[0] - bg), float(times[-1]))
+        self._settle()
         return True
+
+    def _remember(self, times: np.ndarray, gyro: np.ndarray) -> None:
+        new = times > (self._t[-1] if len(self._t) else -np.inf)
+        self._t = np.r_[self._t, times[new]]
+        self._w = np.vstack([self._w, gyro[new]])
+        keep = self._t >= self._t[-1] - 0.5 if len(self._t) else slice(None)
+        self._t, self._w = self._t[keep], self._w[keep]
+
+    def _smooth(self, t: np.ndarray, w: np.ndarray) -> bool:
+        step = np.diff(t)
+        return bool(np.all(step > 0) and np.max(np.abs(np.diff(w, axis=0)) / step[:, None]) <= self.max_angular_acc)
+
+    def _settle(self) -> None:
+        """Count the waiting pair once the reading after its last has arrived."""
+        p = self._pending
+        if p is None:
+            return
+        after = np.flatnonzero(self._t > p.t_last)
+        if not len(after):
+            return
+        self._pending = None
+        k = after[0]
+        if self._t[k] - p.t_b > self.instrument_gap or not self._smooth(self._t[k - 1:k + 1], self._w[k - 1:k + 1]):
+            return
+        z = (self._w[k] - p.bg) - p.z_a
+        self.s_dd += float(p.D @ p.D)
+        self.s_dr += float(p.D @ p.r)
+        self.s_rr += float(p.r @ p.r)
+        self.s_zd += float(z @ p.D)
+        self.s_zr += float(z @ p.r)
+        self.s_zz += float(z @ z)
+        self.pairs += 1
 
     def estimate(self) -> OffsetEstimate | None:
         """The offset left (s) and its sigma, or None before 5 pairs or without any excitation."""
-        if self.pairs < 5 or self.s_dd <= 1e-12:
+        if self.pairs < 5 or self.s_zd <= 1e-12 or self.s_dd <= 1e-12:
             return None
-        delta = self.s_dr / self.s_dd
-        resid = max(self.s_rr - delta * self.s_dr, 0.0) / max(3 * self.pairs - 1, 1)
-        return OffsetEstimate(delta, float(np.sqrt(resid / self.s_dd)), self.pairs)
+        delta = self.s_zr / self.s_zd
+        resid = max(self.s_rr - 2 * delta * self.s_dr + delta**2 * self.s_dd, 0.0) / max(3 * self.pairs - 1, 1)
+        return OffsetEstimate(delta, float(np.sqrt(resid * self.s_zz) / self.s_zd), self.pairs)
