@@ -113,6 +113,8 @@ class UpdateConfig:
     lidar_noise: float = 1e-3       # m^2, variance of a point-to-plane residual
     research_distance: float = 0.05  # m: re-search neighbours when the pose moved more than this
     estimate_extrinsic: bool = False
+    hold_weak_biases: bool = True   # while moving objects are seen, keep the IMU biases' update out
+    #                                 of the directions the geometry leaves weak (core/degeneracy.py)
 
     def __post_init__(self) -> None:
         _check(1 <= self.max_iterations <= 20, "max_iterations must be in 1..20")

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from coin_lio.config import LioConfig
-from coin_lio.core.degeneracy import Degeneracy, analyse
+from coin_lio.core.degeneracy import Degeneracy, analyse, hold_biases, weak_bias_subspace
 from coin_lio.core.clip_recovery import ClipRecovery
 from coin_lio.core.deskew import deskew
 from coin_lio.core.jolt_timing import ClockSearch
-from coin_lio.core.iekf import Measurements, information_6, iterated_update
+from coin_lio.core.iekf import Measurements, consider_covariance, information_6, iterated_update
 from coin_lio.core.imu_propagation import ImuInitializer, ImuSample, interp_samples, propagate
 from coin_lio.core.local_map import LocalMap, voxel_downsample
 from coin_lio.core.map_seed import InitScans
@@ -332,6 +332,14 @@ class LioPipeline:
             x_new, P_new, meas = x_prop, P_prop, None
         else:
             x_new, P_new, meas = res.state, res.P, geo.last
+        degen = None
+        if meas is not None and len(meas.h):
+            degen = analyse(information_6(meas.H, meas.var), geo.last_normals, self.cfg.degeneracy)
+            hold = (weak_bias_subspace(degen, x_new.rot)
+                    if self.cfg.update.hold_weak_biases and self._movers_seen > 0 else None)
+            if hold is not None and hold.any():
+                hold_biases(x_new, x_prop, hold)
+                P_new = consider_covariance(P_prop, P_new, res.meas, hold)
         self._estimate_time_offset(x_new, t_end, status == "tracked" and not still, imu_window)
         self._commit(x_new, P_new, t_end)
         self._last_update = (t_end, P_prop, P_new)
@@ -340,9 +348,6 @@ class LioPipeline:
         self.map.insert(world, t_end)
         self.map.trim(x_new.lidar_pose()[:3, 3])
         tm["map"] = _ms(t1)
-        degen = None
-        if meas is not None and len(meas.h):
-            degen = analyse(information_6(meas.H, meas.var), geo.last_normals, self.cfg.degeneracy)
         out = ScanResult(t_end, status, x_new.lidar_pose(), x_new, degen, len(body), len(geo.planes),
                          res.iterations if res else 0, bool(res and res.converged), tm, world,
                          P_new[:6, :6].copy(), num_photometric=n_photo[0], stationary=still)

@@ -59,6 +59,23 @@ def iterated_update(x_prop: NavState, P_prop: np.ndarray,
     return UpdateResult(x, 0.5 * (P + P.T), it + 1, converged, meas)
 
 
+def consider_covariance(P_prior: np.ndarray, P_post: np.ndarray, meas: Measurements,
+                        hold: np.ndarray) -> np.ndarray:
+    """(DIM, DIM) covariance of an update whose step was kept out of the error-state subspace
+    `hold` (an orthogonal projector) -- Schmidt's consider update, Joseph form: with the gain
+    K = P_post H^T R^-1 of the full update and K' = (I - hold) K,
+        P = (I - K'H) P_prior (I - K'H)^T + K' R K'^T,
+    so the held states keep their prior variance and their correlations are carried, instead of
+    shrinking as if the measurement had informed them. hold = 0 gives P_post."""
+    c = meas.H.shape[1]
+    keep = np.eye(DIM) - hold
+    G = keep @ (P_post[:, :c] @ (meas.H.T @ (meas.H / meas.var[:, None])))   # (DIM, c): K'H's columns
+    A = np.eye(DIM)
+    A[:, :c] -= G
+    P = A @ P_prior @ A.T + G @ P_post[:c, :] @ keep.T
+    return 0.5 * (P + P.T)
+
+
 def information_6(H: np.ndarray, var: np.ndarray) -> np.ndarray:
     """6x6 information of the pose block [rot, pos] (the DegeneracyReport order) from H whose
     first six columns are [pos, rot]."""
