@@ -140,6 +140,39 @@ def test_single_reading_clips_are_found_from_the_second_knock_on():
     assert "clipped in 1 of the last 301 readings (x at 19.61 m/s^2)" in eff.events[0][1]
 
 
+def _clipped_reference(stream, cfg: InputCheckConfig) -> list[np.ndarray]:
+    """The clip rule on (6,) arrays, as numpy states it (the first implementation): per axis and
+    sign the largest magnitude and how often it was read; clipped when it is that level, above
+    the floor, read clip_repeats times."""
+    floor = np.r_[np.full(3, cfg.clip_acc_floor), np.full(3, cfg.clip_gyr_floor)]
+    peak, hits, axes, out = np.zeros((2, 6)), np.zeros((2, 6), np.int64), np.arange(6), []
+    for gyro, acc in stream:
+        r = np.concatenate([acc, gyro])
+        row, mag = (r < 0).astype(np.int64), np.abs(r)
+        hits[row, axes] = np.where(mag > peak[row, axes], 1, hits[row, axes] + (mag == peak[row, axes]))
+        peak[row, axes] = np.maximum(peak[row, axes], mag)
+        out.append((mag >= floor) & (mag == peak[row, axes]) & (hits[row, axes] >= cfg.clip_repeats))
+    return out
+
+
+def test_scalar_clip_check_equals_the_array_rule_on_random_knocks():
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        stream = []
+        for _ in range(2000):
+            gyro, acc = rng.normal(0, 0.5, 3), rng.normal(0, 2, 3) + [0.0, 0.0, 9.81]
+            if rng.random() < 0.05:
+                acc = np.clip(10 * acc, -19.6133, 19.6133)           # +-2 g, either sign, any axis
+            if rng.random() < 0.05:
+                gyro = np.clip(10 * gyro, -4.3633, 4.3633)           # +-250 deg/s
+            stream.append((gyro, acc))
+        eff = ImuSaturation()
+        got = [eff.observe(g, a) for g, a in stream]
+        want = _clipped_reference(stream, eff.cfg)
+        assert all(np.array_equal(a, b) for a, b in zip(got, want))
+        assert sum(int(c.any()) for c in got) > 50                    # the streams do clip
+
+
 def test_large_but_varying_readings_are_not_clipping():
     eff = ImuSaturation()
     rng = np.random.default_rng(3)
