@@ -6,6 +6,7 @@ Pure numpy/scipy. `LioPipeline` also satisfies coin_lio.eval's Odometry protocol
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -125,10 +126,11 @@ class LioPipeline:
         imu.time_offset and its online estimate); returns False (and records why) when rejected."""
         t_s -= self.time_offset
         gyro, acc = np.asarray(gyro, float), np.asarray(acc, float)
-        if not (np.isfinite(t_s) and np.all(np.isfinite(gyro)) and np.all(np.isfinite(acc))):
+        g, a = gyro.ravel().tolist(), acc.ravel().tolist()   # six scalars: plain Python (~10 us less)
+        if not (math.isfinite(t_s) and all(map(math.isfinite, g)) and all(map(math.isfinite, a))):
             self.events.append(("imu_nan", "IMU sample with NaN/inf dropped"))
             return False
-        if np.abs(acc).max() > 500 or np.abs(gyro).max() > 100:
+        if max(map(abs, a)) > 500 or max(map(abs, g)) > 100:
             self.events.append(("imu_range", "IMU sample beyond physical range dropped"))
             return False
         if self.last_imu_t is not None:

@@ -211,3 +211,17 @@ def test_pipeline_reports_clipping_among_its_events():
         pipeline.add_imu(0.01 * i, np.zeros(3), acc)
     said = [m for k, m in pipeline.events if k == "imu_saturated"]
     assert len(said) == 1 and "accelerometer clipped in 1 of the last 102 readings (x at 19.61" in said[0]
+
+
+def test_pipeline_drops_non_finite_and_out_of_range_imu_readings_with_a_reason():
+    pipeline = OdometryDriver(LioConfig()).pipeline
+    good = (np.zeros(3), np.array([0.0, 0.0, 9.81]))
+    assert pipeline.add_imu(1.0, *good)
+    for t, gyro, acc, kind in ((1.01, np.array([np.nan, 0, 0]), good[1], "imu_nan"),
+                               (1.02, good[0], np.array([0, np.inf, 9.81]), "imu_nan"),
+                               (float("nan"), *good, "imu_nan"),
+                               (1.03, good[0], np.array([0, 0, -600.0]), "imu_range"),
+                               (1.04, np.array([0, 0, 101.0]), good[1], "imu_range")):
+        assert not pipeline.add_imu(t, gyro, acc)
+        assert pipeline.events[-1][0] == kind, (t, pipeline.events[-1])
+    assert len(pipeline.imu) == 1 and pipeline.add_imu(1.05, *good)
