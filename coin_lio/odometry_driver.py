@@ -177,7 +177,7 @@ class OdometryDriver:
     def add_imu(self, r: ImuReading) -> bool:
         """Buffer one IMU reading (stamped on the IMU clock: the pipeline moves it onto the LiDAR
         clock by imu.time_offset); False when rejected (reason in events)."""
-        if not (np.isfinite(r.t) and np.all(np.isfinite(r.gyro)) and np.all(np.isfinite(r.acc))):
+        if not (math.isfinite(r.t) and np.isfinite(r.gyro).all() and np.isfinite(r.acc).all()):
             self._reject("imu_nan", "IMU message with NaN/inf dropped")
             return False
         if self.last_imu_t is not None:
