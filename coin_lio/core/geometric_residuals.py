@@ -9,6 +9,7 @@ import numpy as np
 from coin_lio.config import LioConfig
 from coin_lio.core.iekf import Measurements
 from coin_lio.core.local_map import LocalMap
+from coin_lio.core.plane_kernel import plane_rows_kernel
 from coin_lio.core.plane_residuals import Planes, fit_planes
 from coin_lio.core.state import NavState
 
@@ -26,23 +27,20 @@ class GeometricResiduals:
 
     def __call__(self, x: NavState, iteration: int) -> Measurements:
         T = x.lidar_pose()
-        world = self.body @ T[:3, :3].T + T[:3, 3]
         if self.search_pose is None or _moved(self.search_pose, T) > self.cfg.update.research_distance:
             t0 = time.perf_counter()
+            world = self.body @ T[:3, :3].T + T[:3, 3]
             self.planes = fit_planes(world, self.body, self.map, self.cfg.geometry)
             self.search_pose = T
             self.search_ms += _ms(t0)
         pl = self.planes
-        p_l = self.body[pl.point_index]
-        p_i = p_l @ x.rot_il.T + x.pos_il
         n = pl.normal
-        h = np.einsum("mj,mj->m", world[pl.point_index], n) + pl.d
-        Rt_n = n @ x.rot                                   # R^T n, (M, 3)
-        cols = 12 if self.cfg.update.estimate_extrinsic else 6
-        H = np.zeros((len(h), cols))
-        H[:, 0:3] = n
-        _cross_into(H[:, 3:6], p_i, Rt_n)
-        if cols == 12:
+        h, H = plane_rows_kernel(self.body, pl.point_index, n, pl.d, T[:3, :3], T[:3, 3],
+                                 x.rot_il, x.pos_il, x.rot)
+        if self.cfg.update.estimate_extrinsic:             # the extrinsic's columns too
+            p_l = self.body[pl.point_index]
+            Rt_n = n @ x.rot                               # R^T n, (M, 3)
+            H = np.hstack([H, np.zeros((len(h), 6))])
             _cross_into(H[:, 6:9], p_l, Rt_n @ x.rot_il)
             H[:, 9:12] = Rt_n
         self.last_normals = n

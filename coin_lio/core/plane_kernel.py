@@ -99,3 +99,36 @@ def fit_planes_kernel(map_points: np.ndarray, idx: np.ndarray, sq: np.ndarray, p
         offsets[m] = d
         m += 1
     return keep[:m].copy(), normals[:m].copy(), offsets[:m].copy()
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def plane_rows_kernel(body: np.ndarray, index: np.ndarray, normal: np.ndarray, d: np.ndarray,
+                      R_wl: np.ndarray, t_wl: np.ndarray, R_il: np.ndarray, t_il: np.ndarray,
+                      R_wi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The point-to-plane rows of the matched points in one pass (the numpy version: ~0.2 ms
+    of temporaries a call on 1500 rows, 2-3 calls a scan). body (N, 3) scan-end LiDAR frame,
+    index (M,) the matched points, normal (M, 3) / d (M,) their planes (world); the LiDAR pose
+    R_wl, t_wl, the extrinsic R_il, t_il, the IMU attitude R_wi -> h (M,) m = n . (R_wl p + t_wl)
+    + d and H (M, 6): [n, p_imu x R_wi^T n]."""
+    m = len(index)
+    h = np.empty(m)
+    H = np.empty((m, 6))
+    for r in range(m):
+        i = index[r]
+        b0, b1, b2 = body[i, 0], body[i, 1], body[i, 2]
+        n0, n1, n2 = normal[r, 0], normal[r, 1], normal[r, 2]
+        w0 = R_wl[0, 0] * b0 + R_wl[0, 1] * b1 + R_wl[0, 2] * b2 + t_wl[0]
+        w1 = R_wl[1, 0] * b0 + R_wl[1, 1] * b1 + R_wl[1, 2] * b2 + t_wl[1]
+        w2 = R_wl[2, 0] * b0 + R_wl[2, 1] * b1 + R_wl[2, 2] * b2 + t_wl[2]
+        h[r] = w0 * n0 + w1 * n1 + w2 * n2 + d[r]
+        q0 = R_il[0, 0] * b0 + R_il[0, 1] * b1 + R_il[0, 2] * b2 + t_il[0]
+        q1 = R_il[1, 0] * b0 + R_il[1, 1] * b1 + R_il[1, 2] * b2 + t_il[1]
+        q2 = R_il[2, 0] * b0 + R_il[2, 1] * b1 + R_il[2, 2] * b2 + t_il[2]
+        m0 = R_wi[0, 0] * n0 + R_wi[1, 0] * n1 + R_wi[2, 0] * n2          # R_wi^T n
+        m1 = R_wi[0, 1] * n0 + R_wi[1, 1] * n1 + R_wi[2, 1] * n2
+        m2 = R_wi[0, 2] * n0 + R_wi[1, 2] * n1 + R_wi[2, 2] * n2
+        H[r, 0], H[r, 1], H[r, 2] = n0, n1, n2
+        H[r, 3] = q1 * m2 - q2 * m1
+        H[r, 4] = q2 * m0 - q0 * m2
+        H[r, 5] = q0 * m1 - q1 * m0
+    return h, H
