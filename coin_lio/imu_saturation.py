@@ -20,7 +20,7 @@ class ImuSaturation:
     def __init__(self, cfg: InputCheckConfig | None = None) -> None:
         self.cfg = cfg or InputCheckConfig()
         self.events: list[tuple[str, str]] = []       # (kind, message)
-        self._floor_l = [self.cfg.clip_acc_floor] * 3 + [self.cfg.clip_gyr_floor] * 3
+        self._floor = [self.cfg.clip_acc_floor] * 3 + [self.cfg.clip_gyr_floor] * 3
         self._peak = [[0.0] * 6, [0.0] * 6]           # largest + / - magnitude per axis (acc, gyro)
         self._hits = [[0] * 6, [0] * 6]               # readings that had exactly that magnitude
         self._recent: deque[int] = deque(maxlen=self.cfg.imu_window)   # bit 1 acc, 2 gyro
@@ -34,7 +34,7 @@ class ImuSaturation:
         (5 g / 300 deg/s against a +-2 g / +-250 deg/s IMU): APE 0.030 -> 0.033 m, so it is not done.
         Six scalars, so plain Python: ~4 us a reading where numpy on (6,) arrays took ~35 (at a
         400 Hz IMU that was 1.4 ms of every 100 ms scan)."""
-        peak, hits, floor, repeats = self._peak, self._hits, self._floor_l, self.cfg.clip_repeats
+        peak, hits, floor, repeats = self._peak, self._hits, self._floor, self.cfg.clip_repeats
         clipped = [False] * 6
         for i, v in enumerate((*np.asarray(acc, float).tolist(), *np.asarray(gyro, float).tolist())):
             row = 1 if v < 0 else 0

@@ -47,7 +47,6 @@ class _Pending:
     t_b: float
     r: np.ndarray      # (3,) rad
     D: np.ndarray      # (3,) rad/s
-    R_g: np.ndarray    # (3, 3) the gyro's rotation over the pair
     bg: np.ndarray     # (3,) rad/s
     z_a: np.ndarray    # (3,) rad/s, bias removed: the instrument's start, rotated into t_b's frame
     t_last: float      # s, the pair's last reading: the instrument's end is the next one
@@ -99,7 +98,7 @@ class TimeOffsetEstimator:
         r = so3.log(R_g.T @ (R_a.T @ R_b))
         if not np.all(np.isfinite(r)) or np.linalg.norm(r) > self.outlier_rad:
             return False
-        self._pending = _Pending(t_b, r, w_k[-1] - R_g.T @ w_k[0], R_g, bg.copy(),
+        self._pending = _Pending(t_b, r, w_k[-1] - R_g.T @ w_k[0], bg.copy(),
                                  R_g.T @ (w_all[0] - bg), float(times[-1]))
         self._settle()
         return True
