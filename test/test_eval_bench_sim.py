@@ -80,8 +80,9 @@ def test_bench_on_a_tiny_sequence_and_the_cache(methods, tmp_path, capsys):
     args = ["--scenes", "tunnel", "--data", str(data), "--out", str(out), *SMALL]
     assert bench_sim.main(args + ["--methods", ",".join(use)]) == 0
     first = capsys.readouterr().out
-    assert "tunnel_smooth: generating 2 s" in first
-    seq = data / "tunnel_smooth"
+    name = "tunnel_smooth_2s_32x512"     # non-default settings name the cache directory
+    assert f"{name}: generating 2 s" in first
+    seq = data / name
     desc = json.loads((seq / "sequence.json").read_text())
     assert desc["n_scans"] == 20 and desc["config"]["ouster"]["rows"] == 32
     assert json.loads((seq / "bench_sim_cache.json").read_text())["sim_source_hash"] \
@@ -91,10 +92,10 @@ def test_bench_on_a_tiny_sequence_and_the_cache(methods, tmp_path, capsys):
     assert "| sequence | method | dist [m] | APE RMSE [m] | APE [% dist] |" in table
     assert '- still: {"answer": 42}' in table
     rows = json.loads((out / "results.json").read_text())
-    assert [(r["sequence"], r["method"]) for r in rows] == [("tunnel_smooth", m) for m in use]
+    assert [(r["sequence"], r["method"]) for r in rows] == [(name, m) for m in use]
     assert all(r["n_poses"] == r["n_scans"] == 20 for r in rows)
     assert rows[0]["options"] == {"answer": 42}
-    assert (out / "tunnel_smooth" / "trajectories.png").stat().st_size > 0
+    assert (out / name / "trajectories.png").stat().st_size > 0
     assert (out / "results.csv").read_text().count("\n") == 1 + len(use)
     if "kiss_icp" in use:
         kiss = rows[1]
@@ -104,8 +105,13 @@ def test_bench_on_a_tiny_sequence_and_the_cache(methods, tmp_path, capsys):
     # reused while the config matches; regenerated when it does not
     bag_mtime = (seq / "bag").stat().st_mtime_ns
     assert bench_sim.main(args + ["--methods", "still"]) == 0
-    assert "tunnel_smooth: cached" in capsys.readouterr().out
+    assert f"{name}: cached" in capsys.readouterr().out
     assert (seq / "bag").stat().st_mtime_ns == bag_mtime
+    # another length or seed is another directory: neither regenerates the other's sequence
+    spec = bench_sim.SeqSpec("tunnel", "smooth")
+    for dur, seed, want in [(2.5, 0, "tunnel_smooth_2.5s_32x512"), (2.0, 3, "tunnel_smooth_2s_seed3_32x512")]:
+        assert bench_sim.cache_name(spec, bench_sim.make_config(spec, dur, 32, 512, seed)) == want
+    assert bench_sim.cache_name(spec, bench_sim.make_config(spec, 20.0)) == "tunnel_smooth"
     cfg = bench_sim.make_config(bench_sim.SeqSpec("tunnel", "smooth"), 2.5, 32, 512)
     assert bench_sim.cache_status(seq, cfg) == (False, "config differs")
     stamp = seq / "bench_sim_cache.json"

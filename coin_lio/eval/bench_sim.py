@@ -41,13 +41,12 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from coin_lio.eval.sim_sequences import (DEFAULT_IMU, DEFAULT_SEQUENCES, EFFECTS, IMU_PRESETS,  # noqa: F401
-                                         SeqSpec, cache_status, ensure_sequence, make_config,
-                                         parse_sequences, sequence_bytes, sim_source_hash)
+from coin_lio.eval.sim_sequences import (DEFAULT_DURATION_S, DEFAULT_IMU, DEFAULT_SEQUENCES,  # noqa: F401
+                                         EFFECTS, IMU_PRESETS, SeqSpec, cache_name, cache_status,
+                                         ensure_sequence, make_config, parse_sequences, sequence_bytes, sim_source_hash)
 
 log = logging.getLogger(__name__)
 
-DEFAULT_DURATION_S = 20.0
 DEFAULT_DATA = Path("data/sim")
 DEFAULT_OUT = Path("out/bench_sim")
 
@@ -175,7 +174,8 @@ def run_bench(specs: Sequence[SeqSpec], methods: Sequence[str], data_dir: Path, 
 
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     configs = {s: make_config(s, duration, rows, cols, seed) for s in specs}
-    todo = [s for s in specs if regenerate or not cache_status(data_dir / s.name, configs[s])[0]]
+    todo = [s for s in specs
+            if regenerate or not cache_status(data_dir / cache_name(s, configs[s]), configs[s])[0]]
     if todo:
         need = sum(sequence_bytes(configs[s]) for s in todo)
         data_dir.mkdir(parents=True, exist_ok=True)

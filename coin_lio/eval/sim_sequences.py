@@ -1,6 +1,8 @@
 """The simulated sequences of the benchmarks: named specs (scene, motion profile, IMU preset) and a
 cache that generates each once into DATA/<name>/ and reuses it while its config and the
-simulator's sources are unchanged (DATA/<name>/bench_sim_cache.json holds their hash).
+simulator's sources are unchanged (DATA/<name>/bench_sim_cache.json holds their hash). <name> carries
+every setting that differs from the default sequence (cache_name: "_10s", "_seed3", "_64x1024"), so
+runs of different lengths, seeds or sensors keep their own sequences instead of regenerating each other's.
 Shared by bench_sim and bench_photometric.
 """
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 DEFAULT_SEQUENCES = ("tunnel_smooth", "field_smooth", "corridor_smooth", "urban_smooth",
                      "stairs_smooth", "tunnel_dynamic", "field_dynamic")
 POINT_BYTES = 48            # ouster-ros "original" point
+DEFAULT_DURATION_S = 20.0   # seconds per sequence (make bench-sim)
 
 
 # IMU noise of the generated sequences (--imu). "sim": coin_lio.sim's defaults (white noise
@@ -127,6 +130,16 @@ def make_config(spec: SeqSpec, duration: float, rows: int = 128, cols: int = 102
                           ouster=OusterConfig(rows=rows, cols=cols, frequency_hz=10))
 
 
+def cache_name(spec: SeqSpec, config) -> str:
+    """The directory of `spec` under `config`: spec.name, plus each setting that is not the default
+    (20 s, seed 0, 128x1024), e.g. field_dynamic+realistic_10s_seed3_64x1024."""
+    tags = [f"{config.duration:g}s" if config.duration != DEFAULT_DURATION_S else "",
+            f"seed{config.seed}" if config.seed != 0 else "",
+            f"{config.ouster.rows}x{config.ouster.cols}"
+            if (config.ouster.rows, config.ouster.cols) != (128, 1024) else ""]
+    return "_".join([spec.name, *[t for t in tags if t]])
+
+
 def _jsonable(obj: Any) -> Any:
     """The config dict as sequence.json stores it (JSON round trip: tuples -> lists, ...)."""
     from coin_lio.sim.sequence import _json_default
@@ -162,27 +175,28 @@ def sequence_bytes(config) -> int:
 
 def ensure_sequence(spec: SeqSpec, data_dir: Path, config, regenerate: bool = False,
                     progress: bool = True) -> tuple[Path, bool]:
-    """(sequence dir, generated now?): reuse DATA/<name> when it matches, else (re)generate it."""
+    """(sequence dir, generated now?): reuse DATA/<cache_name> when it matches, else (re)generate it."""
     from coin_lio.sim.sequence import generate_sequence
 
-    seq_dir = Path(data_dir) / spec.name
+    name = cache_name(spec, config)
+    seq_dir = Path(data_dir) / name
     ok, why = cache_status(seq_dir, config)
     if ok and not regenerate:
-        print(f"[bench-sim] {spec.name}: cached ({why}) in {seq_dir}")
+        print(f"[bench-sim] {name}: cached ({why}) in {seq_dir}")
         return seq_dir, False
     need = sequence_bytes(config)
     seq_dir.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(seq_dir).free
     if need > free:
-        raise OSError(f"{spec.name} needs ~{need / 1e9:.1f} GB, {free / 1e9:.1f} GB free in {seq_dir}")
-    print(f"[bench-sim] {spec.name}: generating {config.duration:g} s "
+        raise OSError(f"{name} needs ~{need / 1e9:.1f} GB, {free / 1e9:.1f} GB free in {seq_dir}")
+    print(f"[bench-sim] {name}: generating {config.duration:g} s "
           f"({'forced' if regenerate else why}; ~{need / 1e9:.1f} GB) into {seq_dir}")
     for stale in ("sequence.json", "bench_sim_cache.json"):
         (seq_dir / stale).unlink(missing_ok=True)   # an interrupted run never looks complete
     info = generate_sequence(config, seq_dir, progress=progress, overwrite=True)
     (seq_dir / "bench_sim_cache.json").write_text(json.dumps(
-        {"sequence": spec.name, "sim_source_hash": sim_source_hash(),
+        {"sequence": name, "sim_source_hash": sim_source_hash(),
          "generated_s": round(info.seconds, 1)}, indent=1) + "\n")
-    print(f"[bench-sim] {spec.name}: {info.n_scans} scans in {info.seconds:.0f} s "
+    print(f"[bench-sim] {name}: {info.n_scans} scans in {info.seconds:.0f} s "
           f"({info.mean_scan_ms:.0f} ms per scan)")
     return seq_dir, True
