@@ -32,13 +32,12 @@ def analyse(info6: np.ndarray, normals: np.ndarray, cfg: DegeneracyConfig) -> De
     weak_axes = axes[:, strength < cfg.weak_threshold].T
     # An eigen-direction of the 6x6 is weak when its translational part lies along a weak
     # axis, or when it is mostly rotational and carries little information.
-    weak = np.zeros(6, dtype=bool)
-    for i in range(6):
-        t = vecs[3:, i]
-        if np.linalg.norm(t) > 0.7 and len(weak_axes):
-            weak[i] = np.max(np.abs(weak_axes @ (t / np.linalg.norm(t)))) > 0.9
-        elif np.linalg.norm(t) <= 0.7:
-            weak[i] = vals[i] < 1e-3 * max(vals[-1], 1e-12)
+    t_norm = np.sqrt((vecs[3:] ** 2).sum(axis=0))            # (6,) translational part's length
+    translational = t_norm > 0.7
+    weak = ~translational & (vals < 1e-3 * max(vals[-1], 1e-12))
+    if len(weak_axes):
+        along = np.abs(weak_axes @ (vecs[3:] / np.where(translational, t_norm, 1.0))).max(axis=0)   # (6,)
+        weak |= translational & (along > 0.9)
     return Degeneracy(vals, vecs, weak, weak_axes, strength, axes)
 
 

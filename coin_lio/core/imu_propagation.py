@@ -11,6 +11,7 @@ import numpy as np
 
 from coin_lio.config import ImuConfig
 from coin_lio.core import so3
+from coin_lio.core.motion_kernel import interp_rows
 from coin_lio.core.propagation_kernel import propagate_kernel
 from coin_lio.core.state import BA, BG, DIM, GRAV, POS, POS_IL, ROT, ROT_IL, NavState
 
@@ -133,7 +134,6 @@ def propagate(state: NavState, P: np.ndarray, samples: list[ImuSample], t0: floa
 
 
 def interp_samples(t: np.ndarray, ts: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Linear interpolation of (M, 3) samples at times t, held constant outside."""
-    if len(ts) == 1:
-        return np.repeat(values, len(t), axis=0)
-    return np.stack([np.interp(t, ts, values[:, j]) for j in range(values.shape[1])], axis=1)
+    """Linear interpolation of (M, 3) samples at times t, held constant outside (np.interp per
+    column, bit for bit, in one compiled pass: six np.interp calls and a stack cost ~25 us)."""
+    return interp_rows(np.asarray(t, np.float64), np.asarray(ts, np.float64), np.asarray(values, np.float64))

@@ -27,6 +27,32 @@ def rodrigues(x: float, y: float, z: float, out: np.ndarray) -> None:
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
+def interp_row(t: float, ts: np.ndarray, values: np.ndarray, out: np.ndarray) -> None:
+    """out (C,) = values (K, C) at t, linear over ts (K,) ascending and held outside: np.interp
+    per column, with its formula (slope x (t - ts[j]) + values[j]), so bit for bit."""
+    n = ts.shape[0]
+    if n == 1 or t <= ts[0]:
+        out[:] = values[0]
+        return
+    if t >= ts[n - 1]:
+        out[:] = values[n - 1]
+        return
+    j = np.searchsorted(ts, t, side="right") - 1
+    for c in range(values.shape[1]):
+        slope = (values[j + 1, c] - values[j, c]) / (ts[j + 1] - ts[j])
+        out[c] = slope * (t - ts[j]) + values[j, c]
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def interp_rows(t: np.ndarray, ts: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """(M, C): values (K, C) at each t (M,), as interp_row."""
+    out = np.empty((t.shape[0], values.shape[1]))
+    for i in range(t.shape[0]):
+        interp_row(t[i], ts, values, out[i])
+    return out
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def lidar_motion_kernel(times: np.ndarray, seg_t: np.ndarray, seg_rot: np.ndarray, seg_pos: np.ndarray,
                         seg_vel: np.ndarray, seg_acc: np.ndarray, seg_omega: np.ndarray,
                         R_end: np.ndarray, p_end: np.ndarray, R_il: np.ndarray, t_il: np.ndarray

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from coin_lio.core import so3
-from coin_lio.core.imu_propagation import interp_samples
+from coin_lio.core.time_offset_kernel import gyro_pair_terms, smooth_rates
 
 
 @dataclass
@@ -82,49 +82,41 @@ class TimeOffsetEstimator:
         self._settle()
         if len(times) < 2 or times[0] > t_a or times[-1] < t_b - self.hold or t_b <= t_a:
             return False
-        before = np.flatnonzero(self._t < times[0])
-        if not len(before) or times[0] - self._t[before[-1]] > self.instrument_gap:
+        j = int(np.searchsorted(self._t, times[0])) - 1          # the last reading before the pair
+        if j < 0 or times[0] - self._t[j] > self.instrument_gap:
             return False
-        t_all = np.r_[self._t[before[-1]], times]
-        w_all = np.vstack([self._w[before[-1]], gyro])
-        if not self._smooth(t_all, w_all):
+        times, gyro = np.ascontiguousarray(times, np.float64), np.ascontiguousarray(gyro, np.float64)
+        if not smooth_rates(np.r_[self._t[j], times], np.vstack([self._w[j], gyro]), self.max_angular_acc):
             return False
-        w = gyro - bg
-        knots = np.concatenate([[t_a], times[(times > t_a) & (times < t_b)], [t_b]])
-        w_k = interp_samples(knots, times, w)                               # (K', 3)
-        R_g = np.eye(3)
-        for rv in 0.5 * (w_k[1:] + w_k[:-1]) * np.diff(knots)[:, None]:   # midpoint, as propagate
-            R_g = R_g @ so3.exp(rv)
+        R_g, D, z_a = gyro_pair_terms(float(t_a), float(t_b), times, gyro, np.asarray(bg, np.float64),
+                                      self._w[j])
         r = so3.log(R_g.T @ (R_a.T @ R_b))
         if not np.all(np.isfinite(r)) or np.linalg.norm(r) > self.outlier_rad:
             return False
-        self._pending = _Pending(t_b, r, w_k[-1] - R_g.T @ w_k[0], bg.copy(),
-                                 R_g.T @ (w_all[0] - bg), float(times[-1]))
+        self._pending = _Pending(t_b, r, D, bg.copy(), z_a, float(times[-1]))
         self._settle()
         return True
 
     def _remember(self, times: np.ndarray, gyro: np.ndarray) -> None:
-        new = times > (self._t[-1] if len(self._t) else -np.inf)
-        self._t = np.r_[self._t, times[new]]
-        self._w = np.vstack([self._w, gyro[new]])
-        keep = self._t >= self._t[-1] - 0.5 if len(self._t) else slice(None)
-        self._t, self._w = self._t[keep], self._w[keep]
-
-    def _smooth(self, t: np.ndarray, w: np.ndarray) -> bool:
-        step = np.diff(t)
-        return bool(np.all(step > 0) and np.max(np.abs(np.diff(w, axis=0)) / step[:, None]) <= self.max_angular_acc)
+        """Append the readings newer than the last remembered, keep the last 0.5 s."""
+        new = int(np.searchsorted(times, self._t[-1], side="right")) if len(self._t) else 0
+        if new < len(times):
+            self._t = np.concatenate([self._t, times[new:]])
+            self._w = np.concatenate([self._w, gyro[new:]])
+        start = int(np.searchsorted(self._t, self._t[-1] - 0.5)) if len(self._t) else 0
+        self._t, self._w = self._t[start:], self._w[start:]
 
     def _settle(self) -> None:
         """Count the waiting pair once the reading after its last has arrived."""
         p = self._pending
         if p is None:
             return
-        after = np.flatnonzero(self._t > p.t_last)
-        if not len(after):
+        k = int(np.searchsorted(self._t, p.t_last, side="right"))     # the first reading after it
+        if k >= len(self._t):
             return
         self._pending = None
-        k = after[0]
-        if self._t[k] - p.t_b > self.instrument_gap or not self._smooth(self._t[k - 1:k + 1], self._w[k - 1:k + 1]):
+        if (k == 0 or self._t[k] - p.t_b > self.instrument_gap
+                or not smooth_rates(self._t[k - 1:k + 1], self._w[k - 1:k + 1], self.max_angular_acc)):
             return
         z = (self._w[k] - p.bg) - p.z_a
         self.s_dd += float(p.D @ p.D)

@@ -3,8 +3,9 @@ holding the indices of the map points inside it, and an exact k-nearest-neighbou
 
 The map keeps one point per voxel, so a cell of `ratio` voxels per edge holds at most ratio^3
 points: a fixed-width row of `cell_pts`. The search takes the queries cell by cell (sorted by cell
-key), gathers the points of the 3x3x3 cells around each query cell once for all the queries in it,
-and keeps a query's k best only when they are provably the k nearest (the k-th is closer than the
+key), gathers the points of the 3x3x3 cells around each query cell once for all the queries in it
+(indices and coordinates side by side: each query's distance pass reads contiguous memory), and
+keeps a query's k best only when they are provably the k nearest (the k-th is closer than the
 block's boundary); otherwise it widens shell by shell, as far as `max_dist` asks.
 
 Compiled on first use and cached beside this file (numba cache=True).
@@ -121,7 +122,10 @@ def grid_knn(points: np.ndarray, table: np.ndarray, cell_pts: np.ndarray,
     out_d = np.full((Q, k), np.inf)
     out_i = np.full((Q, k), n, dtype=np.int64)
     max_sq = max_dist * max_dist
+    # the block's points: indices and coordinates side by side (one gather per query cell; the
+    # queries' distance loop then reads contiguous memory and vectorises)
     buf = np.empty(27 * width, dtype=np.int64)
+    bx, by, bz, dd = np.empty(27 * width), np.empty(27 * width), np.empty(27 * width), np.empty(27 * width)
     n_buf = 0
     best_d = np.empty(k)
     best_i = np.empty(k, dtype=np.int64)
@@ -140,11 +144,20 @@ def grid_knn(points: np.ndarray, table: np.ndarray, cell_pts: np.ndarray,
                         c = _lookup(table, shift, _key(cx + dx, cy + dy, cz + dz))
                         if c >= 0:
                             for j in range(cell_n[c]):
-                                buf[n_buf] = cell_pts[c, j]
+                                p = cell_pts[c, j]
+                                buf[n_buf] = p
+                                bx[n_buf], by[n_buf], bz[n_buf] = points[p, 0], points[p, 1], points[p, 2]
                                 n_buf += 1
-        found = 0
         for j in range(n_buf):
-            found = _offer(points, buf[j], qx, qy, qz, max_sq, best_d, best_i, found, k)
+            ex, ey, ez = bx[j] - qx, by[j] - qy, bz[j] - qz
+            dd[j] = ex * ex + ey * ey + ez * ez
+        found = 0
+        limit = max_sq                # the k-th best so far, once there are k: most points fail it
+        for j in range(n_buf):
+            if dd[j] < limit:
+                found = _push(best_d, best_i, found, k, dd[j], buf[j])
+                if found == k:
+                    limit = min(best_d[k - 1], max_sq)
         # distance from the query to the block's boundary: nothing outside is closer
         bound = min(qx - (cx - 1) * cell, (cx + 2) * cell - qx, qy - (cy - 1) * cell,
                     (cy + 2) * cell - qy, qz - (cz - 1) * cell, (cz + 2) * cell - qz)
