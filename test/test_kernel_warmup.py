@@ -13,7 +13,7 @@ import coin_lio
 from numba.core.registry import CPUDispatcher
 from coin_lio.kernel_warmup import warm_up
 warm_up()
-helpers = {"coin_lio.core.motion_kernel.rodrigues",        # called only inside other kernels
+helpers = {"coin_lio.core.motion_kernel.rodrigues", "coin_lio.core.motion_kernel.interp_row",  # only inside kernels
            "coin_lio.photometric.change_kernel.bounds_at", "coin_lio.core.robust_kernel.median_inplace",
            "coin_lio.core.robust_kernel.median_bracket", "coin_lio.photometric.projection_kernel.jacobian_one",
            # the library helpers' sampler (patches.sample_bilinear / sample_patches): tracking
