@@ -23,7 +23,8 @@ outside the pair, which move with the true rate as D does but not with its noise
 A pair waits for its reading after t_b (the next scan's window brings it). The filter's rotations
 lean towards the offset gyro's prior, so an estimate falls short of the full offset; the pipeline
 applies it, starts over and converges in a few rounds (coin_lio.pipeline). As LI-Init's temporal
-calibration, but from the odometry's own poses and on line. Pure numpy.
+calibration, but from the odometry's own poses and on line. numpy, with the pair terms in one
+compiled pass (core/time_offset_kernel.py).
 """
 from __future__ import annotations
 

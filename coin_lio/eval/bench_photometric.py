@@ -35,11 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     from coin_lio.eval.bench_runner import run_sequence
     from coin_lio.eval.bench_sim import (available_methods, markdown_table, method_options,
                                          rows_from_summaries)
-    from coin_lio.eval.sim_sequences import ensure_sequence, make_config, parse_sequences
+    from coin_lio.eval.sim_sequences import DEFAULT_DURATION_S, ensure_sequence, make_config, parse_sequences
 
     p = argparse.ArgumentParser(prog="bench_photometric", description=__doc__.split("\n\n")[0])
     p.add_argument("--scenes", default=DEGENERATE)
-    p.add_argument("--duration", type=float, default=20.0)
+    p.add_argument("--duration", type=float, default=DEFAULT_DURATION_S)   # bench-sim's: shared sequences
     p.add_argument("--ablations", action="store_true", help="also every variant of ABLATIONS")
     p.add_argument("--peers", default="kiss_icp,rko_lio")
     p.add_argument("--data", type=Path, default=Path("data/sim"))
