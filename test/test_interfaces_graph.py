@@ -67,20 +67,27 @@ def test_generate_text_service_round_trip(echo):
     assert res.tokens_per_second == pytest.approx(3.75)
 
 
-def _send_goal(node, client, prompt, feedback):
+def _send_goal(node, client, prompt, timeout=10.0, tries=3):
+    """(goal handle, its feedback list): send and wait for the acceptance, re-sent when no answer
+    came, as _call does (DDS can drop the first goal response while the server's writer is still
+    matching the new client). Each try has its own feedback list: a goal whose answer was lost
+    may still run, and its feedback must not mix with the accepted goal's."""
     assert client.wait_for_server(timeout_sec=15.0), "action server not available"
-    future = client.send_goal_async(GenerateTextAction.Goal(prompt=prompt, max_new_tokens=5),
-                                    feedback_callback=lambda fb: feedback.append(fb.feedback))
-    rclpy.spin_until_future_complete(node, future, timeout_sec=10.0)
+    for _ in range(tries):
+        feedback: list = []
+        future = client.send_goal_async(GenerateTextAction.Goal(prompt=prompt, max_new_tokens=5),
+                                        feedback_callback=lambda fb, out=feedback: out.append(fb.feedback))
+        rclpy.spin_until_future_complete(node, future, timeout_sec=timeout)
+        if future.done():
+            break
     handle = future.result()
-    assert handle is not None and handle.accepted
-    return handle
+    assert handle is not None and handle.accepted, f"no goal answer in {tries} tries of {timeout} s"
+    return handle, feedback
 
 
 def test_generate_text_action_streams_feedback(echo):
     client = ActionClient(echo, GenerateTextAction, "/echo/generate_stream")
-    feedback: list = []
-    handle = _send_goal(echo, client, "one two three four", feedback)
+    handle, feedback = _send_goal(echo, client, "one two three four")
     result_future = handle.get_result_async()
     rclpy.spin_until_future_complete(echo, result_future, timeout_sec=10.0)
     result = result_future.result().result
@@ -91,8 +98,7 @@ def test_generate_text_action_streams_feedback(echo):
 
 def test_generate_text_action_cancel(echo):
     client = ActionClient(echo, GenerateTextAction, "/echo/generate_stream")
-    feedback: list = []
-    handle = _send_goal(echo, client, " ".join(["w"] * 200), feedback)
+    handle, feedback = _send_goal(echo, client, " ".join(["w"] * 200))
     deadline = time.monotonic() + 10
     while len(feedback) < 2 and time.monotonic() < deadline:
         rclpy.spin_once(echo, timeout_sec=0.1)
