@@ -192,7 +192,7 @@ class PhotometricConfig:
     # always: patches near which something moved since the last scan sit out: at least this many
     # pixels of the window around the patch (its brightness window) changed range by more than
     # max(change_margin m, 10 %) beyond the window's common change (0: never; change_kernel.py)
-    change_gate_px: int = 8
+    change_gate_px: int = 4
     change_margin: float = 0.5
     # robust weights (Huber, recomputed every iteration): a row whose |residual| exceeds this x the
     # rows' robust spread (1.4826 x median |r|) counts with weight huber_k x spread / |r|
