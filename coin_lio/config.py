@@ -249,11 +249,13 @@ class FreeSpaceConfig:
     min_range: float = 1.0      # m: closer points are not judged (the robot's own parts)
     radius_px: int = 2          # neighbourhood (5x5) whose every ray must have reached farther
     max_spread: float = 0.1     # neighbourhoods whose ranges spread more than this share are not judged
+    open_range_m: float = 10.0  # m: for points nearer than this, earlier pixels without a return count as
+                                # open (a surface this near returns); 0: such pixels are never judged
 
     def __post_init__(self) -> None:
         _check(1 <= self.lag_scans <= 20 and self.margin_m > 0 and 0 <= self.margin_rel < 1
-               and self.min_range >= 0, "free_space: lag_scans in [1, 20], margin_m > 0, margin_rel in [0, 1), "
-               "min_range >= 0")
+               and self.min_range >= 0 and self.open_range_m >= 0, "free_space: lag_scans in [1, 20], margin_m > 0, "
+               "margin_rel in [0, 1), min_range >= 0, open_range_m >= 0")
         _check(self.radius_px in (1, 2, 3) and 0 < self.max_spread < 1,
                "free_space: radius_px 1-3, max_spread in (0, 1)")
 

@@ -60,7 +60,27 @@ def test_grazing_surfaces_and_missing_returns_are_not_judged():
     hole[10:20, 100:106] = 0.0                   # no return there before
     obj = np.full((H, W), 20.0, np.float32)
     obj[12:18, 102:104] = 5.0
-    _, flags = _run([hole, obj])
+    _, flags = _run([hole, obj], FreeSpaceConfig(lag_scans=1, open_range_m=0.0))
+    assert not flags.any()
+
+
+def test_open_sky_counts_as_free_only_near_and_never_in_lost_columns():
+    """Earlier pixels without a return are open space for points nearer than open_range_m (a
+    person's head against the sky), not for farther ones (a dark or grazing surface may not
+    return), and never where the whole column is missing (a dropped packet, the column window)."""
+    sky = np.full((H, W), 20.0, np.float32)
+    sky[:16] = 0.0                               # upper half: no return (sky)
+    head = sky.copy()
+    head[10:14, 100:104] = 5.0                   # a head 5 m away against the sky
+    head[10:14, 300:304] = 15.0                  # something 15 m away against the sky
+    _, flags = _run([sky, head])
+    r = np.linalg.norm(_points(_model(), head), axis=1)
+    assert flags[np.isclose(r, 5.0)].all() and not flags[~np.isclose(r, 5.0)].any()
+    lost = sky.copy()
+    lost[:, 96:112] = 0.0                        # the head's columns lost in the earlier scan
+    _, flags = _run([lost, head])
+    assert not flags.any()
+    _, flags = _run([sky, head], FreeSpaceConfig(lag_scans=1, open_range_m=0.0))
     assert not flags.any()
 
 
@@ -101,7 +121,7 @@ def test_free_space_test_in_one_pass_equals_the_numpy_steps():
     uv = np.c_[rng.uniform(-2, w + 1, n), rng.uniform(-3, h + 2, n)]
     p = rng.normal(0, 1, (n, 3)) * rng.choice([0.3, 5.0, 20.0], (n, 1))
     ok = rng.random(n) > 0.1
-    got = in_free_space(uv, ok, p, img, 2, 0.1, 1.0, 0.3, 0.05)
+    got = in_free_space(uv, ok, p, img, 2, 0.1, 1.0, 0.3, 0.05, 0.0, np.zeros(w, bool))
     u = np.clip(np.rint(uv[:, 0]).astype(np.int64) % w, 0, w - 1)
     v = np.clip(np.rint(uv[:, 1]).astype(np.int64), 0, h - 1)
     r = np.linalg.norm(p, axis=1)

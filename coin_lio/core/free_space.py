@@ -40,8 +40,9 @@ class FreeSpaceCheck:
             p = points @ T[:3, :3].T + T[:3, 3]
             uv, ok = model.project(p)
             c = self.cfg
+            dead = ~(img_prev > 0).any(axis=0)                   # (W,) columns without any return
             out = in_free_space(uv, ok, np.ascontiguousarray(p, dtype=np.float64), img_prev, c.radius_px,
-                                c.max_spread, c.min_range, c.margin_m, c.margin_rel)
+                                c.max_spread, c.min_range, c.margin_m, c.margin_rel, c.open_range_m, dead)
         img = np.array(range_img, dtype=np.float32)              # a copy: the caller's may change
         self._history.append((np.array(T_world_lidar, dtype=float), img))
         return out

@@ -41,14 +41,48 @@ def _reach_at(img: np.ndarray, u: int, v: int, radius: int, spread: np.float32) 
     return np.float32(0.0) if far - near > spread * near else near
 
 
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _reach_open_at(img: np.ndarray, dead: np.ndarray, u: int, v: int, radius: int, spread: np.float32,
+                   open_ok: bool) -> np.float32:
+    """The reach at (v, u) where pixels without a return count as rays that met nothing (inf)
+    when open_ok: the smallest range of the neighbourhood's returns (inf without any), 0 (not
+    judged) where it touches a dead column (dropped packet, column window), or a pixel without a
+    return while not open_ok, or its returns spread more than spread x the smallest."""
+    h, w = img.shape
+    near = np.float32(np.inf)
+    far = np.float32(-np.inf)
+    for b in range(u - radius, u + radius + 1):
+        if dead[min(max(b, 0), w - 1)]:
+            return np.float32(0.0)
+    for a in range(v - radius, v + radius + 1):
+        row = min(max(a, 0), h - 1)
+        for b in range(u - radius, u + radius + 1):
+            r = img[row, min(max(b, 0), w - 1)]
+            if r <= 0:
+                if not open_ok:
+                    return np.float32(0.0)
+                continue
+            if r < near:
+                near = r
+            if r > far:
+                far = r
+    if far > near and far - near > spread * near:
+        return np.float32(0.0)
+    return near
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def in_free_space(uv: np.ndarray, ok: np.ndarray, points: np.ndarray, img: np.ndarray, radius: int,
-                  max_spread: float, min_range: float, margin_m: float, margin_rel: float) -> np.ndarray:
+                  max_spread: float, min_range: float, margin_m: float, margin_rel: float,
+                  open_range: float, dead: np.ndarray) -> np.ndarray:
     """The free-space test of points (N, 3) m in the earlier scan's LiDAR frame, projected to uv
     (N, 2) (ok (N,): valid) in its range image img (H, W): True where the point is at least
-    min_range away and the neighbourhood_reach at its rounded pixel (u wrapped, rows clamped)
-    lies beyond its range by more than max(margin_m, margin_rel x range). One pass instead of
-    numpy's rounding, clipping, norm and comparisons (~0.08 ms a scan)."""
+    min_range away and the neighbourhood reach at its rounded pixel (u wrapped, rows clamped)
+    lies beyond its range by more than max(margin_m, margin_rel x range). Points nearer than
+    open_range m read the earlier pixels without a return as open (nothing there: a surface that
+    near returns); dead (W,) bool marks columns without any return (lost packets, the column
+    window), never judged. One pass instead of numpy's rounding, clipping, norm and comparisons
+    (~0.08 ms a scan)."""
     h, w = img.shape
     n = points.shape[0]
     out = np.zeros(n, dtype=np.bool_)
@@ -62,5 +96,5 @@ def in_free_space(uv: np.ndarray, ok: np.ndarray, points: np.ndarray, img: np.nd
             continue
         u = min(max(int(np.rint(uv[i, 0])) % w, 0), w - 1)
         v = min(max(int(np.rint(uv[i, 1])), 0), h - 1)
-        out[i] = _reach_at(img, u, v, radius, spread) > r + max(margin_m, margin_rel * r)
+        out[i] = _reach_open_at(img, dead, u, v, radius, spread, r < open_range) > r + max(margin_m, margin_rel * r)
     return out
