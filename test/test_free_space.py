@@ -121,7 +121,7 @@ def test_free_space_test_in_one_pass_equals_the_numpy_steps():
     uv = np.c_[rng.uniform(-2, w + 1, n), rng.uniform(-3, h + 2, n)]
     p = rng.normal(0, 1, (n, 3)) * rng.choice([0.3, 5.0, 20.0], (n, 1))
     ok = rng.random(n) > 0.1
-    got = in_free_space(uv, ok, p, img, 2, 0.1, 1.0, 0.3, 0.05, 0.0, np.zeros(w, bool))
+    got = in_free_space(uv, ok, p, img, 2, 0.1, 1.0, 0.3, 0.05, 0.0, np.zeros(w, bool), np.zeros(h, np.int64), 0)
     u = np.clip(np.rint(uv[:, 0]).astype(np.int64) % w, 0, w - 1)
     v = np.clip(np.rint(uv[:, 1]).astype(np.int64), 0, h - 1)
     r = np.linalg.norm(p, axis=1)
@@ -129,3 +129,27 @@ def test_free_space_test_in_one_pass_equals_the_numpy_steps():
     want = ok & (r >= 1.0) & (reach > r + np.maximum(0.3, 0.05 * r))
     np.testing.assert_array_equal(got, want)
     assert 0 < want.sum() < n
+
+
+def test_lost_packets_are_found_across_the_stagger_and_never_read_as_open():
+    """A lost packet is a block of the sensor's measurement columns: in the destaggered image it
+    is a slanted band (each row shifted by pixel_shift_by_row). lost_columns finds exactly those
+    columns, and a near point over the band is not taken for one in open space."""
+    from coin_lio.core.free_space_kernel import in_free_space, lost_columns
+
+    h, w, u_shift = 16, 128, 5
+    shift = (np.arange(h) * 5 % 30).astype(np.int64)               # staggered wider than a packet
+    img = np.full((h, w), 20.0, np.float32)
+    v, u = np.divmod(np.arange(h * w), w)
+    col = (u + u_shift - shift[v]) % w                              # the measurement column of each pixel
+    img.reshape(-1)[(col >= 40) & (col < 56)] = 0.0                 # one 16-column packet lost
+    lost = lost_columns(img, shift, u_shift)
+    np.testing.assert_array_equal(np.nonzero(lost)[0], np.arange(40, 56))
+    assert not (img == 0).all(axis=0).any()                         # no image column is empty: per-pixel needed
+    holes = np.argwhere(img == 0)[::7]                              # (v, u) inside the band
+    uv = holes[:, ::-1].astype(np.float64)
+    pts = np.tile([5.0, 0.0, 0.0], (len(uv), 1))                    # 5 m: within open_range_m
+    ok = np.ones(len(uv), bool)
+    args = (uv, ok, pts, img, 2, 0.1, 1.0, 0.3, 0.05, 10.0)
+    assert not in_free_space(*args, lost, shift, u_shift).any()
+    assert in_free_space(*args, np.zeros(w, bool), shift, u_shift).any()   # what it would say without

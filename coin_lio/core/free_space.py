@@ -5,10 +5,13 @@ Each scan's registered points (LiDAR frame at scan end, m) are moved into the fr
 `lag_scans` before and projected into that scan's range image. Where every ray of the pixel
 neighbourhood (`radius_px`, 5x5) then reached farther than the point by more than the margin, the
 point lies in space that was seen free: nothing static can be there. Neighbourhoods whose ranges
-spread more than `max_spread` (grazing surfaces, depth edges) and pixels without a return
-(range 0) are not judged; the margin covers the motion inside a sweep. The driver reports the
-scans with 2 or more such points (coin_lio.input_effects). The neighbourhoods are read at the
-pixels the points land on (free_space_kernel), not over the whole image.
+spread more than `max_spread` (grazing surfaces, depth edges) are not judged. A pixel without a
+return (range 0) is open space for points nearer than `open_range_m` (a person against the sky; a
+surface that near returns) and unjudged for farther ones; pixels of lost measurement columns
+(dropped packets, the column window) are never judged. The margin covers the motion inside a
+sweep. The driver reports the scans with 2 or more such points (coin_lio.input_effects). The
+neighbourhoods are read at the pixels the points land on (free_space_kernel), not over the whole
+image.
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from collections import deque
 import numpy as np
 
 from coin_lio.config import FreeSpaceConfig
-from coin_lio.core.free_space_kernel import in_free_space
+from coin_lio.core.free_space_kernel import in_free_space, lost_columns
 
 
 class FreeSpaceCheck:
@@ -40,9 +43,11 @@ class FreeSpaceCheck:
             p = points @ T[:3, :3].T + T[:3, 3]
             uv, ok = model.project(p)
             c = self.cfg
-            dead = ~(img_prev > 0).any(axis=0)                   # (W,) columns without any return
+            shift = np.asarray(model.pixel_shift_by_row, dtype=np.int64)
+            lost = lost_columns(img_prev, shift, int(model.u_shift))   # (W,) lost packets, column window
             out = in_free_space(uv, ok, np.ascontiguousarray(p, dtype=np.float64), img_prev, c.radius_px,
-                                c.max_spread, c.min_range, c.margin_m, c.margin_rel, c.open_range_m, dead)
+                                c.max_spread, c.min_range, c.margin_m, c.margin_rel, c.open_range_m, lost,
+                                shift, int(model.u_shift))
         img = np.array(range_img, dtype=np.float32)              # a copy: the caller's may change
         self._history.append((np.array(T_world_lidar, dtype=float), img))
         return out

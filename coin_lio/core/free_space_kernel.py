@@ -41,25 +41,37 @@ def _reach_at(img: np.ndarray, u: int, v: int, radius: int, spread: np.float32) 
     return np.float32(0.0) if far - near > spread * near else near
 
 
+@njit(cache=True, nogil=True, error_model="numpy")
+def lost_columns(img: np.ndarray, shift: np.ndarray, u_shift: int) -> np.ndarray:
+    """(W,) bool: the sensor's measurement columns without a single return in img (H, W) m, the
+    destaggered image whose pixel (v, u) the column (u + u_shift - shift[v]) mod W measured: a
+    lost packet or the column window, staggered across the rows like the beams' azimuths."""
+    h, w = img.shape
+    seen = np.zeros(w, dtype=np.bool_)
+    for v in range(h):
+        for u in range(w):
+            if img[v, u] > 0:
+                seen[(u + u_shift - shift[v]) % w] = True
+    return ~seen
+
+
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _reach_open_at(img: np.ndarray, dead: np.ndarray, u: int, v: int, radius: int, spread: np.float32,
-                   open_ok: bool) -> np.float32:
+def _reach_open_at(img: np.ndarray, lost: np.ndarray, shift: np.ndarray, u_shift: int, u: int, v: int,
+                   radius: int, spread: np.float32, open_ok: bool) -> np.float32:
     """The reach at (v, u) where pixels without a return count as rays that met nothing (inf)
     when open_ok: the smallest range of the neighbourhood's returns (inf without any), 0 (not
-    judged) where it touches a dead column (dropped packet, column window), or a pixel without a
-    return while not open_ok, or its returns spread more than spread x the smallest."""
+    judged) where it touches a lost measurement column, or a pixel without a return while not
+    open_ok, or its returns spread more than spread x the smallest."""
     h, w = img.shape
     near = np.float32(np.inf)
     far = np.float32(-np.inf)
-    for b in range(u - radius, u + radius + 1):
-        if dead[min(max(b, 0), w - 1)]:
-            return np.float32(0.0)
     for a in range(v - radius, v + radius + 1):
         row = min(max(a, 0), h - 1)
         for b in range(u - radius, u + radius + 1):
-            r = img[row, min(max(b, 0), w - 1)]
+            col = min(max(b, 0), w - 1)
+            r = img[row, col]
             if r <= 0:
-                if not open_ok:
+                if not open_ok or lost[(col + u_shift - shift[row]) % w]:
                     return np.float32(0.0)
                 continue
             if r < near:
@@ -74,15 +86,15 @@ def _reach_open_at(img: np.ndarray, dead: np.ndarray, u: int, v: int, radius: in
 @njit(cache=True, nogil=True, error_model="numpy")
 def in_free_space(uv: np.ndarray, ok: np.ndarray, points: np.ndarray, img: np.ndarray, radius: int,
                   max_spread: float, min_range: float, margin_m: float, margin_rel: float,
-                  open_range: float, dead: np.ndarray) -> np.ndarray:
+                  open_range: float, lost: np.ndarray, shift: np.ndarray, u_shift: int) -> np.ndarray:
     """The free-space test of points (N, 3) m in the earlier scan's LiDAR frame, projected to uv
     (N, 2) (ok (N,): valid) in its range image img (H, W): True where the point is at least
     min_range away and the neighbourhood reach at its rounded pixel (u wrapped, rows clamped)
     lies beyond its range by more than max(margin_m, margin_rel x range). Points nearer than
     open_range m read the earlier pixels without a return as open (nothing there: a surface that
-    near returns); dead (W,) bool marks columns without any return (lost packets, the column
-    window), never judged. One pass instead of numpy's rounding, clipping, norm and comparisons
-    (~0.08 ms a scan)."""
+    near returns), except those of lost measurement columns (lost (W,) from lost_columns, with the
+    image model's shift (H,) and u_shift). One pass instead of numpy's rounding, clipping, norm
+    and comparisons (~0.08 ms a scan)."""
     h, w = img.shape
     n = points.shape[0]
     out = np.zeros(n, dtype=np.bool_)
@@ -96,5 +108,6 @@ def in_free_space(uv: np.ndarray, ok: np.ndarray, points: np.ndarray, img: np.nd
             continue
         u = min(max(int(np.rint(uv[i, 0])) % w, 0), w - 1)
         v = min(max(int(np.rint(uv[i, 1])), 0), h - 1)
-        out[i] = _reach_open_at(img, dead, u, v, radius, spread, r < open_range) > r + max(margin_m, margin_rel * r)
+        reach = _reach_open_at(img, lost, shift, u_shift, u, v, radius, spread, r < open_range)
+        out[i] = reach > r + max(margin_m, margin_rel * r)
     return out
