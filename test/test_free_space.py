@@ -65,9 +65,10 @@ def test_grazing_surfaces_and_missing_returns_are_not_judged():
 
 
 def test_open_sky_counts_as_free_only_near_and_never_in_lost_columns():
-    """Earlier pixels without a return are open space for points nearer than open_range_m (a
-    person's head against the sky), not for farther ones (a dark or grazing surface may not
-    return), and never where the whole column is missing (a dropped packet, the column window)."""
+    """An earlier neighbourhood without any return is open space for points nearer than
+    open_range_m (a person's head against the sky), not for farther ones (a dark or grazing
+    surface may not return), and not where only some returns are missing (patchy ground) or the
+    whole column is (a dropped packet, the column window)."""
     sky = np.full((H, W), 20.0, np.float32)
     sky[:16] = 0.0                               # upper half: no return (sky)
     head = sky.copy()
@@ -82,6 +83,12 @@ def test_open_sky_counts_as_free_only_near_and_never_in_lost_columns():
     assert not flags.any()
     _, flags = _run([sky, head], FreeSpaceConfig(lag_scans=1, open_range_m=0.0))
     assert not flags.any()
+    patchy = np.full((H, W), 20.0, np.float32)
+    patchy[::2, ::2] = 0.0                       # ground with returns missing here and there
+    near = patchy.copy()
+    near[10:14, 100:104] = 5.0
+    _, flags = _run([patchy, near])
+    assert not flags.any()                       # only a neighbourhood without any return is open
 
 
 def test_neighbourhood_reach_at_a_pixel_equals_the_whole_image_filters():
@@ -138,7 +145,7 @@ def test_lost_packets_are_found_across_the_stagger_and_never_read_as_open():
     from coin_lio.core.free_space_kernel import in_free_space, lost_columns
 
     h, w, u_shift = 16, 128, 5
-    shift = (np.arange(h) * 5 % 30).astype(np.int64)               # staggered wider than a packet
+    shift = (np.arange(h) * 2).astype(np.int64)                    # staggered wider than a packet
     img = np.full((h, w), 20.0, np.float32)
     v, u = np.divmod(np.arange(h * w), w)
     col = (u + u_shift - shift[v]) % w                              # the measurement column of each pixel
@@ -146,10 +153,13 @@ def test_lost_packets_are_found_across_the_stagger_and_never_read_as_open():
     lost = lost_columns(img, shift, u_shift)
     np.testing.assert_array_equal(np.nonzero(lost)[0], np.arange(40, 56))
     assert not (img == 0).all(axis=0).any()                         # no image column is empty: per-pixel needed
-    holes = np.argwhere(img == 0)[::7]                              # (v, u) inside the band
+    empty = np.array([[(img[max(v - 2, 0):v + 3, max(u - 2, 0):u + 3] == 0).all() for u in range(w)]
+                      for v in range(h)])
+    holes = np.argwhere(empty)                                      # (v, u): 5x5 inside the band
+    assert len(holes) > 10
     uv = holes[:, ::-1].astype(np.float64)
     pts = np.tile([5.0, 0.0, 0.0], (len(uv), 1))                    # 5 m: within open_range_m
     ok = np.ones(len(uv), bool)
     args = (uv, ok, pts, img, 2, 0.1, 1.0, 0.3, 0.05, 10.0)
     assert not in_free_space(*args, lost, shift, u_shift).any()
-    assert in_free_space(*args, np.zeros(w, bool), shift, u_shift).any()   # what it would say without
+    assert in_free_space(*args, np.zeros(w, bool), shift, u_shift).all()   # what it would say without

@@ -58,13 +58,14 @@ def lost_columns(img: np.ndarray, shift: np.ndarray, u_shift: int) -> np.ndarray
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _reach_open_at(img: np.ndarray, lost: np.ndarray, shift: np.ndarray, u_shift: int, u: int, v: int,
                    radius: int, spread: np.float32, open_ok: bool) -> np.float32:
-    """The reach at (v, u) where pixels without a return count as rays that met nothing (inf)
-    when open_ok: the smallest range of the neighbourhood's returns (inf without any), 0 (not
-    judged) where it touches a lost measurement column, or a pixel without a return while not
-    open_ok, or its returns spread more than spread x the smallest."""
+    """The reach at (v, u): the smallest range of the neighbourhood when every pixel has a return
+    and they spread at most spread x that smallest; inf (open) when open_ok and no pixel has a
+    return, none of them in a lost measurement column (the rays met nothing: sky); 0 (not judged)
+    otherwise: a neighbourhood with some returns missing may be dark or grazing ground."""
     h, w = img.shape
     near = np.float32(np.inf)
     far = np.float32(-np.inf)
+    empty = 0
     for a in range(v - radius, v + radius + 1):
         row = min(max(a, 0), h - 1)
         for b in range(u - radius, u + radius + 1):
@@ -73,12 +74,15 @@ def _reach_open_at(img: np.ndarray, lost: np.ndarray, shift: np.ndarray, u_shift
             if r <= 0:
                 if not open_ok or lost[(col + u_shift - shift[row]) % w]:
                     return np.float32(0.0)
+                empty += 1
                 continue
             if r < near:
                 near = r
             if r > far:
                 far = r
-    if far > near and far - near > spread * near:
+    if empty > 0:
+        return np.float32(np.inf) if empty == (2 * radius + 1) ** 2 else np.float32(0.0)
+    if far - near > spread * near:
         return np.float32(0.0)
     return near
 
