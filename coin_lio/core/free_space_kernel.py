@@ -49,9 +49,13 @@ def lost_columns(img: np.ndarray, shift: np.ndarray, u_shift: int) -> np.ndarray
     h, w = img.shape
     seen = np.zeros(w, dtype=np.bool_)
     for v in range(h):
-        for u in range(w):
+        off = (u_shift - shift[v]) % w                 # column = u + off, wrapped once
+        for u in range(w - off):
             if img[v, u] > 0:
-                seen[(u + u_shift - shift[v]) % w] = True
+                seen[u + off] = True
+        for u in range(w - off, w):
+            if img[v, u] > 0:
+                seen[u + off - w] = True
     return ~seen
 
 
