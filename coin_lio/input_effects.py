@@ -9,8 +9,10 @@
   scans before in 23 of the last 50 scans (41 points): ...", at most once per 50 scans.
 Clipped IMU readings are found by the pipeline, which acts on them (coin_lio.imu_saturation).
 
-Organised clouds: columns are counted in the order the cloud is published (raw, staggered:
-ouster-ros' default layout). Unorganised clouds (Velodyne: the driver leaves a lost packet's
+Organised clouds: columns are counted in the sensor's measurement order: as published for raw
+(staggered) clouds, ouster-ros' default layout; destaggered clouds are put back in that order with
+the sensor's pixel_shift_by_row first (a lost packet is a slanted band there, with no column of the
+destaggered cloud wholly empty). Unorganised clouds (Velodyne: the driver leaves a lost packet's
 firings out of the sweep) have no columns: their points' azimuths are binned into
 `azimuth_bins` sectors (0.5 deg by default, finer than one packet of a VLP-16 (4.8 deg), an
 HDL-32E (2 deg) or an HDL-64E (1 deg)), and a sector without any point is a missing column; an
@@ -38,11 +40,15 @@ class InputEffects:
         self._free_since_report = 0
 
     # ---- scans ---------------------------------------------------------------------------
-    def observe_scan(self, valid: np.ndarray, points: np.ndarray | None = None) -> None:
-        """valid (H, W) bool of one scan. Organised (H > 1): its columns. Unorganised (1, N) or
+    def observe_scan(self, valid: np.ndarray, points: np.ndarray | None = None,
+                     destagger_shift: np.ndarray | None = None) -> None:
+        """valid (H, W) bool of one scan. Organised (H > 1): its columns; destagger_shift (H,) the
+        pixel_shift_by_row of a cloud published destaggered (None: raw). Unorganised (1, N) or
         (N,): the azimuth sectors of `points` (N', 3), its valid points in the sensor frame (m);
         without them the scan is not checked."""
         if valid.ndim == 2 and valid.shape[0] >= 2:
+            if destagger_shift is not None and len(destagger_shift) == valid.shape[0]:
+                valid = measurement_order(valid, destagger_shift)
             self._observe_columns(~valid.any(axis=0), "columns")
         elif points is not None and len(points) >= self.cfg.azimuth_bins:
             self._observe_columns(~azimuth_sectors(points, self.cfg.azimuth_bins), "sectors")
@@ -149,3 +155,12 @@ def _circular_runs(mask: np.ndarray) -> list[tuple[int, int]]:
     d = np.diff(np.r_[0, rolled.astype(np.int8), 0])
     firsts, ends = np.flatnonzero(d == 1), np.flatnonzero(d == -1)
     return [((int(f) + start) % W, int(e - f)) for f, e in zip(firsts, ends)]
+
+
+def measurement_order(valid: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """valid (H, W) of a destaggered cloud -> (H, W) in the sensor's measurement columns: row v's
+    destaggered column (c + shift[v]) mod W holds measurement column c (ouster metadata's
+    pixel_shift_by_row)."""
+    w = valid.shape[1]
+    idx = (np.arange(w)[None, :] + np.asarray(shift, dtype=np.int64)[:, None]) % w
+    return np.take_along_axis(valid, idx, axis=1)

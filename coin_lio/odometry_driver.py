@@ -207,7 +207,9 @@ class OdometryDriver:
             self._reject("scan_empty", "scan without valid points dropped")
             return None
         self.last_scan_stamp = scan.stamp
-        self.effects.observe_scan(scan.valid, None if scan.organized else scan.points()[0])
+        model = self.pipeline.photo.model if self.pipeline.photo is not None else None
+        shift = model.pixel_shift_by_row if model is not None and model.destaggered else None
+        self.effects.observe_scan(scan.valid, None if scan.organized else scan.points()[0], shift)
         self._apply_sensor(scan.frame_id)
         end = scan.end + self.time_offset   # on the IMU clock
         while self.imu:                     # up to the end, and the reading covering it

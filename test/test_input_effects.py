@@ -51,6 +51,29 @@ def test_dropped_packets_are_reported_with_share_and_block_size():
     assert 3.5 < share < 6.5 and "in blocks of 16 columns" in events[0][1]
 
 
+def test_dropped_packets_in_a_destaggered_cloud_are_found_by_measurement_column():
+    """A cloud published destaggered shows a lost packet as a slanted band (row v shifted by
+    pixel_shift_by_row[v]): no column is wholly empty there, so the columns are put back in the
+    sensor's measurement order first."""
+    from coin_lio.input_effects import measurement_order
+
+    shift = (np.arange(H) * 8).astype(np.int64)                # 0..120: wider than a few packets
+    lost = _dropped_blocks(0.05, seed=2)
+    raw_scans, de_scans = InputEffects(), InputEffects()
+    for i in range(50):
+        raw = np.ones((H, W), bool)
+        raw[:, lost(i)] = False                                # measurement order
+        cols = (np.arange(W)[None, :] - shift[:, None]) % W     # destaggered col d holds (d - s) mod W
+        de = np.take_along_axis(raw, cols, axis=1)
+        assert de.any(axis=0).all()                            # no destaggered column wholly empty
+        np.testing.assert_array_equal(measurement_order(de, shift), raw)
+        raw_scans.observe_scan(de)                             # read as raw: nothing found
+        de_scans.observe_scan(de, destagger_shift=shift)
+    assert raw_scans.events == []
+    assert [k for k, _ in de_scans.events] == ["columns_missing"]
+    assert 3.5 < float(de_scans.events[0][1].split(" %")[0]) < 6.5
+
+
 def test_dropped_packets_beside_a_column_window_count_only_the_varying_columns():
     eff = InputEffects()
     blocks = _dropped_blocks(0.05, seed=1)
