@@ -249,8 +249,8 @@ class FreeSpaceConfig:
     min_range: float = 1.0      # m: closer points are not judged (the robot's own parts)
     radius_px: int = 2          # neighbourhood (5x5) whose every ray must have reached farther
     max_spread: float = 0.1     # neighbourhoods whose ranges spread more than this share are not judged
-    open_range_m: float = 10.0  # m: for points nearer than this, earlier pixels without a return count as
-                                # open (a surface this near returns); 0: such pixels are never judged
+    open_range_m: float = 10.0  # m: for points nearer than this, an earlier neighbourhood without any return
+                                # is open space (sky: a surface this near returns); 0: never judged
 
     def __post_init__(self) -> None:
         _check(1 <= self.lag_scans <= 20 and self.margin_m > 0 and 0 <= self.margin_rel < 1

@@ -5,13 +5,13 @@ Each scan's registered points (LiDAR frame at scan end, m) are moved into the fr
 `lag_scans` before and projected into that scan's range image. Where every ray of the pixel
 neighbourhood (`radius_px`, 5x5) then reached farther than the point by more than the margin, the
 point lies in space that was seen free: nothing static can be there. Neighbourhoods whose ranges
-spread more than `max_spread` (grazing surfaces, depth edges) are not judged. A pixel without a
-return (range 0) is open space for points nearer than `open_range_m` (a person against the sky; a
-surface that near returns) and unjudged for farther ones; pixels of lost measurement columns
-(dropped packets, the column window) are never judged. The margin covers the motion inside a
-sweep. The driver reports the scans with 2 or more such points (coin_lio.input_effects). The
-neighbourhoods are read at the pixels the points land on (free_space_kernel), not over the whole
-image.
+spread more than `max_spread` (grazing surfaces, depth edges) are not judged. A neighbourhood
+without any return (range 0) is open space for points nearer than `open_range_m` (a person against
+the sky; a surface that near returns); one with only some returns missing (dark or grazing ground)
+is not judged, nor are pixels of lost measurement columns (dropped packets, the column window).
+The margin covers the motion inside a sweep. The driver reports the scans with 2 or more such
+points (coin_lio.input_effects). The neighbourhoods are read at the pixels the points land on
+(free_space_kernel), not over the whole image.
 """
 from __future__ import annotations
 

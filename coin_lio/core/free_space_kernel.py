@@ -98,11 +98,11 @@ def in_free_space(uv: np.ndarray, ok: np.ndarray, points: np.ndarray, img: np.nd
     """The free-space test of points (N, 3) m in the earlier scan's LiDAR frame, projected to uv
     (N, 2) (ok (N,): valid) in its range image img (H, W): True where the point is at least
     min_range away and the neighbourhood reach at its rounded pixel (u wrapped, rows clamped)
-    lies beyond its range by more than max(margin_m, margin_rel x range). Points nearer than
-    open_range m read the earlier pixels without a return as open (nothing there: a surface that
-    near returns), except those of lost measurement columns (lost (W,) from lost_columns, with the
-    image model's shift (H,) and u_shift). One pass instead of numpy's rounding, clipping, norm
-    and comparisons (~0.08 ms a scan)."""
+    lies beyond its range by more than max(margin_m, margin_rel x range). For points nearer than
+    open_range m, a neighbourhood without any return is open (nothing there: a surface that near
+    returns) unless it touches a lost measurement column (lost (W,) from lost_columns, with the
+    image model's shift (H,) and u_shift). With open_range 0 this is neighbourhood_reach's test.
+    One pass instead of numpy's rounding, clipping, norm and comparisons (~0.08 ms a scan)."""
     h, w = img.shape
     n = points.shape[0]
     out = np.zeros(n, dtype=np.bool_)
