@@ -18,27 +18,13 @@ def neighbourhood_reach(img: np.ndarray, u: np.ndarray, v: np.ndarray, radius: i
     the borders: OpenCV's BORDER_REPLICATE), 0 where it holds a pixel without return or where its
     ranges spread more than max_spread x that smallest (grazing surfaces, depth edges: not judged).
     Equals cv2.erode / cv2.dilate with a square kernel and the spread test, read at (v, u)."""
+    h, w = img.shape
+    none_lost = np.zeros(w, dtype=np.bool_)
+    no_shift = np.zeros(h, dtype=np.int64)
     out = np.empty(u.shape[0], dtype=np.float32)
     for i in range(u.shape[0]):
-        out[i] = _reach_at(img, u[i], v[i], radius, np.float32(max_spread))
+        out[i] = _reach_open_at(img, none_lost, no_shift, 0, u[i], v[i], radius, np.float32(max_spread), False)
     return out
-
-
-@njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _reach_at(img: np.ndarray, u: int, v: int, radius: int, spread: np.float32) -> np.float32:
-    """neighbourhood_reach at one pixel (v, u)."""
-    h, w = img.shape
-    near = np.float32(np.inf)
-    far = np.float32(-np.inf)
-    for a in range(v - radius, v + radius + 1):
-        row = min(max(a, 0), h - 1)
-        for b in range(u - radius, u + radius + 1):
-            r = img[row, min(max(b, 0), w - 1)]
-            if r < near:
-                near = r
-            if r > far:
-                far = r
-    return np.float32(0.0) if far - near > spread * near else near
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
