@@ -45,13 +45,13 @@ bench-effects: setup
 	  --effects none,packets,window,offset,knocks,noise,mixed,movers,realistic --rpe-delta 5 \
 	  --methods coin_lio,coin_lio_geometric,kiss_icp,rko_lio --data $(CURDIR)/data/sim --out $(CURDIR)/out/bench_effects
 
-# COIN-LIO where geometry is degenerate, against its geometric mode and the peers, plus ablations
 # COIN-LIO over 18 seeds of the field (clean, movers, all effects): a change is judged over seeds,
 # not on seed 0 (~12 min; the sequences of seeds 1-17 are removed after their run)
 bench-seeds: setup
 	$(PY) -m coin_lio.eval.bench_seeds --scenes field --duration 10 --effects none,movers,realistic \
 	  --seeds 0-17 --methods coin_lio --data $(CURDIR)/data/sim --out $(CURDIR)/out/bench_seeds $(BENCH_SEEDS_ARGS)
 
+# COIN-LIO where geometry is degenerate, against its geometric mode and the peers, plus ablations
 bench-photometric: setup
 	$(PY) -m coin_lio.eval.bench_photometric --ablations --data $(CURDIR)/data/sim --out $(CURDIR)/out/bench_photometric
 

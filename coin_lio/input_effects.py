@@ -17,7 +17,7 @@ firings out of the sweep) have no columns: their points' azimuths are binned int
 `azimuth_bins` sectors (0.5 deg by default, finer than one packet of a VLP-16 (4.8 deg), an
 HDL-32E (2 deg) or an HDL-64E (1 deg)), and a sector without any point is a missing column; an
 angle window (velodyne_pointcloud's min_angle / max_angle) shows as the same fixed sectors.
-Pure numpy, no ROS.
+No ROS; the destaggered column test is free_space_kernel.lost_columns.
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from collections import deque
 import numpy as np
 
 from coin_lio.config import InputCheckConfig
+from coin_lio.core.free_space_kernel import lost_columns
 
 
 class InputEffects:
@@ -48,8 +49,11 @@ class InputEffects:
         without them the scan is not checked."""
         if valid.ndim == 2 and valid.shape[0] >= 2:
             if destagger_shift is not None and len(destagger_shift) == valid.shape[0]:
-                valid = measurement_order(valid, destagger_shift)
-            self._observe_columns(~valid.any(axis=0), "columns")
+                shift = np.asarray(destagger_shift, dtype=np.int64)
+                missing = lost_columns(np.ascontiguousarray(valid).view(np.uint8), shift, 0)
+            else:
+                missing = ~valid.any(axis=0)
+            self._observe_columns(missing, "columns")
         elif points is not None and len(points) >= self.cfg.azimuth_bins:
             self._observe_columns(~azimuth_sectors(points, self.cfg.azimuth_bins), "sectors")
 
@@ -156,11 +160,3 @@ def _circular_runs(mask: np.ndarray) -> list[tuple[int, int]]:
     firsts, ends = np.flatnonzero(d == 1), np.flatnonzero(d == -1)
     return [((int(f) + start) % W, int(e - f)) for f, e in zip(firsts, ends)]
 
-
-def measurement_order(valid: np.ndarray, shift: np.ndarray) -> np.ndarray:
-    """valid (H, W) of a destaggered cloud -> (H, W) in the sensor's measurement columns: row v's
-    destaggered column (c + shift[v]) mod W holds measurement column c (ouster metadata's
-    pixel_shift_by_row)."""
-    w = valid.shape[1]
-    idx = (np.arange(w)[None, :] + np.asarray(shift, dtype=np.int64)[:, None]) % w
-    return np.take_along_axis(valid, idx, axis=1)
