@@ -216,3 +216,32 @@ def test_compiled_round_robin_equals_the_plain_turns():
         scores = np.round(rng.uniform(size=(w, u)), 1)                 # ties
         for n_max in (1, u // 2 + 1, u, u + 5):
             assert _round_robin(scores, n_max).tolist() == plain(scores, n_max)
+
+
+@pytest.mark.parametrize("local_fy", [False, True])
+def test_compiled_pick_equals_scores_and_turns(local_fy):
+    """select_patches' one-pass degeneracy pick (candidate_kernel.degeneracy_pick_kernel) picks
+    what degeneracy_scores and the directions' turns pick over the usable candidates, with
+    non-finite, zero and invalid points left out, for 1-3 weak directions and any n_max."""
+    from coin_lio.photometric.features import _round_robin
+
+    model = ImageModel(altitudes_deg=np.linspace(16.6, -16.6, 64), cols=1024,
+                       jacobian_fy="local" if local_fy else "nominal")
+    rng = np.random.default_rng(21)
+    for trial in range(20):
+        k = int(rng.integers(1, 300))
+        pts = rng.normal(size=(k, 3)) * [10.0, 10.0, 2.0]
+        pts[rng.random(k) < 0.05] = np.nan
+        pts[rng.random(k) < 0.05] = 0.0
+        valid = rng.random(k) > 0.1
+        dirs = rng.normal(size=(k, 2))
+        dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+        weak = rng.normal(size=(int(rng.integers(1, 4)), 3))
+        weak /= np.linalg.norm(weak, axis=1, keepdims=True)
+        usable = np.flatnonzero(valid & np.isfinite(pts).all(axis=1) & (np.linalg.norm(pts, axis=1) > 0))
+        uv = rng.integers(0, 64, (k, 2))
+        for n_max in (0, 1, 17, 60, k + 3):
+            want = (usable[_round_robin(degeneracy_scores(dirs[usable], pts[usable], weak, model), n_max)]
+                    if usable.size else np.zeros(0, np.int64))
+            got = select_patches(uv, dirs, weak, pts, model, n_max, valid=valid)
+            assert got.tolist() == want.tolist()

@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from coin_lio.photometric.projection_kernel import jacobian_one
+
 
 @njit(cache=True, nogil=True)
 def greedy_nms_kernel(v: np.ndarray, u: np.ndarray, h: int, w: int, radius: int) -> np.ndarray:
@@ -33,6 +35,21 @@ def greedy_nms_kernel(v: np.ndarray, u: np.ndarray, h: int, w: int, radius: int)
         for j in range(n_off):
             raster[f + offsets[j]] = 1
     return keep[:m].copy()
+
+
+@njit(cache=True, nogil=True)
+def nms_flat_kernel(flat: np.ndarray, score: np.ndarray, h: int, w: int,
+                    radius: int) -> tuple[np.ndarray, np.ndarray]:
+    """greedy_nms_kernel over flat pixel indices (K,) of an (H, W) image in visiting order:
+    the kept ones as uv (M, 2) int64 (u, v) and their scores (M,) float32."""
+    v = flat // w
+    u = flat - v * w
+    keep = greedy_nms_kernel(v, u, h, w, radius)
+    uv = np.empty((keep.shape[0], 2), dtype=np.int64)
+    s = np.empty(keep.shape[0], dtype=np.float32)
+    for i in range(keep.shape[0]):
+        uv[i, 0], uv[i, 1], s[i] = u[keep[i]], v[keep[i]], score[keep[i]]
+    return uv, s
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -147,3 +164,41 @@ def round_robin_kernel(orders: np.ndarray, n_max: int) -> np.ndarray:
             if m == want:
                 break
     return picks
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def degeneracy_pick_kernel(directions: np.ndarray, points: np.ndarray, valid: np.ndarray, weak: np.ndarray,
+                           fx: float, fy: float, alt: np.ndarray, origin_z: float, beam_offset: float,
+                           local_fy: bool, n_max: int) -> np.ndarray:
+    """COIN-LIO's degeneracy-aware pick in one pass: candidates k (K,) with a finite, non-zero
+    point (K, 3) and valid (K,) score |e_k . normalize(J_pi(p_k) v_w)| for each unit weak
+    direction v_w (W, 3) (directions e (K, 2); J_pi: jacobian_one with the ImageModel's
+    jacobian_args; 0 where the motion vanishes); the directions then take turns picking their
+    best remaining candidate (ties: the earlier candidate). Returns the picks (M,) int64, indices
+    into K, M = min(n_max, usable)."""
+    k_n, w_n = points.shape[0], weak.shape[0]
+    usable = np.empty(k_n, dtype=np.int64)
+    n = 0
+    for k in range(k_n):
+        x, y, z = points[k, 0], points[k, 1], points[k, 2]
+        if valid[k] and np.isfinite(x) and np.isfinite(y) and np.isfinite(z) and x * x + y * y + z * z > 0:
+            usable[n] = k
+            n += 1
+    scores = np.empty((w_n, n))
+    for j in range(n):
+        k = usable[j]
+        a, b, c, d, e = jacobian_one(points[k, 0], points[k, 1], points[k, 2], fx, fy, alt, origin_z,
+                                     beam_offset, local_fy)
+        for w in range(w_n):
+            mu = a * weak[w, 0] + b * weak[w, 1] + 0.0 * weak[w, 2]
+            mv = c * weak[w, 0] + d * weak[w, 1] + e * weak[w, 2]
+            norm = np.sqrt(mu * mu + mv * mv)
+            if norm > 1e-12:
+                mu, mv = mu / norm, mv / norm
+            else:
+                mu, mv = 0.0, 0.0
+            scores[w, j] = abs(mu * directions[k, 0] + mv * directions[k, 1])
+    orders = np.empty((w_n, n), dtype=np.int64)
+    for w in range(w_n):
+        orders[w] = np.argsort(-scores[w], kind="mergesort")
+    return usable[round_robin_kernel(orders, n_max)]

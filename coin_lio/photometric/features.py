@@ -13,8 +13,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from coin_lio.photometric.candidate_kernel import (candidate_pixels, greedy_nms_kernel,
-                                                   round_robin_kernel, structure_directions_kernel)
+from coin_lio.photometric.candidate_kernel import (candidate_pixels, degeneracy_pick_kernel,
+                                                   greedy_nms_kernel, nms_flat_kernel, round_robin_kernel,
+                                                   structure_directions_kernel)
 from coin_lio.photometric.photometric_config import SELECTION_MODES, FeatureConfig  # noqa: F401
 from coin_lio.photometric.projection import ImageModel
 
@@ -43,10 +44,8 @@ def detect_candidates(grad_u: np.ndarray, grad_v: np.ndarray, mask: np.ndarray,
     cfg = cfg or FeatureConfig()
     flat, s = _allowed(grad_u, grad_v, mask, existing_uv, cfg, cfg.grad_min)
     order = np.argsort(-s)                       # quicksort: 2x faster than stable on 40k
-    flat, s = flat[order], s[order]
-    v, u = np.divmod(flat, mask.shape[1])
-    keep = greedy_nms(v, u, mask.shape, cfg.suppression_radius)
-    return np.stack([u[keep], v[keep]], axis=1), s[keep].astype(np.float32)
+    return nms_flat_kernel(flat[order], s[order], int(mask.shape[0]), int(mask.shape[1]),
+                           int(cfg.suppression_radius))
 
 
 def random_candidates(mask: np.ndarray, existing_uv: np.ndarray | None, cfg: FeatureConfig,
@@ -131,25 +130,23 @@ def select_patches(candidates: np.ndarray, directions: np.ndarray, weak_dirs: np
     k = cand.shape[0]
     if pts.shape[0] != k or np.asarray(directions).reshape(-1, 2).shape[0] != k:
         raise ValueError(f"candidates ({k}), directions and points must have the same length")
-    ok = np.all(np.isfinite(pts), axis=1) & (np.linalg.norm(pts, axis=1) > 0)
-    if valid is not None:
-        ok &= np.asarray(valid, dtype=bool).reshape(-1)
-    usable = np.flatnonzero(ok)
+    ok = np.ones(k, dtype=bool) if valid is None else np.ascontiguousarray(valid, dtype=bool).reshape(-1)
     n_max = int(n_max)
+    if mode == "degeneracy":                     # usable points, scores and the turns: one pass
+        dirs = np.zeros((0, 3)) if weak_dirs is None else np.asarray(weak_dirs, float).reshape(-1, 3)
+        dirs = dirs[np.linalg.norm(dirs, axis=1) > 0]
+        if dirs.shape[0] == 0:
+            dirs = np.eye(3)
+        dirs = dirs / np.linalg.norm(dirs, axis=1, keepdims=True)
+        return degeneracy_pick_kernel(np.ascontiguousarray(directions, np.float64).reshape(-1, 2),
+                                      np.ascontiguousarray(pts), ok, dirs, *image_model.jacobian_args(),
+                                      max(n_max, 0))
+    usable = np.flatnonzero(ok & np.all(np.isfinite(pts), axis=1) & (np.linalg.norm(pts, axis=1) > 0))
     if n_max <= 0 or usable.size == 0:
         return np.zeros(0, dtype=np.int64)
     if mode == "gradient":
         return usable[:n_max]
-    if mode == "random":
-        return np.random.default_rng(rng).permutation(usable)[:n_max]
-    dirs = np.zeros((0, 3)) if weak_dirs is None else np.asarray(weak_dirs, float).reshape(-1, 3)
-    dirs = dirs[np.linalg.norm(dirs, axis=1) > 0]
-    if dirs.shape[0] == 0:
-        dirs = np.eye(3)
-    dirs = dirs / np.linalg.norm(dirs, axis=1, keepdims=True)
-    scores = degeneracy_scores(np.asarray(directions, float).reshape(-1, 2)[usable],
-                               pts[usable], dirs, image_model)       # (W, U)
-    return usable[_round_robin(scores, n_max)]
+    return np.random.default_rng(rng).permutation(usable)[:n_max]
 
 
 def _round_robin(scores: np.ndarray, n_max: int) -> np.ndarray:
