@@ -33,7 +33,9 @@ class InputEffects:
     def __init__(self, cfg: InputCheckConfig | None = None) -> None:
         self.cfg = cfg or InputCheckConfig()
         self.events: list[tuple[str, str]] = []      # (kind, message), drained by the driver
-        self._missing: deque[np.ndarray] = deque(maxlen=self.cfg.scan_window)   # (W,) bool each
+        self._missing: deque[np.ndarray] = deque()    # (W,) bool each, the last scan_window scans
+        self._count = np.zeros(0, np.int64)           # (W,) scans of _missing without a return there
+        self._always: np.ndarray | None = None        # (W,) bool: the last window test's input
         self._scans_since_report = 0
         self._window: tuple[int, int] | None = None   # (first, count) of the fixed missing range
         self._unit = "columns"                        # or "sectors" (unorganised clouds)
@@ -74,34 +76,50 @@ class InputEffects:
                                 "seen again (map.confirm_s)"))
 
     def _observe_columns(self, missing: np.ndarray, unit: str) -> None:
-        """missing (W,) bool: columns (or azimuth sectors) of this scan without any return."""
+        """missing (W,) bool: columns (or azimuth sectors) of this scan without any return. Kept as
+        per-column counts over the window, so a scan costs O(W) and the (S, W) stack is built only
+        for a warning's message (every scan's stack, all and mean took ~0.18 ms a 64x1024 scan)."""
         if self._missing and (self._missing[0].shape != missing.shape or unit != self._unit):
-            self._missing.clear()                     # the sensor mode changed
+            self._clear_columns()                     # the sensor mode changed
         self._unit = unit
+        if not len(self._count):
+            self._count = np.zeros(len(missing), np.int64)
+        if len(self._missing) == self.cfg.scan_window:
+            self._count -= self._missing.popleft()
         self._missing.append(missing)
+        self._count += missing
         self._scans_since_report += 1
-        if len(self._missing) < self.cfg.scan_window:
+        scans = len(self._missing)
+        if scans < self.cfg.scan_window:
             return
-        stack = np.stack(self._missing)               # (S, W)
-        always = stack.all(axis=0)
-        self._report_window(always)
-        if self._scans_since_report < self.cfg.scan_window:
+        always = self._count == scans
+        if self._always is None or not np.array_equal(always, self._always):
+            self._always = always
+            self._report_window(always)               # clears the statistics when the window moved
+        if self._scans_since_report < self.cfg.scan_window or not self._missing:
             return
-        varying = stack[:, ~always]
-        share = float(varying.mean()) if varying.size else 0.0
+        varying = ~always
+        n_varying = int(varying.sum())
+        share = float(self._count[varying].sum()) / (scans * n_varying) if n_varying else 0.0
         if share >= self.cfg.missing_columns_warn:
             self._scans_since_report = 0
-            runs = np.concatenate([_run_lengths(row) for row in varying])
+            stack = np.stack(self._missing)[:, varying]  # (S, W')
+            runs = np.concatenate([_run_lengths(row) for row in stack])
             if self._unit == "columns":
                 what, block = "columns", (f"in blocks of {int(np.median(runs))} columns" if runs.size
                                           else "in blocks")
             else:
-                deg = 360.0 / stack.shape[1]
+                deg = 360.0 / len(always)
                 what, block = "the azimuth", (f"in gaps of {np.median(runs) * deg:.1f} deg" if runs.size
                                               else "in gaps")
             self.events.append(("columns_missing", f"{100 * share:.1f} % of {what} missing in the last "
-                                f"{len(stack)} scans ({block}): dropped LiDAR packets; the odometry "
+                                f"{scans} scans ({block}): dropped LiDAR packets; the odometry "
                                 "uses the points that arrived"))
+
+    def _clear_columns(self) -> None:
+        self._missing.clear()
+        self._count = np.zeros(0, np.int64)
+        self._always = None
 
     def _report_window(self, always: np.ndarray) -> None:
         W = len(always)
@@ -112,7 +130,7 @@ class InputEffects:
         if window == self._window:
             return
         self._window, scans = window, len(self._missing)
-        self._missing.clear()          # a new sensor setting: the statistics start over (a window
+        self._clear_columns()          # a new sensor setting: the statistics start over (a window
         self._scans_since_report = 0   # coming or going is not a burst of dropped packets)
         if window is None:
             self.events.append(("column_window", "every column returns again: no column window"))

@@ -83,6 +83,59 @@ def test_dropped_packets_beside_a_column_window_count_only_the_varying_columns()
     assert 3.5 < float(eff.events[1][1].split(" %")[0]) < 6.5     # of the 512 columns that can return
 
 
+class _StackedColumns(InputEffects):
+    """The column statistics as first written: the window's (S, W) stack, all and mean, every scan."""
+
+    def _observe_columns(self, missing, unit):
+        from coin_lio.input_effects import _run_lengths
+
+        if self._missing and (self._missing[0].shape != missing.shape or unit != self._unit):
+            self._missing.clear()
+        self._unit = unit
+        self._missing.append(missing)
+        while len(self._missing) > self.cfg.scan_window:
+            self._missing.popleft()
+        self._scans_since_report += 1
+        if len(self._missing) < self.cfg.scan_window:
+            return
+        stack = np.stack(self._missing)
+        always = stack.all(axis=0)
+        self._report_window(always)
+        if self._scans_since_report < self.cfg.scan_window:
+            return
+        varying = stack[:, ~always]
+        share = float(varying.mean()) if varying.size else 0.0
+        if share >= self.cfg.missing_columns_warn:
+            self._scans_since_report = 0
+            runs = np.concatenate([_run_lengths(row) for row in varying])
+            block = f"in blocks of {int(np.median(runs))} columns" if runs.size else "in blocks"
+            self.events.append(("columns_missing", f"{100 * share:.1f} % of columns missing in the last "
+                                f"{len(stack)} scans ({block}): dropped LiDAR packets; the odometry "
+                                "uses the points that arrived"))
+
+
+def test_running_column_counts_say_what_the_stacked_statistics_said():
+    """Per-column counts over the window (O(W) a scan) give the stacked version's events, word for
+    word, through bursts of lost packets, a window that comes, moves and goes, and a mode change."""
+    rng = np.random.default_rng(3)
+    cfg = InputCheckConfig(scan_window=12)
+    new, old = InputEffects(cfg), _StackedColumns(cfg)
+    for k in range(600):
+        w = 512 if k < 450 else 256                     # the sensor's mode changes
+        valid = np.ones((8, w), bool)
+        if rng.random() < (0.5 if (k // 60) % 2 else 0.05):   # bursts of lost packets
+            start = int(rng.integers(0, w))
+            valid[:, start:start + 16 * int(rng.integers(1, 4))] = False
+        if 100 <= k < 200 or 300 <= k < 380:              # a column window, moved at 300
+            a = 40 if k < 200 else 400
+            valid[:, a:a + 60] = False
+        for fx in (new, old):
+            fx.observe_scan(valid)
+        assert new.events == old.events, k
+    kinds = {e[0] for e in new.events}
+    assert kinds == {"columns_missing", "column_window"} and len(new.events) >= 6
+
+
 def test_rare_dropped_packets_and_unorganised_clouds_stay_quiet():
     eff = InputEffects(InputCheckConfig(missing_columns_warn=0.01))
     _scans(eff, 100, _dropped_blocks(0.002))
