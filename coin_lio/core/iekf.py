@@ -14,6 +14,7 @@ import numpy as np
 
 from coin_lio.config import UpdateConfig
 from coin_lio.core.state import DIM, NavState
+from coin_lio.core.state_kernel import boxminus_kernel, boxplus_kernel, information_step
 
 
 @dataclass
@@ -40,19 +41,20 @@ def iterated_update(x_prop: NavState, P_prop: np.ndarray,
     converged = False
     meas = None
     info = P_inv
+    prior = x_prop.arrays()
     for it in range(cfg.max_iterations):
         meas = measure(x, it)
-        c = meas.H.shape[1]
-        w = 1.0 / meas.var
-        info = P_inv.copy()
-        info[:c, :c] += meas.H.T @ (meas.H * w[:, None])
-        rhs = P_inv @ x.boxminus(x_prop)
-        rhs[:c] += meas.H.T @ (meas.h * w)
-        step = -np.linalg.solve(info, rhs)
-        if not np.all(np.isfinite(step)):
+        arrays = x.arrays()
+        # compiled: x [-] x_prop, the normal equations on the measured columns, the solve
+        step, info = information_step(P_inv, np.ascontiguousarray(meas.H, dtype=np.float64),
+                                      np.ascontiguousarray(meas.h, dtype=np.float64),
+                                      np.ascontiguousarray(meas.var, dtype=np.float64),
+                                      boxminus_kernel(*arrays, *prior))
+        largest = float(np.abs(step).max())
+        if not np.isfinite(largest):
             raise FloatingPointError("update step is not finite")
-        x = x.boxplus(step)
-        if np.max(np.abs(step)) < cfg.convergence_eps:
+        x = NavState(*boxplus_kernel(*arrays, step))
+        if largest < cfg.convergence_eps:
             converged = True
             break
     P = np.linalg.inv(info)

@@ -1,11 +1,10 @@
 """SO(3) helpers, batched over leading dimensions. Rotation vectors in rad."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from coin_lio.core.motion_kernel import rodrigues
+from coin_lio.core.state_kernel import log_rotation
 
 
 def skew(v: np.ndarray) -> np.ndarray:
@@ -41,31 +40,12 @@ def _exp_one(x: float, y: float, z: float) -> np.ndarray:
 
 
 def log(R: np.ndarray) -> np.ndarray:
-    """Rotation matrix (3, 3) -> rotation vector (3,), robust near 0 and pi: the unit quaternion
-    by Shepperd's method (largest of w, x, y, z first), then 2 atan2(|v|, w) v / |v|. Scalar math:
-    scipy's Rotation.from_matrix(R).as_rotvec() costs ~0.2 ms a call, and the update calls it
-    twice per iteration."""
-    (a, b, c), (d, e, f), (g, h, i) = np.asarray(R, dtype=np.float64).tolist()
-    tr = a + e + i
-    if tr > a and tr > e and tr > i:
-        s = 2.0 * math.sqrt(max(tr + 1.0, 0.0))
-        w, x, y, z = 0.25 * s, (h - f) / s, (c - g) / s, (d - b) / s
-    elif a > e and a > i:
-        s = 2.0 * math.sqrt(max(1.0 + a - e - i, 0.0))
-        w, x, y, z = (h - f) / s, 0.25 * s, (b + d) / s, (c + g) / s
-    elif e > i:
-        s = 2.0 * math.sqrt(max(1.0 + e - a - i, 0.0))
-        w, x, y, z = (c - g) / s, (b + d) / s, 0.25 * s, (f + h) / s
-    else:
-        s = 2.0 * math.sqrt(max(1.0 + i - a - e, 0.0))
-        w, x, y, z = (d - b) / s, (c + g) / s, (f + h) / s, 0.25 * s
-    if w < 0:                                     # the angle in [0, pi]
-        w, x, y, z = -w, -x, -y, -z
-    n = math.sqrt(x * x + y * y + z * z)
-    q = math.sqrt(w * w + n * n)                  # a drifted R: normalise the quaternion
-    w, n = w / q, n / q
-    scale = (2.0 * math.atan2(n, w) / n if n > 1e-9 else 2.0 / w) / q
-    return np.array([x * scale, y * scale, z * scale])
+    """Rotation matrix (3, 3) -> rotation vector (3,), robust near 0 and pi (Shepperd's quaternion,
+    then 2 atan2(|v|, w) v / |v|: state_kernel.log_rotation). scipy's
+    Rotation.from_matrix(R).as_rotvec() costs ~0.2 ms a call."""
+    out = np.empty(3)
+    log_rotation(np.ascontiguousarray(R, dtype=np.float64), out)
+    return out
 
 
 def orthonormalize(R: np.ndarray) -> np.ndarray:

@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from coin_lio.core import so3
+from coin_lio.core.state_kernel import GRAVITY_NORM, boxminus_kernel, boxplus_kernel
 
 POS, ROT, ROT_IL, POS_IL, VEL, BG, BA, GRAV = (slice(3 * i, 3 * i + 3) for i in range(8))
 DIM = 24
-GRAVITY_NORM = 9.81
+_FIELDS = ("pos", "rot", "rot_il", "pos_il", "vel", "bg", "ba", "grav")   # error-state order
 
 
 @dataclass
@@ -32,25 +32,19 @@ class NavState:
     def copy(self) -> "NavState":
         return NavState(*(np.array(getattr(self, k)) for k in self.__dataclass_fields__))
 
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        """The eight arrays in error-state order, float64 and contiguous (state_kernel's input)."""
+        return tuple(np.ascontiguousarray(getattr(self, k), dtype=np.float64) for k in _FIELDS)
+
     def boxplus(self, dx: np.ndarray) -> "NavState":
-        """x [+] dx for an error-state vector dx (24,)."""
-        g = self.grav + dx[GRAV]
-        return NavState(self.pos + dx[POS], self.rot @ so3.exp(dx[ROT]), self.rot_il @ so3.exp(dx[ROT_IL]),
-                        self.pos_il + dx[POS_IL], self.vel + dx[VEL], self.bg + dx[BG], self.ba + dx[BA],
-                        g * (GRAVITY_NORM / max(np.linalg.norm(g), 1e-9)))   # gravity keeps its norm
+        """x [+] dx for an error-state vector dx (24,): position + dp, rotation R Exp(dr), ...;
+        gravity keeps its norm (state_kernel.boxplus_kernel)."""
+        return NavState(*boxplus_kernel(*self.arrays(), np.ascontiguousarray(dx, dtype=np.float64)))
 
     def boxminus(self, other: "NavState") -> np.ndarray:
-        """self [-] other: the error-state vector dx with other [+] dx = self."""
-        dx = np.zeros(DIM)
-        dx[POS] = self.pos - other.pos
-        dx[ROT] = so3.log(other.rot.T @ self.rot)
-        dx[ROT_IL] = so3.log(other.rot_il.T @ self.rot_il)
-        dx[POS_IL] = self.pos_il - other.pos_il
-        dx[VEL] = self.vel - other.vel
-        dx[BG] = self.bg - other.bg
-        dx[BA] = self.ba - other.ba
-        dx[GRAV] = self.grav - other.grav
-        return dx
+        """self [-] other: the error-state vector dx with other [+] dx = self (rotations:
+        Log(R_other^T R_self), state_kernel.boxminus_kernel)."""
+        return boxminus_kernel(*self.arrays(), *other.arrays())
 
     def lidar_pose(self) -> np.ndarray:
         """T_WL (4x4): pose of the LiDAR in the world."""
