@@ -20,7 +20,12 @@ helpers = {"coin_lio.core.motion_kernel.rodrigues", "coin_lio.core.motion_kernel
            # samples in patch_kernel.track_kernel, so the odometry never runs it
            "coin_lio.photometric.patch_kernel.bilinear_kernel",
            # the per-pixel reach in array form, tested against OpenCV; in_free_space inlines it
-           "coin_lio.core.free_space_kernel.neighbourhood_reach"}
+           "coin_lio.core.free_space_kernel.neighbourhood_reach",
+           # inside nms_flat_kernel / degeneracy_pick_kernel; from Python only in the random-mode
+           # ablation's candidates, the turns' reference and ImageModel.project_jacobian
+           "coin_lio.photometric.candidate_kernel.greedy_nms_kernel",
+           "coin_lio.photometric.candidate_kernel.round_robin_kernel",
+           "coin_lio.photometric.projection_kernel.jacobian_kernel"}
 kernels = {}
 for mod in pkgutil.walk_packages(coin_lio.__path__, "coin_lio."):
     if mod.name.endswith("_kernel"):
