@@ -245,3 +245,5 @@ def test_compiled_pick_equals_scores_and_turns(local_fy):
                     if usable.size else np.zeros(0, np.int64))
             got = select_patches(uv, dirs, weak, pts, model, n_max, valid=valid)
             assert got.tolist() == want.tolist()
+    with pytest.raises(ValueError, match="one flag per candidate"):
+        select_patches(uv, dirs, weak, pts, model, 5, valid=valid[:-1])

@@ -131,6 +131,8 @@ def select_patches(candidates: np.ndarray, directions: np.ndarray, weak_dirs: np
     if pts.shape[0] != k or np.asarray(directions).reshape(-1, 2).shape[0] != k:
         raise ValueError(f"candidates ({k}), directions and points must have the same length")
     ok = np.ones(k, dtype=bool) if valid is None else np.ascontiguousarray(valid, dtype=bool).reshape(-1)
+    if ok.shape[0] != k:
+        raise ValueError(f"valid ({ok.shape[0]}) must have one flag per candidate ({k})")
     n_max = int(n_max)
     if mode == "degeneracy":                     # usable points, scores and the turns: one pass
         dirs = np.zeros((0, 3)) if weak_dirs is None else np.asarray(weak_dirs, float).reshape(-1, 3)
