@@ -188,7 +188,7 @@ class PhotometricTracker:
             return Measurements(np.zeros(0), np.zeros((0, 6)), np.ones(0))
         sel = np.flatnonzero(valid)
         if self.gate_active or self.cfg.change_gate_px > 0:   # moving objects: their patches sit out
-            sel = sel[self._gate(sel, inten, gu[sel], gv[sel], uv[:, uv.shape[1] // 2])]
+            sel = sel[self._gate(sel, inten, gu, gv, uv[:, uv.shape[1] // 2])]
         r = res[sel].reshape(-1)
         H = H[sel].reshape(-1, 6)
         s = self.cfg.photo_scale
@@ -199,8 +199,9 @@ class PhotometricTracker:
 
     def _gate(self, sel: np.ndarray, inten: np.ndarray, gu: np.ndarray, gv: np.ndarray,
               centre_uv: np.ndarray) -> np.ndarray:
-        """(S,) bool over sel: the patches that stay in the update, decided once per scan at the
-        first linearisation (the prior) and kept for the iterations. Out go, while moving objects
+        """(S,) bool over sel: the patches that stay in the update (inten, gu, gv (M, P) of every
+        patch, read only here, once per scan), decided once per scan at the first linearisation
+        (the prior) and kept for the iterations. Out go, while moving objects
         are seen (gate_active), patches whose residual RMS per unit of their gradient RMS (a pose
         error of d pixels gives about |grad| x d on every patch) exceeds residual_gate x the median
         patch's: a patch a person or a car walks into, or next to (the brightness normalisation's
@@ -210,7 +211,7 @@ class PhotometricTracker:
             self._gated = np.ones(len(self.patches), bool)
             if self.gate_active and len(sel) >= 5 and self.cfg.residual_gate > 0:
                 rms = np.sqrt(np.mean((inten[sel] - self.patches.ref[sel]) ** 2, axis=1))   # (S,)
-                ratio = rms / (np.sqrt(np.mean(gu ** 2 + gv ** 2, axis=1)) + 1.0)
+                ratio = rms / (np.sqrt(np.mean(gu[sel] ** 2 + gv[sel] ** 2, axis=1)) + 1.0)
                 self._gated[sel[ratio > self.cfg.residual_gate * max(float(np.median(ratio)), 0.05)]] = False
             self._gated &= ~self._moved_near(centre_uv)
         return self._gated[sel]
