@@ -14,7 +14,7 @@ import numpy as np
 
 from coin_lio.config import UpdateConfig
 from coin_lio.core.state import DIM, NavState
-from coin_lio.core.state_kernel import boxminus_kernel, boxplus_kernel, information_step
+from coin_lio.core.state_kernel import information_step
 
 
 @dataclass
@@ -41,19 +41,16 @@ def iterated_update(x_prop: NavState, P_prop: np.ndarray,
     converged = False
     meas = None
     info = P_inv
-    prior = x_prop.arrays()
     for it in range(cfg.max_iterations):
         meas = measure(x, it)
-        arrays = x.arrays()
-        # compiled: x [-] x_prop, the normal equations on the measured columns, the solve
+        # compiled (state_kernel): the normal equations on the measured columns and the solve
         step, info = information_step(P_inv, np.ascontiguousarray(meas.H, dtype=np.float64),
                                       np.ascontiguousarray(meas.h, dtype=np.float64),
-                                      np.ascontiguousarray(meas.var, dtype=np.float64),
-                                      boxminus_kernel(*arrays, *prior))
+                                      np.ascontiguousarray(meas.var, dtype=np.float64), x.boxminus(x_prop))
         largest = float(np.abs(step).max())
         if not np.isfinite(largest):
             raise FloatingPointError("update step is not finite")
-        x = NavState(*boxplus_kernel(*arrays, step))
+        x = x.boxplus(step)
         if largest < cfg.convergence_eps:
             converged = True
             break
