@@ -96,7 +96,7 @@ class InputEffects:
         if self._always is None or not np.array_equal(always, self._always):
             self._always = always
             self._report_window(always)               # clears the statistics when the window moved
-        if self._scans_since_report < self.cfg.scan_window or not self._missing:
+        if self._scans_since_report < self.cfg.scan_window:   # also after the window moved (cleared)
             return
         varying = ~always
         n_varying = int(varying.sum())
@@ -177,4 +177,3 @@ def _circular_runs(mask: np.ndarray) -> list[tuple[int, int]]:
     d = np.diff(np.r_[0, rolled.astype(np.int8), 0])
     firsts, ends = np.flatnonzero(d == 1), np.flatnonzero(d == -1)
     return [((int(f) + start) % W, int(e - f)) for f, e in zip(firsts, ends)]
-

@@ -190,11 +190,17 @@ def test_compiled_structure_directions_equal_opencvs(block):
     assert np.abs(got[5]) @ [1, 0] > 0.999                        # the ramp: across it, along u
 
 
-def test_compiled_round_robin_equals_the_plain_turns():
-    """The directions' turns (features._round_robin, compiled loop) pick what the plain loop picks,
-    ties included, for 1-3 directions and n_max below, at and above the candidates."""
-    from coin_lio.photometric.features import _round_robin
+def _turns(scores: np.ndarray, n_max: int) -> np.ndarray:
+    """The directions' turns over scores (W, U), as the compiled pick takes them: each direction's
+    candidates best first (stable), then candidate_kernel.round_robin_kernel."""
+    from coin_lio.photometric.candidate_kernel import round_robin_kernel
 
+    return round_robin_kernel(np.argsort(-scores, axis=1, kind="stable").astype(np.int64), int(n_max))
+
+
+def test_compiled_round_robin_equals_the_plain_turns():
+    """The directions' turns (candidate_kernel.round_robin_kernel) pick what the plain loop picks,
+    ties included, for 1-3 directions and n_max below, at and above the candidates."""
     def plain(scores, n_max):
         orders = np.argsort(-scores, axis=1, kind="stable")
         taken, ptr, picks = set(), [0] * len(scores), []
@@ -215,7 +221,7 @@ def test_compiled_round_robin_equals_the_plain_turns():
         w, u = int(rng.integers(1, 4)), int(rng.integers(1, 40))
         scores = np.round(rng.uniform(size=(w, u)), 1)                 # ties
         for n_max in (1, u // 2 + 1, u, u + 5):
-            assert _round_robin(scores, n_max).tolist() == plain(scores, n_max)
+            assert _turns(scores, n_max).tolist() == plain(scores, n_max)
 
 
 @pytest.mark.parametrize("local_fy", [False, True])
@@ -223,8 +229,6 @@ def test_compiled_pick_equals_scores_and_turns(local_fy):
     """select_patches' one-pass degeneracy pick (candidate_kernel.degeneracy_pick_kernel) picks
     what degeneracy_scores and the directions' turns pick over the usable candidates, with
     non-finite, zero and invalid points left out, for 1-3 weak directions and any n_max."""
-    from coin_lio.photometric.features import _round_robin
-
     model = ImageModel(altitudes_deg=np.linspace(16.6, -16.6, 64), cols=1024,
                        jacobian_fy="local" if local_fy else "nominal")
     rng = np.random.default_rng(21)
@@ -241,7 +245,7 @@ def test_compiled_pick_equals_scores_and_turns(local_fy):
         usable = np.flatnonzero(valid & np.isfinite(pts).all(axis=1) & (np.linalg.norm(pts, axis=1) > 0))
         uv = rng.integers(0, 64, (k, 2))
         for n_max in (0, 1, 17, 60, k + 3):
-            want = (usable[_round_robin(degeneracy_scores(dirs[usable], pts[usable], weak, model), n_max)]
+            want = (usable[_turns(degeneracy_scores(dirs[usable], pts[usable], weak, model), n_max)]
                     if usable.size else np.zeros(0, np.int64))
             got = select_patches(uv, dirs, weak, pts, model, n_max, valid=valid)
             assert got.tolist() == want.tolist()

@@ -199,9 +199,9 @@ class PhotometricTracker:
 
     def _gate(self, sel: np.ndarray, inten: np.ndarray, gu: np.ndarray, gv: np.ndarray,
               centre_uv: np.ndarray) -> np.ndarray:
-        """(S,) bool over sel: the patches that stay in the update (inten, gu, gv (M, P) of every
-        patch, read only here, once per scan), decided once per scan at the first linearisation
-        (the prior) and kept for the iterations. Out go, while moving objects
+        """(S,) bool over sel: the patches that stay in the update, decided once per scan at the
+        first linearisation (the prior; inten, gu, gv (M, P) of every patch are read only then) and
+        kept for the iterations. Out go, while moving objects
         are seen (gate_active), patches whose residual RMS per unit of their gradient RMS (a pose
         error of d pixels gives about |grad| x d on every patch) exceeds residual_gate x the median
         patch's: a patch a person or a car walks into, or next to (the brightness normalisation's

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from coin_lio.photometric.candidate_kernel import (candidate_pixels, degeneracy_pick_kernel,
-                                                   greedy_nms_kernel, nms_flat_kernel, round_robin_kernel,
+                                                   greedy_nms_kernel, nms_flat_kernel,
                                                    structure_directions_kernel)
 from coin_lio.photometric.photometric_config import SELECTION_MODES, FeatureConfig  # noqa: F401
 from coin_lio.photometric.projection import ImageModel
@@ -104,7 +104,8 @@ def degeneracy_scores(directions: np.ndarray, points: np.ndarray, weak_dirs: np.
                       model: ImageModel) -> np.ndarray:
     """(W, K) |e . normalize(J_pi v)|: how well each candidate's gradient direction (K, 2) sees
     the image motion caused by moving along each weak direction (W, 3) at its point (K, 3).
-    0 where the motion vanishes (v along the viewing ray)."""
+    0 where the motion vanishes (v along the viewing ray). select_patches scores in its compiled
+    pick (candidate_kernel.degeneracy_pick_kernel); this is the definition it is tested against."""
     jac = model.project_jacobian(points)                              # (K, 2, 3)
     motion = np.einsum("kij,wj->wki", jac, weak_dirs)                 # (W, K, 2)
     norm = np.linalg.norm(motion, axis=2, keepdims=True)
@@ -149,9 +150,3 @@ def select_patches(candidates: np.ndarray, directions: np.ndarray, weak_dirs: np
     if mode == "gradient":
         return usable[:n_max]
     return np.random.default_rng(rng).permutation(usable)[:n_max]
-
-
-def _round_robin(scores: np.ndarray, n_max: int) -> np.ndarray:
-    """scores (W, U) -> column indices: direction 0 takes its best, then 1, ..., repeat."""
-    orders = np.argsort(-scores, axis=1, kind="stable")               # (W, U)
-    return round_robin_kernel(np.ascontiguousarray(orders, dtype=np.int64), int(n_max))
