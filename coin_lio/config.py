@@ -178,6 +178,9 @@ class PhotometricConfig:
     photo_scale: float = 0.00095        # residual scale (rows share the LiDAR noise)
     patch_size: int = 5                 # 5x5 = 25 points per patch
     max_age: int = 25                   # scans a patch is tracked at most
+    # ... and while the sensor sees it within this angle of the direction it was selected from
+    # (its reference intensities are a view; 0: age alone, as the reference)
+    max_view_change_deg: float = 30.0
     ncc_threshold: float = 0.7075       # drop a patch whose NCC to its reference is not above
     occlusion_threshold: float = 0.2    # m: something this much in front of the patch -> occluded
     occlusion_relative: float = 0.25    # ... and at least this share of its range: at grazing
@@ -208,6 +211,7 @@ class PhotometricConfig:
         _check(self.huber_k == 0 or 1.0 <= self.huber_k < 100, "huber_k must be 0 (off) or in [1, 100)")
         _check(self.photo_scale > 0 and self.patch_size >= 3 and self.patch_size % 2 == 1,
                "photo_scale must be > 0 and patch_size odd >= 3")
+        _check(0 <= self.max_view_change_deg <= 180, "max_view_change_deg must be in [0, 180]")
         _check(self.max_age >= 1 and -1 <= self.ncc_threshold < 1 and self.occlusion_threshold > 0
                and 0 <= self.occlusion_relative < 1,
                "bad tracking thresholds")

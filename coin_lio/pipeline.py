@@ -375,7 +375,7 @@ class LioPipeline:
             return
         t1 = time.perf_counter()
         try:
-            rng = photo.frame.range if photo is not None else self.photo.range_image(organized[0], _filled(organized))
+            rng = photo.frame.returns if photo is not None else self.photo.range_image(organized[0], _filled(organized))
         except ValueError:                           # a cloud the image model does not fit: said elsewhere
             rng = None
         if rng is not None:

@@ -14,7 +14,8 @@ M, P = 20, 25
 
 def _tracker(rng: np.random.Generator) -> PhotometricTracker:
     t = PhotometricTracker(PhotometricConfig())
-    t.patches = PatchSet(np.zeros((M, P, 3)), rng.uniform(50, 200, (M, P)), np.zeros(M, np.int64), np.zeros((M, 2)))
+    t.patches = PatchSet(np.zeros((M, P, 3)), rng.uniform(50, 200, (M, P)), np.zeros(M, np.int64), np.zeros((M, 2)),
+                         np.zeros((M, 3)))
     return t
 
 
@@ -95,7 +96,7 @@ def test_patches_near_a_mover_sit_out_only_when_the_last_scan_is_known():
     prev, now = _ground(), _ground()
     now[26:36, 440:446] = 3.0                        # a person near the patch at u ~ 450
     t.frame = PhotoFrame(*(np.zeros((64, 1024), np.float32),) * 3, np.ones((64, 1024), bool), now,
-                         np.zeros((64, 1024), np.int64), np.zeros(1))
+                         np.zeros((64, 1024), np.int64), np.zeros(1), now)
     sel = np.arange(M)
     flat = np.zeros((M, P))
     assert t._gate(sel, t.patches.ref, flat, flat, t.patches.uv).all()   # no last scan: nothing known

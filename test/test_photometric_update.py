@@ -186,3 +186,44 @@ def test_each_pixel_gets_the_time_of_the_point_that_fills_it(tunnel):
     nan = np.ascontiguousarray(columns).copy()
     nan[3, 5] = np.nan
     assert column_time_layout(nan) == 0
+
+
+def test_patches_seen_from_too_far_aside_are_dropped(tunnel):
+    """photometric.max_view_change_deg: a patch's reference intensities are one view of it; when
+    the ray to it has turned by more than the limit since it was selected, tracking drops it
+    ('view'), whatever its age. The same scan tracked again, with the selection viewpoints moved
+    so each patch is seen 25 or 35 degrees aside (limit 30)."""
+    from dataclasses import replace
+
+    scan = _first_scan(tunnel)
+    x = NavState()
+    x.rot_il, x.pos_il = np.diag([-1.0, -1.0, 1.0]), np.array([-0.006, 0.012, 0.029])
+    track = ImuTrack(np.array([scan.stamp]), np.eye(3)[None], np.zeros((1, 3)), np.zeros((1, 3)),
+                     np.zeros((1, 3)), np.zeros((1, 3)))
+    sensor = x.lidar_pose()[:3, 3]
+    out = {}
+    for limit, turn in ((30.0, 25.0), (30.0, 35.0), (0.0, 35.0)):
+        cfg = replace(PhotometricConfig(metadata_path=str(tunnel / "metadata.json")), max_view_change_deg=limit)
+        tr = PhotometricTracker(cfg)
+        tr.prepare(scan.cloud, scan.times, track, x)
+        tr.track_and_select(x, np.array([[1.0, 0.0, 0.0]]))
+        n = len(tr.patches)
+        np.testing.assert_allclose(tr.patches.origin, np.repeat(sensor[None], n, axis=0))
+        assert np.allclose(tr.patches.view_change_cos(sensor), 1.0)
+        centre = tr.patches.world[:, tr.patches.world.shape[1] // 2]
+        ray = centre - sensor
+        axis = np.cross(ray, [0.0, 0.0, 1.0])                      # perpendicular to each ray
+        axis /= np.linalg.norm(axis, axis=1, keepdims=True)
+        tr.patches.origin = centre - np.stack([so3.exp(np.radians(turn) * a) @ r for a, r in zip(axis, ray)])
+        np.testing.assert_allclose(np.degrees(np.arccos(np.clip(tr.patches.view_change_cos(sensor), -1, 1))),
+                                   turn, atol=1e-6)
+        tr.stats["dropped"] = {}
+        tr.track_and_select(x, np.array([[1.0, 0.0, 0.0]]))     # the same scan again
+        out[(limit, turn)] = (n, dict(tr.stats["dropped"]))
+    n, drops = out[(30.0, 25.0)]
+    assert drops.get("view", 0) == 0
+    n, drops = out[(30.0, 35.0)]
+    assert drops["view"] >= n - drops.get("left_image", 0) - drops.get("occluded", 0) - drops.get("ncc", 0) > n // 2
+    assert out[(0.0, 35.0)][1].get("view", 0) == 0                  # 0: age alone, as the reference
+    with pytest.raises(ValueError, match="max_view_change_deg"):
+        replace(PhotometricConfig(), max_view_change_deg=-1.0)

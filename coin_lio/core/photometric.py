@@ -37,9 +37,10 @@ class PhotoFrame:
     grad_u: np.ndarray
     grad_v: np.ndarray
     mask: np.ndarray         # bool: patches may live here
-    range: np.ndarray        # m, 0 where no point
+    range: np.ndarray        # m, 0 where no point; short row gaps on continuous surfaces filled
     point_index: np.ndarray  # flat index into the organised cloud, -1 where no point
     cloud: np.ndarray        # (H*W,) the organised cloud, flat (structured), LiDAR frame at each point's time
+    returns: np.ndarray      # m: the range as measured (0: no return), before the gaps were filled
 
     def xyz(self, index: np.ndarray) -> np.ndarray:
         """(..., 3) float64 points of the cloud at flat indices (...)."""
@@ -52,16 +53,24 @@ class PatchSet:
     ref: np.ndarray          # (M, P) reference intensities
     age: np.ndarray          # (M,) scans tracked
     uv: np.ndarray           # (M, 2) last centre pixel
+    origin: np.ndarray       # (M, 3) world position of the LiDAR when the patch was selected
 
     @classmethod
     def empty(cls, p: int) -> "PatchSet":
-        return cls(np.zeros((0, p, 3)), np.zeros((0, p)), np.zeros(0, np.int64), np.zeros((0, 2)))
+        return cls(np.zeros((0, p, 3)), np.zeros((0, p)), np.zeros(0, np.int64), np.zeros((0, 2)), np.zeros((0, 3)))
 
     def __len__(self) -> int:
         return len(self.age)
 
     def keep(self, sel: np.ndarray) -> "PatchSet":
-        return PatchSet(self.world[sel], self.ref[sel], self.age[sel], self.uv[sel])
+        return PatchSet(self.world[sel], self.ref[sel], self.age[sel], self.uv[sel], self.origin[sel])
+
+    def view_change_cos(self, sensor: np.ndarray) -> np.ndarray:
+        """(M,) cosine of the angle at each patch's centre between the rays from where the LiDAR
+        was when the patch was selected and from `sensor` (3,) world."""
+        centre = self.world[:, self.world.shape[1] // 2]
+        a, b = centre - self.origin, centre - sensor
+        return np.einsum("ij,ij->i", a, b) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
 
 
 class PhotometricTracker:
@@ -100,6 +109,7 @@ class PhotometricTracker:
         track and end_prior: the IMU motion over the scan (its relative motion moves points between
         a pixel's time and the scan end; the update does not change it, as in the reference);
         filled: this cloud's model.image_from_cloud(cloud, field(cloud)) when already made."""
+        from coin_lio.photometric.gap_fill_kernel import fill_row_gaps
         from coin_lio.photometric.image_filter import filter_image, validity_mask
 
         c = self.cfg
@@ -113,9 +123,14 @@ class PhotometricTracker:
                                                            max(c.patch_size // 2 + 1, rows // 8)))
         field = self.field(cloud)
         intensity, index, rng = filled if filled is not None else self.model.image_from_cloud(cloud, field=field)
+        returns = rng
+        if c.mask.fill_gaps_px > 0:          # grazing dark ground: single returns missing
+            rng, _ = fill_row_gaps(np.ascontiguousarray(rng, np.float32), c.mask.fill_gaps_px,
+                                   c.mask.fill_gaps_rel, c.mask.wrap_horizontal)
         filt = filter_image(intensity, c.filter, scale=field != "reflectivity")
         mask = validity_mask(rng, c.mask)
-        self.frame = PhotoFrame(filt.image, filt.grad_u, filt.grad_v, mask, rng, index, cloud.reshape(-1))
+        self.frame = PhotoFrame(filt.image, filt.grad_u, filt.grad_v, mask, rng, index, cloud.reshape(-1),
+                                returns)
         self.track, self.end_prior = track, end_prior
         self._gated = None                       # this scan's patches in the update (_gate)
         # LiDAR(t) -> LiDAR(end) once per distinct pixel time (an Ouster scan has one per column),
@@ -260,11 +275,17 @@ class PhotometricTracker:
                                                   int(self.features.margin), float(c.occlusion_threshold),
                                                   float(c.occlusion_relative))
             similar = score > c.ncc_threshold
-            young = self.patches.age + 1 < c.max_age
+            aged = self.patches.age + 1 >= c.max_age
+            turned = np.zeros(len(aged), bool)   # a reference is one view: seen from too far aside, stale
+            if c.max_view_change_deg > 0:
+                turned = self.patches.view_change_cos(x.lidar_pose()[:3, 3]) < np.cos(np.radians(c.max_view_change_deg))
+            young = ~aged & ~turned
+            tracked = inside & visible & similar
             for name, flag in (("left_image", ~inside), ("occluded", inside & ~visible),
-                               ("ncc", inside & visible & ~similar), ("age", inside & visible & similar & ~young)):
+                               ("ncc", inside & visible & ~similar), ("age", tracked & aged),
+                               ("view", tracked & ~aged & turned)):
                 drops[name] = drops.get(name, 0) + int(flag.sum())
-            keep = inside & visible & similar & young
+            keep = tracked & young
             self.patches = self.patches.keep(keep)
             self.patches.age += 1
             self.patches.uv = centre[keep]
@@ -314,10 +335,11 @@ class PhotometricTracker:
             if len(chosen) == 0:
                 return 0
         ref = patch_intensities(f.image, cand[chosen], c.patch_size)
-        new = PatchSet(world, ref, np.zeros(len(chosen), np.int64), cand[chosen].astype(float))
+        new = PatchSet(world, ref, np.zeros(len(chosen), np.int64), cand[chosen].astype(float),
+                       np.repeat(T[:3, 3][None], len(chosen), axis=0))
         self.patches = PatchSet(*(np.concatenate([a, b]) for a, b in
-                                  zip((self.patches.world, self.patches.ref, self.patches.age, self.patches.uv),
-                                      (new.world, new.ref, new.age, new.uv))))
+                                  zip((self.patches.world, self.patches.ref, self.patches.age, self.patches.uv,
+                                       self.patches.origin), (new.world, new.ref, new.age, new.uv, new.origin))))
         return len(chosen)
 
     def _pixel_flat(self, centres: np.ndarray) -> np.ndarray:

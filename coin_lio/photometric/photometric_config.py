@@ -90,8 +90,15 @@ class MaskConfig:
     #   (patch size + 2) so a patch around a valid centre has points; patches here check all 25
     #   pixels explicitly, and 7 throws away most of the ground where returns are sparse
     wrap_horizontal: bool = True
+    fill_gaps_px: int = 2                        # row gaps of at most this many pixels without a
+    #   return between returns that agree in range are filled first (gap_fill_kernel.py; 0 = never, as
+    #   the reference): dark ground at grazing incidence drops single returns
+    fill_gaps_rel: float = 0.05                  # the ends agree: |r_a - r_b| <= this x the larger
 
     def __post_init__(self) -> None:
+        if self.fill_gaps_px < 0 or not 0.0 <= self.fill_gaps_rel < 1.0:
+            raise ValueError(f"need fill_gaps_px >= 0 and 0 <= fill_gaps_rel < 1, got "
+                             f"{self.fill_gaps_px}, {self.fill_gaps_rel}")
         if not 0.0 <= self.min_range < self.max_range:
             raise ValueError(f"need 0 <= min_range < max_range, got {self.min_range}, "
                              f"{self.max_range}")
