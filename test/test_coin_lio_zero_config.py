@@ -77,8 +77,10 @@ def test_offline_zero_config_equals_hand_configured_and_wrong_extrinsics_fail(of
     assert len(zero[1]) == len(hand[1]) > 60
     np.testing.assert_allclose(zero[1], hand[1], atol=1e-9)                   # the same run
     assert ape["zero"] == pytest.approx(ape["hand"], abs=1e-6) and ape["hand"] < 0.3, ape
-    for wrong in ("default", "inverted"):                                     # the test can fail
-        assert ape[wrong] > max(1.0, 5 * ape["hand"]), ape
+    # the test can fail: a wrong extrinsic is many times worse (the inverted one 1.0 m against
+    # 0.07 m with session 22's longer-lived patches; 2.4 m when this test was written)
+    for wrong in ("default", "inverted"):
+        assert ape[wrong] > max(0.5, 5 * ape["hand"]), ape
 
 
 def _node_params(data: dict) -> dict:
