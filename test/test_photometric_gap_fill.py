@@ -1,5 +1,7 @@
 """Short row gaps without a return, filled where the surface runs on (gap_fill_kernel.py), and
 what it buys tracking: a patch on ground with scattered missing returns stays alive."""
+import csv
+
 import numpy as np
 import pytest
 
@@ -89,7 +91,6 @@ def field_runs(tmp_path_factory):
         bag, cfg, gt = resolve_inputs(seq, load_node_config(None), None)
         cfg.lio.photometric.mask.fill_gaps_px = gaps
         summary = run(bag, cfg, root / f"run_{gaps}", gt, progress=False)
-        import csv
         with open(root / f"run_{gaps}" / "timing.csv") as f:
             rows = [r for r in csv.DictReader(f) if r["status"] == "tracked"]
         out[gaps] = (summary, rows)
@@ -100,8 +101,8 @@ def test_patches_on_field_ground_live_longer_and_the_run_stays_sound(field_runs)
     (s0, rows0), (s2, rows2) = field_runs[0], field_runs[2]
     tracked = [np.mean([int(r["patches_tracked"]) for r in rows]) for rows in (rows0, rows2)]
     new = [np.sum([int(r["patches_new"]) for r in rows]) for rows in (rows0, rows2)]
-    # patches survive more scans: twice as many carried over (21.8 -> 42.9 when written), without
-    # more picked
+    # patches survive more scans: more carried over, without more picked (with the view limit:
+    # 21.8 -> 35.6 a scan carried over, 244 -> 164 picked, when written)
     assert tracked[1] > 1.5 * tracked[0], tracked
     assert new[1] <= 1.2 * new[0], new
     assert len(rows2) == len(rows0) > 20                       # every scan tracked either way

@@ -13,7 +13,7 @@ Rows are scaled by photo_scale and share the LiDAR noise, as in the reference.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Callable
 
 import numpy as np
@@ -63,7 +63,10 @@ class PatchSet:
         return len(self.age)
 
     def keep(self, sel: np.ndarray) -> "PatchSet":
-        return PatchSet(self.world[sel], self.ref[sel], self.age[sel], self.uv[sel], self.origin[sel])
+        return PatchSet(*(getattr(self, f.name)[sel] for f in fields(self)))
+
+    def concat(self, other: "PatchSet") -> "PatchSet":
+        return PatchSet(*(np.concatenate([getattr(self, f.name), getattr(other, f.name)]) for f in fields(self)))
 
     def view_change_cos(self, sensor: np.ndarray) -> np.ndarray:
         """(M,) cosine of the angle at each patch's centre between the rays from where the LiDAR
@@ -337,9 +340,7 @@ class PhotometricTracker:
         ref = patch_intensities(f.image, cand[chosen], c.patch_size)
         new = PatchSet(world, ref, np.zeros(len(chosen), np.int64), cand[chosen].astype(float),
                        np.repeat(T[:3, 3][None], len(chosen), axis=0))
-        self.patches = PatchSet(*(np.concatenate([a, b]) for a, b in
-                                  zip((self.patches.world, self.patches.ref, self.patches.age, self.patches.uv,
-                                       self.patches.origin), (new.world, new.ref, new.age, new.uv, new.origin))))
+        self.patches = self.patches.concat(new)
         return len(chosen)
 
     def _pixel_flat(self, centres: np.ndarray) -> np.ndarray:
