@@ -312,8 +312,11 @@ class LioPipeline:
             p = photo.measure(x)
             tm["photometric"] = tm.get("photometric", 0.0) + _ms(t_ph)
             n_photo[0] = len(p.h)
-            H = np.zeros((len(g.h) + len(p.h), g.H.shape[1]))             # extrinsic columns: 0
-            H[:len(g.h)], H[len(g.h):, :p.H.shape[1]] = g.H, p.H
+            if g.H.shape[1] == p.H.shape[1]:
+                H = np.concatenate([g.H, p.H])
+            else:                                                          # extrinsic columns: 0
+                H = np.zeros((len(g.h) + len(p.h), g.H.shape[1]))
+                H[:len(g.h)], H[len(g.h):, :p.H.shape[1]] = g.H, p.H
             return Measurements(np.concatenate([g.h, p.h]), H, np.concatenate([g.var, p.var]))
 
         t1 = time.perf_counter()

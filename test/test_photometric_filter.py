@@ -136,6 +136,35 @@ def test_output_is_bounded_and_mono8_rounds():
         np.testing.assert_array_equal(bad, given)
 
 
+@pytest.mark.parametrize("rows,smoothing", [(128, True), (64, True), (64, False), (16, True), (3, True)])
+def test_compiled_chain_end_is_the_opencv_chain_bit_for_bit(rows, smoothing):
+    """The Gaussian, clip, gradients and crop in one compiled pass (filter_tail_kernel) give
+    OpenCV's float32 results exactly: 3x3 at 128 rows, 3x1 below (for_rows), off, tiny images;
+    saturated and zero pixels included."""
+    from dataclasses import replace
+
+    from coin_lio.photometric.filter_tail_kernel import smooth_clip_gradients
+    from coin_lio.photometric.image_filter import gradients
+
+    rng = np.random.default_rng(rows)
+    img = (rng.gamma(2.0, 120.0, (rows, 1100)) * (rng.random((rows, 1100)) > 0.1)).astype(np.float32)
+    img[:, 500:520] = 400.0                                   # beyond max_value
+    cfg = replace(ImageFilterConfig(smoothing=smoothing).for_rows(rows), wrap_horizontal=False)
+    pad = 38
+    got = smooth_clip_gradients(img, pad, cfg.smoothing, cfg.smoothing_height == 3, cfg.max_value)
+    ref = img.copy()
+    if smoothing:
+        ref = cv2.GaussianBlur(ref, (3, cfg.smoothing_height), 0, borderType=cv2.BORDER_REFLECT_101)
+    ref = np.clip(ref, 0.0, cfg.max_value)
+    want = (ref, *gradients(ref, False))
+    for g, w in zip(got, want):
+        assert g.shape == (rows, 1100 - 2 * pad) and g.dtype == np.float32
+        np.testing.assert_array_equal(g, w[:, pad:-pad])
+    # through filter_image too: the first row has no vertical gradient (reflect-101)
+    a = filter_image(img[:, :1024] * 4)
+    assert np.array_equal(a.grad_v[0], np.zeros(1024, np.float32))
+
+
 @pytest.mark.quiet_cpu
 @pytest.mark.parametrize("shape", [(128, 1024), (64, 2048)])
 def test_filter_chain_timing(shape):

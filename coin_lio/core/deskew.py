@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from coin_lio.core.imu_propagation import ImuTrack
-from coin_lio.core.motion_kernel import lidar_motion_kernel
+from coin_lio.core.motion_kernel import lidar_motion_kernel, transform_indexed
 from coin_lio.core.state import NavState
 
 
@@ -47,8 +47,11 @@ def deskew(points: np.ndarray, point_times: np.ndarray, track: ImuTrack, end: Na
         times, R, t = motion
         index = np.minimum(np.searchsorted(times, point_times), len(times) - 1)
         if np.array_equal(times[index], point_times):
-            return DeskewResult(np.einsum("nij,nj->ni", R[index], points) + t[index], times, index, R, t)
+            return DeskewResult(transform_indexed(R, t, index, _points(points)), times, index, R, t)
     times, index = np.unique(point_times, return_inverse=True)
     R, t = lidar_motion(times, track, end)
-    out = np.einsum("nij,nj->ni", R[index], points) + t[index]
-    return DeskewResult(out, times, index, R, t)
+    return DeskewResult(transform_indexed(R, t, index, _points(points)), times, index, R, t)
+
+
+def _points(points: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(points, dtype=np.float64).reshape(-1, 3)

@@ -111,11 +111,30 @@ def column_time_layout(times: np.ndarray) -> int:
     are equal only, 0 otherwise (NaN counts as different). Stops at the first difference (numpy's
     array_equal against the broadcast row and unique took ~0.15 ms a scan)."""
     h, w = times.shape
+    first = times[0]
     for r in range(1, h):
-        for c in range(w):
-            if times[r, c] != times[0, c]:
-                return 0
+        row = times[r]
+        differs = False
+        for c in range(w):                 # no exit inside: the loop vectorises (~4x faster)
+            differs |= row[c] != first[c]
+        if differs:
+            return 0
     for c in range(1, w):
         if not times[0, c] > times[0, c - 1]:
             return 1
     return 2
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def transform_indexed(R: np.ndarray, t: np.ndarray, index: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """points (N, 3) -> R[index[n]] points[n] + t[index[n]] (N, 3): each point by its time's
+    transform (R (U, 3, 3), t (U, 3)); numpy's einsum over the gathered (N, 3, 3) took ~60 us a
+    64-row scan. Sums in the order numpy's einsum takes (x + z, then y), bit for bit."""
+    n = points.shape[0]
+    out = np.empty((n, 3))
+    for i in range(n):
+        k = index[i]
+        x, y, z = points[i, 0], points[i, 1], points[i, 2]
+        for r in range(3):
+            out[i, r] = (R[k, r, 0] * x + R[k, r, 2] * z) + R[k, r, 1] * y + t[k, r]
+    return out

@@ -59,4 +59,4 @@ class NavState:
         return T
 
     def is_finite(self) -> bool:
-        return all(np.all(np.isfinite(getattr(self, k))) for k in self.__dataclass_fields__)
+        return bool(np.isfinite(np.concatenate([np.ravel(getattr(self, k)) for k in _FIELDS])).all())

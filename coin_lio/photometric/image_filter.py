@@ -99,30 +99,34 @@ def filter_image(intensity: np.ndarray, cfg: ImageFilterConfig | None = None,
     w = img.shape[1]
     pad = ((cfg.lowpass_taps // 2 if cfg.line_removal else 0)
            + (cfg.brightness_window[0] // 2 if cfg.brightness_filter else 0)
-           + (1 if cfg.smoothing else 0) + 1)
+           + 2)                            # the smoothing and the gradient: 1 each
     wrap = cfg.wrap_horizontal and pad <= w
     # the chain's input, a new array: padded once by the chain's reach when wrapping, non-finite
-    # pixels 0 (checked by the sum: one pass when all are finite, as a driver's image is), scaled
+    # pixels 0 (one test pass when all are finite, as a driver's image is), scaled
     img = cv2.copyMakeBorder(img, 0, 0, pad, pad, cv2.BORDER_WRAP) if wrap else img.copy()
-    with np.errstate(invalid="ignore", over="ignore"):
-        finite = np.isfinite(img.sum(dtype=np.float64))
-    if not finite:
-        img[~np.isfinite(img)] = 0.0
+    finite = np.isfinite(img)
+    if not finite.all():
+        img[~finite] = 0.0
     if scale:
         img *= np.float32(cfg.intensity_scale)
     if wrap:
-        out = _chain(img, replace(cfg, wrap_horizontal=False))
-        return FilteredImage(*(np.ascontiguousarray(a[:, pad:pad + w]) for a in
-                               (out.image, out.grad_u, out.grad_v)))
+        return _chain(img, replace(cfg, wrap_horizontal=False), pad)
     return _chain(img, cfg)
 
 
-def _chain(img: np.ndarray, cfg: ImageFilterConfig) -> FilteredImage:
-    """The chain on img (H, W) float32, which it may overwrite."""
+def _chain(img: np.ndarray, cfg: ImageFilterConfig, pad: int = 0) -> FilteredImage:
+    """The chain on img (H, W) float32, which it may overwrite; pad >= 2: img is padded by pad
+    wrapped columns each side, the result is cropped (the end of the chain in one compiled pass:
+    filter_tail_kernel.py)."""
     if cfg.line_removal:
         img = remove_lines(img, cfg)
     if cfg.brightness_filter:
         img = normalize_brightness(img, cfg)
+    if pad:
+        from coin_lio.photometric.filter_tail_kernel import smooth_clip_gradients
+
+        return FilteredImage(*smooth_clip_gradients(img, pad, cfg.smoothing, cfg.smoothing_height == 3,
+                                                    float(cfg.max_value)))
     if cfg.smoothing:
         img = _hfilter(img, 1, cfg.wrap_horizontal,
                        lambda a: cv2.GaussianBlur(a, (3, cfg.smoothing_height), 0,
