@@ -227,3 +227,41 @@ def test_patches_seen_from_too_far_aside_are_dropped(tunnel):
     assert out[(0.0, 35.0)][1].get("view", 0) == 0                  # 0: age alone, as the reference
     with pytest.raises(ValueError, match="max_view_change_deg"):
         replace(PhotometricConfig(), max_view_change_deg=-1.0)
+
+
+def test_pixel_times_are_looked_up_again_only_after_the_pose_moved(tunnel):
+    """_project keeps the patch points' pixel times (k) of its last lookup in this scan while the
+    LiDAR pose stays within TIME_LOOKUP_MOVE of it (the filter's last iterations, the tracking),
+    and its rows then equal a fresh lookup's wherever that finds the same times; a larger move,
+    a new scan or a changed patch set looks them up again."""
+    from coin_lio.core.photometric import TIME_LOOKUP_MOVE
+
+    scan = _first_scan(tunnel)
+    tr = PhotometricTracker(PhotometricConfig(metadata_path=str(tunnel / "metadata.json")))
+    v, w = np.array([1.5, 0.2, 0.0]), np.array([0.0, 0.05, 0.4])
+    track = ImuTrack(np.array([scan.stamp]), np.eye(3)[None], np.zeros((1, 3)), v[None], np.zeros((1, 3)), w[None])
+    x = NavState(rot=so3.exp(w * 0.1), pos=v * 0.1, vel=v)
+    x.rot_il, x.pos_il = np.diag([-1.0, -1.0, 1.0]), np.array([-0.006, 0.012, 0.029])
+    tr.prepare(scan.cloud, scan.times, track, x)
+    tr.track_and_select(x, np.array([[1.0, 0.0, 0.0]]))
+    assert tr._time_of is None and len(tr.patches) >= 20          # the patch set changed
+    tr.measure(x)
+    k0, _, T0 = tr._time_of
+    near = x.boxplus(np.r_[0.002, -0.001, 0.0, 0.0005, 0.0, -0.0005, np.zeros(18)])
+    got = tr._project(near, tr.patches.world)
+    assert tr._time_of[2] is T0                                     # reused
+    tr._time_of = None
+    fresh = tr._project(near, tr.patches.world)
+    same = (got[1] == fresh[1]).reshape(got[4].shape)
+    assert same.mean() > 0.8
+    for a, b in zip(got, fresh):
+        if a.shape[:2] == same.shape:
+            np.testing.assert_allclose(a[same], b[same], rtol=0, atol=1e-9)
+    T1 = tr._time_of[2]
+    tr._project(near.boxplus(np.r_[0.0, 0.001, np.zeros(22)]), tr.patches.world)
+    assert tr._time_of[2] is T1                                     # 1 mm more: still reused
+    far = near.boxplus(np.r_[0.05, 0.0, 0.0, np.zeros(21)])
+    tr._project(far, tr.patches.world)                              # 5 cm: looked up again
+    assert tr._time_of[2] is not T1 and TIME_LOOKUP_MOVE < 0.05
+    tr.prepare(scan.cloud, scan.times, track, x)
+    assert tr._time_of is None                                      # a new scan
