@@ -315,7 +315,7 @@ def test_pixel_time_projection_is_the_two_projections_and_the_time_lookup():
     time_index = rng.integers(0, u_times, (h, w))
     R_u = Rotation.from_rotvec(rng.normal(0, 0.05, (u_times, 3))).as_matrix()
     t_u = rng.normal(0, 0.1, (u_times, 3))
-    p_t, k, uv, ok, ok_first = project_at_pixel_time(pts, *model.projection_args(), time_index, R_u, t_u)
+    p_t, k, uv, ok = project_at_pixel_time(pts, *model.projection_args(), time_index, R_u, t_u)
 
     uv0, ok0 = model.project(pts)
     vi = np.clip(np.rint(np.nan_to_num(uv0[:, 1])), 0, h - 1).astype(int)
@@ -326,39 +326,8 @@ def test_pixel_time_projection_is_the_two_projections_and_the_time_lookup():
     np.testing.assert_array_equal(k, want_k)
     np.testing.assert_allclose(p_t, want_pt, rtol=0, atol=1e-12)
     np.testing.assert_array_equal(ok, ok0 & ok1)
-    np.testing.assert_array_equal(ok_first, ok0)
     np.testing.assert_allclose(uv[ok], want_uv[ok], rtol=0, atol=1e-9)
     assert ok.sum() > 500 and not ok[:4].any()
-
-
-def test_points_at_known_pixel_time_are_the_scan_end_points_moved_by_that_time():
-    """points_at_known_time (the later filter iterations, the pixel time kept): q and p_t are
-    scan_end_points' q and its p_end moved into LiDAR(t_k) for the given k, bit for bit as the
-    full chain computes them where it finds the same k; its elevation sines are those of p_t."""
-    from coin_lio.photometric.projection_kernel import (elevation_sines, points_at_known_time,
-                                                        project_at_pixel_time, scan_end_points)
-    from scipy.spatial.transform import Rotation
-
-    rng = np.random.default_rng(9)
-    h, w = 64, 1024
-    model = ImageModel(altitudes_deg=np.linspace(22, -22, h), cols=w, origin_z_m=0.036, beam_offset_m=0.015)
-    world = rng.normal(0, 10, (900, 3))
-    rot, rot_il = Rotation.random(2, random_state=5).as_matrix()
-    pos, pos_il = rng.normal(size=3), rng.normal(0, 0.1, 3)
-    time_index = rng.integers(0, 30, (h, w))
-    R_u = Rotation.from_rotvec(rng.normal(0, 0.05, (30, 3))).as_matrix()
-    t_u = rng.normal(0, 0.1, (30, 3))
-    fx, cx, cols, alt, origin_z, beam_offset = model.projection_args()
-    q0, p_end = scan_end_points(world, pos, rot, pos_il, rot_il)
-    p_t0, k, _, _, _ = project_at_pixel_time(p_end, fx, cx, cols, alt, origin_z, beam_offset, time_index, R_u, t_u)
-    q, p_t, s, lxy, x, y = points_at_known_time(world, pos, rot, pos_il, rot_il, k, R_u, t_u, origin_z, beam_offset)
-    np.testing.assert_array_equal(q, q0)
-    np.testing.assert_array_equal(p_t, p_t0)
-    for got, want in zip((s, lxy, x, y), elevation_sines(p_t0, origin_z, beam_offset)):
-        np.testing.assert_array_equal(got, want)
-    other = (k + 1) % 30                                      # another time: another frame
-    _, p_t2, *_ = points_at_known_time(world, pos, rot, pos_il, rot_il, other, R_u, t_u, origin_z, beam_offset)
-    np.testing.assert_allclose(p_t2, np.einsum("nji,nj->ni", R_u[other], p_end - t_u[other]), rtol=0, atol=1e-12)
 
 
 def test_scan_end_points_are_the_imu_and_lidar_frames_of_world_points():

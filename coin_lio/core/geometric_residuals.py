@@ -27,7 +27,7 @@ class GeometricResiduals:
 
     def __call__(self, x: NavState, iteration: int) -> Measurements:
         T = x.lidar_pose()
-        if self.search_pose is None or pose_change(self.search_pose, T) > self.cfg.update.research_distance:
+        if self.search_pose is None or _moved(self.search_pose, T) > self.cfg.update.research_distance:
             t0 = time.perf_counter()
             world = self.body @ T[:3, :3].T + T[:3, 3]
             self.planes = fit_planes(world, self.body, self.map, self.cfg.geometry)
@@ -58,8 +58,8 @@ def _cross_into(out: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
     np.subtract(a0 * b1, a1 * b0, out=out[:, 2])
 
 
-def pose_change(T_a: np.ndarray, T_b: np.ndarray) -> float:
-    """Translation change (m) plus rotation change (rad x 5 m lever) between two poses (4, 4)."""
+def _moved(T_a: np.ndarray, T_b: np.ndarray) -> float:
+    """Translation change plus rotation change (rad x 5 m lever) between two poses."""
     dR = T_a[:3, :3].T @ T_b[:3, :3]
     angle = np.arccos(np.clip((np.trace(dR) - 1) / 2, -1, 1))
     return float(np.linalg.norm(T_a[:3, 3] - T_b[:3, 3]) + 5.0 * angle)

@@ -20,15 +20,13 @@ import numpy as np
 
 from coin_lio.config import PhotometricConfig
 from coin_lio.core.deskew import lidar_motion
-from coin_lio.core.geometric_residuals import pose_change
 from coin_lio.core.iekf import Measurements
 from coin_lio.core.motion_kernel import column_time_layout
 from coin_lio.core.imu_propagation import ImuTrack
 from coin_lio.core.robust_kernel import huber_weights_kernel
 from coin_lio.core.state import NavState
 from coin_lio.photometric.patch_kernel import patch_rows_kernel, track_kernel
-from coin_lio.photometric.projection_kernel import (pixels_from_angles, points_at_known_time,
-                                                    project_at_pixel_time, scan_end_points)
+from coin_lio.photometric.projection_kernel import project_at_pixel_time, scan_end_points
 
 
 @dataclass
@@ -77,13 +75,6 @@ class PatchSet:
         a, b = centre - self.origin, centre - sensor
         return np.einsum("ij,ij->i", a, b) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
 
-# A patch point's pixel time is looked up again once the LiDAR pose moved by more than this
-# since the last lookup (m of translation + 5 m x rad of rotation, pose_change): 1 cm or 2 mrad
-# move a point 3 m away by less than a third of a pixel of a 64-row image (6 x 12 mrad), so the
-# point stays in its pixel or moves to a neighbour measured within ~0.1 ms of it (a row of a
-# staggered sensor, up to a few ms, only across a pixel border).
-TIME_LOOKUP_MOVE = 0.01
-
 
 class PhotometricTracker:
     def __init__(self, cfg: PhotometricConfig, noise: float = 1e-3, metadata: dict | None = None) -> None:
@@ -108,7 +99,6 @@ class PhotometricTracker:
         self.gate_active = False                 # set by the pipeline while moving objects are seen
         self._gated: np.ndarray | None = None    # (patches,) bool
         self._uv_range: np.ndarray | None = None # (H, W) m: the range image patches.uv are pixels of
-        self._time_of: tuple | None = None      # (k (M*P,), first projection ok (M*P,), T_WL (4, 4)) of this scan
 
     def reset(self) -> None:
         self.patches = PatchSet.empty(self.cfg.patch_size ** 2)
@@ -146,7 +136,6 @@ class PhotometricTracker:
                                 returns)
         self.track, self.end_prior = track, end_prior
         self._gated = None                       # this scan's patches in the update (_gate)
-        self._time_of = None                     # the patch points' pixel times (_project)
         # LiDAR(t) -> LiDAR(end) once per distinct pixel time (an Ouster scan has one per column),
         # not once per patch point and iteration; time_index (H, W): each pixel's time
         flat_times = np.asarray(times, np.float64).reshape(-1)
@@ -264,26 +253,12 @@ class PhotometricTracker:
 
     def _project(self, x: NavState, world: np.ndarray):
         """world (M, P, 3) -> p_t (M, P, 3) in LiDAR(t), k (M*P,) the pixel time's index into
-        R_u / t_u, q (M, P, 3) in the IMU frame, uv (M, P, 2), ok (M, P).
-        The pixel time (a projection of its own: about 40 % of this call) is looked up again only
-        when the LiDAR pose moved by more than TIME_LOOKUP_MOVE since the last lookup for these
-        patches in this scan: the filter's last iterations and the tracking reuse it."""
+        R_u / t_u, q (M, P, 3) in the IMU frame, uv (M, P, 2), ok (M, P)."""
         m, p = world.shape[:2]
-        flat = np.ascontiguousarray(world, np.float64).reshape(-1, 3)
-        fx, cx, cols, alt, origin_z, beam_offset = self.model.projection_args()
-        T = x.lidar_pose()
-        if (self._time_of is not None and len(self._time_of[0]) == m * p
-                and pose_change(self._time_of[2], T) <= TIME_LOOKUP_MOVE):
-            k, ok_first, _ = self._time_of
-            q, p_t, s, lxy, px, py = points_at_known_time(flat, x.pos, x.rot, x.pos_il, x.rot_il, k,
-                                                          self.R_u, self.t_u, origin_z, beam_offset)
-            ok = ok_first.copy()
-            uv = pixels_from_angles(np.arctan2(py, px), np.arcsin(s), lxy, fx, cx, cols, alt, ok)
-        else:
-            q, p_end = scan_end_points(flat, x.pos, x.rot, x.pos_il, x.rot_il)
-            p_t, k, uv, ok, ok_first = project_at_pixel_time(p_end, fx, cx, cols, alt, origin_z, beam_offset,
-                                                             self.time_index, self.R_u, self.t_u)
-            self._time_of = (k, ok_first, T)
+        q, p_end = scan_end_points(np.ascontiguousarray(world, np.float64).reshape(-1, 3),
+                                   x.pos, x.rot, x.pos_il, x.rot_il)
+        p_t, k, uv, ok = project_at_pixel_time(p_end, *self.model.projection_args(), self.time_index,
+                                               self.R_u, self.t_u)
         return p_t.reshape(m, p, 3), k, q.reshape(m, p, 3), uv.reshape(m, p, 2), ok.reshape(m, p)
 
     # ---- after the update: track, then select ---------------------------------------------
@@ -315,7 +290,6 @@ class PhotometricTracker:
                 drops[name] = drops.get(name, 0) + int(flag.sum())
             keep = tracked & young
             self.patches = self.patches.keep(keep)
-            self._time_of = None
             self.patches.age += 1
             self.patches.uv = centre[keep]
         self.stats["tracked"] = len(self.patches)

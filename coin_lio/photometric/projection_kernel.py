@@ -131,36 +131,6 @@ def scan_end_points(world: np.ndarray, pos: np.ndarray, rot: np.ndarray, pos_il:
     return q, p_end
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def points_at_known_time(world: np.ndarray, pos: np.ndarray, rot: np.ndarray, pos_il: np.ndarray,
-                         rot_il: np.ndarray, k: np.ndarray, R_u: np.ndarray, t_u: np.ndarray,
-                         origin_z: float, beam_offset: float):
-    """scan_end_points and the move into LiDAR(t_k) of move_to_pixel_time, in one pass, for
-    points whose pixel time k (N,) is known (a later filter iteration of the same scan): world
-    (N, 3) -> q (N, 3) IMU frame, p_t (N, 3) = R_u[k]^T (p_end - t_u[k]), and elevation_sines'
-    four arrays of p_t."""
-    n = world.shape[0]
-    q = np.empty((n, 3))
-    p_t = np.empty((n, 3))
-    s, lxy, x_t, y_t = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
-    for i in range(n):
-        d0, d1, d2 = world[i, 0] - pos[0], world[i, 1] - pos[1], world[i, 2] - pos[2]
-        for c in range(3):
-            q[i, c] = d0 * rot[0, c] + d1 * rot[1, c] + d2 * rot[2, c]
-        e0, e1, e2 = q[i, 0] - pos_il[0], q[i, 1] - pos_il[1], q[i, 2] - pos_il[2]
-        kk = k[i]
-        dx = e0 * rot_il[0, 0] + e1 * rot_il[1, 0] + e2 * rot_il[2, 0] - t_u[kk, 0]
-        dy = e0 * rot_il[0, 1] + e1 * rot_il[1, 1] + e2 * rot_il[2, 1] - t_u[kk, 1]
-        dz = e0 * rot_il[0, 2] + e1 * rot_il[1, 2] + e2 * rot_il[2, 2] - t_u[kk, 2]
-        px = R_u[kk, 0, 0] * dx + R_u[kk, 1, 0] * dy + R_u[kk, 2, 0] * dz      # R^T (p - t)
-        py = R_u[kk, 0, 1] * dx + R_u[kk, 1, 1] * dy + R_u[kk, 2, 1] * dz
-        pz = R_u[kk, 0, 2] * dx + R_u[kk, 1, 2] * dy + R_u[kk, 2, 2] * dz
-        p_t[i, 0], p_t[i, 1], p_t[i, 2] = px, py, pz
-        x_t[i], y_t[i] = px, py
-        s[i], lxy[i] = _elevation_sine(px, py, pz, origin_z, beam_offset)
-    return q, p_t, s, lxy, x_t, y_t
-
-
 def project_points(points: np.ndarray, fx: float, cx: float, cols: int, alt: np.ndarray,
                    origin_z: float, beam_offset: float) -> tuple[np.ndarray, np.ndarray]:
     """points (N, 3) m -> uv (N, 2) pixel coordinates, valid (N,) bool. alt (H,) rad, decreasing.
@@ -178,15 +148,14 @@ def project_at_pixel_time(p_end: np.ndarray, fx: float, cx: float, cols: int, al
     """Scan-end LiDAR points p_end (N, 3) -> where the image saw them: the pixel the point projects
     to picks its capture time k = time_index[v, u] (H, W); the point moves into LiDAR(t_k) by
     (R_u[k], t_u[k]) (LiDAR(t) -> LiDAR(end), (U, 3, 3), (U, 3)) and is projected again.
-    Returns p_t (N, 3), k (N,) int64, uv (N, 2), ok (N,) (both projections valid) and ok_first
-    (N,) (the first valid). Three compiled passes around numpy's vectorised arcsin / arctan2
-    (project_points): 0.19 -> 0.10 ms for 1500 points (one iteration's patch points)."""
+    Returns p_t (N, 3), k (N,) int64, uv (N, 2), ok (N,) (both projections valid). Three compiled
+    passes around numpy's vectorised arcsin / arctan2 (project_points): 0.19 -> 0.10 ms for
+    1500 points (one iteration's patch points)."""
     s, lxy, x, y = elevation_sines(p_end, origin_z, beam_offset)
-    p_t, k, ok_first, s, lxy, x, y = move_to_pixel_time(p_end, np.arctan2(y, x), np.arcsin(s), lxy, fx, cx,
-                                                        cols, alt, origin_z, beam_offset, time_index, R_u, t_u)
-    ok = ok_first.copy()
+    p_t, k, ok, s, lxy, x, y = move_to_pixel_time(p_end, np.arctan2(y, x), np.arcsin(s), lxy, fx, cx,
+                                                  cols, alt, origin_z, beam_offset, time_index, R_u, t_u)
     uv = pixels_from_angles(np.arctan2(y, x), np.arcsin(s), lxy, fx, cx, cols, alt, ok)
-    return p_t, k, uv, ok, ok_first
+    return p_t, k, uv, ok
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
