@@ -242,14 +242,17 @@ def test_projection_edges_wrap_and_fov():
     assert np.all(model.project_jacobian(pts[3:]) == 0)
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_row_search_gives_the_interpolated_row_exactly(seed):
-    """The projection's row search: on an irregular altitude table (Ouster's are), rays at every
-    altitude exactly, between them and beyond the ends get the row of np.interp over the table,
-    and the valid flag of half a row past the ends."""
+    """The projection's row search: on an irregular altitude table (Ouster's are) and on one whose
+    rows crowd at the horizon (a gradient beam layout), rays at every altitude exactly, between
+    them and beyond the ends get the row of np.interp over the table, and the valid flag of half a
+    row past the ends."""
     rng = np.random.default_rng(seed)
-    rows = [2, 16, 64][seed]
+    rows = [2, 16, 64, 128][seed]
     alt = np.sort(rng.uniform(-20, 20, rows))[::-1] if rows > 2 else np.array([5.0, -3.0])
+    if seed == 3:
+        alt = 45.0 * np.linspace(1.0, -1.0, rows) ** 3
     model = ImageModel(altitudes_deg=alt, cols=512)
     theta = np.radians(np.concatenate([alt, rng.uniform(alt[-1] - 3, alt[0] + 3, 4000),
                                        (alt[:-1] + alt[1:]) / 2]))
