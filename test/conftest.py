@@ -51,7 +51,21 @@ def pytest_sessionstart(session):
     instead of each compiling them while a test waits for its first odometry."""
     from coin_lio.kernel_warmup import warm_up_once
 
+    _remove_stale_shm("before the run")
     warm_up_once()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    _remove_stale_shm("after the run")
+
+
+def _remove_stale_shm(when: str) -> None:
+    """Fast DDS segments of killed processes are RAM that no one frees (suite_tools/shm_cleanup.py)."""
+    from suite_tools.shm_cleanup import remove_stale_fastdds_segments
+
+    n, freed = remove_stale_fastdds_segments()
+    if n:
+        print(f"\n[conftest] {when}: removed {n} stale Fast DDS shared-memory segments ({freed / 2**20:.0f} MB)")
 
 
 def pytest_collection_modifyitems(config, items):
