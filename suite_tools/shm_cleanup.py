@@ -4,9 +4,9 @@ The suite's Fast DDS profile (config/fastdds_localhost.xml) gives every particip
 shared-memory segment, `/dev/shm/fastdds_<id>`, beside a `_el` file on which the owner holds an
 flock for as long as it lives. A process that exits cleanly removes both; one killed with SIGKILL
 (a test's last resort, a crashed node, a robot's watchdog) leaves them, and /dev/shm is RAM: one
-`make test` leaked ~0.7 GB here, and a day of runs on this machine had left 21 GB, enough to
-starve a later test run of memory (page reclaim stalled two node starts for 5 minutes). Fast DDS
-does not reclaim them itself.
+`make test` leaked ~0.6-0.7 GB here, and a day of runs on this machine had left 21 GB of its 24,
+with the kernel busy reclaiming pages; a test run under that saw two node starts stay silent for
+5 minutes (the likely cause, not a proven one). Fast DDS does not reclaim them itself.
 
 A segment is stale when no process holds the flock on its `_el` file (its owner is gone) and it is
 older than `min_age_s` (a participant being created has made the file but may not hold the lock
