@@ -1,6 +1,7 @@
 """Compile the odometry's numba kernels (or load them from numba's cache) before the first real
 scan. Compiling them all takes ~20 s on a laptop core, once after an install (the cache then
-lives beside the modules, or in NUMBA_CACHE_DIR); loading them takes ~1 s. Without this the
+lives beside the modules, or in NUMBA_CACHE_DIR; kernel_cache.py keeps it fresh when any kernel
+module changes); loading them takes ~1 s. Without this the
 first tracked scan would stall that long while the IMU keeps arriving.
 
 The warm-up runs the odometry driver, photometric part included, on 2.5 s of a synthetic 16x512

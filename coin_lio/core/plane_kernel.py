@@ -7,7 +7,7 @@ Compiled on first use and cached beside this file (numba cache=True; NUMBA_CACHE
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from coin_lio.kernel_cache import njit
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

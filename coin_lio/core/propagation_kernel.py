@@ -8,7 +8,7 @@ BG 15:18, BA 18:21, GRAV 21:24. Compiled on first use and cached beside this fil
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from coin_lio.kernel_cache import njit
 
 from coin_lio.core.motion_kernel import rodrigues
 

@@ -8,7 +8,7 @@ Compiled on first use and cached beside this file (numba cache=True).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from coin_lio.kernel_cache import njit
 
 from coin_lio.core.motion_kernel import interp_row, rodrigues
 

@@ -7,7 +7,7 @@ Compiled on first use and cached beside this file (numba cache=True).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from coin_lio.kernel_cache import njit
 
 BITS = 21                        # per axis: +-1M voxels (voxel_keys packs the same way)
 OFFSET = 1 << (BITS - 1)

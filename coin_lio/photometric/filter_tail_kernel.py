@@ -13,7 +13,7 @@ Compiled on first use and cached beside this file (numba cache=True).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from coin_lio.kernel_cache import njit
 
 _QUARTER, _HALF = np.float32(0.25), np.float32(0.5)
 

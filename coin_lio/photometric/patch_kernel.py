@@ -6,7 +6,7 @@ temporaries. Compiled on first use and cached beside this file (numba cache=True
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from coin_lio.kernel_cache import njit
 
 from coin_lio.photometric.projection_kernel import jacobian_one
 

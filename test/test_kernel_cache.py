@@ -1,0 +1,85 @@
+"""numba's cache for the odometry's kernels stays fresh when a module a kernel calls into changes
+(coin_lio/kernel_cache.py)."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CALLEE = """
+from coin_lio.kernel_cache import njit
+
+
+@njit(cache=True, inline="always")
+def value():
+    return {v}
+"""
+CALLER = """
+from coin_lio.kernel_cache import njit
+from callee_kernel import value
+
+
+@njit(cache=True)
+def call():
+    return value()
+"""
+RUN = """
+import sys
+sys.path.insert(0, {pkg!r})
+from coin_lio.kernel_cache import register_root
+if {register}:
+    register_root({pkg!r})
+from caller_kernel import call
+print(call())
+"""
+
+
+def _run(pkg: Path, register: bool) -> float:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.pop("NUMBA_CACHE_DIR", None)                 # the in-tree cache beside the modules
+    out = subprocess.run([sys.executable, "-c", RUN.format(pkg=str(pkg), register=register)], env=env,
+                         capture_output=True, text=True, timeout=300, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("register", [False, True])
+def test_a_changed_callee_reaches_the_cached_caller(tmp_path: Path, register: bool) -> None:
+    """Plain numba (register False) keeps the caller compiled with the old callee; under a
+    registered root the caller is compiled again."""
+    (tmp_path / "caller_kernel.py").write_text(CALLER)
+    (tmp_path / "callee_kernel.py").write_text(CALLEE.format(v="1.0"))
+    assert _run(tmp_path, register) == 1.0
+    assert any(p.suffix == ".nbi" for p in (tmp_path / "__pycache__").iterdir())   # cached
+    (tmp_path / "callee_kernel.py").write_text(CALLEE.format(v="2.0"))               # caller untouched
+    assert _run(tmp_path, register) == (2.0 if register else 1.0)
+
+
+def test_coin_lio_kernels_use_the_kernel_set_locator() -> None:
+    from coin_lio.kernel_cache import kernels_digest
+    from coin_lio.photometric.patch_kernel import patch_rows_kernel
+
+    locator = patch_rows_kernel._cache._impl.locator
+    assert type(locator).__name__.startswith("KernelSet")
+    own, digest = locator.get_source_stamp()
+    assert digest == kernels_digest(ROOT / "coin_lio") and len(digest) == 64
+
+
+def test_every_kernel_module_takes_njit_from_kernel_cache() -> None:
+    """A module decorating with numba's njit directly would fall back to numba's own stamps."""
+    offenders = []
+    for path in (ROOT / "coin_lio").rglob("*.py"):
+        text = path.read_text()
+        if path.name == "kernel_cache.py":
+            continue
+        if re.search(r"^\s*(from numba import .*\bnjit\b|import numba\b)", text, re.M) or "numba.njit" in text:
+            offenders.append(path.relative_to(ROOT).as_posix())
+        if "@njit" in text:
+            assert path.name.endswith("_kernel.py"), f"{path}: kernels live in *_kernel.py (the digest reads those)"
+    assert not offenders, textwrap.fill(f"import njit from coin_lio.kernel_cache in: {offenders}")
