@@ -25,7 +25,9 @@ helpers = {"coin_lio.core.motion_kernel.rodrigues", "coin_lio.core.motion_kernel
            # ablation's candidates, the turns' reference and ImageModel.project_jacobian
            "coin_lio.photometric.candidate_kernel.greedy_nms_kernel",
            "coin_lio.photometric.candidate_kernel.round_robin_kernel",
-           "coin_lio.photometric.projection_kernel.jacobian_kernel"}
+           "coin_lio.photometric.projection_kernel.jacobian_kernel",
+           # inside state_kernel.information_step; from Python only in its tests
+           "coin_lio.core.small_linalg_kernel.solve_kernel"}
 kernels = {}
 for mod in pkgutil.walk_packages(coin_lio.__path__, "coin_lio."):
     if mod.name.endswith("_kernel"):

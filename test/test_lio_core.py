@@ -368,6 +368,7 @@ def test_compiled_state_arithmetic_and_update_step_match_their_definitions():
         info[:c, :c] += H.T @ (H / var[:, None])
         rhs = P_inv @ dxp
         rhs[:c] += H.T @ (h / var)
-        step, got = information_step(P_inv, H, h, var, dxp)
+        step, got, ok = information_step(P_inv, H, h, var, dxp)
+        assert ok
         np.testing.assert_allclose(got, info, rtol=1e-12, atol=1e-9)
         np.testing.assert_allclose(step, -np.linalg.solve(info, rhs), rtol=1e-9, atol=1e-12)

@@ -80,7 +80,8 @@ class ClipRecovery:
             self._recent.append(s)
             while len(self._recent) > 2 and self._recent[1].t <= s.t - self.lag_s:
                 self._recent.popleft()
-            if np.linalg.norm(s.acc - self._recent[0].acc) <= self.threshold:
+            d = s.acc - self._recent[0].acc
+            if np.sqrt(d.dot(d)) <= self.threshold:                # np.linalg.norm's sum: every reading
                 return None
             self._episode, self._rot, self._calm = [self._recent[0]], [np.eye(3)], 0
             for r in list(self._recent)[1:]:

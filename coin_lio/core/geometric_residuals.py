@@ -61,8 +61,10 @@ def _cross_into(out: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
 def _moved(T_a: np.ndarray, T_b: np.ndarray) -> float:
     """Translation change plus rotation change (rad x 5 m lever) between two poses."""
     dR = T_a[:3, :3].T @ T_b[:3, :3]
-    angle = np.arccos(np.clip((np.trace(dR) - 1) / 2, -1, 1))
-    return float(np.linalg.norm(T_a[:3, 3] - T_b[:3, 3]) + 5.0 * angle)
+    c = (dR[0, 0] + dR[1, 1] + dR[2, 2] - 1) / 2                # np.trace's order
+    angle = np.arccos(min(max(c, -1.0), 1.0))                  # np.clip's result, NaN kept
+    d = T_a[:3, 3] - T_b[:3, 3]
+    return float(np.sqrt(d.dot(d)) + 5.0 * angle)             # np.linalg.norm's sum, without its dispatch
 
 
 def _ms(t0: float) -> float:

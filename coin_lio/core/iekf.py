@@ -14,6 +14,7 @@ import numpy as np
 
 from coin_lio.config import UpdateConfig
 from coin_lio.core.state import DIM, NavState
+from coin_lio.core.small_linalg_kernel import inverse_kernel
 from coin_lio.core.state_kernel import information_step
 
 
@@ -36,7 +37,7 @@ class UpdateResult:
 def iterated_update(x_prop: NavState, P_prop: np.ndarray,
                     measure: Callable[[NavState, int], Measurements], cfg: UpdateConfig) -> UpdateResult:
     """Run the iterated update; `measure(x, iteration)` linearises all residuals at x."""
-    P_inv = np.linalg.inv(P_prop)
+    P_inv = _inverse(P_prop)
     x = x_prop
     converged = False
     meas = None
@@ -44,9 +45,11 @@ def iterated_update(x_prop: NavState, P_prop: np.ndarray,
     for it in range(cfg.max_iterations):
         meas = measure(x, it)
         # compiled (state_kernel): the normal equations on the measured columns and the solve
-        step, info = information_step(P_inv, np.ascontiguousarray(meas.H, dtype=np.float64),
-                                      np.ascontiguousarray(meas.h, dtype=np.float64),
-                                      np.ascontiguousarray(meas.var, dtype=np.float64), x.boxminus(x_prop))
+        step, info, ok = information_step(P_inv, np.ascontiguousarray(meas.H, dtype=np.float64),
+                                          np.ascontiguousarray(meas.h, dtype=np.float64),
+                                          np.ascontiguousarray(meas.var, dtype=np.float64), x.boxminus(x_prop))
+        if not ok:
+            raise np.linalg.LinAlgError("singular information matrix")
         largest = float(np.abs(step).max())
         if not np.isfinite(largest):
             raise FloatingPointError("update step is not finite")
@@ -54,8 +57,17 @@ def iterated_update(x_prop: NavState, P_prop: np.ndarray,
         if largest < cfg.convergence_eps:
             converged = True
             break
-    P = np.linalg.inv(info)
+    P = _inverse(info)
     return UpdateResult(x, 0.5 * (P + P.T), it + 1, converged, meas)
+
+
+def _inverse(A: np.ndarray) -> np.ndarray:
+    """A^-1 of a (D, D) covariance or information matrix (compiled: small_linalg_kernel);
+    LinAlgError when singular, as numpy's."""
+    out, ok = inverse_kernel(np.ascontiguousarray(A, dtype=np.float64))
+    if not ok:
+        raise np.linalg.LinAlgError("singular matrix")
+    return out
 
 
 def consider_covariance(P_prior: np.ndarray, P_post: np.ndarray, meas: Measurements,

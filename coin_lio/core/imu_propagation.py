@@ -13,6 +13,7 @@ from coin_lio.config import ImuConfig
 from coin_lio.core import so3
 from coin_lio.core.motion_kernel import interp_rows
 from coin_lio.core.propagation_kernel import propagate_kernel
+from coin_lio.core.small_linalg_kernel import nearest_rotation_kernel
 from coin_lio.core.state import BA, BG, DIM, GRAV, POS, POS_IL, ROT, ROT_IL, NavState
 
 
@@ -129,7 +130,8 @@ def propagate(state: NavState, P: np.ndarray, samples: list[ImuSample], t0: floa
     x.rot, x.pos, x.vel, P, *track = propagate_kernel(knots, g_k, a_k, x.rot, x.pos, x.vel, x.bg, x.ba,
                                                       x.grav, np.ascontiguousarray(P), q)
     tr = ImuTrack(knots[:-1].copy(), *track)
-    x.rot = so3.orthonormalize(x.rot)
+    rot, ok = nearest_rotation_kernel(x.rot)     # compiled: numpy's SVD cost ~90 us inside a scan
+    x.rot = rot if ok else so3.orthonormalize(x.rot)
     return x, 0.5 * (P + P.T), tr
 
 

@@ -83,8 +83,10 @@ class LocalMap:
 
     def trim(self, centre: np.ndarray) -> int:
         """Drop points outside the box around `centre` once the sensor moved trim_distance."""
-        if self._trim_centre is not None and np.linalg.norm(centre - self._trim_centre) < self.cfg.trim_distance:
-            return 0
+        if self._trim_centre is not None:
+            d = centre - self._trim_centre
+            if np.sqrt(d.dot(d)) < self.cfg.trim_distance:       # np.linalg.norm's sum, without its dispatch
+                return 0
         self._trim_centre = np.array(centre, dtype=float)
         keep = np.all(np.abs(self.points - centre) <= self.cfg.half_extent, axis=1)
         dropped = int((~keep).sum())

@@ -11,6 +11,7 @@ import numpy as np
 from coin_lio.kernel_cache import njit
 
 from coin_lio.core.motion_kernel import rodrigues
+from coin_lio.core.small_linalg_kernel import solve_kernel
 
 GRAVITY_NORM = 9.81
 
@@ -95,10 +96,11 @@ def boxplus_kernel(pos, rot, rot_il, pos_il, vel, bg, ba, grav, dx):
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def information_step(P_inv: np.ndarray, H: np.ndarray, h: np.ndarray, var: np.ndarray,
-                     dx_prior: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                     dx_prior: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
     """One step of the iterated update: info = P_inv + H^T R^-1 H on the first c = H.shape[1]
     error states, rhs = P_inv dx_prior + H^T R^-1 h there, step = -info^-1 rhs. P_inv (D, D),
-    H (M, c), h and var (M,), dx_prior (D,) = x [-] x_prior. Returns (step (D,), info (D, D))."""
+    H (M, c), h and var (M,), dx_prior (D,) = x [-] x_prior. Returns (step (D,), info (D, D),
+    ok: False when info is singular). The solve is small_linalg_kernel's, not LAPACK's."""
     c = H.shape[1]
     w = 1.0 / var
     Hw = H * w.reshape(-1, 1)                 # R^-1 H (M, c)
@@ -110,4 +112,5 @@ def information_step(P_inv: np.ndarray, H: np.ndarray, h: np.ndarray, var: np.nd
         rhs[a] += hr[a]
         for b in range(c):
             info[a, b] += acc[a, b]
-    return -np.linalg.solve(info, rhs), info
+    step, ok = solve_kernel(info, rhs)
+    return -step, info, ok

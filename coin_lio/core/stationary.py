@@ -25,7 +25,7 @@ def is_stationary(gyro: np.ndarray, acc: np.ndarray, x: NavState, cfg: Stationar
     turn rate, the mean linear acceleration R (acc - b_a) + g and the speed of x all near zero, and
     the readings steady (no vibration of a moving vehicle)."""
     if (not cfg.enabled or len(gyro) < cfg.min_samples or not x.is_finite()
-            or np.linalg.norm(x.vel) > cfg.max_speed):          # moving: the rest need not be read
+            or np.sqrt(x.vel.dot(x.vel)) > cfg.max_speed):      # moving: the rest need not be read
         return False
     lin = (acc - x.ba) @ x.rot.T + x.grav                                   # (N, 3) m/s^2, world
     return bool(np.linalg.norm(np.mean(gyro, axis=0) - x.bg) <= cfg.max_gyro

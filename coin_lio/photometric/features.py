@@ -137,10 +137,10 @@ def select_patches(candidates: np.ndarray, directions: np.ndarray, weak_dirs: np
     n_max = int(n_max)
     if mode == "degeneracy":                     # usable points, scores and the turns: one pass
         dirs = np.zeros((0, 3)) if weak_dirs is None else np.asarray(weak_dirs, float).reshape(-1, 3)
-        dirs = dirs[np.linalg.norm(dirs, axis=1) > 0]
+        dirs = dirs[np.add.reduce(dirs * dirs, axis=1) > 0]
         if dirs.shape[0] == 0:
             dirs = np.eye(3)
-        dirs = dirs / np.linalg.norm(dirs, axis=1, keepdims=True)
+        dirs = dirs / np.sqrt(np.add.reduce(dirs * dirs, axis=1, keepdims=True))   # np.linalg.norm's sum
         return degeneracy_pick_kernel(np.ascontiguousarray(directions, np.float64).reshape(-1, 2),
                                       np.ascontiguousarray(pts), ok, dirs, *image_model.jacobian_args(),
                                       max(n_max, 0))

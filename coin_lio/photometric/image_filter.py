@@ -8,7 +8,7 @@ vertically the borders reflect (OpenCV's default, as the reference).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -52,12 +52,13 @@ def _hfilter(img: np.ndarray, pad: int, wrap: bool, fn: Any) -> np.ndarray:
     return np.ascontiguousarray(fn(big)[:, pad:pad + img.shape[1]])
 
 
-def remove_lines(img: np.ndarray, cfg: ImageFilterConfig) -> np.ndarray:
-    """img - lowpass_h(highpass_v(img)), clamped at 0: removes per-row offsets (lines)."""
+def remove_lines(img: np.ndarray, cfg: ImageFilterConfig, wrap: bool | None = None) -> np.ndarray:
+    """img - lowpass_h(highpass_v(img)), clamped at 0: removes per-row offsets (lines). wrap:
+    cfg.wrap_horizontal unless given (False: img comes padded already)."""
     hp = fir_taps(cfg.highpass_taps, cfg.highpass_cutoff, True)
     lp = fir_taps(cfg.lowpass_taps, cfg.lowpass_cutoff, False)
     # the separable filter as two 1-D passes: OpenCV's sepFilter2D takes 0.72 ms here, these 0.45
-    lines = _hfilter(img, cfg.lowpass_taps // 2, cfg.wrap_horizontal,
+    lines = _hfilter(img, cfg.lowpass_taps // 2, cfg.wrap_horizontal if wrap is None else wrap,
                      lambda a: cv2.filter2D(cv2.filter2D(a, cv2.CV_32F, lp.reshape(1, -1),
                                                          borderType=cv2.BORDER_REFLECT_101),
                                             cv2.CV_32F, hp.reshape(-1, 1), borderType=cv2.BORDER_REFLECT_101))
@@ -65,10 +66,10 @@ def remove_lines(img: np.ndarray, cfg: ImageFilterConfig) -> np.ndarray:
     return np.maximum(lines, 0.0, out=lines)
 
 
-def normalize_brightness(img: np.ndarray, cfg: ImageFilterConfig) -> np.ndarray:
-    """gain x img / (box blur + 1): a local exposure normalisation."""
+def normalize_brightness(img: np.ndarray, cfg: ImageFilterConfig, wrap: bool | None = None) -> np.ndarray:
+    """gain x img / (box blur + 1): a local exposure normalisation (wrap: as remove_lines)."""
     w, h = cfg.brightness_window
-    blur = _hfilter(img, w // 2, cfg.wrap_horizontal,
+    blur = _hfilter(img, w // 2, cfg.wrap_horizontal if wrap is None else wrap,
                     lambda a: cv2.blur(a, (w, h), borderType=cv2.BORDER_REFLECT_101))
     blur += np.float32(1.0)                     # float32 throughout, into blur: no temporaries
     return np.divide(np.float32(cfg.brightness_gain) * img, blur, out=blur)
@@ -109,19 +110,18 @@ def filter_image(intensity: np.ndarray, cfg: ImageFilterConfig | None = None,
         img[~finite] = 0.0
     if scale:
         img *= np.float32(cfg.intensity_scale)
-    if wrap:
-        return _chain(img, replace(cfg, wrap_horizontal=False), pad)
-    return _chain(img, cfg)
+    return _chain(img, cfg, pad if wrap else 0)
 
 
 def _chain(img: np.ndarray, cfg: ImageFilterConfig, pad: int = 0) -> FilteredImage:
     """The chain on img (H, W) float32, which it may overwrite; pad >= 2: img is padded by pad
-    wrapped columns each side, the result is cropped (the end of the chain in one compiled pass:
-    filter_tail_kernel.py)."""
+    wrapped columns each side (the filters then do not wrap), the result is cropped (the end of
+    the chain in one compiled pass: filter_tail_kernel.py)."""
+    wrap = cfg.wrap_horizontal and not pad
     if cfg.line_removal:
-        img = remove_lines(img, cfg)
+        img = remove_lines(img, cfg, wrap)
     if cfg.brightness_filter:
-        img = normalize_brightness(img, cfg)
+        img = normalize_brightness(img, cfg, wrap)
     if pad:
         from coin_lio.photometric.filter_tail_kernel import smooth_clip_gradients
 

@@ -94,14 +94,14 @@ def move_to_pixel_time(p_end: np.ndarray, azimuth: np.ndarray, theta: np.ndarray
     k = np.empty(n, dtype=np.int64)
     ok = np.empty(n, dtype=np.bool_)
     s, lxy_t, x_t, y_t = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
-    for i in range(n):
+    for i in range(n):          # two loops: one fused loop took 1.5x the time (51 -> 33 us)
         u0, v0, ok[i] = _pixel(azimuth[i], theta[i], lxy[i], fx, cx, cols, alt)
         vi = int(np.rint(v0)) if np.isfinite(v0) else 0
         vi = min(max(vi, 0), h - 1)
         ui = int(np.rint(u0)) if np.isfinite(u0) else 0
-        ui = ui % w
-        kk = time_index[vi, ui]
-        k[i] = kk
+        k[i] = time_index[vi, ui % w]
+    for i in range(n):
+        kk = k[i]
         dx, dy, dz = p_end[i, 0] - t_u[kk, 0], p_end[i, 1] - t_u[kk, 1], p_end[i, 2] - t_u[kk, 2]
         px = R_u[kk, 0, 0] * dx + R_u[kk, 1, 0] * dy + R_u[kk, 2, 0] * dz      # R^T (p - t)
         py = R_u[kk, 0, 1] * dx + R_u[kk, 1, 1] * dy + R_u[kk, 2, 1] * dz
