@@ -105,6 +105,27 @@ def test_indexed_transform_is_numpys_gather_and_einsum_bit_for_bit():
         np.testing.assert_array_equal(transform_indexed(R, t, idx, p), want)
 
 
+def test_time_positions_are_numpys_searchsorted():
+    """time_positions (deskew's lookup of each point's time) = min(searchsorted(times, q), U - 1)
+    and array_equal(times[index], q), on uniform, random and sparse increasing times; NaN is
+    never equal."""
+    from coin_lio.core.motion_kernel import time_positions
+
+    rng = np.random.default_rng(5)
+    for trial in range(300):
+        u = int(rng.integers(1, 200))
+        times = [100.0 + np.arange(u) * 1e-4, np.sort(rng.uniform(0, 1, u)),
+                 np.unique(np.cumsum(rng.exponential(1.0, u)))][trial % 3]
+        q = np.concatenate([rng.choice(times, 40), rng.uniform(times[0] - 1, times[-1] + 1, 20), times[[0, -1]]])
+        for queries in (q, rng.choice(times, 30)):
+            index, equal, finite = time_positions(times, queries)
+            want = np.minimum(np.searchsorted(times, queries), len(times) - 1)
+            np.testing.assert_array_equal(index, want)
+            assert equal == np.array_equal(times[want], queries) and finite
+    index, equal, finite = time_positions(np.arange(4.0), np.array([1.0, np.nan]))
+    assert not equal and not finite and index[0] == 1
+
+
 def test_plane_fit_gives_normal_distance_and_rejects_non_planar():
     rng = np.random.default_rng(1)
     m = LocalMap(MapConfig(voxel_size=0.1))

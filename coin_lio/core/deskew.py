@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from coin_lio.core.imu_propagation import ImuTrack
-from coin_lio.core.motion_kernel import lidar_motion_kernel, transform_indexed
+from coin_lio.core.motion_kernel import lidar_motion_kernel, time_positions, transform_indexed
 from coin_lio.core.state import NavState
 
 
@@ -45,8 +45,9 @@ def deskew(points: np.ndarray, point_times: np.ndarray, track: ImuTrack, end: Na
     point time (else the transforms are made here)."""
     if motion is not None and len(motion[0]) and len(point_times):
         times, R, t = motion
-        index = np.minimum(np.searchsorted(times, point_times), len(times) - 1)
-        if np.array_equal(times[index], point_times):
+        index, equal, _ = time_positions(np.ascontiguousarray(times, np.float64),
+                                         np.ascontiguousarray(point_times, np.float64).reshape(-1))
+        if equal:
             return DeskewResult(transform_indexed(R, t, index, _points(points)), times, index, R, t)
     times, index = np.unique(point_times, return_inverse=True)
     R, t = lidar_motion(times, track, end)

@@ -116,8 +116,8 @@ def propagate(state: NavState, P: np.ndarray, samples: list[ImuSample], t0: floa
     """
     if not samples:
         raise ValueError("propagation needs at least one IMU sample")
-    x = state.copy()
-    P = P.copy()
+    x = NavState(state.pos, state.rot, np.array(state.rot_il), np.array(state.pos_il), state.vel,
+                 np.array(state.bg), np.array(state.ba), np.array(state.grav))   # pos, rot, vel: the kernel's
     times = np.array([s.t for s in samples])
     gyro = np.array([s.gyro for s in samples])
     acc = np.array([s.acc for s in samples]) * acc_scale
@@ -125,8 +125,8 @@ def propagate(state: NavState, P: np.ndarray, samples: list[ImuSample], t0: floa
     knots = np.concatenate([[t0], times[(times > t0) & (times < t1)], [t1]])
     g_k = interp_samples(knots, times, gyro)
     a_k = interp_samples(knots, times, acc)
-    q = np.r_[np.full(3, cfg.gyr_noise), np.full(3, cfg.acc_noise),
-              np.full(3, cfg.gyr_bias_noise), np.full(3, cfg.acc_bias_noise)]
+    q = np.repeat(np.array([cfg.gyr_noise, cfg.acc_noise, cfg.gyr_bias_noise, cfg.acc_bias_noise], float), 3)
+    # the kernel copies rot, pos, vel and P before it moves them
     x.rot, x.pos, x.vel, P, *track = propagate_kernel(knots, g_k, a_k, x.rot, x.pos, x.vel, x.bg, x.ba,
                                                       x.grav, np.ascontiguousarray(P), q)
     tr = ImuTrack(knots[:-1].copy(), *track)

@@ -126,6 +126,39 @@ def column_time_layout(times: np.ndarray) -> int:
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
+def time_positions(times: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, bool, bool]:
+    """For strictly increasing times (U,) and queries (N,): (index (N,) = min(np.searchsorted(times,
+    queries), U - 1), every times[index] == its query, every query finite). Each search starts
+    where the times' span puts the query (a scan's column times are near uniform) and walks to the
+    leftmost time >= it: the same index as numpy's bisection (~57 ns a query inside a scan), in a
+    few steps. Non-finite queries: their indices are not numpy's (the third value says so) and
+    they count as unequal."""
+    u = times.shape[0]
+    n = queries.shape[0]
+    index = np.empty(n, dtype=np.int64)
+    equal = True
+    finite = True
+    t0, t1 = times[0], times[u - 1]
+    scale = (u - 1) / (t1 - t0) if t1 > t0 else 0.0
+    for i in range(n):
+        q = queries[i]
+        if not np.isfinite(q):             # never equal to a time (array_equal: NaN != NaN)
+            finite = equal = False
+            index[i] = u - 1
+            continue
+        g = (q - t0) * scale
+        k = 0 if not g > 0.0 else (u - 1 if not g < u - 1 else int(g))
+        while k > 0 and times[k - 1] >= q:
+            k -= 1
+        while k < u and times[k] < q:
+            k += 1
+        k = min(k, u - 1)
+        index[i] = k
+        equal &= times[k] == q
+    return index, equal, finite
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def transform_indexed(R: np.ndarray, t: np.ndarray, index: np.ndarray, points: np.ndarray) -> np.ndarray:
     """points (N, 3) -> R[index[n]] points[n] + t[index[n]] (N, 3): each point by its time's
     transform (R (U, 3, 3), t (U, 3)); numpy's einsum over the gathered (N, 3, 3) took ~60 us a

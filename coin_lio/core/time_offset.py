@@ -87,12 +87,13 @@ class TimeOffsetEstimator:
         if j < 0 or times[0] - self._t[j] > self.instrument_gap:
             return False
         times, gyro = np.ascontiguousarray(times, np.float64), np.ascontiguousarray(gyro, np.float64)
-        if not smooth_rates(np.r_[self._t[j], times], np.vstack([self._w[j], gyro]), self.max_angular_acc):
+        if not smooth_rates(np.concatenate(([self._t[j]], times)), np.vstack([self._w[j], gyro]),
+                            self.max_angular_acc):
             return False
         R_g, D, z_a = gyro_pair_terms(float(t_a), float(t_b), times, gyro, np.asarray(bg, np.float64),
                                       self._w[j])
         r = so3.log(R_g.T @ (R_a.T @ R_b))
-        if not np.all(np.isfinite(r)) or np.linalg.norm(r) > self.outlier_rad:
+        if not np.all(np.isfinite(r)) or np.sqrt(r.dot(r)) > self.outlier_rad:     # np.linalg.norm's sum
             return False
         self._pending = _Pending(t_b, r, D, bg.copy(), z_a, float(times[-1]))
         self._settle()
