@@ -65,6 +65,27 @@ def test_candidates_respect_threshold_border_spacing_and_existing_patches(shape)
     assert score[0] == pytest.approx(expect[allowed].max())
 
 
+def test_existing_patches_block_a_wrapped_disk():
+    """candidate_pixels leaves out every pixel within the suppression radius of an existing centre
+    (dv^2 + du^2 <= r^2, u around the panorama), and only those: against the definition, on
+    images narrower than the disk, centres off the image and radii 0-34."""
+    from coin_lio.photometric.candidate_kernel import candidate_pixels
+
+    rng = np.random.default_rng(4)
+    for _ in range(150):
+        h, w, r = int(rng.integers(3, 30)), int(rng.integers(3, 50)), int(rng.integers(0, 35))
+        existing = np.stack([rng.uniform(-5, w + 5, 4), rng.uniform(-5, h + 5, 4)], axis=1)
+        strong = np.full((h, w), 100.0, np.float32)
+        flat, _ = candidate_pixels(strong, strong, np.ones((h, w), bool), 0, existing, r, 1.0)
+        blocked = np.zeros((h, w), bool)
+        for cu, cv in np.rint(existing).astype(int):
+            for dv in range(-r, r + 1):
+                for du in range(-r, r + 1):
+                    if dv * dv + du * du <= r * r and 0 <= cv + dv < h:
+                        blocked[cv + dv, (cu + du) % w] = True
+        np.testing.assert_array_equal(flat, np.flatnonzero(~blocked))
+
+
 def test_random_candidates_are_spaced_and_allowed():
     mask = np.ones((64, 512), dtype=bool)
     mask[30:, :] = False

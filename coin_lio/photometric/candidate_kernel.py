@@ -66,9 +66,20 @@ def candidate_pixels(grad_u: np.ndarray, grad_v: np.ndarray, mask: np.ndarray, m
             v = cv + dv
             if v < 0 or v >= h:
                 continue
-            for du in range(-radius, radius + 1):
-                if dv * dv + du * du <= radius * radius:
-                    blocked[v, (cu + du) % w] = True
+            rem = radius * radius - dv * dv          # the disk's row: |du| <= half, as one run
+            half = 0
+            while (half + 1) * (half + 1) <= rem:
+                half += 1
+            if 2 * half + 1 >= w:
+                blocked[v, :] = True
+                continue
+            lo = (cu - half) % w
+            hi = lo + 2 * half + 1
+            if hi <= w:
+                blocked[v, lo:hi] = True
+            else:                                    # wraps past the last column
+                blocked[v, lo:] = True
+                blocked[v, :hi - w] = True
     n = 0
     flat = np.empty(h * w, dtype=np.int64)
     score = np.empty(h * w, dtype=np.float32)
