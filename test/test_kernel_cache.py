@@ -41,24 +41,31 @@ print(call())
 """
 
 
-def _run(pkg: Path, register: bool) -> float:
+def _run(pkg: Path, register: bool, cache_dir: Path | None) -> float:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    env.pop("NUMBA_CACHE_DIR", None)                 # the in-tree cache beside the modules
+    env.pop("NUMBA_CACHE_DIR", None)                 # the in-tree cache beside the modules, or ...
+    if cache_dir is not None:                        # ... the one a robot may name
+        env["NUMBA_CACHE_DIR"] = str(cache_dir)
     out = subprocess.run([sys.executable, "-c", RUN.format(pkg=str(pkg), register=register)], env=env,
                          capture_output=True, text=True, timeout=300, check=True)
     return float(out.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("register", [False, True])
-def test_a_changed_callee_reaches_the_cached_caller(tmp_path: Path, register: bool) -> None:
+@pytest.mark.parametrize("register,own_dir", [(False, False), (True, False), (True, True)])
+def test_a_changed_callee_reaches_the_cached_caller(tmp_path: Path, register: bool, own_dir: bool) -> None:
     """Plain numba (register False) keeps the caller compiled with the old callee; under a
-    registered root the caller is compiled again."""
-    (tmp_path / "caller_kernel.py").write_text(CALLER)
-    (tmp_path / "callee_kernel.py").write_text(CALLEE.format(v="1.0"))
-    assert _run(tmp_path, register) == 1.0
-    assert any(p.suffix == ".nbi" for p in (tmp_path / "__pycache__").iterdir())   # cached
-    (tmp_path / "callee_kernel.py").write_text(CALLEE.format(v="2.0"))               # caller untouched
-    assert _run(tmp_path, register) == (2.0 if register else 1.0)
+    registered root the caller is compiled again, with the cache beside the modules or in
+    NUMBA_CACHE_DIR."""
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    cache = tmp_path / "numba_cache" if own_dir else None
+    (pkg / "caller_kernel.py").write_text(CALLER)
+    (pkg / "callee_kernel.py").write_text(CALLEE.format(v="1.0"))
+    assert _run(pkg, register, cache) == 1.0
+    where = cache if own_dir else pkg / "__pycache__"
+    assert any(p.suffix == ".nbi" for p in where.rglob("*"))                 # cached there
+    (pkg / "callee_kernel.py").write_text(CALLEE.format(v="2.0"))            # caller untouched
+    assert _run(pkg, register, cache) == (2.0 if register else 1.0)
 
 
 def test_coin_lio_kernels_use_the_kernel_set_locator() -> None:
