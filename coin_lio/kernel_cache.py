@@ -14,7 +14,8 @@ that take the place of numba's own for source files under a registered root (coi
 directory). Their source stamp is the module's own hash together with one digest of every
 `*_kernel.py` under that root. A change to any kernel module therefore recompiles all of them
 once, ~20 s (kernel_warmup.py), and no cached kernel can hold an old callee. Files elsewhere keep
-numba's locators.
+numba's locators. NUMBA_CACHE_LOCATOR_CLASSES, when set, replaces every locator, these too: numba's
+own stamps then apply.
 """
 from __future__ import annotations
 
@@ -44,12 +45,23 @@ def _root_of(py_file: str) -> Path | None:
 @lru_cache(maxsize=None)
 def kernels_digest(root: Path) -> str:
     """sha256 of every `*_kernel.py` under root (relative path and content), in sorted order.
-    Read once per process: a module edited while a process runs is compiled fresh by the next."""
+    Hidden names (an editor's `.#patch_kernel.py` lock link), non-files and unreadable files are
+    left out: a stray file must not stop the kernels from loading. Read once per process, at the
+    first kernel's decoration: a module edited while a process runs is compiled fresh by the next."""
     h = hashlib.sha256()
     for path in sorted(root.rglob("*_kernel.py")):
-        h.update(path.relative_to(root).as_posix().encode())
+        rel = path.relative_to(root)
+        if any(part.startswith(".") for part in rel.parts):
+            continue
+        try:
+            if not path.is_file():
+                continue
+            data = path.read_bytes()
+        except OSError:
+            continue
+        h.update(rel.as_posix().encode())
         h.update(b"\0")
-        h.update(path.read_bytes())
+        h.update(data)
         h.update(b"\0")
     return h.hexdigest()
 

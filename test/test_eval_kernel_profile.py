@@ -25,6 +25,17 @@ def test_kernels_are_timed_in_place_and_put_back(tmp_path, capsys):
 
     assert isinstance(iekf.information_step, CPUDispatcher) and isinstance(voxel_grid.grid_knn, CPUDispatcher)
     assert "wrap" not in getattr(sys.modules["numpy.linalg"].inv, "__qualname__", "")
+    # inside the window: a kernel's callee in its own module stays a kernel (a compile there
+    # must not meet a Python function), a kernel called from Python is timed
+    from collections import Counter, defaultdict
+
+    import coin_lio.core.state_kernel as state_kernel
+    from coin_lio.eval.kernel_profile import _timed_calls
+
+    with _timed_calls(defaultdict(float), Counter()):
+        assert isinstance(state_kernel.solve_kernel, CPUDispatcher)          # information_step calls it
+        assert not isinstance(iekf.information_step, CPUDispatcher)
+    assert isinstance(iekf.information_step, CPUDispatcher)
     assert main([str(seq), "--top", "5"]) == 0
     out = capsys.readouterr().out
     assert "| call | us / scan |" in out and out.count("\n| ") >= 5

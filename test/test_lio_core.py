@@ -124,6 +124,12 @@ def test_time_positions_are_numpys_searchsorted():
             assert equal == np.array_equal(times[want], queries) and finite
     index, equal, finite = time_positions(np.arange(4.0), np.array([1.0, np.nan]))
     assert not equal and not finite and index[0] == 1
+    # one outlier among absolute stamps: the guess is far off for every query, bisection finds it
+    times = np.concatenate([[0.0], 1.7e9 + np.arange(5000) * 1e-4])
+    queries = rng.choice(times, 3000)
+    index, equal, _ = time_positions(times, queries)
+    np.testing.assert_array_equal(index, np.minimum(np.searchsorted(times, queries), len(times) - 1))
+    assert equal
 
 
 def test_plane_fit_gives_normal_distance_and_rejects_non_planar():

@@ -63,7 +63,8 @@ def iterated_update(x_prop: NavState, P_prop: np.ndarray,
 
 def _inverse(A: np.ndarray) -> np.ndarray:
     """A^-1 of a (D, D) covariance or information matrix (compiled: small_linalg_kernel);
-    LinAlgError when singular, as numpy's."""
+    LinAlgError when a pivot is zero or not finite (numpy's inv raises for the first only; the
+    update's callers catch both kinds of failure)."""
     out, ok = inverse_kernel(np.ascontiguousarray(A, dtype=np.float64))
     if not ok:
         raise np.linalg.LinAlgError("singular matrix")

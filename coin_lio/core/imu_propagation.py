@@ -116,8 +116,10 @@ def propagate(state: NavState, P: np.ndarray, samples: list[ImuSample], t0: floa
     """
     if not samples:
         raise ValueError("propagation needs at least one IMU sample")
-    x = NavState(state.pos, state.rot, np.array(state.rot_il), np.array(state.pos_il), state.vel,
-                 np.array(state.bg), np.array(state.ba), np.array(state.grav))   # pos, rot, vel: the kernel's
+    as_f8 = np.ascontiguousarray                 # pos, rot, vel: the kernel copies them (no copy here)
+    x = NavState(as_f8(state.pos, np.float64), as_f8(state.rot, np.float64), np.array(state.rot_il),
+                 np.array(state.pos_il), as_f8(state.vel, np.float64), np.array(state.bg), np.array(state.ba),
+                 np.array(state.grav))
     times = np.array([s.t for s in samples])
     gyro = np.array([s.gyro for s in samples])
     acc = np.array([s.acc for s in samples]) * acc_scale

@@ -26,10 +26,22 @@ LIBRARY_CALLS = {"numpy.linalg": ("inv", "solve", "svd", "det", "eigh", "norm", 
                  "cv2": ("filter2D", "blur", "copyMakeBorder", "erode", "GaussianBlur", "remap")}
 
 
+def _code_names(code) -> set[str]:
+    """Global names a code object and the code nested in it refer to."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if hasattr(const, "co_names"):
+            names |= _code_names(const)
+    return names
+
+
 @contextmanager
 def _timed_calls(totals: dict[str, float], counts: Counter):
     """Wrap every numba dispatcher bound in a loaded coin_lio module, and LIBRARY_CALLS, so that
-    each call adds its seconds to totals[name]; everything is put back on exit."""
+    each call adds its seconds to totals[name]; everything is put back on exit. A name that a
+    kernel of the same module calls stays as it is: a kernel compiled inside the window would
+    otherwise find a Python function where it expects a kernel (those calls are compiled ones,
+    counted in their caller)."""
     import importlib
 
     from numba.core.registry import CPUDispatcher
@@ -52,8 +64,10 @@ def _timed_calls(totals: dict[str, float], counts: Counter):
     for mod_name, mod in list(sys.modules.items()):
         if mod is None or not (mod_name == "coin_lio" or mod_name.startswith("coin_lio.")):
             continue
+        in_kernels = set().union(*(_code_names(f.py_func.__code__) for f in vars(mod).values()
+                                   if isinstance(f, CPUDispatcher)))
         for attr, f in list(vars(mod).items()):
-            if isinstance(f, CPUDispatcher):
+            if isinstance(f, CPUDispatcher) and attr not in in_kernels:
                 kernel = f"{f.py_func.__module__.rsplit('.', 1)[-1]}.{f.__name__}"
                 patched.append((mod, attr, f))
                 setattr(mod, attr, wrap(f, kernel))
