@@ -97,8 +97,7 @@ _LOCATORS = (KernelSetUserProvidedLocator, KernelSetInTreeLocator, KernelSetUser
 
 def _install() -> None:
     """Put the locators first in numba's list (the order numba's own follow); idempotent."""
-    impl = getattr(caching, "CacheImpl", None) or caching._CacheImpl     # numba >= 0.61 / before
-    classes = impl._locator_classes
+    classes = caching.CacheImpl._locator_classes                      # numba 0.68 (requirements pin it)
     for cls in reversed(_LOCATORS):
         if cls not in classes:
             classes.insert(0, cls)
